@@ -1,0 +1,147 @@
+"""``linrnn derive``: lag weights on the command line and the LaTeX derivation.
+
+Only the standard library is imported at module level, so ``--help`` is instant;
+SymPy, NumPy and mpmath load inside the handlers. Each handler calls one plain
+function (:func:`weights_report`, :func:`derive.latex.write_document`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+from linrnn.errors import UsageError
+
+
+def _positive_float(name: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be a finite positive number, got {text!r}")
+        return value
+
+    return parse
+
+
+def _rate(name: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be a finite non-negative number, got {text!r}")
+        return value
+
+    return parse
+
+
+def _positive_int(name: str, upper: int | None = None) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {text!r}") from None
+        if value < 1 or (upper is not None and value > upper):
+            bound = f" no larger than {upper}" if upper is not None else ""
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer{bound}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"eps must be a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"eps must lie strictly between 0 and 1, got {text!r}")
+    return value
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The model flags shared by ``derive weights`` and ``derive latex``."""
+    p.add_argument("--param", choices=("ntk", "standard"), default="ntk",
+                   help="parameterization (shared/CONVENTIONS.md); default ntk")
+    p.add_argument("--sigma-w2", type=_positive_float("--sigma-w2"), default=1.0, metavar="Q",
+                   help="transition variance q = sigma_W^2 (default 1)")
+    p.add_argument("--sigma-c2", type=_positive_float("--sigma-c2"), default=1.0, metavar="V",
+                   help="read-out variance sigma_C^2 (default 1)")
+    p.add_argument("--sigma-f2", type=_positive_float("--sigma-f2"), default=1.0, metavar="V",
+                   help="input variance sigma_F^2 (default 1)")
+    p.add_argument("--n-in", type=_positive_int("--n-in"), default=1, metavar="NX",
+                   help="input dimension n_x (default 1)")
+    p.add_argument("--lr-c", type=_rate("--lr-c"), default=1.0, metavar="ETA", help="multiplier eta_C (default 1)")
+    p.add_argument("--lr-f", type=_rate("--lr-f"), default=1.0, metavar="ETA", help="multiplier eta_F (default 1)")
+    p.add_argument("--lr-w", type=_rate("--lr-w"), default=1.0, metavar="ETA", help="multiplier eta_W (default 1)")
+    p.add_argument("--eps", type=_unit_interval, default=1e-3,
+                   help="memory-horizon threshold: lag where lambda_j / max lambda falls to eps (default 1e-3)")
+
+
+def register(groups: Any, name: str, help_text: str) -> None:
+    """Add the ``derive`` group with ``weights`` and ``latex`` to ``groups``."""
+    group = groups.add_parser(name, help=help_text, description=help_text)
+    sub = group.add_subparsers(dest="command", metavar="{weights,latex}", parser_class=type(group))
+    sub.required = True
+
+    w = sub.add_parser(
+        "weights",
+        help="lag weights lambda_j, NNGP variances and consequences",
+        description="Evaluate the derived lag weights lambda_j (the diagonal of the n -> infinity lag NTK) "
+        "and the NNGP variance of the initial impulse response, j = 0 .. L-1.",
+    )
+    add_model_flags(w)
+    w.add_argument("--lags", type=_positive_int("--lags", 10_000_000), default=32, metavar="L",
+                   help="number of lags L (default 32)")
+    w.add_argument("--dps", type=_positive_int("--dps", 100_000), default=None, metavar="D",
+                   help="evaluate with mpmath at D significant digits (for long lags and q > 1)")
+    w.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    w.set_defaults(func=_run_weights)
+
+    x = sub.add_parser(
+        "latex",
+        help="write the derivation as a standalone LaTeX document",
+        description="Write the derivation (model, gradients, wide-width expectations, sums, lag weights, "
+        "NNGP, consequences, regimes) as a standalone LaTeX document printed from its SymPy steps.",
+    )
+    add_model_flags(x)
+    x.add_argument("-o", "--output", default="derivation.tex", metavar="FILE.tex",
+                   help="output path (default derivation.tex)")
+    x.add_argument("--pdf", action="store_true", help="also compile a PDF with the installed LaTeX engine")
+    x.set_defaults(func=_run_latex)
+
+
+def spec_from_args(args: argparse.Namespace) -> Any:
+    from derive.model import ModelSpec
+
+    return ModelSpec(param=args.param, sigma_w2=args.sigma_w2, sigma_c2=args.sigma_c2, sigma_f2=args.sigma_f2,
+                     n_in=args.n_in, lr_c=args.lr_c, lr_f=args.lr_f, lr_w=args.lr_w)
+
+
+def _run_weights(args: argparse.Namespace) -> int:
+    from derive.report import format_json, format_table, weights_report
+
+    spec = spec_from_args(args)
+    report = weights_report(spec, args.lags, dps=args.dps, eps=args.eps)
+    for notice in report.notices:
+        print(f"linrnn: note: {notice}", file=sys.stderr)
+    sys.stdout.write(format_json(report) if args.json else format_table(report))
+    return 0
+
+
+def _run_latex(args: argparse.Namespace) -> int:
+    from derive.latex import write_document
+
+    spec = spec_from_args(args)
+    if not args.output.endswith(".tex"):
+        raise UsageError(f"the output file must end in .tex, got {args.output!r}")
+    paths = write_document(spec, args.output, pdf=args.pdf, eps=args.eps)
+    for path in paths:
+        print(path)
+    return 0

@@ -1,0 +1,278 @@
+r"""The derivation as a standalone LaTeX document, printed from its SymPy steps.
+
+Every displayed equation is ``printer.doprint(step.lhs)``, the relation, and
+``printer.doprint(step.rhs)`` for a :class:`derive.steps.Step`; notation is set
+through the printer (:class:`DerivationPrinter`: symbol names and a few matrix
+conventions), never by editing the printed strings. Prose comes from the steps'
+notes and the fixed framing text below.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from derive import symbols as S
+from derive.model import ModelSpec
+from derive.steps import Derivation, Step
+from linrnn.errors import ExternalToolError, UsageError
+
+RELATIONS = {"=": "=", "~": r"\simeq", "->": r"\to", ":=": r"\mathrel{:=}"}
+
+
+class DerivationPrinter(LatexPrinter):
+    """SymPy's LaTeX printer with the project's symbol names and conventions.
+
+    * model symbols print as in the paper (``\\sigma_{C}^{2}``, ``\\eta_{W}``, ...);
+    * ``Derivative(L[j,a,b], W_e)`` prints as a partial derivative of an entry;
+    * ``Limit`` prints as ``\\lim_{n\\to\\infty}``.
+    """
+
+    def __init__(self, settings: dict | None = None) -> None:
+        base = {"symbol_names": dict(S.LATEX_NAMES), "mul_symbol": None}
+        base.update(settings or {})
+        super().__init__(base)
+
+    def _print_Derivative(self, expr: sp.Derivative) -> str:
+        (var, count), = expr.variable_count
+        return rf"\frac{{\partial {self._print(expr.expr)}}}{{\partial {self._print(var)}}}"
+
+    def _print_Indexed(self, expr: sp.Indexed) -> str:
+        base = self._print(expr.base.label)
+        if len(expr.indices) == 3:
+            lag, out, inp = (self._print(x) for x in expr.indices)
+            return rf"{base}_{{{lag}}}[{out},{inp}]"
+        return super()._print_Indexed(expr)
+
+
+def latex(expr: sp.Basic) -> str:
+    """LaTeX of ``expr`` with the project's printer."""
+    return DerivationPrinter().doprint(expr)
+
+
+def render_step(step: Step, *, number: bool = True) -> str:
+    """One step as an equation with its note (exact-string tested)."""
+    rel = RELATIONS[step.relation]
+    body = rf"{latex(step.lhs)} {rel} {latex(step.rhs)}"
+    env = "equation" if number else "equation*"
+    label = rf"\label{{eq:{step.label}}}" if number else ""
+    out = rf"\begin{{{env}}}{label}" + "\n" + rf"\fitmath{{{body}}}" + "\n" + rf"\end{{{env}}}"
+    if step.note:
+        out += "\n" + step.note + "\n"
+    return out
+
+
+def render_derivation(derivation: Derivation, *, level: str = "section") -> str:
+    parts: list[str] = []
+    for section in derivation.sections():
+        parts.append(rf"\{level}{{{section}}}")
+        for step in derivation:
+            if step.section == section:
+                parts.append(render_step(step))
+    return "\n\n".join(parts)
+
+
+PREAMBLE = r"""\documentclass[11pt]{article}
+\usepackage[T1]{fontenc}
+\usepackage{lmodern}
+\usepackage{amsmath,amssymb}
+\usepackage{graphicx}
+\usepackage[margin=2.5cm]{geometry}
+\newsavebox{\fitbox}
+% display an equation at natural size, or shrunk to the line width if it is wider
+\newcommand{\fitmath}[1]{\sbox{\fitbox}{$\displaystyle #1$}%
+  \ifdim\wd\fitbox>\linewidth\resizebox{\linewidth}{!}{\usebox{\fitbox}}\else\usebox{\fitbox}\fi}
+\setlength{\parindent}{0pt}
+\setlength{\parskip}{0.5em}
+"""
+
+
+def _spec_table(spec: ModelSpec, lags: int = 8) -> str:
+    from derive.numeric import evaluate
+    from derive.lag_weights import derive_lag_weights
+
+    der = derive_lag_weights(spec.param)
+    w = evaluate(der.weight, spec, lags, dps=30)
+    v = evaluate(der.nngp, spec, lags, dps=30)
+    import mpmath
+
+    rows = "\n".join(
+        rf"{jj} & {mpmath.nstr(w[jj], 8)} & {mpmath.nstr(w[jj] / w[0], 8) if w[0] != 0 else '--'} & {mpmath.nstr(v[jj], 8)} \\"
+        for jj in range(lags)
+    )
+    return (
+        r"\begin{center}\begin{tabular}{rrrr}" "\n"
+        r"$j$ & $\lambda_j$ & $\lambda_j/\lambda_0$ & $\operatorname{Var} L_j(0)[a,b]$ \\ \hline" "\n"
+        + rows + "\n" r"\end{tabular}\end{center}"
+    )
+
+
+def build_document(spec: ModelSpec, eps: float = 1e-3) -> str:
+    """The full document for ``spec`` (its parameterization's derivation and values)."""
+    from derive.consequences import consequences
+    from derive.lag_weights import derive_lag_weights
+    from derive.numeric import summarize
+
+    der = derive_lag_weights(spec.param)
+    con = consequences(spec.param)
+    other = "standard" if spec.param == "ntk" else "ntk"
+    other_der = derive_lag_weights(other)
+    summary = summarize(spec, eps=eps)
+    subs = spec.substitutions()
+    specialised = der.weight.subs(subs)
+
+    intro = rf"""\title{{Implicit bias of wide linear RNNs:\\ the lag weights of the equivalent convolution}}
+\author{{\texttt{{linrnn-bias}} (derivation printed from SymPy)}}
+\date{{}}
+\begin{{document}}
+\maketitle
+
+\begin{{abstract}}
+A linear RNN $h_t = W_e h_{{t-1}} + F_e x_t$, $y_t = C_e h_t$ is the causal convolution
+$y_t = \sum_{{j}} L_j x_{{t-j}}$ with kernel $L_j = C_e W_e^{{j}} F_e$. Following Emami,
+Sahraee-Ardakan, Pandit, Rangan and Fletcher (\emph{{Implicit Bias of Linear RNNs}}, ICML 2021),
+as the width $n \to \infty$ gradient descent moves the kernel like a scaled convolution,
+lag $j$ weighted by $\lambda_j$. This appendix derives $\lambda_j$, the variance of the initial
+kernel and their consequences in the \texttt{{{spec.param}}} parameterization. Every equation below is
+printed from a SymPy object produced by the derivation; none is typed by hand.
+\end{{abstract}}
+
+\section*{{Result}}
+\begin{{equation*}}\fitmath{{\lambda_j = {latex(der.weight)}, \qquad
+\operatorname{{Var}} L_j(0)[a,b] = {latex(der.nngp)}.}}\end{{equation*}}
+The limit lag NTK is $\lambda_i\,\delta_{{ij}}\,\delta_{{aa'}}\,\delta_{{bb'}}$: gradient descent acts on
+each lag independently. Notation: $q = \sigma_W^2$ is the transition variance, $n_x$ the input
+dimension and $\eta_C, \eta_F, \eta_W$ the per-parameter learning-rate multipliers.
+"""
+    body = render_derivation(der.steps)
+    cons = render_derivation(con.steps)
+    regime_rows = "\n".join(
+        rf"${latex(r.condition)}$ & {r.name} & ${latex(r.limit)}$ & ${latex(r.ratio_limit)}$ \\"
+        for r in con.regimes
+    )
+    regime_table = (
+        r"\begin{center}\begin{tabular}{llll}" "\n"
+        r"regime & name & $\lim_{j\to\infty}\lambda_j$ & $\lim_{j\to\infty}\lambda_{j+1}/\lambda_j$ \\ \hline" "\n"
+        + regime_rows + "\n" r"\end{tabular}\end{center}"
+    )
+    if summary.horizon is not None:
+        horizon_text = (
+            rf"The weights peak at lag {summary.peak_lag} and fall to $\varepsilon = {eps:g}$ of their maximum at "
+            rf"$j_\varepsilon = {summary.horizon:.4f}$ (first lag below: {summary.horizon_lag}); "
+            rf"their sum is ${float(summary.total):.6g}$."
+        )
+    else:
+        horizon_text = "The weights do not decay ($q \\geq 1$): no memory horizon exists and their sum diverges."
+    values = rf"""\section{{This configuration}}
+With $q = {spec.sigma_w2:g}$, $\sigma_C^2 = {spec.sigma_c2:g}$, $\sigma_F^2 = {spec.sigma_f2:g}$, $n_x = {spec.n_in}$,
+$(\eta_C, \eta_F, \eta_W) = ({spec.lr_c:g}, {spec.lr_f:g}, {spec.lr_w:g})$ (regime: {summary.regime}):
+\begin{{equation*}}\fitmath{{\lambda_j = {latex(specialised)}.}}\end{{equation*}}
+{horizon_text}
+{_spec_table(spec)}
+"""
+    comparison = rf"""\section{{The other parameterization}}
+In the \texttt{{{other}}} parameterization the same derivation gives
+\begin{{equation*}}\fitmath{{\lambda_j = {latex(other_der.weight)},}}\end{{equation*}}
+with the $C$, $F$, $W$ contributions of order $n^{{{other_der.orders['C']}}}$, $n^{{{other_der.orders['F']}}}$,
+$n^{{{other_der.orders['W']}}}$ before the limit; the NNGP is the same, ${latex(other_der.nngp)}$.
+"""
+    checks = r"""\section{Checks}
+The gradients were checked entrywise against \texttt{sympy.diff}. The test suite checks the
+lag weights and the NNGP against an independent route: exact Gaussian moments of the squared
+gradient norms at finite width $n$, by Wick (Isserlis) enumeration of index pairings, as
+rational functions of $n$, whose $n\to\infty$ limits must equal the expressions above for lags
+$0,\dots,5$ in both parameterizations; and against Monte Carlo estimates of the empirical lag NTK.
+"""
+    return "\n\n".join([
+        PREAMBLE, intro, body, r"\section{Consequences}" "\n" + cons.replace(r"\section{", r"\subsection{"),
+        regime_table, values, comparison, checks, r"\end{document}" "\n",
+    ])
+
+
+def find_engine() -> list[str] | None:
+    """The command that compiles a .tex file to PDF, or None if no engine is installed."""
+    if shutil.which("latexmk") and shutil.which("pdflatex"):
+        return ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error"]
+    if shutil.which("pdflatex"):
+        return ["pdflatex", "-interaction=nonstopmode", "-halt-on-error"]
+    return None
+
+
+def compile_pdf(tex: Path, out_dir: Path) -> Path:
+    """Compile ``tex`` in a scratch directory; move only a finished PDF to ``out_dir``."""
+    engine = find_engine()
+    if engine is None:
+        raise UsageError("no LaTeX engine is installed (need pdflatex, ideally with latexmk); "
+                         "install TeX Live or drop --pdf")
+    with tempfile.TemporaryDirectory(prefix="linrnn-latex-") as scratch:
+        src = Path(scratch) / tex.name
+        shutil.copyfile(tex, src)
+        runs = 1 if engine[0] == "latexmk" else 2
+        for _ in range(runs):
+            proc = subprocess.run([*engine, src.name], cwd=scratch, capture_output=True, text=True,
+                                  timeout=300, stdin=subprocess.DEVNULL)
+            if proc.returncode != 0:
+                log = out_dir / (tex.stem + ".log")
+                logfile = Path(scratch) / (tex.stem + ".log")
+                if logfile.exists():
+                    shutil.copyfile(logfile, log)
+                raise ExternalToolError(f"{engine[0]} failed to compile {tex.name}; see {log}")
+        pdf = out_dir / (tex.stem + ".pdf")
+        tmp = out_dir / (f".{tex.stem}.pdf.tmp")
+        shutil.copyfile(Path(scratch) / (tex.stem + ".pdf"), tmp)
+        os.replace(tmp, pdf)
+    return pdf
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_document(spec: ModelSpec, output: str | os.PathLike[str], *, pdf: bool = False,
+                   eps: float = 1e-3) -> list[Path]:
+    """Write the derivation to ``output`` (and its PDF with ``pdf=True``); return the paths.
+
+    Nothing is written if the engine is missing or the directory does not exist;
+    files appear only complete (written to a temporary name, then renamed).
+    """
+    path = Path(output)
+    if not path.parent.exists() if str(path.parent) else False:
+        raise UsageError(f"the directory {str(path.parent)!r} does not exist")
+    if pdf and find_engine() is None:
+        raise UsageError("no LaTeX engine is installed (need pdflatex, ideally with latexmk); "
+                         "install TeX Live or drop --pdf")
+    text = build_document(spec, eps=eps)
+    _atomic_write(path, text)
+    paths = [path]
+    if pdf:
+        try:
+            paths.append(compile_pdf(path, path.parent if str(path.parent) else Path(".")))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+    return paths
+
+
+def documents(params: Iterable[str] = ("ntk", "standard")) -> dict[str, str]:
+    """Documents for the default configuration of each parameterization."""
+    return {p: build_document(ModelSpec(param=p)) for p in params}

@@ -1,0 +1,5 @@
+import sys
+
+from linrnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,76 @@
+"""The ``linrnn`` command: a thin layer that parses arguments and calls plain functions.
+
+Each subcommand group lives beside the code it drives (``derive/cli.py``,
+``verify/cli.py``, ``reports/cli.py``) and exposes ``register(subparsers)``. Those
+modules import only the standard library at import time, so ``linrnn --help`` and
+every subcommand's ``--help`` answer without importing SymPy, NumPy or matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from linrnn import __version__
+from linrnn.errors import ExternalToolError, NumericalRangeError, UsageError
+
+_GROUPS = (
+    ("derive", "derive.cli", "closed forms in q = sigma_W^2: lag weights, NNGP, LaTeX derivation"),
+    ("verify", "verify.cli", "Monte Carlo checks of the derived formulas on wide linear RNNs"),
+    ("report", "reports.cli", "run the claim suite and write a self-contained report"),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors as one sentence and exit status 2."""
+
+    def error(self, message: str) -> None:  # pragma: no cover - exercised via CLI tests
+        self.exit(2, f"linrnn: error: {message}.\n" if not message.endswith(".") else f"linrnn: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="linrnn",
+        description=(
+            "Derive and verify the implicit bias of wide linear RNNs "
+            "(Emami et al., 'Implicit Bias of Linear RNNs', ICML 2021)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"linrnn-bias {__version__}")
+    groups = parser.add_subparsers(dest="group", metavar="{derive,verify,report}", parser_class=_Parser)
+    groups.required = True
+    for name, module_name, help_text in _GROUPS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # a group not built yet
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(groups, name, help_text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.func(args)
+    except UsageError as exc:
+        print(f"linrnn: error: {exc}", file=sys.stderr)
+        return 2
+    except (NumericalRangeError, ExternalToolError) as exc:
+        print(f"linrnn: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("linrnn: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"linrnn: error: could not write output ({exc.strerror or exc}).", file=sys.stderr)
+        return 1
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""reports: render results files into HTML, Markdown, LaTeX and JSON reports."""
