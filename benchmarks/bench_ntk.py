@@ -1,0 +1,194 @@
+"""Benchmark of the lag NTK: structured vs dense Jacobian, and Monte Carlo throughput vs the floor.
+
+Every figure is a ratio measured in this one run (``python benchmarks/bench_ntk.py``):
+
+1. ``empirical_lag_ntk`` (Krylov vectors, Gram tensors, split-point sum) against two
+   references on the same draw, both forming the full Jacobian J of the impulse
+   response w.r.t. all n^2 + n (n_x + n_y) raw parameters and then J diag(s eta) J^T
+   (time ratio and relative agreement max|A - B| / max|B|):
+   the reverse-mode autodiff Jacobian emulated in NumPy
+   (:func:`verify.reference.autodiff_lag_ntk`, one vector-Jacobian product per output,
+   vectorised over outputs, dL/dW accumulated step by step: the issue's comparator)
+   and the stronger dense-Jacobian reference (:func:`verify.reference.dense_jacobian_lag_ntk`,
+   the same sums of outer products as one matrix product per lag).
+2. Monte Carlo throughput: seconds per draw of :func:`verify.montecarlo.estimate_width`
+   (median over repeated runs of ``--replicas`` draws)
+   against this machine's floor for the work, the larger of (a) the time to draw
+   the n x n random matrix with the backend's generator and (b) the time of the
+   2 (lags - 1) memory passes over W that the Krylov vectors need, each pass timed
+   as one matrix-vector product with W (the fastest streaming read of W available).
+3. The effective memory bandwidth of the Krylov passes, 2 (lags - 1) n^2 itemsize /
+   time, and on a GPU its fraction of the device's peak (memory clock x bus width).
+
+Results go to ``benchmarks/results/bench_ntk_<backend>.json`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from verify.backend import Backend, get_backend
+from verify.montecarlo import estimate_width
+from verify.ntk import empirical_lag_ntk
+from verify.reference import autodiff_lag_ntk, dense_jacobian_lag_ntk
+from verify.sample import RNNDraw, krylov_vectors, sample_rnn
+from verify.threads import blas_threads
+
+
+def timed(fn: Callable[[], Any], backend: Backend, repeats: int) -> tuple[float, Any]:
+    """Median wall time of ``fn`` over ``repeats`` runs (after one warm-up), synchronised."""
+    out = fn()
+    backend.synchronize()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        backend.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def timed_best(fn: Callable[[], Any], backend: Backend, repeats: int) -> tuple[float, Any, str]:
+    """:func:`timed` with the ambient BLAS thread pool and with one thread; the faster of the two.
+
+    On a shared machine a multi-threaded BLAS can be several times slower than one
+    thread; each contender (and the floor) is measured at its best setting.
+    """
+    if backend.name != "numpy":
+        t_dev, out = timed(fn, backend, repeats)
+        return t_dev, out, "device"
+    # one thread first: an idle OpenBLAS pool keeps spinning for a while after a call
+    with blas_threads(1):
+        t_one, out = timed(fn, backend, repeats)
+    t_many, out = timed(fn, backend, repeats)
+    return (t_one, out, "1 BLAS thread") if t_one < t_many else (t_many, out, "default BLAS threads")
+
+
+def peak_bandwidth(backend: Backend) -> float | None:
+    """Theoretical device memory bandwidth in bytes/s (GPU only): 2 x memory clock x bus width."""
+    if backend.name != "cupy":
+        return None
+    props = backend.xp.cuda.runtime.getDeviceProperties(backend.xp.cuda.Device().id)
+    return 2.0 * props["memoryClockRate"] * 1e3 * props["memoryBusWidth"] / 8
+
+
+def bench_structured_vs_dense(backend: Backend, n: int, lags: int, repeats: int) -> dict[str, Any]:
+    draw = sample_rnn(backend, n, 1, 1)
+    host = [backend.to_numpy(a) for a in (draw.W, draw.F, draw.C)]
+    t_fast, fast, how_fast = timed_best(lambda: empirical_lag_ntk(draw.W, draw.F, draw.C, lags), backend, 4 * repeats)
+    cpu = get_backend("numpy")
+    t_dense, dense, how_dense = timed_best(lambda: dense_jacobian_lag_ntk(*host, lags), cpu, max(1, repeats // 2))
+    t_auto, auto, how_auto = timed_best(lambda: autodiff_lag_ntk(*host, lags), cpu, max(1, repeats // 5))
+    fast = backend.to_numpy(fast)
+    return {
+        "n": n, "lags": lags, "n_x": 1, "n_y": 1, "dtype": backend.dtype_name,
+        "structured_s": t_fast, "structured_backend": backend.name, "structured_setting": how_fast,
+        "autodiff_s": t_auto, "autodiff_setting": how_auto,
+        "autodiff_reference": "reverse-mode autodiff Jacobian emulated in NumPy (verify.reference.autodiff_lag_ntk)",
+        "speedup_vs_autodiff": t_auto / t_fast,
+        "agreement_vs_autodiff": float(np.max(np.abs(fast - auto)) / np.max(np.abs(auto))),
+        "dense_jacobian_s": t_dense, "dense_jacobian_setting": how_dense,
+        "dense_reference": "dense-Jacobian reference, one GEMM per lag (verify.reference.dense_jacobian_lag_ntk)",
+        "speedup_vs_dense": t_dense / t_fast,
+        "agreement_vs_dense": float(np.max(np.abs(fast - dense)) / np.max(np.abs(dense))),
+    }
+
+
+def bench_montecarlo(backend: Backend, n: int, lags: int, replicas: int, repeats: int) -> dict[str, Any]:
+    xp = backend.xp
+    # the Monte Carlo first, after a pause: an OpenBLAS pool used with several threads
+    # just before keeps spinning for a while and would steal the cores it needs
+    time.sleep(1.0)
+    runs = []
+    for _ in range(max(1, repeats // 2)):
+        t0 = time.perf_counter()
+        est = estimate_width(backend, n, lags=lags, replicas=replicas)
+        backend.synchronize()
+        runs.append((time.perf_counter() - t0) / replicas)
+    per_draw = statistics.median(runs)
+    # (a) drawing the n x n matrix
+    t_draw, W = timed(lambda: backend.normal((n, n)), backend, repeats)
+    # (b) one memory pass over W, timed as a matrix-vector product
+    x = backend.normal((n, 1))
+    t_pass, _, how_pass = timed_best(lambda: xp.matmul(W, x), backend, 20 * repeats)
+    passes = 2 * (lags - 1)
+    floor = max(t_draw, passes * t_pass)
+    # the Krylov passes as the estimator runs them
+    draw = RNNDraw(W, backend.normal((n, 1)), backend.normal((1, n)))
+    t_krylov, _, how_krylov = timed_best(lambda: krylov_vectors(draw, lags), backend, repeats)
+    itemsize = np.dtype(backend.dtype).itemsize
+    bandwidth = passes * n * n * itemsize / t_krylov
+    peak = peak_bandwidth(backend)
+    return {
+        "n": n, "lags": lags, "replicas": replicas, "dtype": backend.dtype_name, "chunk": est.chunk, "drawing_in_worker_thread": est.prefetch,
+        "seconds_per_draw": per_draw, "seconds_per_draw_runs": runs, "draw_matrix_s": t_draw, "one_pass_s": t_pass, "passes": passes,
+        "passes_s": passes * t_pass, "pass_setting": how_pass, "krylov_setting": how_krylov, "floor_s": floor, "floor_is": "draw" if t_draw >= passes * t_pass else "passes",
+        "ratio_to_floor": per_draw / floor, "krylov_s": t_krylov,
+        "krylov_bandwidth_GBps": bandwidth / 1e9,
+        "peak_bandwidth_GBps": None if peak is None else peak / 1e9,
+        "bandwidth_fraction": None if peak is None else bandwidth / peak,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default="numpy")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--n-jac", type=int, default=512)
+    p.add_argument("--lags-jac", type=int, default=32)
+    p.add_argument("--n-mc", type=int, nargs="+", default=[1024])
+    p.add_argument("--lags-mc", type=int, default=16)
+    p.add_argument("--replicas", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    backend = get_backend(args.backend, seed=0, dtype=args.dtype)
+    result: dict[str, Any] = {
+        "schema": "linrnn-bias/bench-ntk/1",
+        "backend": backend.describe(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "numpy": np.__version__,
+        "command": "python benchmarks/bench_ntk.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    s = bench_structured_vs_dense(backend, args.n_jac, args.lags_jac, args.repeats)
+    result["structured_vs_dense"] = s
+    print(f"lag NTK n={s['n']} lags={s['lags']} {s['dtype']}: structured {1e3 * s['structured_s']:.2f} ms "
+          f"({s['structured_backend']}, {s['structured_setting']})")
+    print(f"  vs reverse-mode autodiff Jacobian (NumPy emulation) {1e3 * s['autodiff_s']:.1f} ms: "
+          f"{s['speedup_vs_autodiff']:.1f}x faster, relative agreement {s['agreement_vs_autodiff']:.1e}")
+    print(f"  vs dense-Jacobian reference (one GEMM per lag) {1e3 * s['dense_jacobian_s']:.1f} ms: "
+          f"{s['speedup_vs_dense']:.1f}x faster, relative agreement {s['agreement_vs_dense']:.1e}")
+    result["montecarlo"] = []
+    for n in args.n_mc:
+        m = bench_montecarlo(backend, n, args.lags_mc, args.replicas, args.repeats)
+        result["montecarlo"].append(m)
+        bw = f", {100 * m['bandwidth_fraction']:.0f}% of peak {m['peak_bandwidth_GBps']:.0f} GB/s" \
+            if m["bandwidth_fraction"] is not None else ""
+        print(f"Monte Carlo n={n} lags={m['lags']} {m['dtype']}: {1e3 * m['seconds_per_draw']:.1f} ms per draw; "
+              f"floor {1e3 * m['floor_s']:.1f} ms (draw {1e3 * m['draw_matrix_s']:.1f} ms, "
+              f"{m['passes']} passes {1e3 * m['passes_s']:.1f} ms): {m['ratio_to_floor']:.2f}x the floor; "
+              f"Krylov passes at {m['krylov_bandwidth_GBps']:.1f} GB/s{bw}")
+    if hasattr(os, "getloadavg"):
+        result["load_average_1min_at_end"] = os.getloadavg()[0]
+    out = args.out or Path(__file__).parent / "results" / f"bench_ntk_{backend.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

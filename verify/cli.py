@@ -1,0 +1,129 @@
+"""The ``linrnn verify`` command group: argument parsing only, standard library at import time.
+
+Each subcommand is registered by its own small function (:func:`_register_ntk`,
+:func:`_register_train`) and calls one plain Python function; NumPy, SymPy and the
+Monte Carlo code are imported inside the handlers so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from typing import Any
+
+from linrnn.errors import UsageError
+
+
+def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """Add the ``verify`` group with its subcommands to the top-level subparsers ``groups``."""
+    parser = groups.add_parser(name, help=help_text, description=help_text)
+    sub = parser.add_subparsers(dest="command", metavar="{ntk,...}", parser_class=type(parser))
+    sub.required = True
+    _register_ntk(sub)
+    _register_train(sub)
+    return parser
+
+
+def _register_train(sub: Any) -> None:
+    """Hook for ``verify train``: registered by :mod:`verify.train_cli` when that module exists."""
+    if importlib.util.find_spec("verify.train_cli") is None:
+        return
+    importlib.import_module("verify.train_cli").register(sub)
+
+
+def _int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    return value
+
+
+def _width_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 256,512,1024, got {text!r}") from None
+
+
+def _register_ntk(sub: Any) -> None:
+    p = sub.add_parser(
+        "ntk",
+        help="Monte Carlo lag NTK and NNGP of wide linear RNNs against the derived lag weights",
+        description=(
+            "Estimate the empirical lag NTK and the NNGP of the initial impulse response over independent "
+            "draws of a linear RNN, and test them entrywise (bias-corrected z-scores, Holm correction) "
+            "against the formulas of `derive`, with negative controls; with --widths, also the rate at "
+            "which the per-draw relative error falls with the width."
+        ),
+    )
+    p.add_argument("--param", choices=("ntk", "standard"), default="ntk", help="parameterization (default ntk)")
+    w = p.add_mutually_exclusive_group()
+    w.add_argument("--width", type=_int, metavar="n", help="one width n (default 1024)")
+    w.add_argument("--widths", type=_width_list, metavar="n1,n2,...", help="a width sweep (two or more widths)")
+    p.add_argument("--lags", type=_int, default=16, metavar="L", help="lags j = 0..L-1 (default 16)")
+    p.add_argument("--n-in", type=_int, default=1, metavar="n_x", help="input dimension (default 1)")
+    p.add_argument("--n-out", type=_int, default=1, metavar="n_y", help="output dimension (default 1)")
+    for flag, what in (("--sigma-w2", "q = sigma_W^2"), ("--sigma-c2", "sigma_C^2"), ("--sigma-f2", "sigma_F^2")):
+        p.add_argument(flag, type=float, default=1.0, help=f"{what} (default 1)")
+    for flag, what in (("--lr-c", "eta_C"), ("--lr-f", "eta_F"), ("--lr-w", "eta_W")):
+        p.add_argument(flag, type=float, default=1.0, help=f"learning-rate multiplier {what} (default 1)")
+    p.add_argument("--replicas", type=_int, default=64, metavar="R", help="draws per width (default 64)")
+    p.add_argument("--seed", type=_int, default=0, help="random seed (default 0)")
+    p.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto", help="array backend (default auto)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="working dtype (default float64)")
+    p.add_argument("--max-memory", default="4GB", metavar="SIZE", help="peak memory of the draws, e.g. 4GB (default)")
+    p.add_argument("--alpha", type=float, default=1e-3, help="family-wise false-failure level (default 1e-3)")
+    p.add_argument("--json", action="store_true", help="print the results object as JSON on stdout, nothing else")
+    p.add_argument("--save", metavar="PATH.npz", help="save the first draw's W, F, C and its exact lag NTK")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=run_ntk)
+
+
+def run_ntk(args: argparse.Namespace) -> int:
+    """Handler of ``linrnn verify ntk``: 0 when the verdict is pass, 1 when it is fail."""
+    import numpy as np
+
+    from derive import ModelSpec
+    from verify.check_ntk import check_lag_ntk
+    from verify.montecarlo import parse_memory
+
+    if args.save is not None and not str(args.save).endswith(".npz"):
+        raise UsageError(f"--save needs a path ending in .npz, got {args.save!r}")
+    widths = args.widths if args.widths is not None else [args.width if args.width is not None else 1024]
+    if args.widths is not None and len(set(args.widths)) < 2:
+        raise UsageError("--widths needs at least two different widths; use --width for one")
+    for n in widths:
+        if n < 1:
+            raise UsageError(f"every width must be at least 1, got {n}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    spec = ModelSpec(
+        param=args.param, sigma_w2=args.sigma_w2, sigma_c2=args.sigma_c2, sigma_f2=args.sigma_f2,
+        n_in=args.n_in, lr_c=args.lr_c, lr_f=args.lr_f, lr_w=args.lr_w,
+    )
+    result = check_lag_ntk(
+        spec, widths, lags=args.lags, n_out=args.n_out, replicas=args.replicas, seed=args.seed,
+        backend=args.backend, dtype=args.dtype, max_memory=parse_memory(args.max_memory), alpha=args.alpha,
+        progress=not args.no_progress, keep_first=args.save is not None,
+    )
+    if args.save is not None:
+        first = result.top.first_draw
+        assert first is not None
+        np.savez(
+            args.save, W=first["W"], F=first["F"], C=first["C"], ntk=first["ntk"],
+            sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2, sigma_c2=spec.sigma_c2,
+            lr_c=spec.lr_c, lr_f=spec.lr_f, lr_w=spec.lr_w, param=spec.param,
+            lags=args.lags, width=result.verdict_width, seed=args.seed, dtype=result.backend["dtype"],
+        )
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(result.table())
+        if args.save is not None:
+            print(f"saved the first draw at n = {result.verdict_width} to {args.save}")
+    return 0 if result.verdict == "pass" else 1

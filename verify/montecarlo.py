@@ -1,0 +1,259 @@
+"""Monte Carlo over independent draws: the lag NTK and the NNGP of wide linear RNNs.
+
+For R draws at width n, each draw gives its exact lag NTK Theta_r (shape
+(L, n_y, n_x, L, n_y, n_x), :func:`verify.ntk.lag_ntk_from_krylov`) and its initial
+impulse response L_r (shape (L, n_y, n_x)). We accumulate, in float64:
+
+* the mean and standard error of every entry of Theta;
+* the mean and standard error of every entry of the second-moment tensor
+  P_r[(i,a,b),(j,a',b')] = L_r,i[a,b] L_r,j[a',b'], whose mean is the NNGP
+  covariance of L(0) across lags, outputs and inputs (E L(0) = 0 exactly, by the
+  symmetry C -> -C, so the uncentred estimator is the unbiased one);
+* for each theory array T given, the per-draw relative error
+  e_r = ||Theta_r - T||_F / ||T||_F (its mean and standard error), used for rates.
+
+Draws are batched and chunked: a chunk of r draws holds r copies of W and the
+per-draw work arrays (:func:`bytes_per_draw`), and r is the largest count that fits
+``max_memory`` (NumPy additionally caps a chunk at 16 MB, :data:`CPU_CHUNK_BYTES`, so
+that the chunk's matrices stay in cache across the passes; batching on a CPU only
+saves Python overhead). On NumPy the next chunk is drawn in a worker thread while
+the current one is processed, when the budget holds both and a core is idle
+(:func:`spare_core`); the time per draw is then the larger of drawing and the
+passes over W, not their sum. BLAS is held to one thread on NumPy: the passes are
+memory-bound matrix-vector products, one thread streams W nearly as fast as many,
+and spare threads would only compete with the generator (on a shared machine a
+spinning BLAS pool slows a matrix-vector product by several times). Random
+numbers come from three backend generators (for W, F and C) seeded from (seed, n, stream), so a width's draws do not depend on the
+chunk size, on the other widths of a sweep, or on the order in which they run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from linrnn.errors import UsageError
+from verify.backend import Backend
+from verify.ntk import check_lr, lag_ntk_and_impulse
+from verify.sample import RNNDraw, check_param, check_size, sample_rnn
+from verify.threads import blas_threads
+from verify.stats import Moments
+
+#: NumPy chunks stay within this many bytes, so that a chunk's W stays in the last-level
+#: cache across its 2 (lags - 1) passes (the L3 of current server CPUs is 32 MB or more).
+CPU_CHUNK_BYTES = 16 * 10**6
+
+
+def bytes_per_draw(n: int, n_in: int, n_out: int, lags: int, itemsize: int, theories: int = 0) -> int:
+    """Peak working memory of one draw in a chunk (bytes), an upper estimate.
+
+    In the working dtype: W, F, C, (n^2 + n (n_x + n_y)) items; the Krylov vectors and
+    their transposed copy, (lags + 2) n (n_x + n_y); the Toeplitz arrangements of the
+    Gram tensors and their reshaped copies, 4 lags^3 (n_x^2 + n_y^2); the lag NTK and
+    its parts, 4 M^2 with M = lags n_x n_y. In float64: the NTK and NNGP second moment,
+    their deviations from the chunk mean, and the relative errors against each
+    theory, (4 + 2 theories) M^2.
+    """
+    M2 = (lags * n_in * n_out) ** 2
+    working = n * n + n * (n_in + n_out) * (lags + 2) + 4 * lags**3 * (n_in**2 + n_out**2) + 4 * M2
+    return int(working * itemsize + 8 * (4 + 2 * theories) * M2)
+
+
+def parse_memory(text: str | int | float) -> int:
+    """'4GB', '512MB', '24GiB', '1e9' -> bytes (k, M, G, T are powers of 1000; Ki, Mi, Gi, Ti of 1024)."""
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        s = str(text).strip().replace(" ", "")
+        units = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12,
+                 "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+        i = len(s)
+        while i > 0 and s[i - 1].isalpha():
+            i -= 1
+        number, unit = s[:i], s[i:].upper()
+        if unit not in units:
+            raise UsageError(f"cannot read the memory size {text!r}; write for example 4GB, 512MB or 24GiB")
+        try:
+            value = float(number) * units[unit]
+        except ValueError:
+            raise UsageError(f"cannot read the memory size {text!r}; write for example 4GB, 512MB or 24GiB") from None
+    if not np.isfinite(value) or value <= 0:
+        raise UsageError(f"the memory budget must be a positive size, got {text!r}")
+    return int(value)
+
+
+def chunk_size(per_draw: int, max_memory: int, replicas: int, backend_name: str, *, n: int) -> int:
+    """Draws per chunk: as many as fit ``max_memory`` (and :data:`CPU_CHUNK_BYTES` on NumPy), at most ``replicas``."""
+    if per_draw > max_memory:
+        raise UsageError(
+            f"the memory budget of {max_memory / 1e9:.3g} GB is too small for one draw at width {n}, "
+            f"which needs about {per_draw / 1e9:.3g} GB; raise --max-memory or lower the width"
+        )
+    budget = max_memory if backend_name != "numpy" else min(max_memory, CPU_CHUNK_BYTES)
+    return max(1, min(replicas, budget // per_draw))
+
+
+def _prefetched(items: Iterator[RNNDraw]) -> Iterator[RNNDraw]:
+    """Yield from ``items`` while a worker thread already produces the next item.
+
+    At most two items exist at a time: the one yielded and the one being made.
+    NumPy's generator and BLAS release the GIL, so drawing and the matrix-vector
+    passes overlap on two cores.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-draws") as pool:
+        future = pool.submit(next, items, None)
+        while True:
+            item = future.result()
+            if item is None:
+                return
+            future = pool.submit(next, items, None)
+            yield item
+
+
+def spare_core() -> bool:
+    """Whether a second CPU thread would find an idle core: 1-minute load < cores - 1/2.
+
+    Drawing in a worker thread while the passes run only pays when a core is free;
+    on a saturated (shared) machine the two threads share one core and the
+    switching costs more than it saves. Results do not depend on this choice.
+    """
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return True
+    return load < (os.cpu_count() or 1) - 0.5
+
+
+def stream_seed(seed: int | None, n: int, stream: int) -> int | None:
+    """An integer seed for generator ``stream`` (0: W, 1: F, 2: C) at width n, from ``seed``."""
+    if seed is None:
+        return None
+    state = np.random.SeedSequence([int(seed), int(n), int(stream)]).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
+@dataclass
+class WidthEstimate:
+    """Monte Carlo results at one width (NumPy float64 arrays on the host)."""
+
+    n: int
+    replicas: int
+    ntk_mean: np.ndarray
+    ntk_stderr: np.ndarray
+    nngp_mean: np.ndarray
+    nngp_stderr: np.ndarray
+    rel_error_mean: dict[str, float] = field(default_factory=dict)
+    rel_error_stderr: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    chunk: int = 1
+    prefetch: bool = False
+    first_draw: dict[str, np.ndarray] | None = None
+
+
+def estimate_width(
+    backend: Backend,
+    n: int,
+    *,
+    lags: int,
+    n_in: int = 1,
+    n_out: int = 1,
+    param: str = "ntk",
+    sigma_w2: float = 1.0,
+    sigma_f2: float = 1.0,
+    sigma_c2: float = 1.0,
+    lr: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    replicas: int,
+    max_memory: int = 4 * 10**9,
+    theories: Mapping[str, np.ndarray] | None = None,
+    keep_first: bool = False,
+    on_chunk: Callable[[int], None] | None = None,
+) -> WidthEstimate:
+    """Mean and standard error of the lag NTK and of the NNGP second moment over ``replicas`` draws.
+
+    ``theories`` maps names to arrays of the lag-NTK shape; for each, the per-draw
+    relative Frobenius error is averaged (module docstring). ``keep_first`` keeps the
+    raw W, F, C and the lag NTK of the first draw (host copies). ``on_chunk(r)`` is
+    called after every chunk of r draws (for a progress bar).
+    """
+    check_param(param)
+    n, lags = check_size("width n", n), check_size("lags", lags)
+    n_in, n_out = check_size("n_in", n_in), check_size("n_out", n_out)
+    replicas = check_size("replicas", replicas, 2)
+    lr = check_lr(lr)
+    xp = backend.xp
+    theories = dict(theories or {})
+    itemsize = np.dtype(backend.dtype).itemsize
+    per_draw = bytes_per_draw(n, n_in, n_out, lags, itemsize, len(theories))
+    chunk_size(per_draw, max_memory, replicas, backend.name, n=n)  # raises if one draw does not fit
+    # NumPy: draw the next chunk in a second thread while this one is processed,
+    # when the budget holds the next chunk's parameters as well
+    in_flight = (n * n + n * (n_in + n_out)) * itemsize
+    prefetch = backend.name == "numpy" and per_draw + in_flight <= max_memory and spare_core()
+    chunk = chunk_size(per_draw + in_flight if prefetch else per_draw, max_memory, replicas, backend.name, n=n)
+    streams = [Backend(backend.name, xp, backend.dtype, stream_seed(backend.seed, n, k)) for k in range(3)]
+
+    def draws() -> Iterator[RNNDraw]:
+        done = 0
+        while done < replicas:
+            r = min(chunk, replicas - done)
+            yield sample_rnn(
+                backend, n, n_in, n_out, param=param, sigma_w2=sigma_w2, sigma_f2=sigma_f2, sigma_c2=sigma_c2,
+                batch=r, streams=streams,
+            )
+            done += r
+
+    dev_theories = {name: xp.asarray(t, dtype=xp.float64).reshape(-1) for name, t in theories.items()}
+    theory_norms = {name: float(np.linalg.norm(np.asarray(t))) for name, t in theories.items()}
+    ntk_m, nngp_m = Moments(), Moments()
+    rel = {name: Moments() for name in theories}
+    first: dict[str, np.ndarray] | None = None
+    M = lags * n_out * n_in
+    t0 = time.perf_counter()
+    with blas_threads(1) if backend.name == "numpy" else nullcontext():
+        for draw in _prefetched(draws()) if prefetch else draws():
+            r = int(draw.W.shape[0])
+            theta, L = lag_ntk_and_impulse(draw, lags, lr)
+            theta64 = theta.reshape(r, M * M).astype(xp.float64)
+            L64 = L.reshape(r, M).astype(xp.float64)
+            second = L64[:, :, None] * L64[:, None, :]
+            for acc, values in ((ntk_m, theta64), (nngp_m, second.reshape(r, M * M))):
+                mean = values.mean(axis=0)
+                m2 = ((values - mean) ** 2).sum(axis=0)
+                acc.add_summary(r, backend.to_numpy(mean), backend.to_numpy(m2))
+            for name, t in dev_theories.items():
+                errs = xp.sqrt(((theta64 - t) ** 2).sum(axis=1)) / theory_norms[name]
+                rel[name].add(backend.to_numpy(errs))
+            if keep_first and first is None:
+                first = {
+                    "W": backend.to_numpy(draw.W[0]).copy(),
+                    "F": backend.to_numpy(draw.F[0]).copy(),
+                    "C": backend.to_numpy(draw.C[0]).copy(),
+                    "ntk": backend.to_numpy(theta[0]).copy(),
+                }
+            del draw, theta, L, theta64, L64, second
+            if on_chunk is not None:
+                on_chunk(r)
+    backend.synchronize()
+    shape = (lags, n_out, n_in, lags, n_out, n_in)
+    assert ntk_m.mean is not None and nngp_m.mean is not None
+    return WidthEstimate(
+        n=n,
+        replicas=replicas,
+        ntk_mean=ntk_m.mean.reshape(shape),
+        ntk_stderr=ntk_m.stderr.reshape(shape),
+        nngp_mean=nngp_m.mean.reshape(shape),
+        nngp_stderr=nngp_m.stderr.reshape(shape),
+        rel_error_mean={k: float(v.mean) for k, v in rel.items()},  # type: ignore[arg-type]
+        rel_error_stderr={k: float(v.stderr) for k, v in rel.items()},
+        seconds=time.perf_counter() - t0,
+        chunk=chunk,
+        prefetch=prefetch,
+        first_draw=first,
+    )

@@ -1,0 +1,207 @@
+"""Sampling linear RNNs and their Krylov vectors and impulse responses.
+
+Conventions (``shared/CONVENTIONS.md``): parameters C (n_y x n), F (n x n_x),
+W (n x n); effective matrices C_e = alpha_C C, F_e = alpha_F F, W_e = alpha_W W with
+
+* ``ntk``:      raw entries iid N(0, 1), alpha_C = sigma_C / sqrt(n),
+  alpha_F = sigma_F / sqrt(n_x), alpha_W = sigma_W / sqrt(n);
+* ``standard``: the raw parameters are the effective matrices (all alphas are 1),
+  drawn entrywise C ~ N(0, sigma_C^2 / n), F ~ N(0, sigma_F^2 / n_x),
+  W ~ N(0, sigma_W^2 / n).
+
+The impulse response (Markov parameters) is L_j = C_e W_e^j F_e, j = 0 .. lags-1,
+an array of shape (lags, n_y, n_x). Everything here works on a leading batch axis
+of independent draws as well, and is written once against the backend's ``xp``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from linrnn.errors import UsageError
+from verify.backend import Backend
+
+PARAMS: tuple[str, ...] = ("ntk", "standard")
+
+
+def check_param(param: str) -> str:
+    """Return ``param`` if it names a parameterization, else raise :class:`UsageError`."""
+    if param not in PARAMS:
+        raise UsageError(f"unknown parameterization {param!r}; choose one of {', '.join(PARAMS)}")
+    return param
+
+
+def check_size(name: str, value: int, minimum: int = 1) -> int:
+    """Return ``value`` as an int if it is an integer >= ``minimum``, else raise :class:`UsageError`."""
+    try:
+        ivalue = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
+    if ivalue != value or ivalue < minimum:
+        raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return ivalue
+
+
+def effective_scales(
+    param: str, n: int, n_in: int, *, sigma_w2: float = 1.0, sigma_f2: float = 1.0, sigma_c2: float = 1.0
+) -> tuple[float, float, float]:
+    """(alpha_C, alpha_F, alpha_W) with P_e = alpha_P * P for the raw parameter P.
+
+    ``ntk``: (sigma_C / sqrt(n), sigma_F / sqrt(n_x), sigma_W / sqrt(n)); ``standard``: (1, 1, 1).
+    """
+    check_param(param)
+    if param == "standard":
+        return (1.0, 1.0, 1.0)
+    return (math.sqrt(sigma_c2 / n), math.sqrt(sigma_f2 / n_in), math.sqrt(sigma_w2 / n))
+
+
+def raw_stds(
+    param: str, n: int, n_in: int, *, sigma_w2: float = 1.0, sigma_f2: float = 1.0, sigma_c2: float = 1.0
+) -> tuple[float, float, float]:
+    """Standard deviations (of C, F, W entries) of the raw parameters at initialisation.
+
+    ``ntk``: (1, 1, 1); ``standard``: (sigma_C / sqrt(n), sigma_F / sqrt(n_x), sigma_W / sqrt(n)).
+    In both cases alpha_P * std_P is the standard deviation of the effective entries.
+    """
+    check_param(param)
+    if param == "ntk":
+        return (1.0, 1.0, 1.0)
+    return (math.sqrt(sigma_c2 / n), math.sqrt(sigma_f2 / n_in), math.sqrt(sigma_w2 / n))
+
+
+def ntk_prefactor(param: str, n: int) -> float:
+    """s in Theta = s * sum_P eta_P <dL/dP, dL/dP>: 1 for ``ntk``, 1/n for ``standard``."""
+    check_param(param)
+    return 1.0 if param == "ntk" else 1.0 / n
+
+
+@dataclass
+class RNNDraw:
+    """Raw parameters of one draw (or a batch of draws along a leading axis).
+
+    ``W``: (..., n, n), ``F``: (..., n, n_x), ``C``: (..., n_y, n), in the
+    parameterization ``param`` with the variances that define the effective matrices.
+    """
+
+    W: Any
+    F: Any
+    C: Any
+    param: str = "ntk"
+    sigma_w2: float = 1.0
+    sigma_f2: float = 1.0
+    sigma_c2: float = 1.0
+
+    @property
+    def n(self) -> int:
+        return int(self.W.shape[-1])
+
+    @property
+    def n_in(self) -> int:
+        return int(self.F.shape[-1])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.C.shape[-2])
+
+    def scales(self) -> tuple[float, float, float]:
+        """(alpha_C, alpha_F, alpha_W) of this draw; see :func:`effective_scales`."""
+        return effective_scales(
+            self.param, self.n, self.n_in, sigma_w2=self.sigma_w2, sigma_f2=self.sigma_f2, sigma_c2=self.sigma_c2
+        )
+
+
+def sample_rnn(
+    backend: Backend,
+    n: int,
+    n_in: int = 1,
+    n_out: int = 1,
+    *,
+    param: str = "ntk",
+    sigma_w2: float = 1.0,
+    sigma_f2: float = 1.0,
+    sigma_c2: float = 1.0,
+    batch: int | None = None,
+    streams: Sequence[Backend] | None = None,
+) -> RNNDraw:
+    """Draw the raw parameters of ``batch`` independent linear RNNs (one if ``batch`` is None).
+
+    The backend's seeded generator draws W, then F, then C, each as one array
+    (with the batch axis first), in the backend's dtype. With ``streams`` (three
+    backends of the same namespace) W, F and C come from ``streams[0]``, ``[1]``
+    and ``[2]``, so that a batch of r draws equals r single draws in sequence.
+    """
+    check_param(param)
+    n, n_in, n_out = check_size("width n", n), check_size("n_in", n_in), check_size("n_out", n_out)
+    std_c, std_f, std_w = raw_stds(param, n, n_in, sigma_w2=sigma_w2, sigma_f2=sigma_f2, sigma_c2=sigma_c2)
+    lead: tuple[int, ...] = () if batch is None else (check_size("batch", batch),)
+    gen_w, gen_f, gen_c = (backend, backend, backend) if streams is None else tuple(streams)
+    W = gen_w.normal(lead + (n, n), std_w)
+    F = gen_f.normal(lead + (n, n_in), std_f)
+    C = gen_c.normal(lead + (n_out, n), std_c)
+    return RNNDraw(W, F, C, param, float(sigma_w2), float(sigma_f2), float(sigma_c2))
+
+
+def array_namespace(a: Any) -> Any:
+    """The array namespace of ``a`` (CuPy arrays carry ``__cuda_array_interface__``)."""
+    if hasattr(a, "__cuda_array_interface__"):
+        import cupy  # type: ignore[import-not-found]
+
+        return cupy
+    import numpy
+
+    return numpy
+
+
+def _krylov(W: Any, start: Any, lags: int, scale: float, *, rows: bool) -> Any:
+    """Krylov sequences of W without transposing it, shape (..., lags, k, n).
+
+    ``rows``: x_0 = start (..., k, n) and x_{m+1} = scale * x_m W (row vectors, i.e.
+    columns of (W^T)^m start^T). Otherwise x_0 = start (..., n, k) and
+    x_{m+1} = scale * W x_m (column vectors), returned transposed to (..., lags, k, n).
+    W is only ever the left or right factor as stored, so no backend has to copy a
+    transposed view of it.
+    """
+    xp = array_namespace(W)
+    X = xp.empty(start.shape[:-2] + (lags,) + start.shape[-2:], dtype=W.dtype)
+    steps = [X[..., m, :, :] for m in range(lags)]
+    steps[0][...] = start
+    for m in range(1, lags):
+        prev = steps[m - 1]
+        xp.multiply(xp.matmul(prev, W) if rows else xp.matmul(W, prev), scale, out=steps[m])
+    return X if rows else xp.ascontiguousarray(xp.swapaxes(X, -1, -2))
+
+
+def krylov_vectors(draw: RNNDraw, lags: int) -> tuple[Any, Any]:
+    """The Krylov vectors v_m^b = W_e^m f_b and u_k^a = (W_e^T)^k c_a, m, k = 0 .. lags-1.
+
+    f_b is column b of F_e and c_a is row a of C_e (as a column). Returns ``V`` of
+    shape (..., lags, n_x, n) and ``U`` of shape (..., lags, n_y, n), vectors along the
+    last axis: v_m = W_e v_{m-1} as columns, u_k^T = u_{k-1}^T W_e as rows.
+    Cost: 2 (lags - 1) passes over W, i.e. O(lags n^2 (n_x + n_y)). The scale
+    alpha_W is applied to the vectors, never to W, so W is neither copied nor changed.
+    """
+    lags = check_size("lags", lags)
+    a_c, a_f, a_w = draw.scales()
+    V = _krylov(draw.W, draw.F * a_f, lags, a_w, rows=False)
+    U = _krylov(draw.W, draw.C * a_c, lags, a_w, rows=True)
+    return V, U
+
+
+def impulse_response_from_krylov(V: Any, C_e: Any) -> Any:
+    """L_j[a, b] = <c_a, v_j^b>: (..., lags, n_x, n) and C_e (..., n_y, n) -> (..., lags, n_y, n_x)."""
+    xp = array_namespace(V)
+    return xp.matmul(C_e[..., None, :, :], xp.swapaxes(V, -1, -2))
+
+
+def impulse_response(draw: RNNDraw, lags: int) -> Any:
+    """L_j = C_e W_e^j F_e for j = 0 .. lags-1, shape (..., lags, n_y, n_x).
+
+    Uses only the forward Krylov vectors v_j (lags - 1 passes over W).
+    """
+    lags = check_size("lags", lags)
+    a_c, a_f, a_w = draw.scales()
+    V = _krylov(draw.W, draw.F * a_f, lags, a_w, rows=False)
+    return impulse_response_from_krylov(V, draw.C * a_c)
