@@ -1,0 +1,301 @@
+"""One RNN training step: lagged-correlation engine vs plain backpropagation through time.
+
+Both start from the same initial weights and data (issue 4 setting: N = 64 sequences,
+T = 64, width n = 256, n_x = n_y = 1, CPU, float64, loss ``all``, ``ntk``
+parameterization). The script
+
+1. checks that the two give identical trajectories for a few steps (impulse
+   responses, raw parameters and losses, 1e-10 relative);
+2. times one training step of each (best of several repeats, and the median), the
+   engine's one-off correlation pass separately;
+3. prints the speed ratio and saves JSON with the machine information to
+   ``benchmarks/results/bench_train.json``.
+
+The BPTT reference is written here independently of :mod:`verify.train` and is an
+honest implementation: vectorised over sequences (batched matmuls over N), one matmul
+per time step forward and backward, and the weight gradients as single large matmuls
+over all (time, sequence) pairs.
+
+Run: ``python benchmarks/bench_train.py`` (``--help`` for options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _threads_from_argv(argv: list[str]) -> str | None:
+    """The value of ``--threads`` (it must reach the environment before NumPy loads its BLAS)."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+if __name__ == "__main__" and (_threads := _threads_from_argv(sys.argv[1:])):
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _threads
+
+import numpy as np  # noqa: E402
+
+from verify.backend import get_backend  # noqa: E402
+from verify.teachers import decay_teacher, make_dataset  # noqa: E402
+from verify.train import lagged_correlations, train_rnn  # noqa: E402
+
+SCHEMA = "linrnn-bias/bench_train/1"
+TARGET = 20.0
+
+
+# ------------------------------------------------------------------ BPTT reference
+
+
+def bptt_step(Ce: np.ndarray, Fe: np.ndarray, We: np.ndarray, x: np.ndarray, y: np.ndarray, last: bool):
+    """Loss and effective-matrix gradients by forward recurrence and adjoints, batched over N.
+
+    h_t = W_e h_{t-1} + F_e x_t, yhat_t = C_e h_t; e_t = (yhat_t - y_t) / N (only t = T-1 for
+    'last'); a_t = C_e^T e_t + W_e^T a_{t+1}; dW_e = sum_t a_t h_{t-1}^T, dF_e = sum_t a_t x_t^T,
+    dC_e = sum_t e_t h_t^T (each summed over sequences).
+    """
+    N, T, _ = x.shape
+    n = We.shape[0]
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, N, n_x)
+    yt = np.ascontiguousarray(y.transpose(1, 0, 2))
+    hs = np.empty((T + 1, N, n))
+    hs[0] = 0.0
+    drive = (xt.reshape(T * N, -1) @ Fe.T).reshape(T, N, n)
+    for t in range(T):
+        hs[t + 1] = hs[t] @ We.T + drive[t]
+    yhat = (hs[1:].reshape(T * N, n) @ Ce.T).reshape(T, N, -1)
+    err = (yhat - yt) / N
+    if last:
+        err[: T - 1] = 0.0
+    loss = 0.5 * N * float(np.sum(err * err))
+    back = (err.reshape(T * N, -1) @ Ce).reshape(T, N, n)  # C_e^T e_t as rows
+    adj = np.empty((T, N, n))
+    a = np.zeros((N, n))
+    for t in reversed(range(T)):
+        a = back[t] + a @ We if t < T - 1 else back[t].copy()
+        adj[t] = a
+    adj2 = adj.reshape(T * N, n)
+    d_we = adj2.T @ hs[:-1].reshape(T * N, n)
+    d_fe = adj2.T @ xt.reshape(T * N, -1)
+    d_ce = err.reshape(T * N, -1).T @ hs[1:].reshape(T * N, n)
+    return loss, d_ce, d_fe, d_we
+
+
+def bptt_train(C, F, W, x, y, *, lr, steps, sigma_w2, sigma_f2, sigma_c2, last):
+    """Full-batch GD in the ``ntk`` parameterization (multipliers 1); impulse responses by unit impulses."""
+    n, n_x = F.shape
+    ac, af, aw = math.sqrt(sigma_c2 / n), math.sqrt(sigma_f2 / n_x), math.sqrt(sigma_w2 / n)
+    T = x.shape[1]
+    losses, imps = [], []
+    for k in range(steps + 1):
+        Ce, Fe, We = ac * C, af * F, aw * W
+        loss, d_ce, d_fe, d_we = bptt_step(Ce, Fe, We, x, y, last)
+        losses.append(loss)
+        h, imp = Fe.copy(), np.empty((T, C.shape[0], n_x))
+        for j in range(T):
+            imp[j] = Ce @ h
+            h = We @ h
+        imps.append(imp)
+        if k < steps:
+            C = C - lr * ac * d_ce
+            F = F - lr * af * d_fe
+            W = W - lr * aw * d_we
+    return C, F, W, np.array(losses), np.array(imps)
+
+
+def bptt_steps(C, F, W, x, y, *, lr, steps, sigma_w2, sigma_f2, sigma_c2, last):
+    """``steps`` BPTT training steps (gradient pass + update), nothing recorded: what is timed."""
+    n, n_x = F.shape
+    ac, af, aw = math.sqrt(sigma_c2 / n), math.sqrt(sigma_f2 / n_x), math.sqrt(sigma_w2 / n)
+    for _ in range(steps):
+        _, d_ce, d_fe, d_we = bptt_step(ac * C, af * F, aw * W, x, y, last)
+        C = C - lr * ac * d_ce
+        F = F - lr * af * d_fe
+        W = W - lr * aw * d_we
+    return C, F, W
+
+
+# ------------------------------------------------------------------ timing
+
+
+def _time(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "cpu_count": os.cpu_count(),
+        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
+    }
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        info["blas"] = {k: blas.get(k) for k in ("name", "version")}
+    except Exception:  # pragma: no cover - older NumPy
+        info["blas"] = None
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def rel(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n-seq", type=int, default=64)
+    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--loss", choices=("all", "last"), default="all")
+    p.add_argument("--check-steps", type=int, default=5, help="steps compared between the two (default 5)")
+    p.add_argument("--steps", type=int, default=20, help="engine steps per timed run (default 20)")
+    p.add_argument("--bptt-steps", type=int, default=3, help="BPTT steps per timed run (default 3)")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--sigma-w2", type=float, default=0.9)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="BLAS threads for both (default: the environment's)")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_train.json")
+    args = p.parse_args(argv)
+
+    N, T, n = args.n_seq, args.seq_len, args.width
+    sig = {"sigma_w2": args.sigma_w2, "sigma_f2": 1.0, "sigma_c2": 1.0}
+    be = get_backend("numpy", seed=args.seed)
+    x, y = make_dataset(decay_teacher(T, 0.9), N, noise_std=0.1, backend=be)
+    x, y = be.to_numpy(x), be.to_numpy(y)
+    rng = np.random.default_rng(args.seed + 1)
+    C0, F0, W0 = rng.standard_normal((1, n)), rng.standard_normal((n, 1)), rng.standard_normal((n, n))
+    last = args.loss == "last"
+    corr = lagged_correlations(x, y, None, args.loss, be)
+    # a stable step: half the largest-curvature limit of the wide-limit dynamics, if derive is there
+    try:
+        from derive import ModelSpec
+
+        from verify.scnn import auto_lr_rnn
+
+        lr = auto_lr_rnn(corr, ModelSpec(param="ntk", n_in=1, **sig))
+        lr_rule = "auto (1/mu_max of the lag-weighted curvature, derived lag weights)"
+    except Exception as exc:  # derive.weights not available
+        lr, lr_rule = 1e-3, f"fixed (auto unavailable: {type(exc).__name__})"
+
+    # 1. identical trajectories
+    ks = args.check_steps
+    eng = train_rnn(C0, F0, W0, None, None, loss=args.loss, lr=lr, steps=ks, corr=corr, **sig)
+    if eng.diverged:
+        print(f"the engine diverged at step {eng.diverged_step} with lr = {lr:g}; choose another --sigma-w2", file=sys.stderr)
+        return 1
+    Cb, Fb, Wb, lb, ib = bptt_train(C0, F0, W0, x, y, lr=lr, steps=ks, last=last, **sig)
+    check = {
+        "steps": ks,
+        "impulse_rel": rel(eng.impulse, ib),
+        "C_rel": rel(eng.C, Cb),
+        "F_rel": rel(eng.F, Fb),
+        "W_rel": rel(eng.W, Wb),
+        "loss_rel_max": float(np.max(np.abs(eng.loss - lb) / np.abs(lb))),
+        "impulse_moved": rel(ib[-1], ib[0]),
+        "tolerance": 1e-10,
+    }
+    check["identical"] = bool(
+        not eng.diverged and max(v for k, v in check.items() if k.endswith("_rel") or k == "loss_rel_max") < 1e-10
+    )
+
+    # 2. timings (per step), interleaved so that both see the same machine load
+    s_eng, s_bptt = args.steps, args.bptt_steps
+    t_corr = _time(lambda: lagged_correlations(x, y, None, args.loss, be), args.repeats)
+    eng_step: list[float] = []
+    bptt_step_t: list[float] = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        train_rnn(C0, F0, W0, None, None, loss=args.loss, lr=lr, steps=s_eng, corr=corr, record_impulse=True, **sig)
+        t1 = time.perf_counter()
+        bptt_steps(C0, F0, W0, x, y, lr=lr, steps=s_bptt, last=last, **sig)
+        t2 = time.perf_counter()
+        eng_step.append((t1 - t0) / s_eng)
+        bptt_step_t.append((t2 - t1) / s_bptt)
+    # train_rnn with s steps also evaluates (and records) the loss and impulse response of
+    # the final iterate, so its per-step time is slightly pessimistic.
+    best_ratio = min(bptt_step_t) / min(eng_step)
+    median_ratio = statistics.median(bptt_step_t) / statistics.median(eng_step)
+    paired_ratio = statistics.median(b / e for b, e in zip(bptt_step_t, eng_step))
+    timings = {
+        "engine_step_s": {"best": min(eng_step), "median": statistics.median(eng_step)},
+        "bptt_step_s": {"best": min(bptt_step_t), "median": statistics.median(bptt_step_t)},
+        "correlations_once_s": {"best": min(t_corr), "median": statistics.median(t_corr)},
+        "repeats": args.repeats,
+        "engine_steps_per_run": s_eng,
+        "bptt_steps_per_run": s_bptt,
+    }
+    result = {
+        "schema": SCHEMA,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": {
+            "n_seq": N, "seq_len": T, "width": n, "n_x": 1, "n_y": 1, "loss": args.loss, "param": "ntk",
+            "dtype": "float64", "backend": "numpy", "lr": lr, "lr_rule": lr_rule, **sig, "seed": args.seed,
+            "blas_threads_requested": args.threads,
+        },
+        "machine": machine_info(),
+        "check": check,
+        "timings": timings,
+        "speedup": {
+            "best_of": best_ratio,
+            "median": median_ratio,
+            "paired_median": paired_ratio,
+            "target": TARGET,
+            # judged on the median of paired (interleaved) runs, the statistic least moved by
+            # other processes on a shared machine
+            "meets_target": bool(paired_ratio >= TARGET),
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+    print(f"N={N} T={T} n={n} loss={args.loss} float64 CPU, lr={lr:.4g} ({lr_rule})")
+    print(
+        f"identical trajectories over {ks} steps: {check['identical']} "
+        f"(impulse rel {check['impulse_rel']:.1e}, W rel {check['W_rel']:.1e}, loss rel {check['loss_rel_max']:.1e})"
+    )
+    print(
+        f"one step: engine {1e3 * min(eng_step):.3f} ms, BPTT {1e3 * min(bptt_step_t):.2f} ms (best of {args.repeats}); "
+        f"correlations once {1e3 * min(t_corr):.2f} ms"
+    )
+    print(
+        f"speed ratio: {best_ratio:.1f}x best-of, {median_ratio:.1f}x median, "
+        f"{paired_ratio:.1f}x median of paired runs (target >= {TARGET:g}x)"
+    )
+    print(f"saved {args.out}")
+    return 0 if check["identical"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,517 @@
+"""Full-batch gradient descent on wide linear RNNs, with exact gradients from lagged correlations.
+
+Conventions are those of ``shared/CONVENTIONS.md``. A width-n linear RNN
+h_t = W_e h_{t-1} + F_e x_t, yhat_t = C_e h_t (h_{-1} = 0) is the causal convolution
+
+    yhat_t = sum_{j=0..t} L_j x_{t-j},        L_j = C_e W_e^j F_e  (the impulse response),
+
+so both losses are quadratics in L = (L_0, ..., L_{T-1}) whose coefficients are the
+*lagged correlations* of the data (N sequences, ``Correlations`` below):
+
+    Loss(L) = 1/2 r_yy - sum_j <L_j, R_yx[j]> + 1/2 sum_{j,j'} tr(L_j R_xx[j,j'] L_{j'}^T),
+    G_j := dLoss/dL_j = sum_{j'} L_{j'} R_xx[j',j] - R_yx[j].
+
+The correlations are computed once; a gradient step then costs
+O(T n^2 (n_x + n_y) + T^2 n n_x n_y) whatever N is (Emami et al., "Implicit Bias of
+Linear RNNs", ICML 2021, use the same reduction of the RNN to its impulse response):
+
+* Krylov vectors  V_m = W_e^m F_e  and  U_k = (W_e^T)^k C_e^T  for m, k < T;
+* L_j = C_e V_j, then G_j from the correlations;
+* dLoss/dC_e = sum_j G_j V_j^T,   dLoss/dF_e = sum_j U_j G_j,
+  dLoss/dW_e = sum_{j>=1} sum_{k=0}^{j-1} U_k G_j V_{j-1-k}^T = sum_k U_k H_k with the
+  Hankel products H_k = sum_{m} G_{k+1+m} V_m^T (one matmul with the block-Hankel
+  matrix [G_{k+1+m}]_{k,m}, then one with the stacked U_k);
+* the chain rule to the raw parameters P = alpha_P^{-1} P_e: alpha_C = sigma_C/sqrt(n),
+  alpha_F = sigma_F/sqrt(n_x), alpha_W = sigma_W/sqrt(n) for ``ntk`` and alpha = 1
+  for ``standard``.
+
+The update is the one of the conventions, with multipliers (eta_C, eta_F, eta_W):
+``ntk``: P <- P - eta eta_P dLoss/dP;  ``standard``: P <- P - (eta eta_P / n) dLoss/dP.
+
+Numerical note: the loss value is evaluated from the correlations, so near an exact
+fit it carries an absolute rounding error of order eps * r_yy (the parameters and
+impulse responses do not suffer from this).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from derive.model import PARAMS
+from linrnn.errors import UsageError
+from verify.backend import Backend, get_backend
+
+LOSSES: tuple[str, ...] = ("all", "last")
+
+#: Default explosion threshold: an iterate whose loss exceeds this multiple of
+#: max(initial loss, r_yy / 2) is declared divergent.
+DEFAULT_BLOWUP = 1e8
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise UsageError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+    return value
+
+
+def _check_positive(name: str, value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{name} must be a finite positive number, got {value!r}")
+    return value
+
+
+def _check_steps(steps: int) -> int:
+    try:
+        s = int(steps)
+    except (TypeError, ValueError):
+        raise UsageError(f"steps must be a non-negative integer, got {steps!r}") from None
+    if s != steps or s < 0:
+        raise UsageError(f"steps must be a non-negative integer, got {steps!r}")
+    return s
+
+
+def _check_lr_mult(lr_mult: Sequence[float]) -> tuple[float, float, float]:
+    try:
+        vals = tuple(float(v) for v in lr_mult)
+    except (TypeError, ValueError):
+        raise UsageError(f"lr_mult must be three numbers (eta_C, eta_F, eta_W), got {lr_mult!r}") from None
+    if len(vals) != 3 or not all(math.isfinite(v) and v >= 0 for v in vals):
+        raise UsageError(f"lr_mult must be three finite non-negative numbers (eta_C, eta_F, eta_W), got {lr_mult!r}")
+    if not any(vals):
+        raise UsageError("at least one of the learning-rate multipliers eta_C, eta_F, eta_W must be positive")
+    return vals  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------- correlations
+
+
+@dataclass(frozen=True, eq=False)
+class Correlations:
+    """The data of a quadratic impulse-response loss, reduced to lagged correlations.
+
+    With S_t the set of summed times (t = 0..T-1 for loss ``all``, t = T-1 for ``last``)
+    and x_t = 0 for t < 0:
+
+        R_xx[j, j'] = (1/N) sum_s sum_{t in S_t} x^s_{t-j} (x^s_{t-j'})^T      (n_x x n_x),
+        R_yx[j]     = (1/N) sum_s sum_{t in S_t} y^s_t (x^s_{t-j})^T            (n_y x n_x),
+        r_yy        = (1/N) sum_s sum_{t in S_t} ||y^s_t||^2,
+
+    for lags j, j' < ``lags``. Stored in *matrix layout* on the backend:
+    ``rxx`` (lags*n_x, lags*n_x) with row/column index (j, a), and ``ryx``
+    (n_y, lags*n_x) with column index (j, a); the tensor views are
+    :attr:`rxx_lags` (lags, n_x, lags, n_x) and :attr:`ryx_lags` (lags, n_y, n_x).
+    """
+
+    loss: str
+    lags: int
+    seq_len: int
+    n_seq: int
+    n_x: int
+    n_y: int
+    rxx: Any
+    ryx: Any
+    ryy: float
+    backend: Backend
+
+    @property
+    def dim(self) -> int:
+        """Number of coefficients per output row of L: lags * n_x."""
+        return self.lags * self.n_x
+
+    @property
+    def rxx_lags(self) -> Any:
+        return self.rxx.reshape(self.lags, self.n_x, self.lags, self.n_x)
+
+    @property
+    def ryx_lags(self) -> Any:
+        return self.ryx.reshape(self.n_y, self.lags, self.n_x).transpose(1, 0, 2)
+
+
+def lagged_correlations(
+    x: Any, y: Any, lags: int | None = None, loss: str = "all", backend: Backend | None = None
+) -> Correlations:
+    """Lagged auto- and cross-correlations of a data set (see :class:`Correlations`).
+
+    ``x`` has shape (N, T, n_x) and ``y`` (N, T, n_y); ``lags`` defaults to T (every
+    lag that can influence an output). For loss ``all`` the block R_xx[j, j+d] is a
+    truncated autocorrelation, sum_{u=0}^{T-1-j-d} x_{u+d} x_u^T, obtained for all j at
+    once from a cumulative sum, so the cost is O(N T lags n_x^2), not O(N T lags^2).
+    """
+    backend = backend if backend is not None else get_backend("numpy")
+    xp = backend.xp
+    _check_choice("loss", loss, LOSSES)
+    x = backend.asarray(x)
+    y = backend.asarray(y)
+    if x.ndim != 3 or y.ndim != 3:
+        raise UsageError(f"x and y must have shapes (N, T, n_x) and (N, T, n_y), got {x.shape} and {y.shape}")
+    if x.shape[:2] != y.shape[:2]:
+        raise UsageError(f"x and y must share N and T, got shapes {x.shape} and {y.shape}")
+    n_seq, seq_len, n_x = (int(v) for v in x.shape)
+    n_y = int(y.shape[2])
+    if min(n_seq, seq_len, n_x, n_y) < 1:
+        raise UsageError(f"the data set is empty (x has shape {x.shape}, y has shape {y.shape})")
+    if lags is None:
+        lags = seq_len
+    if int(lags) != lags or not 1 <= lags <= seq_len:
+        raise UsageError(f"lags must be an integer between 1 and the sequence length {seq_len}, got {lags!r}")
+    lags = int(lags)
+
+    if loss == "last":
+        # Z[s, (j, a)] = x^s_{T-1-j}[a]
+        z = x[:, ::-1, :][:, :lags, :].reshape(n_seq, lags * n_x)
+        rxx = z.T @ z / n_seq
+        y_last = y[:, seq_len - 1, :]
+        ryx = y_last.T @ z / n_seq
+        ryy = float(xp.sum(y_last * y_last)) / n_seq
+    else:
+        rxx4 = xp.zeros((lags, n_x, lags, n_x), dtype=backend.dtype)
+        ryx3 = xp.zeros((lags, n_y, n_x), dtype=backend.dtype)
+        for d in range(lags):
+            # P[u] = (1/N) sum_s x_{u+d} x_u^T for u = 0..T-1-d; R_xx[j, j+d] = sum_{u <= T-1-j-d} P[u]
+            prod = xp.einsum("sua,sub->uab", x[:, d:, :], x[:, : seq_len - d, :]) / n_seq
+            cum = xp.cumsum(prod, axis=0)
+            j = xp.arange(lags - d)
+            block = cum[seq_len - 1 - d - j]
+            rxx4[j, :, j + d, :] = block
+            rxx4[j + d, :, j, :] = block.transpose(0, 2, 1)
+            ryx3[d] = xp.einsum("stp,sta->pa", y[:, d:, :], x[:, : seq_len - d, :]) / n_seq
+        rxx = rxx4.reshape(lags * n_x, lags * n_x)
+        ryx = ryx3.transpose(1, 0, 2).reshape(n_y, lags * n_x)
+        ryy = float(xp.sum(y * y)) / n_seq
+    return Correlations(
+        loss=loss,
+        lags=lags,
+        seq_len=seq_len,
+        n_seq=n_seq,
+        n_x=n_x,
+        n_y=n_y,
+        rxx=xp.ascontiguousarray(rxx),
+        ryx=xp.ascontiguousarray(ryx),
+        ryy=ryy,
+        backend=backend,
+    )
+
+
+def _loss_grad_mat(lm: Any, corr: Correlations) -> tuple[float, Any]:
+    """Loss and gradient for L in matrix layout lm (n_y, lags*n_x): G = L R_xx - R_yx."""
+    xp = corr.backend.xp
+    lr = lm @ corr.rxx
+    loss = 0.5 * corr.ryy - float(xp.sum(lm * corr.ryx)) + 0.5 * float(xp.sum(lm * lr))
+    return loss, lr - corr.ryx
+
+
+def _to_mat(L: Any, corr: Correlations) -> Any:
+    """(lags, n_y, n_x) -> matrix layout (n_y, lags*n_x)."""
+    L = corr.backend.asarray(L)
+    if tuple(L.shape) != (corr.lags, corr.n_y, corr.n_x):
+        raise UsageError(
+            f"the impulse response must have shape (lags, n_y, n_x) = {(corr.lags, corr.n_y, corr.n_x)}, got {tuple(L.shape)}"
+        )
+    return L.transpose(1, 0, 2).reshape(corr.n_y, corr.dim)
+
+
+def _from_mat(lm: Any, corr: Correlations) -> Any:
+    """Matrix layout (..., n_y, lags*n_x) -> (..., lags, n_y, n_x)."""
+    lead = lm.shape[:-2]
+    out = lm.reshape(*lead, corr.n_y, corr.lags, corr.n_x)
+    return out.swapaxes(-3, -2)
+
+
+def impulse_loss_and_grad(L: Any, corr: Correlations) -> tuple[float, Any]:
+    """Loss(L) and G = dLoss/dL (shape (lags, n_y, n_x), backend array) of an impulse response."""
+    loss, gm = _loss_grad_mat(_to_mat(L, corr), corr)
+    return loss, _from_mat(gm, corr)
+
+
+# --------------------------------------------------------------------------- the RNN
+
+
+def _scales(param: str, n: int, n_x: int, sigma_c2: float, sigma_f2: float, sigma_w2: float) -> tuple[float, float, float]:
+    """(alpha_C, alpha_F, alpha_W) with P_e = alpha_P P (conventions, 'Effective matrices')."""
+    if param == "standard":
+        return 1.0, 1.0, 1.0
+    return math.sqrt(sigma_c2 / n), math.sqrt(sigma_f2 / n_x), math.sqrt(sigma_w2 / n)
+
+
+def _check_params(C: Any, F: Any, W: Any, corr: Correlations) -> int:
+    n = int(W.shape[0]) if W.ndim == 2 else -1
+    if W.ndim != 2 or W.shape != (n, n) or n < 1:
+        raise UsageError(f"W must be a square (n, n) matrix, got shape {tuple(W.shape)}")
+    if tuple(F.shape) != (n, corr.n_x):
+        raise UsageError(f"F must have shape (n, n_x) = {(n, corr.n_x)}, got {tuple(F.shape)}")
+    if tuple(C.shape) != (corr.n_y, n):
+        raise UsageError(f"C must have shape (n_y, n) = {(corr.n_y, n)}, got {tuple(C.shape)}")
+    if corr.lags != corr.seq_len:
+        raise UsageError(
+            f"RNN gradients need the correlations at every lag (lags = T = {corr.seq_len}), got lags = {corr.lags}"
+        )
+    return n
+
+
+def _rnn_core(
+    ce: Any, fe: Any, we: Any, corr: Correlations, need_grads: bool, d_we_out: Any = None
+) -> tuple[float, Any, Any, Any, Any]:
+    """Loss, L (matrix layout) and, if asked, the effective-matrix gradients (dC_e, dF_e, dW_e).
+
+    Krylov vectors are kept as rows, so every product below is one contiguous matmul:
+    ``vt[m] = V_m^T = F_e^T (W_e^T)^m`` (n_x, n) and ``ut[k] = U_k^T = C_e W_e^k`` (n_y, n).
+    ``d_we_out``, if given, is an (n, n) buffer that receives dW_e.
+    """
+    xp = corr.backend.xp
+    n = we.shape[0]
+    T, n_x, n_y = corr.lags, corr.n_x, corr.n_y
+    we_t = we.T
+    vt = xp.empty((T, n_x, n), dtype=we.dtype)
+    vt[0] = fe.T
+    for m in range(1, T):
+        xp.matmul(vt[m - 1], we_t, out=vt[m])
+    vs = vt.reshape(T * n_x, n)  # rows (j, a): V_j[:, a]
+    lm = ce @ vs.T  # (n_y, T n_x): L_j = C_e V_j
+    loss, gm = _loss_grad_mat(lm, corr)
+    if not need_grads:
+        return loss, lm, None, None, None
+    ut = xp.empty((T, n_y, n), dtype=we.dtype)
+    ut[0] = ce
+    for k in range(1, T):
+        xp.matmul(ut[k - 1], we, out=ut[k])
+    us = ut.reshape(T * n_y, n)  # rows (k, p): U_k[:, p]
+    g3 = gm.reshape(n_y, T, n_x)  # g3[p, j, a] = G_j[p, a]
+    d_ce = gm @ vs  # sum_j G_j V_j^T
+    d_fe = us.T @ g3.transpose(1, 0, 2).reshape(T * n_y, n_x)  # sum_j U_j G_j
+    if d_we_out is None:
+        d_we_out = xp.empty_like(we)
+    if T > 1:
+        # block-Hankel matrix Gh[(k, p), (m, a)] = G_{k+1+m}[p, a] (0 past lag T-1), k, m = 0..T-2
+        gpad = xp.concatenate([g3[:, 1:, :], xp.zeros((n_y, T - 1, n_x), dtype=gm.dtype)], axis=1)
+        idx = xp.arange(T - 1)[:, None] + xp.arange(T - 1)[None, :]
+        gh = gpad[:, idx, :].transpose(1, 0, 2, 3).reshape((T - 1) * n_y, (T - 1) * n_x)
+        h_mat = gh @ vs[: (T - 1) * n_x]  # rows (k, p): H_k = sum_m G_{k+1+m} V_m^T
+        xp.matmul(us[: (T - 1) * n_y].T, h_mat, out=d_we_out)  # sum_k U_k H_k
+    else:
+        d_we_out[...] = 0.0
+    return loss, lm, d_ce, d_fe, d_we_out
+
+
+def rnn_impulse(
+    C: Any,
+    F: Any,
+    W: Any,
+    lags: int,
+    *,
+    param: str = "ntk",
+    sigma_w2: float = 1.0,
+    sigma_f2: float = 1.0,
+    sigma_c2: float = 1.0,
+    backend: Backend | None = None,
+) -> Any:
+    """Impulse response L_j = C_e W_e^j F_e, j < lags, of raw parameters (backend array (lags, n_y, n_x))."""
+    backend = backend if backend is not None else get_backend("numpy")
+    xp = backend.xp
+    _check_choice("parameterization", param, PARAMS)
+    C, F, W = backend.asarray(C), backend.asarray(F), backend.asarray(W)
+    n = int(W.shape[0])
+    a_c, a_f, a_w = _scales(param, n, int(F.shape[1]), sigma_c2, sigma_f2, sigma_w2)
+    v = a_f * F
+    out = xp.empty((lags, C.shape[0], F.shape[1]), dtype=backend.dtype)
+    for j in range(lags):
+        out[j] = a_c * (C @ v)
+        v = a_w * (W @ v)
+    return out
+
+
+def rnn_loss_and_grads(
+    C: Any,
+    F: Any,
+    W: Any,
+    corr: Correlations,
+    *,
+    param: str = "ntk",
+    sigma_w2: float = 1.0,
+    sigma_f2: float = 1.0,
+    sigma_c2: float = 1.0,
+    loss: str | None = None,
+) -> tuple[float, Any, Any, Any]:
+    """The loss and its exact gradients with respect to the raw parameters (C, F, W).
+
+    Returns ``(loss, dC, dF, dW)``, the gradients as backend arrays, with
+    dLoss/dP = alpha_P dLoss/dP_e (see the module docstring for dLoss/dP_e). In the
+    ``standard`` parameterization the sigmas are not used (raw = effective).
+    ``loss``, if given, must name ``corr.loss``.
+    """
+    _check_choice("parameterization", param, PARAMS)
+    if loss is not None and loss != corr.loss:
+        raise UsageError(f"the correlations were computed for loss {corr.loss!r}, not {loss!r}")
+    backend = corr.backend
+    C, F, W = backend.asarray(C), backend.asarray(F), backend.asarray(W)
+    n = _check_params(C, F, W, corr)
+    a_c, a_f, a_w = _scales(param, n, corr.n_x, sigma_c2, sigma_f2, sigma_w2)
+    value, _, d_ce, d_fe, d_we = _rnn_core(a_c * C, a_f * F, a_w * W, corr, need_grads=True)
+    return value, a_c * d_ce, a_f * d_fe, a_w * d_we
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train_rnn` (host NumPy arrays).
+
+    ``loss`` (k+1,) and ``impulse`` (k+1, T, n_y, n_x) hold iterates 0..k, with
+    k = ``steps_done`` (= ``steps`` unless the run diverged); ``C``, ``F``, ``W`` are the
+    raw parameters of iterate k. If iterate ``diverged_step`` had a non-finite loss or
+    one above ``blowup`` x max(initial loss, r_yy/2), training stopped there:
+    ``diverged`` is True, that iterate is *not* recorded (so no array holds NaN or inf)
+    and ``diverged_loss`` is its loss.
+    """
+
+    C: np.ndarray
+    F: np.ndarray
+    W: np.ndarray
+    loss: np.ndarray
+    impulse: np.ndarray | None
+    steps: int
+    steps_done: int
+    diverged: bool
+    diverged_step: int | None
+    diverged_loss: float | None
+    lr: float
+    lr_mult: tuple[float, float, float]
+    param: str
+    loss_kind: str
+
+    def raise_if_diverged(self) -> None:
+        """Raise :class:`UsageError` (one sentence) if the run diverged."""
+        if self.diverged:
+            raise UsageError(
+                f"gradient descent diverged at step {self.diverged_step} of {self.steps} "
+                f"(loss {self.diverged_loss:.3g}) with lr = {self.lr:g}; use a smaller step or --lr auto"
+            )
+
+
+def train_rnn(
+    C0: Any,
+    F0: Any,
+    W0: Any,
+    x: Any,
+    y: Any,
+    *,
+    param: str = "ntk",
+    loss: str = "all",
+    lr: float,
+    steps: int,
+    lr_mult: Sequence[float] = (1.0, 1.0, 1.0),
+    sigma_w2: float = 1.0,
+    sigma_f2: float = 1.0,
+    sigma_c2: float = 1.0,
+    backend: Backend | None = None,
+    record_impulse: bool = True,
+    progress: Callable[[int, float], None] | None = None,
+    corr: Correlations | None = None,
+    blowup: float = DEFAULT_BLOWUP,
+) -> TrainResult:
+    """Full-batch gradient descent on the raw parameters of a linear RNN.
+
+    Iterates, for k = 0..steps-1 (conventions, "Training"),
+
+        P(k+1) = P(k) - s eta eta_P dLoss/dP (P(k)),   P in {C, F, W},
+
+    with s = 1 (``ntk``) or s = 1/n (``standard``) and (eta_C, eta_F, eta_W) =
+    ``lr_mult``, using the exact gradients of :func:`rnn_loss_and_grads`. The data enter
+    only through :func:`lagged_correlations` (computed here from ``x``, ``y`` unless
+    ``corr`` is given, in which case ``x`` and ``y`` may be None). Records the loss and
+    (if ``record_impulse``) the impulse response L(k) of every iterate k = 0..steps;
+    ``progress(k, loss_k)`` is called for each iterate. Divergence is detected and
+    reported in the result, see :class:`TrainResult`.
+    """
+    _check_choice("parameterization", param, PARAMS)
+    _check_choice("loss", loss, LOSSES)
+    lr = _check_positive("lr", lr)
+    steps = _check_steps(steps)
+    eta_c, eta_f, eta_w = _check_lr_mult(lr_mult)
+    blowup = _check_positive("blowup", blowup)
+    for name, val in (("sigma_w2", sigma_w2), ("sigma_f2", sigma_f2), ("sigma_c2", sigma_c2)):
+        _check_positive(name, val)
+    if corr is None:
+        if x is None or y is None:
+            raise UsageError("train_rnn needs the data x and y, or their correlations")
+        backend = backend if backend is not None else get_backend("numpy")
+        corr = lagged_correlations(x, y, None, loss, backend)
+    else:
+        if corr.loss != loss:
+            raise UsageError(f"the correlations were computed for loss {corr.loss!r}, not {loss!r}")
+        if backend is not None and backend is not corr.backend:
+            raise UsageError("the correlations live on a different backend than the one requested")
+        backend = corr.backend
+    xp = backend.xp
+    C, F, W = backend.asarray(C0), backend.asarray(F0), backend.asarray(W0)
+    n = _check_params(C, F, W, corr)
+    a_c, a_f, a_w = _scales(param, n, corr.n_x, sigma_c2, sigma_f2, sigma_w2)
+    step = lr if param == "ntk" else lr / n
+    # Work on the effective matrices: P_e <- P_e - s eta eta_P alpha_P^2 dLoss/dP_e is the raw update.
+    ce, fe, we = a_c * C, a_f * F, a_w * W  # new arrays: the caller's are never modified
+    rate_c, rate_f, rate_w = step * eta_c * a_c**2, step * eta_f * a_f**2, step * eta_w * a_w**2
+    T = corr.lags
+
+    impulse = xp.empty((steps + 1, T, corr.n_y, corr.n_x), dtype=backend.dtype) if record_impulse else None
+    losses: list[float] = []
+    diverged_step: int | None = None
+    diverged_loss: float | None = None
+    ref = 0.0
+    prev = (ce, fe, we)
+    # W_e lives in two buffers used in turn (the new iterate is written over the one before
+    # the previous), so a step allocates no n x n array; d_w is the gradient buffer.
+    spare = xp.empty_like(we)
+    d_w = xp.empty_like(we)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(steps + 1):
+            need = k < steps
+            value, lm, d_ce, d_fe, d_we = _rnn_core(ce, fe, we, corr, need_grads=need, d_we_out=d_w)
+            if k == 0:
+                if not math.isfinite(value):
+                    raise UsageError(
+                        "the initial RNN has a non-finite loss (its impulse response overflows); "
+                        "lower sigma_w2 or the sequence length"
+                    )
+                ref = max(value, 0.5 * corr.ryy)
+            elif not math.isfinite(value) or value > blowup * ref:
+                diverged_step, diverged_loss = k, value
+                ce, fe, we = prev
+                break
+            losses.append(value)
+            if impulse is not None:
+                impulse[k] = _from_mat(lm, corr)
+            if progress is not None:
+                progress(k, value)
+            if need:
+                prev = (ce, fe, we)
+                ce = ce - rate_c * d_ce
+                fe = fe - rate_f * d_fe
+                d_we *= rate_w
+                we, spare = xp.subtract(we, d_we, out=spare), we
+    done = len(losses) - 1
+    return TrainResult(
+        # raw parameters; a frozen one (eta_P = 0) is returned exactly as given
+        C=backend.to_numpy(C if eta_c == 0 else ce / a_c),
+        F=backend.to_numpy(F if eta_f == 0 else fe / a_f),
+        W=backend.to_numpy(W if eta_w == 0 else we / a_w),
+        loss=np.asarray(losses, dtype=np.float64),
+        impulse=backend.to_numpy(impulse[: done + 1]) if impulse is not None else None,
+        steps=steps,
+        steps_done=done,
+        diverged=diverged_step is not None,
+        diverged_step=diverged_step,
+        diverged_loss=diverged_loss,
+        lr=lr,
+        lr_mult=(eta_c, eta_f, eta_w),
+        param=param,
+        loss_kind=loss,
+    )
