@@ -191,7 +191,6 @@ def summarize(spec: ModelSpec, eps: float = 1e-3, dps: int = 30) -> Summary:
     if not 0 < eps < 1:
         raise UsageError(f"eps must lie strictly between 0 and 1, got {eps!r}")
     der = derive_lag_weights(spec.param)
-    con = consequences(spec.param)
     subs = spec.substitutions()
     regime = regime_of(spec.sigma_w2)
     A, B = (x.subs(subs) for x in der.linear_form)
@@ -203,6 +202,7 @@ def summarize(spec: ModelSpec, eps: float = 1e-3, dps: int = 30) -> Summary:
                 value = weight_at(mpmath.mpf(0), *params)
                 return Summary(regime, 0, value, None, None, None, None, eps)
             return Summary(regime, None, None, None, None, None, None, eps)
+        con = consequences(spec.param)  # only the decaying regime needs the consequences
         total = con.total.subs(subs)
         total_value = mpmath.mpf(sp.Rational(total).p) / sp.Rational(total).q if total.is_Rational else mpmath.mpf(str(sp.N(total, dps)))
         if B == 0:

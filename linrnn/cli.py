@@ -19,7 +19,7 @@ from linrnn.errors import ExternalToolError, NumericalRangeError, UsageError
 _GROUPS = (
     ("derive", "derive.cli", "closed forms in q = sigma_W^2: lag weights, NNGP, LaTeX derivation"),
     ("verify", "verify.cli", "Monte Carlo checks of the derived formulas on wide linear RNNs"),
-    ("report", "reports.cli", "run the claim suite and write a self-contained report"),
+    ("report", "linrnn.report_cli", "run the claim suite and write a self-contained report"),
 )
 
 
