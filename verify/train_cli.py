@@ -1,0 +1,354 @@
+"""``linrnn verify train``: train wide linear RNNs and the SCNN side by side (argument parsing only).
+
+Registered by :func:`verify.cli._register_train`. Three modes, each one plain function:
+
+* one width and one q (default): :func:`train_single` trains the RNN and the scaled
+  CNN from the RNN's own L(0) and reports the step, final losses and the distance
+  d = max_k ||L_rnn(k) - L_scnn(k)|| / ||L*||; ``--save`` keeps the run as ``.npz``;
+* ``--widths n1,n2,...``: the dynamics-equivalence sweep,
+  :func:`verify.claims_train.claim_dynamics_equivalence`;
+* ``--sigma-w2s q1,q2,...``: the short-memory sweep,
+  :func:`verify.claims_train.claim_short_memory`.
+
+Only the standard library is imported at module level, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from linrnn.errors import UsageError
+
+TEACHER_CHOICES = ("decay", "spike", "oscillator", "co2")
+
+#: Defaults of the single-run mode (the sweeps take theirs from verify.claims_train).
+SINGLE_DEFAULTS: dict[str, Any] = {"width": 256, "seeds": 1}
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 64,128,256, got {text!r}") from None
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.5,0.9,1.2, got {text!r}") from None
+
+
+def _lr(text: str) -> str | float:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
+
+
+def register(sub: Any) -> None:
+    """Add ``train`` to the subparsers of the ``verify`` group."""
+    p = sub.add_parser(
+        "train",
+        help="train wide linear RNNs and the scaled CNN from the same L(0); width or sigma_W^2 sweeps",
+        description=(
+            "Train a linear RNN by full-batch gradient descent and the scaled CNN with the derived lag weights "
+            "from the RNN's initial impulse response, and compare them. With --widths, test the n^-1/2 "
+            "convergence of the two (dynamics equivalence); with --sigma-w2s, compare the test error after "
+            "training across sigma_W^2 with the theory (short-memory bias). Options left out take the "
+            "defaults of the mode (see verify/claims_train.py)."
+        ),
+    )
+    p.add_argument("--param", choices=("ntk", "standard"), default=None, help="parameterization (default ntk)")
+    p.add_argument("--loss", choices=("all", "last"), default=None, help="loss over all times or the last (default all)")
+    w = p.add_mutually_exclusive_group()
+    w.add_argument("--width", type=_int, metavar="n", help="one width (default 256; 1024 with --sigma-w2s)")
+    w.add_argument("--widths", type=_ints, metavar="n1,n2,...", help="dynamics-equivalence sweep over widths")
+    p.add_argument("--seq-len", type=_int, metavar="T", help="sequence length T = number of lags (default 16)")
+    p.add_argument("--n-seq", type=_int, metavar="N", help="number of training sequences (default 32)")
+    p.add_argument("--teacher", default=None, metavar="{" + ",".join(TEACHER_CHOICES) + "}",
+                   help="teacher impulse response (default decay)")
+    p.add_argument("--rho", type=float, help="decay teacher: L*_j = rho^j (default 0.8)")
+    p.add_argument("--delay", type=_int, help="spike teacher: the delay d (default 4)")
+    p.add_argument("--omega", type=float, help="oscillator teacher: r^j cos(omega j), omega (default 0.5)")
+    p.add_argument("--r", type=float, help="oscillator teacher: the damping r (default 0.9)")
+    p.add_argument("--inputs", choices=("white", "ar1"), default=None, help="input process (default white)")
+    p.add_argument("--phi", type=float, help="AR(1) input coefficient (default 0)")
+    p.add_argument("--noise", type=float, help="output noise standard deviation (default 0)")
+    q = p.add_mutually_exclusive_group()
+    q.add_argument("--sigma-w2", type=float, help="q = sigma_W^2 (default 0.8)")
+    q.add_argument("--sigma-w2s", type=_floats, metavar="q1,q2,...", help="short-memory sweep over sigma_W^2")
+    p.add_argument("--sigma-c2", type=float, help="sigma_C^2 (default 1)")
+    p.add_argument("--sigma-f2", type=float, help="sigma_F^2 (default 1)")
+    p.add_argument("--lr-c", type=float, help="learning-rate multiplier eta_C (default 1)")
+    p.add_argument("--lr-f", type=float, help="learning-rate multiplier eta_F (default 1)")
+    p.add_argument("--lr-w", type=float, help="learning-rate multiplier eta_W (default 1)")
+    p.add_argument("--steps", type=_int, help="gradient steps (default 100; 30 with --sigma-w2s)")
+    p.add_argument("--lr", type=_lr, default=None, metavar="{auto,FLOAT}",
+                   help="base step; auto = lr-factor / mu_max of the lag-weighted curvature (default auto)")
+    p.add_argument("--lr-factor", type=float, help="safety factor of --lr auto, in (0, 2) (default 0.5)")
+    p.add_argument("--replicas", type=_int, metavar="R", help="draws per width or per q (default 1; sweeps 10 / 8)")
+    p.add_argument("--seed", type=_int, default=None, help="random seed (default 0)")
+    p.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="numpy", help="array backend (default numpy)")
+    p.add_argument("--alpha", type=float, help="false-failure level of the sweeps' checks (default 1e-3)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout, nothing else")
+    p.add_argument("--save", metavar="PATH.npz", help="single run: save initial weights, data and trajectories")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=run_train)
+
+
+# ------------------------------------------------------------------ the handler
+
+
+_FLAG_TO_KEY = {
+    "param": "param", "loss": "loss", "seq_len": "seq_len", "n_seq": "n_seq", "teacher": "teacher", "rho": "rho",
+    "delay": "delay", "omega": "omega", "r": "r", "inputs": "inputs", "phi": "phi", "noise": "noise",
+    "sigma_w2": "sigma_w2", "sigma_c2": "sigma_c2", "sigma_f2": "sigma_f2", "lr_c": "lr_c", "lr_f": "lr_f",
+    "lr_w": "lr_w", "steps": "steps", "lr": "lr", "lr_factor": "lr_factor", "replicas": "seeds", "seed": "seed",
+    "alpha": "alpha",
+}
+
+
+def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
+    cfg: dict[str, Any] = {}
+    for flag, key in _FLAG_TO_KEY.items():
+        value = getattr(args, flag, None)
+        if value is not None and key in defaults:
+            cfg[key] = value
+    return cfg
+
+
+def _validate(args: argparse.Namespace) -> None:
+    for flag, value in (("--width", args.width), ("--seq-len", args.seq_len), ("--n-seq", args.n_seq),
+                        ("--steps", args.steps), ("--replicas", args.replicas)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}")
+    if args.widths is not None:
+        if any(n < 1 for n in args.widths):
+            raise UsageError(f"every width must be at least 1, got {args.widths}")
+        if len(set(args.widths)) < 2:
+            raise UsageError("--widths needs at least two different widths; use --width for one")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    if args.teacher is not None and args.teacher not in TEACHER_CHOICES:
+        raise UsageError(f"unknown teacher {args.teacher!r}; choose one of {', '.join(TEACHER_CHOICES)}")
+    if args.widths is not None and args.sigma_w2s is not None:
+        raise UsageError("give --widths or --sigma-w2s, not both")
+    if args.save is not None:
+        if not str(args.save).endswith(".npz"):
+            raise UsageError(f"--save needs a path ending in .npz, got {args.save!r}")
+        if args.widths is not None or args.sigma_w2s is not None:
+            raise UsageError("--save keeps a single run; it cannot be combined with --widths or --sigma-w2s")
+    if isinstance(args.lr, float) and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be 'auto' or a finite positive number, got {args.lr}")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Handler of ``linrnn verify train``: 0 on success (sweeps: verdict pass), 1 when a sweep's verdict fails."""
+    _validate(args)
+    from verify.backend import get_backend
+    from verify.progress import Progress
+
+    backend = get_backend(args.backend)
+    if args.teacher == "co2":
+        return _run_co2(args, backend)
+    if args.widths is not None:
+        from verify.claims_train import DEFAULTS_DYNAMICS, claim_dynamics_equivalence
+
+        cfg = {**_config(args, DEFAULTS_DYNAMICS), "widths": args.widths}
+        total = float(sum(n * n for n in args.widths) * cfg.get("seeds", DEFAULTS_DYNAMICS["seeds"]))
+        with Progress(total, "verify train --widths", enabled=not args.no_progress) as bar:
+            res = claim_dynamics_equivalence(cfg, backend, progress=bar.advance)
+        fig = res["figures"]["distance_vs_width"]
+        out = {"schema_version": 1, "mode": "widths", "widths": fig["widths"], "distance": fig["distance_mean"],
+               "distance_se": fig["distance_se"], "slope": res["statistic"]["value"],
+               "slope_ci": res["threshold"]["value"]["ci"], "verdict": res["verdict"], "claim": res}
+        _emit(args, out, _widths_table(res))
+        return 0 if res["verdict"] == "pass" else 1
+    if args.sigma_w2s is not None:
+        from verify.claims_train import DEFAULTS_SHORT_MEMORY, claim_short_memory
+
+        cfg = {**_config(args, DEFAULTS_SHORT_MEMORY), "sigma_w2s": args.sigma_w2s}
+        if args.width is not None:
+            cfg["width"] = args.width
+        n = cfg.get("width", DEFAULTS_SHORT_MEMORY["width"])
+        total = float(len(args.sigma_w2s) * cfg.get("seeds", DEFAULTS_SHORT_MEMORY["seeds"]) * (n * n + (n // 2) ** 2))
+        with Progress(total, "verify train --sigma-w2s", enabled=not args.no_progress) as bar:
+            res = claim_short_memory(cfg, backend, progress=bar.advance)
+        fig = res["figures"]["test_error_vs_q"]
+        out = {"schema_version": 1, "mode": "sigma_w2s", "sigma_w2s": fig["sigma_w2"], "theory": fig["theory"],
+               "experiment_mean": fig["experiment_mean"], "experiment_se": fig["experiment_se"],
+               "best_q_theory": fig["best_q_theory"], "best_q_experiment": fig["best_q_experiment"],
+               "verdict": res["verdict"], "claim": res}
+        _emit(args, out, _sweep_q_table(res))
+        return 0 if res["verdict"] == "pass" else 1
+    from verify.claims_train import DEFAULTS_DYNAMICS
+
+    cfg = {**_config(args, DEFAULTS_DYNAMICS), **SINGLE_DEFAULTS}
+    if args.width is not None:
+        cfg["width"] = args.width
+    if args.replicas is not None:
+        cfg["seeds"] = args.replicas
+    width = cfg.pop("width")
+    with Progress(float(cfg["seeds"] * (cfg.get("steps", DEFAULTS_DYNAMICS["steps"]) + 1)), "verify train",
+                  enabled=not args.no_progress) as bar:
+        run = train_single(cfg, width, backend, progress=lambda k, loss: bar.advance(1, f"loss {loss:.3g}"))
+    if args.save is not None:
+        save_run(args.save, run)
+    _emit(args, run_summary(run), _single_table(run, args.save))
+    return 0
+
+
+def _emit(args: argparse.Namespace, obj: dict[str, Any], table: str) -> None:
+    if args.json:
+        json.dump(obj, sys.stdout, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(table)
+
+
+# ------------------------------------------------------------ the single run
+
+
+def train_single(
+    config: dict[str, Any], width: int, backend: Any = None, *, progress: Any = None
+) -> dict[str, Any]:
+    """Train ``config['seeds']`` RNNs of width ``width`` and their SCNNs from the same L(0).
+
+    ``config`` takes the keys of :data:`verify.claims_train.DEFAULTS_DYNAMICS` (``widths``
+    and ``controls`` unused). Returns a dict with the configuration, the step (``lr``,
+    ``lr_auto``), per replica the final RNN and SCNN losses and the distance
+    d = max_k ||L_rnn(k) - L_scnn(k)||_F / ||L*||_F, and the first replica's arrays
+    (``W0``, ``F0``, ``C0``, ``x``, ``y``, ``impulse``, ``scnn``, ``loss_rnn``) as host
+    NumPy arrays. A diverging run raises :class:`UsageError`.
+    """
+    import numpy as np
+
+    from derive import weights
+    from verify.claims_train import DEFAULTS_DYNAMICS, _merge, choose_lr, draw_rnn, make_data, model_spec, \
+        resolve_backend
+    from verify.train import impulse_loss_and_grad, lagged_correlations, train_rnn
+
+    cfg = _merge(DEFAULTS_DYNAMICS, config)
+    if int(width) != width or width < 1:
+        raise UsageError(f"the width must be a positive integer, got {width!r}")
+    backend = resolve_backend(backend)
+    spec = model_spec(cfg)
+    x, y, teacher = make_data(cfg, backend)
+    corr = lagged_correlations(x, y, None, cfg["loss"], backend)
+    lam = np.asarray(weights(spec, cfg["seq_len"]), dtype=np.float64)
+    lr = choose_lr(cfg, corr, spec)
+    norm = float(np.linalg.norm(teacher))
+    reps: list[dict[str, float]] = []
+    first: dict[str, Any] = {}
+    from verify.scnn import scnn_trajectory
+
+    for r in range(cfg["seeds"]):
+        C0, F0, W0 = draw_rnn(cfg, spec, int(width), r, backend)
+        res = train_rnn(C0, F0, W0, None, None, param=spec.param, loss=cfg["loss"], lr=lr, steps=cfg["steps"],
+                        lr_mult=(spec.lr_c, spec.lr_f, spec.lr_w), sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
+                        sigma_c2=spec.sigma_c2, corr=corr, progress=progress)
+        res.raise_if_diverged()
+        assert res.impulse is not None
+        scnn = scnn_trajectory(res.impulse[0], corr, lam, lr=lr, steps=cfg["steps"])
+        d = float(np.max(np.sqrt(np.sum((res.impulse - scnn) ** 2, axis=(1, 2, 3))))) / norm
+        reps.append({"loss_rnn_initial": float(res.loss[0]), "loss_rnn_final": float(res.loss[-1]),
+                     "loss_scnn_final": float(impulse_loss_and_grad(scnn[-1], corr)[0]), "distance": d})
+        if r == 0:
+            first = {"W0": np.asarray(W0), "F0": np.asarray(F0), "C0": np.asarray(C0), "x": backend.to_numpy(x),
+                     "y": backend.to_numpy(y), "impulse": res.impulse, "scnn": scnn, "loss_rnn": res.loss}
+    return {"config": {**cfg, "width": int(width)}, "spec": spec, "lr": lr, "lr_auto": cfg["lr"] == "auto",
+            "replicas": reps, "teacher": teacher, "lam": lam, "backend": backend.describe(), **first}
+
+
+def save_run(path: str, run: dict[str, Any]) -> None:
+    """Write the first replica of :func:`train_single` as ``.npz`` (conventions, "Arrays and files")."""
+    import numpy as np
+
+    spec = run["spec"]
+    cfg = run["config"]
+    np.savez(
+        path, W0=run["W0"], F0=run["F0"], C0=run["C0"], x=run["x"], y=run["y"], lr=float(run["lr"]),
+        steps=int(cfg["steps"]), param=spec.param, loss=cfg["loss"], sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
+        sigma_c2=spec.sigma_c2, lr_c=spec.lr_c, lr_f=spec.lr_f, lr_w=spec.lr_w, impulse=run["impulse"],
+        scnn=run["scnn"], lag_weights=run["lam"], teacher=run["teacher"], loss_rnn=run["loss_rnn"],
+        width=int(cfg["width"]), seed=int(cfg["seed"]), dtype=run["backend"]["dtype"],
+    )
+
+
+def run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-ready summary of :func:`train_single` (no arrays beyond the lag weights)."""
+    cfg = {k: v for k, v in run["config"].items() if k not in ("widths", "controls")}
+    d = [r["distance"] for r in run["replicas"]]
+    return {"schema_version": 1, "mode": "single", "config": cfg, "backend": run["backend"], "lr": run["lr"],
+            "lr_auto": run["lr_auto"], "replicas": run["replicas"], "distance_mean": sum(d) / len(d),
+            "lag_weights": [float(v) for v in run["lam"]]}
+
+
+def _single_table(run: dict[str, Any], saved: str | None) -> str:
+    cfg = run["config"]
+    lines = [
+        f"# linear RNN (width {cfg['width']}, {cfg['param']}) vs scaled CNN from the same L(0); "
+        f"q = {cfg['sigma_w2']:g}, T = {cfg['seq_len']}, N = {cfg['n_seq']}, loss {cfg['loss']}, "
+        f"teacher {cfg['teacher']}",
+        f"step lr = {run['lr']:.6g}" + (f" (auto: {cfg['lr_factor']:g} / mu_max of the lag-weighted curvature)"
+                                         if run["lr_auto"] else " (given)") + f", {cfg['steps']} steps",
+        f"{'replica':>8} {'loss(0)':>12} {'RNN loss':>12} {'SCNN loss':>12} {'sup_k |L_rnn-L_scnn|/|L*|':>26}",
+    ]
+    for i, r in enumerate(run["replicas"]):
+        lines.append(f"{i:>8} {r['loss_rnn_initial']:12.5g} {r['loss_rnn_final']:12.5g} {r['loss_scnn_final']:12.5g} "
+                     f"{r['distance']:26.4g}")
+    if saved:
+        lines.append(f"saved replica 0 to {saved}")
+    return "\n".join(lines)
+
+
+def _widths_table(res: dict[str, Any]) -> str:
+    fig = res["figures"]["distance_vs_width"]
+    lines = [f"# {res['title']}: {res['statement']}", f"{'n':>6} {'d(n) mean':>12} {'SE':>10}"]
+    for n, m, s in zip(fig["widths"], fig["distance_mean"], fig["distance_se"]):
+        lines.append(f"{n:>6} {m:12.4g} {s:10.3g}")
+    lo, hi = res["threshold"]["value"]["ci"]
+    lines.append(f"slope {res['statistic']['value']:.3f}, CI [{lo:.3f}, {hi:.3f}] ({res['threshold']['description']})")
+    lines.append("negative controls (each must be rejected):")
+    for c in res["controls"]:
+        lines.append(f"  {c['id']:<32} {'rejected' if c['verdict'] == 'fail' else 'NOT rejected'}")
+    lines.append(f"verdict: {res['verdict'].upper()}")
+    return "\n".join(lines)
+
+
+def _sweep_q_table(res: dict[str, Any]) -> str:
+    fig = res["figures"]["test_error_vs_q"]
+    lines = [f"# {res['title']}: {res['statement']}",
+             f"{'q':>6} {'theory':>12} {'RNN mean':>12} {'SE':>10} {'z':>8}"]
+    for q, t, m, s, z in zip(fig["sigma_w2"], fig["theory"], fig["experiment_mean"], fig["experiment_se"], fig["z"]):
+        lines.append(f"{q:>6g} {t:12.4g} {m:12.4g} {s:10.3g} {z:8.2f}")
+    lines.append(f"best q: theory {fig['best_q_theory']:g}, experiment {fig['best_q_experiment']:g}")
+    lines.append(f"max |z| {res['statistic']['value']:.3g} vs {res['threshold']['value']:.3g}")
+    for c in res["controls"]:
+        lines.append(f"  control {c['id']:<28} {'rejected' if c['verdict'] == 'fail' else 'NOT rejected'}")
+    lines.append(f"verdict: {res['verdict'].upper()}")
+    return "\n".join(lines)
+
+
+def _run_co2(args: argparse.Namespace, backend: Any) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("verify.co2") is None:
+        raise UsageError("the co2 teacher is not available in this installation")
+    from verify.co2 import run_co2_cli
+
+    return int(run_co2_cli(args, backend))
