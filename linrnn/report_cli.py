@@ -1,0 +1,97 @@
+"""The ``linrnn report`` command group: argument parsing only, standard library at import time.
+
+* ``linrnn report [-o DIR] [--profile quick|full] [--config FILE.toml] [--backend ...]
+  [--seed N] [--force] [--no-cache]`` runs the claim suite (:func:`linrnn.suite.run_report`)
+  and writes the report directory; exit 0 when every claim passes and every
+  negative control is rejected, 1 otherwise, 2 for bad input.
+* ``linrnn report render RESULTS.json -o DIR [--force]`` re-renders a report from its
+  results file alone (:func:`reports.render.render`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """Add the ``report`` group to the top-level subparsers ``groups``."""
+    parser = groups.add_parser(
+        name, help=help_text,
+        description=(
+            "Derive, verify and present: run the claim suite (derived formulas, Monte Carlo checks with negative "
+            "controls) and write DIR/report.html, report.md, report.json, report.tex, figures/ and "
+            "derivation.tex. Exit status 0 when every claim passes and every control is rejected, 1 when a "
+            "claim fails (the report is still written), 2 for bad input."
+        ),
+    )
+    parser.add_argument("-o", "--output", default="linrnn-report", metavar="DIR",
+                        help="report directory (default ./linrnn-report)")
+    parser.add_argument("--profile", choices=("quick", "full"), default="quick",
+                        help="quick: a few minutes on a CPU (default); full: paper-scale, meant for a GPU")
+    parser.add_argument("--config", metavar="FILE.toml",
+                        help="TOML file overriding experiment sizes, e.g. [ntk] widths = [128, 256, 512]")
+    parser.add_argument("--backend", choices=("auto", "numpy", "cupy"), default=None,
+                        help="array backend (default: numpy for quick, auto for full)")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    parser.add_argument("--force", action="store_true", help="replace an existing report in DIR")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="neither reuse nor store experiment results in DIR/.cache")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    parser.set_defaults(func=run_report)
+    sub = parser.add_subparsers(dest="report_command", metavar="{render}", parser_class=type(parser))
+    sub.required = False
+    r = sub.add_parser("render", help="re-render a report from its results file alone",
+                       description="Re-render report.html, report.md, report.tex and figures from RESULTS.json "
+                                   "(a report.json written by `linrnn report`) into DIR.")
+    r.add_argument("results", metavar="RESULTS.json", help="the results file")
+    r.add_argument("-o", "--output", dest="render_output", required=True, metavar="DIR", help="report directory")
+    r.add_argument("--force", dest="render_force", action="store_true", help="replace an existing report in DIR")
+    r.set_defaults(func=run_render)
+    return parser
+
+
+def _log(args: argparse.Namespace) -> Any:
+    if args.quiet:
+        return None
+    return lambda msg: print(f"linrnn report: {msg}", file=sys.stderr, flush=True)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from linrnn.suite import main_summary, run_report as run
+
+    argv = ["-o", args.output, "--profile", args.profile]
+    if args.config:
+        argv += ["--config", args.config]
+    if args.backend:
+        argv += ["--backend", args.backend]
+    argv += ["--seed", str(args.seed)] + (["--force"] if args.force else []) + (["--no-cache"] if args.no_cache else [])
+    try:
+        result = run(args.output, profile=args.profile, config=args.config, backend=args.backend, seed=args.seed,
+                     force=args.force, use_cache=not args.no_cache, log=_log(args), argv=argv)
+    except KeyboardInterrupt:
+        print(f"linrnn: interrupted; no report was written; finished experiments are kept in "
+              f"{args.output}/.cache and a re-run resumes from them.", file=sys.stderr)
+        return 130
+    print(main_summary(result.results))
+    print(f"report: {result.output / 'report.html'}")
+    return result.exit_status
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from reports.render import render
+
+    results = render(args.results, args.render_output, force=args.render_force)
+    print(f"rendered {args.render_output}/report.html from {args.results} (verdict {results['verdict']})")
+    return 0 if results["verdict"] == "pass" else 1

@@ -1,0 +1,180 @@
+"""``report.html``: one self-contained page (inline style, figures and formulas as data URIs).
+
+Every piece of text from the results file goes through :func:`esc`
+(``html.escape`` with quotes), the explicit equivalent of an autoescaping template;
+the page references nothing outside itself (no scripts, no external styles, fonts
+or images). Layout: title and overall verdict, the summary table of claims and of
+negative controls, the derived formulas, one section per claim (statement, formula,
+statistic, threshold, figures, notes, configuration), the provenance.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reports.figures import FigureFiles, formula_png
+from reports.text import format_number, format_threshold, verdict_word
+
+STYLE = """
+body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, sans-serif; color: #1b1b1b;
+       max-width: 1100px; margin: 0 auto; padding: 1.5em 2em 4em; line-height: 1.5; background: #fff; }
+h1 { font-size: 1.7em; margin-bottom: 0.2em; }
+h2 { font-size: 1.35em; border-bottom: 2px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
+h3 { font-size: 1.1em; margin-bottom: 0.3em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
+th, td { border: 1px solid #bbb; padding: 0.35em 0.6em; text-align: left; vertical-align: top; }
+th { background: #eee; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.verdict { font-weight: bold; white-space: nowrap; padding: 0.1em 0.5em; border-radius: 3px; }
+.good { background: #d8f0d8; border: 1px solid #2e7d32; color: #1b4d1f; }
+.bad { background: #fbd9d3; border: 2px dashed #b71c1c; color: #7f1010; }
+.banner { font-size: 1.15em; padding: 0.6em 1em; margin: 1em 0; }
+figure { margin: 1.2em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
+.formula { margin: 0.6em 0 0.2em; }
+.formula img { vertical-align: middle; max-width: 100%; }
+code, pre { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.88em; }
+pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wrap; }
+.latex { color: #555; font-size: 0.82em; }
+.muted { color: #555; font-size: 0.9em; }
+details { margin: 0.5em 0; }
+nav ul { columns: 2; }
+"""
+
+
+def esc(text: Any) -> str:
+    """HTML-escape any value's text (quotes included)."""
+    return html.escape(str(text), quote=True)
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _verdict_cell(verdict: str, *, control: bool = False) -> str:
+    word, good = verdict_word(verdict, control=control)
+    return f'<span class="verdict {"good" if good else "bad"}">{esc(word)}</span>'
+
+
+def formula_html(latex: str, label: str = "") -> str:
+    """The formula as a typeset image (mathtext) with its LaTeX source below; the source alone if it cannot be typeset."""
+    png = formula_png(latex)
+    src = f'<div class="latex"><code>{esc(latex)}</code></div>'
+    if png is None:
+        return f'<div class="formula"><code>{esc(label)}{esc(latex)}</code></div>'
+    return f'<div class="formula"><img alt="{esc(latex)}" src="{data_uri(png)}"></div>{src}'
+
+
+def _figure(f: FigureFiles) -> str:
+    cap = f"<strong>{esc(f.title)}.</strong> {esc(f.caption)}" if f.title else esc(f.caption)
+    return (f'<figure id="fig-{esc(f.stem)}"><img alt="{esc(f.title or f.stem)}" src="{data_uri(f.png)}">'
+            f"<figcaption>{cap}</figcaption></figure>")
+
+
+def _kv_table(items: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><th>{esc(k)}</th><td><code>{esc(_compact(v))}</code></td></tr>" for k, v in items.items())
+    return f"<table>{rows}</table>"
+
+
+def _compact(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    return json.dumps(v, sort_keys=True, ensure_ascii=False)
+
+
+def _summary(results: Mapping[str, Any]) -> str:
+    rows = []
+    for c in results["claims"]:
+        rows.append(
+            f'<tr><td><a href="#claim-{esc(c["id"])}">{esc(c["title"])}</a></td><td>{esc(c["statement"])}</td>'
+            f'<td>{esc(c["statistic"]["name"])}</td><td class="num">{esc(format_number(c["statistic"]["value"]))}</td>'
+            f'<td>{esc(format_threshold(c["threshold"]))}</td><td>{_verdict_cell(c["verdict"])}</td></tr>'
+        )
+    claims = ("<table><tr><th>claim</th><th>statement</th><th>statistic</th><th>value</th><th>threshold</th>"
+              "<th>verdict</th></tr>" + "".join(rows) + "</table>")
+    crow = []
+    for c in results["controls"]:
+        crow.append(
+            f'<tr><td><a href="#claim-{esc(c["claim"])}">{esc(c["claim"])}</a></td><td>{esc(c["statement"])}</td>'
+            f'<td>{esc(c["statistic"]["name"])}</td><td class="num">{esc(format_number(c["statistic"]["value"]))}</td>'
+            f'<td>{esc(format_threshold(c["threshold"]))}</td><td>{_verdict_cell(c["verdict"], control=True)}</td></tr>'
+        )
+    controls = ("<table><tr><th>claim</th><th>wrong theory</th><th>statistic</th><th>value</th><th>threshold</th>"
+                "<th>outcome</th></tr>" + "".join(crow) + "</table>") if crow else "<p>No negative controls.</p>"
+    return claims, controls
+
+
+def render_html(results: Mapping[str, Any], figures: Mapping[str, Sequence[FigureFiles]]) -> str:
+    """The page for ``results`` (validated) with ``figures`` drawn per owner ("derivation" or a claim id)."""
+    overall = results["verdict"]
+    n_pass = sum(c["verdict"] == "pass" for c in results["claims"])
+    n_rej = sum(c["verdict"] == "fail" for c in results["controls"])
+    banner_good = overall == "pass"
+    banner = (f'<div class="verdict banner {"good" if banner_good else "bad"}">'
+              f'{"&#10003; PASS" if banner_good else "&#10007; FAIL"}: {n_pass} of {len(results["claims"])} claims pass; '
+              f'{n_rej} of {len(results["controls"])} negative controls rejected.</div>')
+    claims_table, controls_table = _summary(results)
+    der = results["derivation"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(results['title'])}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{esc(results['title'])}</h1>",
+        f'<p class="muted">{esc(results["tool"]["name"])} {esc(results["tool"]["version"])}, profile '
+        f'<strong>{esc(results["profile"])}</strong>, created {esc(results["created"])}.</p>',
+        banner,
+        "<h2 id=\"summary\">Verdicts</h2>",
+        "<p>Each claim is a statistical test of a derived formula against an experiment; it passes when its "
+        "statistic lies within its threshold. Each negative control runs the same test against a deliberately "
+        "wrong theory and should be <em>rejected</em>: a verifier that cannot reject a wrong formula proves "
+        "nothing. The run passes only if every claim passes and every control is rejected.</p>",
+        claims_table,
+        "<h3>Negative controls</h3>",
+        controls_table,
+        "<h2 id=\"derivation\">Derived formulas</h2>",
+        f"<p>Parameterization <code>{esc(der['param'])}</code>; every formula below is printed from the SymPy "
+        "derivation (see <code>derivation.tex</code>).</p>",
+    ]
+    for f in der["formulas"]:
+        parts.append(f"<h3>{esc(f['label'])}</h3>")
+        if f.get("description"):
+            parts.append(f"<p>{esc(f['description'])}</p>")
+        parts.append(formula_html(f["latex"]))
+    parts += [_figure(f) for f in figures.get("derivation", ())]
+    parts += [f"<p>{esc(n)}</p>" for n in der["notes"]]
+    for c in results["claims"]:
+        parts += [
+            f'<h2 id="claim-{esc(c["id"])}">{esc(c["title"])} {_verdict_cell(c["verdict"])}</h2>',
+            f"<p>{esc(c['statement'])}</p>",
+            formula_html(c["formula"]),
+            "<table>",
+            f"<tr><th>statistic</th><td>{esc(c['statistic']['name'])}</td>"
+            f"<td class=\"num\">{esc(format_number(c['statistic']['value']))}</td></tr>",
+            f"<tr><th>threshold</th><td colspan=\"2\">{esc(format_threshold(c['threshold']))}</td></tr>",
+            f"<tr><th>verdict</th><td colspan=\"2\">{_verdict_cell(c['verdict'])}</td></tr>",
+            "</table>",
+        ]
+        ctrls = [x for x in results["controls"] if x["claim"] == c["id"]]
+        if ctrls:
+            parts.append("<p><strong>Negative controls</strong> (each should be rejected):</p><ul>")
+            for x in ctrls:
+                parts.append(f"<li>{esc(x['statement'].rstrip('.'))}: {esc(x['statistic']['name'])} = "
+                             f"{esc(format_number(x['statistic']['value']))} "
+                             f"({esc(format_threshold(x['threshold']))}) {_verdict_cell(x['verdict'], control=True)}</li>")
+            parts.append("</ul>")
+        parts += [_figure(f) for f in figures.get(c["id"], ())]
+        parts += [f"<p class=\"muted\">{esc(n)}</p>" for n in c.get("notes", [])]
+        if c.get("config"):
+            parts.append(f"<details><summary>configuration of this experiment</summary>{_kv_table(c['config'])}"
+                         "</details>")
+    prov = dict(results["provenance"])
+    parts += ["<h2 id=\"provenance\">Provenance</h2>", _kv_table(prov),
+              "<details><summary>full configuration</summary>", _kv_table(results["config"]), "</details>",
+              "</body></html>"]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,92 @@
+r"""``report.tex``: the same report as a LaTeX document (figures from ``figures/*.png``).
+
+Text from the results file is escaped for LaTeX (:func:`tex`); formulas are the
+stored LaTeX, set in ``equation*`` environments. It compiles with ``pdflatex``
+(packages: amsmath, graphicx, booktabs-free tables, geometry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reports.figures import FigureFiles
+from reports.text import format_number, format_threshold
+
+_TEX_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+    "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+    "|": r"\textbar{}", "\u2713": "", "\u2717": "",
+}
+
+
+def tex(text: Any) -> str:
+    """Escape text for LaTeX (every special character, including the backslash)."""
+    return "".join(_TEX_SPECIALS.get(ch, ch) for ch in str(text)).strip()
+
+
+def _verdict(v: str, control: bool = False) -> str:
+    if control:
+        return "rejected" if v == "fail" else r"\textbf{NOT rejected}"
+    return "pass" if v == "pass" else r"\textbf{FAIL}"
+
+
+def _figure(f: FigureFiles) -> str:
+    return (r"\begin{figure}[htbp]\centering" "\n"
+            rf"\includegraphics[width=0.9\linewidth]{{figures/{f.stem}.png}}" "\n"
+            rf"\caption{{\textbf{{{tex(f.title)}.}} {tex(f.caption)}}}" "\n"
+            r"\end{figure}")
+
+
+def render_latex(results: Mapping[str, Any], figures: Mapping[str, Sequence[FigureFiles]]) -> str:
+    rows = "\n".join(
+        rf"{tex(c['title'])} & {tex(c['statistic']['name'])} & {tex(format_number(c['statistic']['value']))} & "
+        rf"{_verdict(c['verdict'])} \\"
+        for c in results["claims"]
+    )
+    crow = "\n".join(
+        rf"{tex(x['claim'])} & {tex(x['statement'])} & {tex(format_number(x['statistic']['value']))} & "
+        rf"{_verdict(x['verdict'], True)} \\"
+        for x in results["controls"]
+    )
+    out = [
+        r"\documentclass[11pt]{article}",
+        r"\usepackage[T1]{fontenc}", r"\usepackage{lmodern}", r"\usepackage{amsmath,amssymb}",
+        r"\usepackage{graphicx}", r"\usepackage[margin=2.2cm]{geometry}", r"\usepackage{array}",
+        r"\setlength{\parindent}{0pt}", r"\setlength{\parskip}{0.5em}",
+        rf"\title{{{tex(results['title'])}}}",
+        rf"\author{{{tex(results['tool']['name'])} {tex(results['tool']['version'])}, profile {tex(results['profile'])}}}",
+        rf"\date{{{tex(results['created'])}}}",
+        r"\begin{document}", r"\maketitle",
+        rf"\textbf{{Verdict: {tex(results['verdict'].upper())}.}} A claim passes when its statistic lies within its "
+        r"threshold; a negative control applies the same test to a wrong theory and should be rejected.",
+        r"\section*{Verdicts}",
+        r"\begin{tabular}{>{\raggedright}p{4cm}>{\raggedright}p{6cm}rl}",
+        r"claim & statistic & value & verdict \\ \hline", rows, r"\end{tabular}",
+    ]
+    if crow:
+        out += [r"\subsection*{Negative controls}", r"\begin{tabular}{l>{\raggedright}p{7cm}rl}",
+                r"claim & wrong theory & value & outcome \\ \hline", crow, r"\end{tabular}"]
+    der = results["derivation"]
+    out.append(r"\section{Derived formulas}")
+    for f in der["formulas"]:
+        out += [rf"\textbf{{{tex(f['label'])}}}" + (f": {tex(f['description'])}" if f.get("description") else ""),
+                r"\begin{equation*}" + f["latex"] + r"\end{equation*}"]
+    out += [_figure(f) for f in figures.get("derivation", ())]
+    out += [tex(n) for n in der["notes"]]
+    for c in results["claims"]:
+        out += [rf"\section{{{tex(c['title'])}: {_verdict(c['verdict'])}}}", tex(c["statement"]),
+                r"\begin{equation*}" + c["formula"] + r"\end{equation*}",
+                rf"Statistic: {tex(c['statistic']['name'])} $=$ {tex(format_number(c['statistic']['value']))}; "
+                rf"threshold: {tex(format_threshold(c['threshold']))}."]
+        for x in (x for x in results["controls"] if x["claim"] == c["id"]):
+            out.append(rf"Control: {tex(x['statement'])}: {tex(format_number(x['statistic']['value']))}, "
+                       rf"{_verdict(x['verdict'], True)}.")
+        out += [_figure(f) for f in figures.get(c["id"], ())]
+        out += [tex(n) for n in c.get("notes", [])]
+        out.append(r"\clearpage")
+    out += [r"\section*{Provenance}", r"\begin{itemize}"]
+    for k, v in results["provenance"].items():
+        out.append(rf"\item {tex(k)}: \texttt{{{tex(format_number(v) if not isinstance(v, (dict, list)) else v)}}}")
+    out += [r"\end{itemize}", r"\end{document}"]
+    return "\n\n".join(out) + "\n"

@@ -1,0 +1,96 @@
+"""``report.md``: the report for a code host, figures as ``figures/*.png`` beside it.
+
+Formulas are ``$$ ... $$`` blocks (rendered by GitHub and most Markdown viewers);
+text from the results file is escaped for Markdown table cells and inline text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reports.figures import FigureFiles
+from reports.text import format_number, format_threshold, verdict_word
+
+
+def md(text: Any) -> str:
+    """Escape Markdown's inline specials and table pipes; newlines become spaces."""
+    s = str(text).replace("\\", "\\\\").replace("\n", " ")
+    for ch in "|*_`[]<>#":
+        s = s.replace(ch, "\\" + ch)
+    return s
+
+
+def _verdict(v: str, control: bool = False) -> str:
+    word, good = verdict_word(v, control=control)
+    return word if good else f"**{word}**"
+
+
+def _fig(f: FigureFiles) -> list[str]:
+    cap = f"**{md(f.title)}.** {md(f.caption)}" if f.title else md(f.caption)
+    return [f"![{md(f.title or f.stem)}](figures/{f.stem}.png)", "", cap + f" ([SVG](figures/{f.stem}.svg))", ""]
+
+
+def render_markdown(results: Mapping[str, Any], figures: Mapping[str, Sequence[FigureFiles]]) -> str:
+    n_pass = sum(c["verdict"] == "pass" for c in results["claims"])
+    n_rej = sum(c["verdict"] == "fail" for c in results["controls"])
+    out = [
+        f"# {md(results['title'])}",
+        "",
+        f"{md(results['tool']['name'])} {md(results['tool']['version'])}, profile **{md(results['profile'])}**, "
+        f"created {md(results['created'])}.",
+        "",
+        f"**Verdict: {results['verdict'].upper()}** ({n_pass} of {len(results['claims'])} claims pass; "
+        f"{n_rej} of {len(results['controls'])} negative controls rejected).",
+        "",
+        "## Verdicts",
+        "",
+        "A claim passes when its statistic lies within its threshold; a negative control is the same test "
+        "applied to a deliberately wrong theory and should be rejected.",
+        "",
+        "| claim | statistic | value | threshold | verdict |",
+        "|---|---|---:|---|---|",
+    ]
+    for c in results["claims"]:
+        out.append(f"| [{md(c['title'])}](#{c['id'].replace('_', '-')}) | {md(c['statistic']['name'])} | "
+                   f"{md(format_number(c['statistic']['value']))} | {md(format_threshold(c['threshold']))} | "
+                   f"{_verdict(c['verdict'])} |")
+    if results["controls"]:
+        out += ["", "| claim | wrong theory | statistic | value | outcome |", "|---|---|---|---:|---|"]
+        for x in results["controls"]:
+            out.append(f"| {md(x['claim'])} | {md(x['statement'])} | {md(x['statistic']['name'])} | "
+                       f"{md(format_number(x['statistic']['value']))} | {_verdict(x['verdict'], True)} |")
+    der = results["derivation"]
+    out += ["", "## Derived formulas", "", f"Parameterization `{der['param']}`, printed from the SymPy derivation "
+            "(`derivation.tex`).", ""]
+    for f in der["formulas"]:
+        out += [f"**{md(f['label'])}**" + (f": {md(f['description'])}" if f.get("description") else ""), "",
+                "$$", f["latex"], "$$", ""]
+    for f in figures.get("derivation", ()):
+        out += _fig(f)
+    out += [md(n) + "\n" for n in der["notes"]]
+    for c in results["claims"]:
+        out += [f'<a id="{c["id"].replace("_", "-")}"></a>', "", f"## {md(c['title'])}: {_verdict(c['verdict'])}", "",
+                md(c["statement"]), "", "$$", c["formula"], "$$", "",
+                f"- statistic: {md(c['statistic']['name'])} = {md(format_number(c['statistic']['value']))}",
+                f"- threshold: {md(format_threshold(c['threshold']))}", ""]
+        for x in (x for x in results["controls"] if x["claim"] == c["id"]):
+            out.append(f"- control: {md(x['statement'].rstrip('.'))}: {md(x['statistic']['name'])} = "
+                       f"{md(format_number(x['statistic']['value']))}, {_verdict(x['verdict'], True)}")
+        out.append("")
+        for f in figures.get(c["id"], ()):
+            out += _fig(f)
+        out += [md(n) + "\n" for n in c.get("notes", [])]
+    prov = results["provenance"]
+    out += ["## Provenance", "", "| key | value |", "|---|---|"]
+    for k, v in prov.items():
+        out.append(f"| {md(k)} | {md(format_number(v) if not isinstance(v, (dict, list)) else _flat(v))} |")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _flat(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_flat(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        return ", ".join(_flat(x) for x in v)
+    return format_number(v)

@@ -1,0 +1,78 @@
+"""Render a results file into a report directory: JSON, HTML, Markdown, LaTeX and figures.
+
+:func:`write_report` writes into a directory that exists (the suite's temporary
+directory); :func:`render` is ``linrnn report render RESULTS.json -o DIR``: it reads
+the results file alone (``reports`` never imports ``verify``) and publishes ``DIR``
+atomically. Files written:
+
+* ``report.json`` (the validated results, :mod:`reports.schema`),
+* ``report.html`` (self-contained), ``report.md``, ``report.tex``,
+* ``figures/<owner>-<name>.png`` and ``.svg`` for every figure,
+* ``derivation.tex`` when the results carry the derivation's LaTeX.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reports import schema
+from reports.figures import FigureFiles, can_draw, draw
+from reports.html import render_html
+from reports.latex_report import render_latex
+from reports.markdown import render_markdown
+from reports.output import atomic_dir
+from reports.text import slug
+
+
+def draw_figures(results: Mapping[str, Any]) -> tuple[dict[str, list[FigureFiles]], list[str]]:
+    """Every drawable figure, grouped by owner ("derivation" or a claim id), and notes on those skipped."""
+    owners: list[tuple[str, Mapping[str, Any]]] = [("derivation", results["derivation"]["figures"])]
+    owners += [(c["id"], c["figures"]) for c in results["claims"]]
+    out: dict[str, list[FigureFiles]] = {}
+    skipped: list[str] = []
+    for owner, figs in owners:
+        for name, data in figs.items():
+            if not can_draw(data):
+                skipped.append(f"{owner}/{name} (kind {data.get('kind')!r} has no renderer)")
+                continue
+            out.setdefault(owner, []).append(draw(slug(f"{owner}-{name}"), data))
+    return out, skipped
+
+
+def write_report(results: Mapping[str, Any], directory: str | os.PathLike[str]) -> list[Path]:
+    """Write every report file for ``results`` into the existing ``directory``; return their paths."""
+    results = schema.validate(results)
+    d = Path(directory)
+    figs, _skipped = draw_figures(results)
+    (d / "figures").mkdir(exist_ok=True)
+    paths: list[Path] = []
+    for group in figs.values():
+        for f in group:
+            for ext, data in (("png", f.png), ("svg", f.svg)):
+                p = d / "figures" / f"{f.stem}.{ext}"
+                p.write_bytes(data)
+                paths.append(p)
+    texts = {
+        "report.json": schema.dumps(results),
+        "report.html": render_html(results, figs),
+        "report.md": render_markdown(results, figs),
+        "report.tex": render_latex(results, figs),
+    }
+    if results["derivation"].get("tex"):
+        texts["derivation.tex"] = results["derivation"]["tex"]
+    for name, text in texts.items():
+        p = d / name
+        p.write_text(text, encoding="utf-8")
+        paths.append(p)
+    return paths
+
+
+def render(results_path: str | os.PathLike[str], out: str | os.PathLike[str], *, force: bool = False) -> dict[str, Any]:
+    """Re-render a report from its results file alone into ``out`` (atomically); return the results."""
+    results = schema.load(results_path)
+    with atomic_dir(out, force=force) as tmp:
+        write_report(results, tmp)
+    return results

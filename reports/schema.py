@@ -1,0 +1,187 @@
+"""The results file of ``linrnn report`` (``report.json``): a versioned, validated schema.
+
+One data model, written by :mod:`linrnn.suite` and read by every renderer in
+:mod:`reports`; the renderers need nothing but this file (``reports`` never imports
+``verify``). Version 1 has these top-level keys:
+
+* ``schema_version`` (int, :data:`SCHEMA_VERSION`), ``tool`` ({name, version}),
+  ``title``, ``created`` (UTC, ISO 8601), ``profile`` ("quick", "full", ...);
+* ``config``: the resolved configuration of every experiment (profile + TOML overrides);
+* ``provenance``: python, platform, package versions, backend, device, dtype, seed,
+  ``wall_time`` (seconds per experiment), ``cached`` (experiments reused from the
+  cache), ``total_seconds``, ``command``;
+* ``derivation``: ``param``, ``formulas`` (label, LaTeX, description), ``figures``,
+  ``notes`` and ``tex`` (the LaTeX appendix as text, or null);
+* ``claims``: one object per claim of ``docs/claims.md`` (``id``, ``title``,
+  ``statement``, ``formula``, ``statistic`` {name, value}, ``threshold``
+  {description, value}, ``verdict`` "pass"/"fail", ``figures``, ``config``,
+  ``notes``, ``experiment``, ``data``), without their controls, which are lifted into
+* ``controls``: every negative control with the ``claim`` it belongs to (``id``,
+  ``statement``, ``formula``, ``statistic``, ``threshold``, ``verdict``, which should
+  be "fail": the wrong theory was rejected);
+* ``verdict``: "pass" when every claim passes and every control is rejected.
+
+A figure is ``{"kind": ..., "title": ..., "caption": ..., ...data}``; the kinds and
+their data are documented in :mod:`reports.figures`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from linrnn.errors import UsageError
+
+SCHEMA_VERSION = 1
+VERDICTS = ("pass", "fail")
+
+_TOP = {
+    "schema_version": int, "tool": dict, "title": str, "created": str, "profile": str, "config": dict,
+    "provenance": dict, "derivation": dict, "claims": list, "controls": list, "verdict": str,
+}
+_CLAIM_REQUIRED = {
+    "id": str, "title": str, "statement": str, "formula": str, "statistic": dict, "threshold": dict,
+    "verdict": str, "figures": dict,
+}
+_CLAIM_OPTIONAL = {"config": dict, "notes": list, "experiment": str, "data": dict}
+_CONTROL_REQUIRED = {"claim": str, "id": str, "statement": str, "statistic": dict, "threshold": dict, "verdict": str}
+_CONTROL_OPTIONAL = {"formula": (str, type(None))}
+_DERIVATION = {"param": str, "formulas": list, "figures": dict, "notes": list, "tex": (str, type(None))}
+
+
+class SchemaError(UsageError):
+    """A results file that does not follow the schema; the message names the first problem."""
+
+
+def _check_keys(obj: Mapping[str, Any], required: Mapping[str, Any], optional: Mapping[str, Any], where: str) -> None:
+    if not isinstance(obj, Mapping):
+        raise SchemaError(f"{where} must be an object, got {type(obj).__name__}")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise SchemaError(f"{where} lacks {', '.join(repr(k) for k in missing)}")
+    unknown = sorted(set(obj) - set(required) - set(optional))
+    if unknown:
+        raise SchemaError(f"{where} has unknown keys {', '.join(repr(k) for k in unknown)}")
+    for key, typ in {**required, **optional}.items():
+        if key in obj and not isinstance(obj[key], typ):
+            name = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+            raise SchemaError(f"{where}.{key} must be of type {name}, got {type(obj[key]).__name__}")
+
+
+def _check_finite(obj: Any, where: str) -> None:
+    """JSON-ready data: dicts with str keys, lists, finite floats, ints, str, bool, None."""
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise SchemaError(f"{where} holds a non-finite number; write null instead")
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise SchemaError(f"{where} has a non-string key {k!r}")
+            _check_finite(v, f"{where}.{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_finite(v, f"{where}[{i}]")
+    elif not (obj is None or isinstance(obj, (str, bool, int))):
+        raise SchemaError(f"{where} holds a {type(obj).__name__}, which is not JSON data")
+
+
+def _check_statistic(stat: Mapping[str, Any], where: str) -> None:
+    if "name" not in stat or not isinstance(stat["name"], str):
+        raise SchemaError(f"{where}.statistic needs a 'name' string")
+    if "value" not in stat:
+        raise SchemaError(f"{where}.statistic needs a 'value' (a number or null)")
+
+
+def _check_threshold(thr: Mapping[str, Any], where: str) -> None:
+    if "description" not in thr or not isinstance(thr["description"], str):
+        raise SchemaError(f"{where}.threshold needs a 'description' string")
+
+
+def _check_verdict(v: str, where: str) -> None:
+    if v not in VERDICTS:
+        raise SchemaError(f"{where}.verdict must be 'pass' or 'fail', got {v!r}")
+
+
+def _check_figures(figs: Mapping[str, Any], where: str) -> None:
+    for name, fig in figs.items():
+        if not isinstance(fig, Mapping) or not isinstance(fig.get("kind"), str):
+            raise SchemaError(f"{where}.figures.{name} must be an object with a 'kind' string")
+
+
+def overall_verdict(claims: list[Mapping[str, Any]], controls: list[Mapping[str, Any]]) -> str:
+    """'pass' when every claim passes and every control is rejected (its verdict is 'fail')."""
+    ok = all(c["verdict"] == "pass" for c in claims) and all(c["verdict"] == "fail" for c in controls)
+    return "pass" if ok else "fail"
+
+
+def validate(results: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``results`` against schema version 1 and return it (as a plain dict).
+
+    Raises :class:`SchemaError` (a :class:`linrnn.errors.UsageError`) naming the
+    first problem: a missing or unknown key, a wrong type, a verdict other than
+    pass/fail, duplicate claim ids, a control of an unknown claim, a non-finite
+    number, or a stored overall verdict that disagrees with the claims.
+    """
+    _check_keys(results, _TOP, {}, "results")
+    if results["schema_version"] != SCHEMA_VERSION:
+        raise SchemaError(
+            f"this results file has schema_version {results['schema_version']!r}; "
+            f"this linrnn reads version {SCHEMA_VERSION}"
+        )
+    _check_finite(dict(results), "results")
+    _check_keys(results["derivation"], _DERIVATION, {}, "derivation")
+    for i, f in enumerate(results["derivation"]["formulas"]):
+        _check_keys(f, {"label": str, "latex": str}, {"description": str}, f"derivation.formulas[{i}]")
+    _check_figures(results["derivation"]["figures"], "derivation")
+    ids: set[str] = set()
+    for i, claim in enumerate(results["claims"]):
+        where = f"claims[{i}]"
+        _check_keys(claim, _CLAIM_REQUIRED, _CLAIM_OPTIONAL, where)
+        if claim["id"] in ids:
+            raise SchemaError(f"claim id {claim['id']!r} appears twice")
+        ids.add(claim["id"])
+        _check_statistic(claim["statistic"], where)
+        _check_threshold(claim["threshold"], where)
+        _check_verdict(claim["verdict"], where)
+        _check_figures(claim["figures"], where)
+    for i, ctrl in enumerate(results["controls"]):
+        where = f"controls[{i}]"
+        _check_keys(ctrl, _CONTROL_REQUIRED, _CONTROL_OPTIONAL, where)
+        if ctrl["claim"] not in ids:
+            raise SchemaError(f"{where} belongs to an unknown claim {ctrl['claim']!r}")
+        _check_statistic(ctrl["statistic"], where)
+        _check_threshold(ctrl["threshold"], where)
+        _check_verdict(ctrl["verdict"], where)
+    expected = overall_verdict(results["claims"], results["controls"])
+    if results["verdict"] != expected:
+        raise SchemaError(f"the overall verdict is {results['verdict']!r} but the claims and controls give {expected!r}")
+    return dict(results)
+
+
+def dumps(results: Mapping[str, Any]) -> str:
+    """Validated, deterministic JSON text (sorted keys, two-space indent, no NaN)."""
+    return json.dumps(validate(results), indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def loads(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"the results file is not JSON ({exc.msg} at line {exc.lineno})") from None
+    return validate(data)
+
+
+def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a results file; a missing or unreadable file is a :class:`UsageError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"no results file at {str(p)!r}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the results file {str(p)!r} ({exc})") from None
+    return loads(text)

@@ -1,0 +1,98 @@
+"""The results-file schema: round trips, and every kind of malformed file is refused with a sentence."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from linrnn.errors import UsageError
+from reports import schema
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "report_results.json"
+
+
+@pytest.fixture()
+def results() -> dict:
+    return json.loads(FIXTURE.read_text(encoding="utf-8"))
+
+
+def test_fixture_round_trips_exactly(results: dict) -> None:
+    text = schema.dumps(results)
+    assert schema.loads(text) == results
+    assert schema.dumps(schema.loads(text)) == text
+    assert FIXTURE.read_text(encoding="utf-8") == text  # the fixture is in canonical form
+
+
+def test_load_reads_and_validates_a_file(tmp_path: Path, results: dict) -> None:
+    p = tmp_path / "r.json"
+    p.write_text(schema.dumps(results), encoding="utf-8")
+    assert schema.load(p) == results
+    with pytest.raises(UsageError, match="no results file"):
+        schema.load(tmp_path / "missing.json")
+    p.write_text("{not json", encoding="utf-8")
+    with pytest.raises(schema.SchemaError, match="not JSON"):
+        schema.load(p)
+
+
+def _break(results: dict, how: str) -> dict:
+    r = copy.deepcopy(results)
+    if how == "missing":
+        del r["claims"][0]["statistic"]
+    elif how == "unknown":
+        r["claims"][0]["colour"] = "red"
+    elif how == "verdict":
+        r["claims"][0]["verdict"] = "maybe"
+    elif how == "overall":
+        r["claims"][0]["verdict"] = "fail"  # the stored overall verdict still says pass
+    elif how == "nan":
+        r["claims"][0]["statistic"]["value"] = float("nan")
+    elif how == "version":
+        r["schema_version"] = 99
+    elif how == "orphan":
+        r["controls"][0]["claim"] = "no_such_claim"
+    elif how == "duplicate":
+        r["claims"].append(copy.deepcopy(r["claims"][0]))
+    elif how == "figure":
+        r["claims"][0]["figures"]["x"] = {"data": [1, 2]}
+    elif how == "type":
+        r["claims"][0]["title"] = 3
+    return r
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [("missing", "lacks 'statistic'"), ("unknown", "unknown keys 'colour'"), ("verdict", "'pass' or 'fail'"),
+     ("overall", "overall verdict"), ("nan", "non-finite"), ("version", "schema_version 99"),
+     ("orphan", "unknown claim"), ("duplicate", "appears twice"), ("figure", "'kind'"), ("type", "type str")],
+)
+def test_malformed_results_are_refused(results: dict, how: str, message: str) -> None:
+    with pytest.raises(schema.SchemaError, match=message):
+        schema.validate(_break(results, how))
+
+
+def test_overall_verdict_needs_every_control_rejected(results: dict) -> None:
+    assert schema.overall_verdict(results["claims"], results["controls"]) == "pass"
+    ctrls = copy.deepcopy(results["controls"])
+    ctrls[0]["verdict"] = "pass"  # a wrong theory that was not rejected
+    assert schema.overall_verdict(results["claims"], ctrls) == "fail"
+
+
+def test_reports_never_imports_verify() -> None:
+    code = (
+        "import sys, tempfile, pathlib\n"
+        "import reports, reports.schema, reports.figures, reports.html, reports.markdown, reports.latex_report\n"
+        "import reports.render, reports.output, reports.text\n"
+        "from reports.render import render\n"
+        f"render({str(FIXTURE)!r}, pathlib.Path(tempfile.mkdtemp()) / 'out')\n"
+        "bad = sorted(m for m in sys.modules if m == 'verify' or m.startswith('verify.'))\n"
+        "assert not bad, bad\n"
+        "import linrnn.report_cli\n"
+        "assert 'verify' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
