@@ -239,10 +239,10 @@ def impulse_loss_and_grad(L: Any, corr: Correlations) -> tuple[float, Any]:
 
 
 def _scales(param: str, n: int, n_x: int, sigma_c2: float, sigma_f2: float, sigma_w2: float) -> tuple[float, float, float]:
-    """(alpha_C, alpha_F, alpha_W) with P_e = alpha_P P (conventions, 'Effective matrices')."""
-    if param == "standard":
-        return 1.0, 1.0, 1.0
-    return math.sqrt(sigma_c2 / n), math.sqrt(sigma_f2 / n_x), math.sqrt(sigma_w2 / n)
+    """(alpha_C, alpha_F, alpha_W) with P_e = alpha_P P (:func:`verify.sample.effective_scales`)."""
+    from verify.sample import effective_scales
+
+    return effective_scales(param, n, n_x, sigma_w2=sigma_w2, sigma_f2=sigma_f2, sigma_c2=sigma_c2)
 
 
 def _check_params(C: Any, F: Any, W: Any, corr: Correlations) -> int:
