@@ -7,29 +7,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from linrnn.errors import UsageError
+from linrnn.validate import check_nonnegative, check_positive
 
 Param = Literal["ntk", "standard"]
 PARAMS: tuple[str, ...] = ("ntk", "standard")
-
-
-def _check_positive(name: str, value: float) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise UsageError(f"{name} must be a finite positive number, got {value!r}")
-    return value
-
-
-def _check_rate(name: str, value: float) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise UsageError(f"{name} must be a finite non-negative number, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -58,9 +39,9 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if self.param not in PARAMS:
             raise UsageError(f"unknown parameterization {self.param!r}; choose one of {', '.join(PARAMS)}")
-        object.__setattr__(self, "sigma_w2", _check_positive("sigma_w2 (q = sigma_W^2)", self.sigma_w2))
-        object.__setattr__(self, "sigma_c2", _check_positive("sigma_c2", self.sigma_c2))
-        object.__setattr__(self, "sigma_f2", _check_positive("sigma_f2", self.sigma_f2))
+        object.__setattr__(self, "sigma_w2", check_positive("sigma_w2 (q = sigma_W^2)", self.sigma_w2))
+        object.__setattr__(self, "sigma_c2", check_positive("sigma_c2", self.sigma_c2))
+        object.__setattr__(self, "sigma_f2", check_positive("sigma_f2", self.sigma_f2))
         try:
             n_in = int(self.n_in)
         except (TypeError, ValueError):
@@ -69,7 +50,7 @@ class ModelSpec:
             raise UsageError(f"n_in must be a positive integer, got {self.n_in!r}")
         object.__setattr__(self, "n_in", n_in)
         for name in ("lr_c", "lr_f", "lr_w"):
-            object.__setattr__(self, name, _check_rate(name, getattr(self, name)))
+            object.__setattr__(self, name, check_nonnegative(name, getattr(self, name)))
         if self.lr_c == self.lr_f == self.lr_w == 0:
             raise UsageError("at least one of lr_c, lr_f, lr_w must be positive")
 

@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from linrnn.errors import UsageError
-from verify.train import Correlations, _check_positive, _check_steps, _from_mat, _loss_grad_mat, _to_mat
+from linrnn.validate import check_positive
+from verify.train import Correlations, _check_steps, _from_mat, _loss_grad_mat, _to_mat
 
 #: Largest stable multiple of 1/mu_max for discrete GD on a quadratic.
 STABILITY_LIMIT = 2.0
@@ -85,7 +86,7 @@ class LagCurvature:
 
     def check_step(self, lr: float) -> float:
         """Raise :class:`UsageError` if discrete GD with step ``lr`` diverges (lr mu_max > 2)."""
-        lr = _check_positive("lr", lr)
+        lr = check_positive("lr", lr)
         if lr * self.mu_max > STABILITY_LIMIT * (1 + 1e-12):
             raise UsageError(
                 f"the step lr = {lr:g} exceeds the stability limit 2/mu_max = {STABILITY_LIMIT / self.mu_max:.6g} "

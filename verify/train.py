@@ -44,6 +44,7 @@ import numpy as np
 
 from derive.model import PARAMS
 from linrnn.errors import UsageError
+from linrnn.validate import check_positive
 from verify.backend import Backend, get_backend
 
 LOSSES: tuple[str, ...] = ("all", "last")
@@ -59,16 +60,6 @@ DEFAULT_BLOWUP = 1e8
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise UsageError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-    return value
-
-
-def _check_positive(name: str, value: float) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise UsageError(f"{name} must be a finite positive number, got {value!r}")
     return value
 
 
@@ -434,12 +425,12 @@ def train_rnn(
     """
     _check_choice("parameterization", param, PARAMS)
     _check_choice("loss", loss, LOSSES)
-    lr = _check_positive("lr", lr)
+    lr = check_positive("lr", lr)
     steps = _check_steps(steps)
     eta_c, eta_f, eta_w = _check_lr_mult(lr_mult)
-    blowup = _check_positive("blowup", blowup)
+    blowup = check_positive("blowup", blowup)
     for name, val in (("sigma_w2", sigma_w2), ("sigma_f2", sigma_f2), ("sigma_c2", sigma_c2)):
-        _check_positive(name, val)
+        check_positive(name, val)
     if corr is None:
         if x is None or y is None:
             raise UsageError("train_rnn needs the data x and y, or their correlations")
