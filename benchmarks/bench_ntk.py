@@ -7,11 +7,11 @@ Every figure is a ratio measured in this one run (``python benchmarks/bench_ntk.
    response w.r.t. all n^2 + n (n_x + n_y) raw parameters and then J diag(s eta) J^T
    (time ratio and relative agreement max|A - B| / max|B|):
    the reverse-mode autodiff Jacobian emulated in NumPy
-   (:func:`verify.reference.autodiff_lag_ntk`, one vector-Jacobian product per output,
+   (:func:`linrnn.verify.reference.autodiff_lag_ntk`, one vector-Jacobian product per output,
    vectorised over outputs, dL/dW accumulated step by step: the issue's comparator)
-   and the stronger dense-Jacobian reference (:func:`verify.reference.dense_jacobian_lag_ntk`,
+   and the stronger dense-Jacobian reference (:func:`linrnn.verify.reference.dense_jacobian_lag_ntk`,
    the same sums of outer products as one matrix product per lag).
-2. Monte Carlo throughput: seconds per draw of :func:`verify.montecarlo.estimate_width`
+2. Monte Carlo throughput: seconds per draw of :func:`linrnn.verify.montecarlo.estimate_width`
    (median over repeated runs of ``--replicas`` draws)
    against this machine's floor for the work, the larger of (a) the time to draw
    the n x n random matrix with the backend's generator and (b) the time of the
@@ -38,12 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from verify.backend import Backend, get_backend
-from verify.montecarlo import estimate_width
-from verify.ntk import empirical_lag_ntk
-from verify.reference import autodiff_lag_ntk, dense_jacobian_lag_ntk
-from verify.sample import RNNDraw, krylov_vectors, sample_rnn
-from verify.threads import blas_threads
+from linrnn.verify.backend import Backend, get_backend
+from linrnn.verify.montecarlo import estimate_width
+from linrnn.verify.ntk import empirical_lag_ntk
+from linrnn.verify.reference import autodiff_lag_ntk, dense_jacobian_lag_ntk
+from linrnn.verify.sample import RNNDraw, krylov_vectors, sample_rnn
+from linrnn.verify.threads import blas_threads
 
 
 def timed(fn: Callable[[], Any], backend: Backend, repeats: int) -> tuple[float, Any]:

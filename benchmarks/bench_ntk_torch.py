@@ -4,7 +4,7 @@ PyTorch is not a dependency of linrnn-bias; this benchmark runs where it is
 installed (``pip install torch``) and says so otherwise. It builds the impulse
 response L_j = C_e W_e^j F_e of the raw parameters in torch, takes the full
 Jacobian with ``torch.func.jacrev``, forms Theta = J diag(s eta_P) J^T, and
-compares time and values with ``verify.empirical_lag_ntk`` on the same draw
+compares time and values with ``linrnn.verify.empirical_lag_ntk`` on the same draw
 (CPU, float64). The ratio is measured in one run; the JSON is saved.
 
     python benchmarks/bench_ntk_torch.py --n 512 --lags 32
@@ -37,7 +37,7 @@ def main() -> int:
         print("PyTorch is not installed; this benchmark needs it (pip install torch).", file=sys.stderr)
         return 2
 
-    from verify import empirical_lag_ntk
+    from linrnn.verify import empirical_lag_ntk
 
     n, lags, nx, ny = args.n, args.lags, 1, 1
     q, sc, sf = 0.9, 1.0, 1.0

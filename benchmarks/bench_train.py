@@ -11,7 +11,7 @@ parameterization). The script
 3. prints the speed ratio and saves JSON with the machine information to
    ``benchmarks/results/bench_train.json``.
 
-The BPTT reference is written here independently of :mod:`verify.train` and is an
+The BPTT reference is written here independently of :mod:`linrnn.verify.train` and is an
 honest implementation: vectorised over sequences (batched matmuls over N), one matmul
 per time step forward and backward, and the weight gradients as single large matmuls
 over all (time, sequence) pairs.
@@ -50,9 +50,9 @@ if __name__ == "__main__" and (_threads := _threads_from_argv(sys.argv[1:])):
 
 import numpy as np  # noqa: E402
 
-from verify.backend import get_backend  # noqa: E402
-from verify.teachers import decay_teacher, make_dataset  # noqa: E402
-from verify.train import lagged_correlations, train_rnn  # noqa: E402
+from linrnn.verify.backend import get_backend  # noqa: E402
+from linrnn.verify.teachers import decay_teacher, make_dataset  # noqa: E402
+from linrnn.verify.train import lagged_correlations, train_rnn  # noqa: E402
 
 SCHEMA = "linrnn-bias/bench_train/1"
 TARGET = 20.0
@@ -200,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     corr = lagged_correlations(x, y, None, args.loss, be)
     # a stable step: half the largest-curvature limit of the wide-limit dynamics, if derive is there
     try:
-        from derive import ModelSpec
+        from linrnn.derive import ModelSpec
 
-        from verify.scnn import auto_lr_rnn
+        from linrnn.verify.scnn import auto_lr_rnn
 
         lr = auto_lr_rnn(corr, ModelSpec(param="ntk", n_in=1, **sig))
         lr_rule = "auto (1/mu_max of the lag-weighted curvature, derived lag weights)"

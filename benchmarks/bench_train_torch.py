@@ -43,10 +43,10 @@ def main() -> int:
         print("PyTorch is not installed; this benchmark needs it (pip install torch).", file=sys.stderr)
         return 2
 
-    from derive import ModelSpec
-    from verify.backend import get_backend
-    from verify.scnn import auto_lr_rnn
-    from verify.train import lagged_correlations, train_rnn
+    from linrnn.derive import ModelSpec
+    from linrnn.verify.backend import get_backend
+    from linrnn.verify.scnn import auto_lr_rnn
+    from linrnn.verify.train import lagged_correlations, train_rnn
 
     N, T, n, q = args.n_seq, args.seq_len, args.width, 0.9
     rng = np.random.default_rng(0)

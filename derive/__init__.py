@@ -1,6 +1,6 @@
 """derive: exact symbolic derivation of the lag weights of wide linear RNNs.
 
-The public API (imported lazily, so ``import derive`` does not load SymPy):
+The public API (imported lazily, so ``import linrnn.derive`` does not load SymPy):
 
 * :class:`ModelSpec` - one configuration (parameterization, variances, n_x, rates).
 * :func:`derive_lag_weights` - the full derivation for a parameterization, as data
@@ -19,15 +19,15 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "ModelSpec": "derive.model",
-    "derive_lag_weights": "derive.lag_weights",
-    "LagWeightsDerivation": "derive.lag_weights",
-    "weights": "derive.numeric",
-    "nngp_variance": "derive.numeric",
-    "limit_lag_ntk": "derive.numeric",
-    "evaluate": "derive.numeric",
-    "consequences": "derive.consequences",
-    "Consequences": "derive.consequences",
+    "ModelSpec": "linrnn.derive.model",
+    "derive_lag_weights": "linrnn.derive.lag_weights",
+    "LagWeightsDerivation": "linrnn.derive.lag_weights",
+    "weights": "linrnn.derive.numeric",
+    "nngp_variance": "linrnn.derive.numeric",
+    "limit_lag_ntk": "linrnn.derive.numeric",
+    "evaluate": "linrnn.derive.numeric",
+    "consequences": "linrnn.derive.consequences",
+    "Consequences": "linrnn.derive.consequences",
 }
 
 __all__ = sorted(_LAZY)
@@ -38,4 +38,4 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'derive' has no attribute {name!r}")
+    raise AttributeError(f"module 'linrnn.derive' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 Only the standard library is imported at module level, so ``--help`` is instant;
 SymPy, NumPy and mpmath load inside the handlers. Each handler calls one plain
-function (:func:`weights_report`, :func:`derive.latex.write_document`).
+function (:func:`weights_report`, :func:`linrnn.derive.latex.write_document`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 import sys
 from typing import Any
 
-from linrnn.errors import UsageError
+from linrnn.core.errors import UsageError
 
 
 def _positive_float(name: str) -> Any:
@@ -85,7 +85,7 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def register(groups: Any, name: str, help_text: str) -> None:
-    """Add the ``derive`` group with ``weights`` and ``latex`` to ``groups``."""
+    """Add the ``linrnn.derive`` group with ``weights`` and ``latex`` to ``groups``."""
     group = groups.add_parser(name, help=help_text, description=help_text)
     sub = group.add_subparsers(dest="command", metavar="{weights,latex}", parser_class=type(group))
     sub.required = True
@@ -118,14 +118,14 @@ def register(groups: Any, name: str, help_text: str) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:
-    from derive.model import ModelSpec
+    from linrnn.derive.model import ModelSpec
 
     return ModelSpec(param=args.param, sigma_w2=args.sigma_w2, sigma_c2=args.sigma_c2, sigma_f2=args.sigma_f2,
                      n_in=args.n_in, lr_c=args.lr_c, lr_f=args.lr_f, lr_w=args.lr_w)
 
 
 def _run_weights(args: argparse.Namespace) -> int:
-    from derive.report import format_json, format_table, weights_report
+    from linrnn.derive.report import format_json, format_table, weights_report
 
     spec = spec_from_args(args)
     report = weights_report(spec, args.lags, dps=args.dps, eps=args.eps)
@@ -136,7 +136,7 @@ def _run_weights(args: argparse.Namespace) -> int:
 
 
 def _run_latex(args: argparse.Namespace) -> int:
-    from derive.latex import write_document
+    from linrnn.derive.latex import write_document
 
     spec = spec_from_args(args)
     if not args.output.endswith(".tex"):

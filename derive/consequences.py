@@ -1,6 +1,6 @@
 r"""Consequences of the lag weights, derived from the closed form by SymPy.
 
-For ``lambda_j = q^j (A + B j)`` (the form :mod:`derive.lag_weights` arrives at):
+For ``lambda_j = q^j (A + B j)`` (the form :mod:`linrnn.derive.lag_weights` arrives at):
 
 * generating function ``Lambda(z) = sum_j lambda_j z^j`` (``Sum(...).doit()``), valid
   for ``q |z| < 1``;
@@ -25,9 +25,9 @@ from functools import lru_cache
 
 import sympy as sp
 
-from derive import symbols as S
-from derive.lag_weights import derive_lag_weights
-from derive.steps import Derivation
+from linrnn.derive import symbols as S
+from linrnn.derive.lag_weights import derive_lag_weights
+from linrnn.derive.steps import Derivation
 
 
 @dataclass
@@ -102,7 +102,7 @@ def _generic() -> dict[str, sp.Expr]:
 @lru_cache(maxsize=None)
 def consequences(param: str = "ntk") -> Consequences:
     """Derive the consequences of the lag weights of ``param`` (disk-cached)."""
-    from derive.cache import disk_cached
+    from linrnn.derive.cache import disk_cached
 
     return disk_cached(f"consequences-{param}", lambda: _consequences(param))
 

@@ -34,8 +34,8 @@ from functools import lru_cache
 import sympy as sp
 from sympy.matrices.expressions import MatMul, MatPow, MatrixExpr, MatrixSymbol, Transpose
 
-from derive import symbols as S
-from derive.steps import Derivation
+from linrnn.derive import symbols as S
+from linrnn.derive.steps import Derivation
 
 # --------------------------------------------------------------------------- notation
 
@@ -384,7 +384,7 @@ class LagWeightsDerivation:
     orders: the power of n of each part (0 survives, negative vanishes).
     controls, nngp_controls: deliberately wrong theories for negative controls,
         made by SymPy operations on the derived forms.
-    steps: the derivation as data (:class:`derive.steps.Derivation`).
+    steps: the derivation as data (:class:`linrnn.derive.steps.Derivation`).
     """
 
     param: str
@@ -425,10 +425,10 @@ def _polynomial_in_lag(weight: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
 def derive_lag_weights(param: str = "ntk") -> LagWeightsDerivation:
     """Derive the wide-width lag NTK, lag weights and NNGP for ``param``.
 
-    The result is kept in the disk cache of :mod:`derive.cache` (keyed by this
+    The result is kept in the disk cache of :mod:`linrnn.derive.cache` (keyed by this
     code); :func:`_derive_lag_weights` does the work.
     """
-    from derive.cache import disk_cached
+    from linrnn.derive.cache import disk_cached
 
     parameterization(param)  # validate before touching the cache
     return disk_cached(f"lag-weights-{param}", lambda: _derive_lag_weights(param))

@@ -1,7 +1,7 @@
 r"""The derivation as a standalone LaTeX document, printed from its SymPy steps.
 
 Every displayed equation is ``printer.doprint(step.lhs)``, the relation, and
-``printer.doprint(step.rhs)`` for a :class:`derive.steps.Step`; notation is set
+``printer.doprint(step.rhs)`` for a :class:`linrnn.derive.steps.Step`; notation is set
 through the printer (:class:`DerivationPrinter`: symbol names and a few matrix
 conventions), never by editing the printed strings. Prose comes from the steps'
 notes and the fixed framing text below.
@@ -19,10 +19,10 @@ from pathlib import Path
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from derive import symbols as S
-from derive.model import ModelSpec
-from derive.steps import Derivation, Step
-from linrnn.errors import ExternalToolError, UsageError
+from linrnn.derive import symbols as S
+from linrnn.derive.model import ModelSpec
+from linrnn.derive.steps import Derivation, Step
+from linrnn.core.errors import ExternalToolError, UsageError
 
 RELATIONS = {"=": "=", "~": r"\simeq", "->": r"\to", ":=": r"\mathrel{:=}"}
 
@@ -95,8 +95,8 @@ PREAMBLE = r"""\documentclass[11pt]{article}
 
 
 def _spec_table(spec: ModelSpec, lags: int = 8) -> str:
-    from derive.numeric import evaluate
-    from derive.lag_weights import derive_lag_weights
+    from linrnn.derive.numeric import evaluate
+    from linrnn.derive.lag_weights import derive_lag_weights
 
     der = derive_lag_weights(spec.param)
     w = evaluate(der.weight, spec, lags, dps=30)
@@ -116,9 +116,9 @@ def _spec_table(spec: ModelSpec, lags: int = 8) -> str:
 
 def build_document(spec: ModelSpec, eps: float = 1e-3) -> str:
     """The full document for ``spec`` (its parameterization's derivation and values)."""
-    from derive.consequences import consequences
-    from derive.lag_weights import derive_lag_weights
-    from derive.numeric import summarize
+    from linrnn.derive.consequences import consequences
+    from linrnn.derive.lag_weights import derive_lag_weights
+    from linrnn.derive.numeric import summarize
 
     der = derive_lag_weights(spec.param)
     con = consequences(spec.param)

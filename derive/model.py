@@ -6,8 +6,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from linrnn.errors import UsageError
-from linrnn.validate import check_nonnegative, check_positive
+from linrnn.core.errors import UsageError
+from linrnn.core.validate import check_nonnegative, check_positive
 
 Param = Literal["ntk", "standard"]
 PARAMS: tuple[str, ...] = ("ntk", "standard")
@@ -60,21 +60,21 @@ class ModelSpec:
 
     @property
     def lr(self) -> tuple[float, float, float]:
-        """(eta_C, eta_F, eta_W), the order used by ``verify.empirical_lag_ntk``."""
+        """(eta_C, eta_F, eta_W), the order used by ``linrnn.verify.empirical_lag_ntk``."""
         return (self.lr_c, self.lr_f, self.lr_w)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def substitutions(self) -> dict[Any, Any]:
-        """SymPy substitutions binding every model symbol of :mod:`derive.symbols`.
+        """SymPy substitutions binding every model symbol of :mod:`linrnn.derive.symbols`.
 
         Values become exact rationals (``nsimplify`` of the decimal literal) so that
         symbolic consequences stay exact; numeric paths convert as they need.
         """
         import sympy as sp
 
-        from derive import symbols as s
+        from linrnn.derive import symbols as s
 
         def exact(x: float) -> sp.Expr:
             return sp.Rational(repr(x)) if math.isfinite(x) else sp.Float(x)

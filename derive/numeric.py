@@ -24,9 +24,9 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from derive import symbols as S
-from derive.model import ModelSpec
-from linrnn.errors import NumericalRangeError, UsageError
+from linrnn.derive import symbols as S
+from linrnn.derive.model import ModelSpec
+from linrnn.core.errors import NumericalRangeError, UsageError
 
 _ARGS = (S.j, *S.PARAMETERS)
 
@@ -117,16 +117,16 @@ def weights(spec: ModelSpec, lags: int, dps: int | None = None) -> Any:
     r"""The lag weights ``lambda_j``, ``j = 0 .. lags-1`` (n -> infinity).
 
     ``lambda_j`` is the diagonal of the limit lag NTK derived in
-    :func:`derive.lag_weights.derive_lag_weights` for ``spec.param``.
+    :func:`linrnn.derive.lag_weights.derive_lag_weights` for ``spec.param``.
     """
-    from derive.lag_weights import derive_lag_weights
+    from linrnn.derive.lag_weights import derive_lag_weights
 
     return evaluate(derive_lag_weights(spec.param).weight, spec, lags, dps)
 
 
 def nngp_variance(spec: ModelSpec, lags: int, dps: int | None = None) -> Any:
     r"""``Var L_j(0)[a,b]`` for ``j = 0 .. lags-1`` in the n -> infinity limit."""
-    from derive.lag_weights import derive_lag_weights
+    from linrnn.derive.lag_weights import derive_lag_weights
 
     return evaluate(derive_lag_weights(spec.param).nngp, spec, lags, dps)
 
@@ -181,8 +181,8 @@ def summarize(spec: ModelSpec, eps: float = 1e-3, dps: int = 30) -> Summary:
     The horizon is evaluated with mpmath at ``dps`` digits: Lambert ``W_{-1}``
     when the weights have a term linear in ``j`` (``B > 0``), else the logarithm.
     """
-    from derive.consequences import consequences
-    from derive.lag_weights import derive_lag_weights
+    from linrnn.derive.consequences import consequences
+    from linrnn.derive.lag_weights import derive_lag_weights
 
     try:
         eps = float(eps)

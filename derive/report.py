@@ -16,8 +16,8 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from derive import symbols as S
-from derive.model import ModelSpec
+from linrnn.derive import symbols as S
+from linrnn.derive.model import ModelSpec
 
 SCHEMA_VERSION = 1
 _JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
@@ -47,8 +47,8 @@ class WeightsReport:
 
 def weights_report(spec: ModelSpec, lags: int, *, dps: int | None = None, eps: float = 1e-3) -> WeightsReport:
     """Evaluate lambda_j and Var L_j(0) for j < lags with the consequences of ``spec``."""
-    from derive.lag_weights import derive_lag_weights
-    from derive.numeric import evaluate, first_underflow, summarize
+    from linrnn.derive.lag_weights import derive_lag_weights
+    from linrnn.derive.numeric import evaluate, first_underflow, summarize
 
     der = derive_lag_weights(spec.param)
     w = evaluate(der.weight, spec, lags, dps)
@@ -163,7 +163,7 @@ def format_table(report: WeightsReport) -> str:
 
 
 def _weight_expr(spec: ModelSpec) -> sp.Expr:
-    from derive.lag_weights import derive_lag_weights
+    from linrnn.derive.lag_weights import derive_lag_weights
 
     return derive_lag_weights(spec.param).weight
 

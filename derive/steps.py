@@ -1,6 +1,6 @@
 """A derivation is data: an ordered list of steps built from SymPy objects.
 
-The LaTeX document (:mod:`derive.latex`) and any other rendering print these steps;
+The LaTeX document (:mod:`linrnn.derive.latex`) and any other rendering print these steps;
 nothing in a rendered derivation is typed by hand except the prose notes.
 """
 

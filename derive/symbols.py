@@ -3,7 +3,7 @@
 Notation follows ``shared/CONVENTIONS.md``: width ``n``, input dimension ``n_x``,
 transition variance ``q = sigma_W^2``, read-out and input variances ``sigma_C^2`` and
 ``sigma_F^2``, per-parameter learning-rate multipliers ``eta_C, eta_F, eta_W``.
-The LaTeX names used by :mod:`derive.latex` are in :data:`LATEX_NAMES`; SymPy's
+The LaTeX names used by :mod:`linrnn.derive.latex` are in :data:`LATEX_NAMES`; SymPy's
 printer takes them through its ``symbol_names`` setting.
 """
 

@@ -2,7 +2,7 @@
 
 This module is the *independent route* to the lag weights: it computes expectations
 at finite width ``n``, exactly, as rational functions of the symbol ``n``, without
-any n -> infinity limit rule. It is the check on :mod:`derive.lag_weights` (which it
+any n -> infinity limit rule. It is the check on :mod:`linrnn.derive.lag_weights` (which it
 must not import) and the seed of exact finite-width corrections.
 
 Model (``shared/CONVENTIONS.md``). Effective matrices ``P_e = alpha_P P`` for
@@ -58,9 +58,9 @@ from functools import lru_cache
 
 import sympy as sp
 
-from derive import symbols as sym
-from derive.model import PARAMS
-from linrnn.errors import UsageError
+from linrnn.derive import symbols as sym
+from linrnn.derive.model import PARAMS
+from linrnn.core.errors import UsageError
 
 __all__ = [
     "MAX_W_FACTORS",

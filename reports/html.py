@@ -16,8 +16,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reports.figures import FigureFiles, formula_png
-from reports.text import format_number, format_threshold, verdict_word
+from linrnn.reports.figures import FigureFiles, formula_png
+from linrnn.reports.text import format_number, format_threshold, verdict_word
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, sans-serif; color: #1b1b1b;

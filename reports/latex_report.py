@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reports.figures import FigureFiles
-from reports.text import format_number, format_threshold
+from linrnn.reports.figures import FigureFiles
+from linrnn.reports.text import format_number, format_threshold
 
 _TEX_SPECIALS = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reports.figures import FigureFiles
-from reports.text import format_number, format_threshold, verdict_word
+from linrnn.reports.figures import FigureFiles
+from linrnn.reports.text import format_number, format_threshold, verdict_word
 
 
 def md(text: Any) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from linrnn.errors import UsageError
+from linrnn.core.errors import UsageError
 
 CACHE_NAME = ".cache"
 

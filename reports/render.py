@@ -2,10 +2,10 @@
 
 :func:`write_report` writes into a directory that exists (the suite's temporary
 directory); :func:`render` is ``linrnn report render RESULTS.json -o DIR``: it reads
-the results file alone (``reports`` never imports ``verify``) and publishes ``DIR``
+the results file alone (``linrnn.reports`` never imports ``linrnn.verify``) and publishes ``DIR``
 atomically. Files written:
 
-* ``report.json`` (the validated results, :mod:`reports.schema`),
+* ``report.json`` (the validated results, :mod:`linrnn.reports.schema`),
 * ``report.html`` (self-contained), ``report.md``, ``report.tex``,
 * ``figures/<owner>-<name>.png`` and ``.svg`` for every figure,
 * ``derivation.tex`` when the results carry the derivation's LaTeX.
@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reports import schema
-from reports.figures import FigureFiles, can_draw, draw
-from reports.html import render_html
-from reports.latex_report import render_latex
-from reports.markdown import render_markdown
-from reports.output import atomic_dir
-from reports.text import slug
+from linrnn.reports import schema
+from linrnn.reports.figures import FigureFiles, can_draw, draw
+from linrnn.reports.html import render_html
+from linrnn.reports.latex_report import render_latex
+from linrnn.reports.markdown import render_markdown
+from linrnn.reports.output import atomic_dir
+from linrnn.reports.text import slug
 
 
 def draw_figures(results: Mapping[str, Any]) -> tuple[dict[str, list[FigureFiles]], list[str]]:

@@ -1,8 +1,8 @@
 """The results file of ``linrnn report`` (``report.json``): a versioned, validated schema.
 
 One data model, written by :mod:`linrnn.suite` and read by every renderer in
-:mod:`reports`; the renderers need nothing but this file (``reports`` never imports
-``verify``). Version 1 has these top-level keys:
+:mod:`linrnn.reports`; the renderers need nothing but this file (``linrnn.reports`` never imports
+``linrnn.verify``). Version 1 has these top-level keys:
 
 * ``schema_version`` (int, :data:`SCHEMA_VERSION`), ``tool`` ({name, version}),
   ``title``, ``created`` (UTC, ISO 8601), ``profile`` ("quick", "full", ...);
@@ -22,7 +22,7 @@ One data model, written by :mod:`linrnn.suite` and read by every renderer in
 * ``verdict``: "pass" when every claim passes and every control is rejected.
 
 A figure is ``{"kind": ..., "title": ..., "caption": ..., ...data}``; the kinds and
-their data are documented in :mod:`reports.figures`.
+their data are documented in :mod:`linrnn.reports.figures`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from linrnn.errors import UsageError
+from linrnn.core.errors import UsageError
 
 SCHEMA_VERSION = 1
 VERDICTS = ("pass", "fail")
@@ -121,7 +121,7 @@ def overall_verdict(claims: list[Mapping[str, Any]], controls: list[Mapping[str,
 def validate(results: Mapping[str, Any]) -> dict[str, Any]:
     """Check ``results`` against schema version 1 and return it (as a plain dict).
 
-    Raises :class:`SchemaError` (a :class:`linrnn.errors.UsageError`) naming the
+    Raises :class:`SchemaError` (a :class:`linrnn.core.errors.UsageError`) naming the
     first problem: a missing or unknown key, a wrong type, a verdict other than
     pass/fail, duplicate claim ids, a control of an unknown claim, a non-finite
     number, or a stored overall verdict that disagrees with the claims.

@@ -1,6 +1,6 @@
 """Shared test configuration.
 
-* The derivation cache (:mod:`derive.cache`) points at a fresh directory per test
+* The derivation cache (:mod:`linrnn.derive.cache`) points at a fresh directory per test
   session, so the tests exercise the SymPy derivation itself, never a cache left
   by an earlier run.
 * Hypothesis: a CI profile without deadlines (the machine is shared and slow).

@@ -16,9 +16,9 @@ import math
 import numpy as np
 import pytest
 
-from linrnn.errors import UsageError
-from verify.backend import get_backend
-from verify.claims_train import (
+from linrnn.core.errors import UsageError
+from linrnn.verify.backend import get_backend
+from linrnn.verify.claims_train import (
     DEFAULTS_SHORT_MEMORY,
     _merge,
     choose_lr,
@@ -78,9 +78,9 @@ def test_min_norm_passes_and_rejects_controls() -> None:
 
 def test_expected_test_loss_matches_monte_carlo() -> None:
     """E over L(0) ~ N(0, diag(nngp)) of the SCNN's test loss: closed form vs 400 direct draws."""
-    from derive import nngp_variance, weights
-    from verify.scnn import scnn_trajectory
-    from verify.train import impulse_loss_and_grad, lagged_correlations
+    from linrnn.derive import nngp_variance, weights
+    from linrnn.verify.scnn import scnn_trajectory
+    from linrnn.verify.train import impulse_loss_and_grad, lagged_correlations
 
     cfg = _merge(DEFAULTS_SHORT_MEMORY, {"seq_len": 10, "n_seq": 6, "n_test": 32})
     be = get_backend("numpy")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from derive.model import ModelSpec
-from derive.numeric import weights
+from linrnn.derive.model import ModelSpec
+from linrnn.derive.numeric import weights
 from linrnn.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

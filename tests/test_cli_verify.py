@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from linrnn.cli import main
-from verify.progress import Progress
-from verify.reference import autodiff_lag_ntk, check_saved_draw
+from linrnn.verify.progress import Progress
+from linrnn.verify.reference import autodiff_lag_ntk, check_saved_draw
 
 SMALL = ["verify", "ntk", "--width", "64", "--lags", "3", "--replicas", "8", "--backend", "numpy"]
 
@@ -24,7 +24,7 @@ def test_help_imports_nothing_heavy() -> None:
     code = (
         "import sys; from linrnn.cli import build_parser; p = build_parser(); "
         "p.parse_args(['verify', 'ntk', '--width', '8']); "
-        "print(sorted(m for m in ('sympy', 'verify.ntk', 'verify.montecarlo', 'matplotlib') if m in sys.modules))"
+        "print(sorted(m for m in ('sympy', 'linrnn.verify.ntk', 'linrnn.verify.montecarlo', 'matplotlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

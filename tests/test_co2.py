@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from linrnn.cli import main
-from linrnn.errors import UsageError
-from verify.co2 import ar_fit, block_t, claim_co2, co2_dataset, load_co2, predict_last, r2, seasonal_z
+from linrnn.core.errors import UsageError
+from linrnn.verify.co2 import ar_fit, block_t, claim_co2, co2_dataset, load_co2, predict_last, r2, seasonal_z
 
 
 def test_data_file_is_packaged_and_complete() -> None:
-    path = importlib.resources.files("verify") / "data" / "co2_weekly.csv"
+    path = importlib.resources.files("linrnn.verify") / "data" / "co2_weekly.csv"
     lines = path.read_text().splitlines()
     assert lines[0] == "date,co2" and len(lines) == 2285
     assert sum(1 for line in lines[1:] if line.endswith(",")) == 59  # missing weeks, filled by the loader

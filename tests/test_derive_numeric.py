@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from derive.model import ModelSpec
-from derive.numeric import evaluate, limit_lag_ntk, nngp_variance, summarize, weights
-from linrnn.errors import NumericalRangeError, UsageError
+from linrnn.derive.model import ModelSpec
+from linrnn.derive.numeric import evaluate, limit_lag_ntk, nngp_variance, summarize, weights
+from linrnn.core.errors import NumericalRangeError, UsageError
 
 params = st.sampled_from(["ntk", "standard"])
 variances = st.floats(min_value=0.05, max_value=4.0, allow_nan=False)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from derive import symbols as S
-from derive.consequences import consequences
-from derive.lag_weights import check_gradient_rules, derive_lag_weights, evaluate_sums, parameterization
-from derive.latex import latex, render_step
+from linrnn.derive import symbols as S
+from linrnn.derive.consequences import consequences
+from linrnn.derive.lag_weights import check_gradient_rules, derive_lag_weights, evaluate_sums, parameterization
+from linrnn.derive.latex import latex, render_step
 
 PARAMS = ("ntk", "standard")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from derive.latex import find_engine, write_document
-from derive.model import ModelSpec
+from linrnn.derive.latex import find_engine, write_document
+from linrnn.derive.model import ModelSpec
 
 pytestmark = pytest.mark.latex
 

@@ -14,8 +14,8 @@ import pytest
 
 from linrnn import suite
 from linrnn.cli import main
-from linrnn.errors import UsageError
-from reports import schema
+from linrnn.core.errors import UsageError
+from linrnn.reports import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "report_results.json"
@@ -209,7 +209,7 @@ def test_quick_profile_end_to_end(tmp_path: Path) -> None:
 
 def test_training_figures_are_adapted_to_drawable_kinds() -> None:
     """The figure data of verify.claims_train / verify.co2 (their shapes) map to kinds reports can draw."""
-    from reports.figures import draw
+    from linrnn.reports.figures import draw
 
     figs = {
         "distance_vs_width": {"widths": [64, 128, 256], "distance_mean": [0.2, 0.14, 0.1],

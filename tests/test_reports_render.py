@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from linrnn.errors import UsageError
-from reports import schema
-from reports.figures import DRAWERS, draw, formula_png
-from reports.html import render_html
-from reports.latex_report import render_latex, tex
-from reports.markdown import render_markdown
-from reports.output import atomic_dir
-from reports.render import draw_figures, render, write_report
+from linrnn.core.errors import UsageError
+from linrnn.reports import schema
+from linrnn.reports.figures import DRAWERS, draw, formula_png
+from linrnn.reports.html import render_html
+from linrnn.reports.latex_report import render_latex, tex
+from linrnn.reports.markdown import render_markdown
+from linrnn.reports.output import atomic_dir
+from linrnn.reports.render import draw_figures, render, write_report
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXTURE = FIXTURES / "report_results.json"
@@ -177,7 +177,7 @@ def test_formulas_are_typeset_or_shown_as_source() -> None:
     assert formula_png(r"\lambda_j = \frac{q^{j}}{n_{x}}").startswith(PNG_MAGIC)
     assert formula_png(r"\lVert x \rVert = \mathbb{E}\,y") is not None  # display substitutions
     assert formula_png(r"\begin{unknown}") is None
-    from reports.html import formula_html
+    from linrnn.reports.html import formula_html
 
     assert "<code>\\begin{unknown}</code>" in formula_html(r"\begin{unknown}")
 

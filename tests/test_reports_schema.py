@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from linrnn.errors import UsageError
-from reports import schema
+from linrnn.core.errors import UsageError
+from linrnn.reports import schema
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "report_results.json"
 
@@ -85,14 +85,14 @@ def test_overall_verdict_needs_every_control_rejected(results: dict) -> None:
 def test_reports_never_imports_verify() -> None:
     code = (
         "import sys, tempfile, pathlib\n"
-        "import reports, reports.schema, reports.figures, reports.html, reports.markdown, reports.latex_report\n"
-        "import reports.render, reports.output, reports.text\n"
-        "from reports.render import render\n"
+        "import linrnn.reports, reports.schema, reports.figures, reports.html, reports.markdown, reports.latex_report\n"
+        "import linrnn.reports.render, reports.output, reports.text\n"
+        "from linrnn.reports.render import render\n"
         f"render({str(FIXTURE)!r}, pathlib.Path(tempfile.mkdtemp()) / 'out')\n"
-        "bad = sorted(m for m in sys.modules if m == 'verify' or m.startswith('verify.'))\n"
+        "bad = sorted(m for m in sys.modules if m == 'linrnn.verify' or m.startswith('linrnn.verify.'))\n"
         "assert not bad, bad\n"
         "import linrnn.report_cli\n"
-        "assert 'verify' not in sys.modules\n"
+        "assert 'linrnn.verify' not in sys.modules\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -1,7 +1,7 @@
 """The scaled CNN: closed forms against plain iteration, and the min-norm limit against lstsq.
 
 References here are built from the raw data, independently of the correlations of
-:mod:`verify.train`: the design matrix X has one row per summed (sequence, time) pair,
+:mod:`linrnn.verify.train`: the design matrix X has one row per summed (sequence, time) pair,
 row (s, t) = [x_t, x_{t-1}, ..., x_{t-T+1}] (zeros before t = 0), so that
 Loss(L) = (1/2N) ||X Lmat^T - Y||^2 with Lmat[p, (j, a)] = L_j[p, a].
 """
@@ -13,11 +13,11 @@ import math
 import numpy as np
 import pytest
 
-import derive
-from derive import ModelSpec
-from linrnn.errors import UsageError
-from verify.backend import get_backend
-from verify.scnn import (
+import linrnn.derive
+from linrnn.derive import ModelSpec
+from linrnn.core.errors import UsageError
+from linrnn.verify.backend import get_backend
+from linrnn.verify.scnn import (
     LagCurvature,
     auto_lr,
     auto_lr_rnn,
@@ -27,8 +27,8 @@ from verify.scnn import (
     scnn_gd,
     scnn_trajectory,
 )
-from verify.teachers import decay_teacher, make_dataset
-from verify.train import impulse_loss_and_grad, lagged_correlations, rnn_impulse, train_rnn
+from linrnn.verify.teachers import decay_teacher, make_dataset
+from linrnn.verify.train import impulse_loss_and_grad, lagged_correlations, rnn_impulse, train_rnn
 
 
 def design(x, y, loss):
@@ -224,7 +224,7 @@ def test_auto_lr_rnn_uses_the_derived_weights(monkeypatch: pytest.MonkeyPatch) -
         seen["args"] = (spec, lags)
         return lam
 
-    monkeypatch.setattr(derive, "weights", fake_weights, raising=False)
+    monkeypatch.setattr(linrnn.derive, "weights", fake_weights, raising=False)
     spec = ModelSpec(param="ntk", sigma_w2=0.8, n_in=2)
     assert auto_lr_rnn(corr, spec) == auto_lr(corr, lam)
     assert seen["args"] == (spec, 5)
@@ -255,13 +255,13 @@ def test_usage_errors() -> None:
 
 def _has_derived_weights() -> bool:
     try:
-        derive.weights  # noqa: B018
+        linrnn.derive.weights  # noqa: B018
     except (AttributeError, ModuleNotFoundError):
         return False
     return True
 
 
-@pytest.mark.skipif(not _has_derived_weights(), reason="derive.weights is not available yet")
+@pytest.mark.skipif(not _has_derived_weights(), reason="linrnn.derive.weights is not available yet")
 @pytest.mark.parametrize("param", ["ntk", "standard"])
 def test_wide_rnn_follows_the_scnn_with_derived_weights(param: str) -> None:
     """Integration: at width 1000 the RNN's impulse trajectory stays near the SCNN's.
@@ -276,8 +276,8 @@ def test_wide_rnn_follows_the_scnn_with_derived_weights(param: str) -> None:
     x, y = make_dataset(teacher, 6, backend=be)
     corr = lagged_correlations(x, y, None, "all", be)
     spec = ModelSpec(param=param, sigma_w2=0.8, n_in=1)
-    lam = np.asarray(derive.weights(spec, T), dtype=np.float64)
-    wrong = np.asarray(derive.weights(ModelSpec(param=param, sigma_w2=0.4, n_in=1), T), dtype=np.float64)
+    lam = np.asarray(linrnn.derive.weights(spec, T), dtype=np.float64)
+    wrong = np.asarray(linrnn.derive.weights(ModelSpec(param=param, sigma_w2=0.4, n_in=1), T), dtype=np.float64)
     eta = auto_lr_rnn(corr, spec)
     rng = np.random.default_rng(5)
     C, F, W = rng.standard_normal((1, n)), rng.standard_normal((n, 1)), rng.standard_normal((n, n))

@@ -1,6 +1,6 @@
 """RNN gradient descent from lagged correlations against plain backpropagation through time.
 
-The reference here is written independently of :mod:`verify.train`: it runs the
+The reference here is written independently of :mod:`linrnn.verify.train`: it runs the
 recurrence h_t = W_e h_{t-1} + F_e x_t over every sequence (batched over sequences,
 looping over time), backpropagates with explicit adjoints
 a_t = C_e^T e_t + W_e^T a_{t+1}, and reads impulse responses by feeding unit impulses
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linrnn.errors import UsageError
-from verify.backend import get_backend
-from verify.teachers import (
+from linrnn.core.errors import UsageError
+from linrnn.verify.backend import get_backend
+from linrnn.verify.teachers import (
     ar1_inputs,
     convolve,
     decay_teacher,
@@ -27,7 +27,7 @@ from verify.teachers import (
     spike_teacher,
     teacher_impulse,
 )
-from verify.train import (
+from linrnn.verify.train import (
     lagged_correlations,
     rnn_impulse,
     rnn_loss_and_grads,

@@ -14,9 +14,9 @@ import json
 import numpy as np
 import pytest
 
-from derive import ModelSpec, limit_lag_ntk, weights
-from linrnn.errors import UsageError
-from verify.check_ntk import NTKCheck, check_lag_ntk, kernel_from_diagonal
+from linrnn.derive import ModelSpec, limit_lag_ntk, weights
+from linrnn.core.errors import UsageError
+from linrnn.verify.check_ntk import NTKCheck, check_lag_ntk, kernel_from_diagonal
 
 
 def _assert_all_controls_rejected(result: NTKCheck) -> None:

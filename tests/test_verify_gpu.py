@@ -12,14 +12,14 @@ import math
 import numpy as np
 import pytest
 
-from derive import ModelSpec
-from linrnn.errors import UsageError
-from verify.backend import get_backend
-from verify.check_ntk import check_lag_ntk
-from verify.montecarlo import estimate_width
-from verify.ntk import empirical_lag_ntk
-from verify.sample import sample_rnn
-from verify.stats import entry_test
+from linrnn.derive import ModelSpec
+from linrnn.core.errors import UsageError
+from linrnn.verify.backend import get_backend
+from linrnn.verify.check_ntk import check_lag_ntk
+from linrnn.verify.montecarlo import estimate_width
+from linrnn.verify.ntk import empirical_lag_ntk
+from linrnn.verify.sample import sample_rnn
+from linrnn.verify.stats import entry_test
 
 pytestmark = pytest.mark.gpu
 

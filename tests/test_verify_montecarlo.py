@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derive import ModelSpec, nngp_variance, weights
-from linrnn.errors import UsageError
-from verify.backend import Backend, get_backend
-from verify.montecarlo import bytes_per_draw, chunk_size, estimate_width, parse_memory, stream_seed
-from verify.ntk import lag_ntk_and_impulse
-from verify.sample import sample_rnn
-from verify.stats import entry_test
+from linrnn.derive import ModelSpec, nngp_variance, weights
+from linrnn.core.errors import UsageError
+from linrnn.verify.backend import Backend, get_backend
+from linrnn.verify.montecarlo import bytes_per_draw, chunk_size, estimate_width, parse_memory, stream_seed
+from linrnn.verify.ntk import lag_ntk_and_impulse
+from linrnn.verify.sample import sample_rnn
+from linrnn.verify.stats import entry_test
 
 
 def test_accumulation_matches_direct_computation() -> None:
@@ -64,7 +64,7 @@ def test_first_draw_is_kept() -> None:
     est = estimate_width(be, 10, lags=3, n_out=2, replicas=3, keep_first=True)
     first = est.first_draw
     assert first is not None and first["W"].shape == (10, 10) and first["ntk"].shape == (3, 2, 1, 3, 2, 1)
-    from verify.ntk import empirical_lag_ntk
+    from linrnn.verify.ntk import empirical_lag_ntk
 
     assert np.allclose(empirical_lag_ntk(first["W"], first["F"], first["C"], 3), first["ntk"], rtol=1e-13)
 
@@ -150,7 +150,7 @@ def test_prefetch_does_not_change_results(idle: bool, monkeypatch: pytest.Monkey
 
     (Up to rounding: the two paths may chunk differently, which changes the order of the sums.)
     """
-    import verify.montecarlo as mc
+    import linrnn.verify.montecarlo as mc
 
     kw = {"lags": 4, "n_in": 2, "replicas": 6, "max_memory": 2 * bytes_per_draw(48, 2, 1, 4, 8) + 48 * 48 * 8}
     monkeypatch.setattr(mc, "spare_core", lambda: idle)

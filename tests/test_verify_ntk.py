@@ -13,18 +13,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import verify
-from linrnn.errors import UsageError
-from verify.backend import get_backend
-from verify.ntk import empirical_lag_ntk, gram, lag_ntk_and_impulse, split_point_sum
-from verify.reference import (
+import linrnn.verify
+from linrnn.core.errors import UsageError
+from linrnn.verify.backend import get_backend
+from linrnn.verify.ntk import empirical_lag_ntk, gram, lag_ntk_and_impulse, split_point_sum
+from linrnn.verify.reference import (
     autodiff_lag_ntk,
     dense_jacobian,
     dense_jacobian_lag_ntk,
     finite_difference_lag_ntk,
     impulse_response_powers,
 )
-from verify.sample import effective_scales, impulse_response, krylov_vectors, sample_rnn
+from linrnn.verify.sample import effective_scales, impulse_response, krylov_vectors, sample_rnn
 
 SIGMAS = {"sigma_w2": 0.8, "sigma_f2": 1.3, "sigma_c2": 0.7}
 LR = (0.5, 2.0, 1.5)
@@ -39,7 +39,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_public_name() -> None:
-    assert verify.empirical_lag_ntk is empirical_lag_ntk
+    assert linrnn.verify.empirical_lag_ntk is empirical_lag_ntk
 
 
 @pytest.mark.parametrize("param", ["ntk", "standard"])

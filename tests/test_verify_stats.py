@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verify.stats import Moments, entry_test, holm_rejections, loglog_fit, richardson, t_isf, t_sf
+from linrnn.verify.stats import Moments, entry_test, holm_rejections, loglog_fit, richardson, t_isf, t_sf
 
 
 @settings(max_examples=30, deadline=None)

@@ -1,4 +1,4 @@
-"""Tests for :mod:`derive.wick`, the exact finite-width oracle by Wick enumeration.
+"""Tests for :mod:`linrnn.derive.wick`, the exact finite-width oracle by Wick enumeration.
 
 Three layers:
 
@@ -9,7 +9,7 @@ Three layers:
    ``E[x^e] = (e-1)!! v^{e/2}`` (``e`` even, else 0) - no pairings, no union-find;
 2. exact facts that must come out (hand computations written next to them);
 3. the wide limit of the exact finite-n expressions against the lead derivation in
-   :mod:`derive.lag_weights` (which uses the n -> infinity rules instead).
+   :mod:`linrnn.derive.lag_weights` (which uses the n -> infinity rules instead).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import derive
-from derive import symbols as S
-from derive.wick import (
+import linrnn.derive
+from linrnn.derive import symbols as S
+from linrnn.derive.wick import (
     PARTS,
     exact_lag_ntk,
     exact_lag_ntk_part,
@@ -32,7 +32,7 @@ from derive.wick import (
     large_width_coefficients,
     wide_limit,
 )
-from linrnn.errors import UsageError
+from linrnn.core.errors import UsageError
 
 PARAMS = ("ntk", "standard")
 n = S.n
@@ -285,7 +285,7 @@ LAGS = range(6)
 
 @pytest.fixture(scope="module", params=PARAMS)
 def derivation(request: pytest.FixtureRequest) -> tuple[str, object]:
-    return request.param, derive.derive_lag_weights(request.param)
+    return request.param, linrnn.derive.derive_lag_weights(request.param)
 
 
 def test_wide_limit_of_diagonal_is_lag_weight(derivation: tuple[str, object]) -> None:

@@ -1,6 +1,6 @@
 """verify: Monte Carlo checks of the derived formulas on wide linear RNNs (NumPy/CuPy).
 
-The public API is imported lazily, so ``import verify`` stays light:
+The public API is imported lazily, so ``import linrnn.verify`` stays light:
 
 * :func:`empirical_lag_ntk` - the exact lag NTK of one draw, from Krylov vectors.
 * :func:`sample_rnn`, :func:`impulse_response` - draws and their impulse responses.
@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "empirical_lag_ntk": "verify.ntk",
-    "sample_rnn": "verify.sample",
-    "impulse_response": "verify.sample",
-    "estimate_width": "verify.montecarlo",
-    "check_lag_ntk": "verify.check_ntk",
+    "empirical_lag_ntk": "linrnn.verify.ntk",
+    "sample_rnn": "linrnn.verify.sample",
+    "impulse_response": "linrnn.verify.sample",
+    "estimate_width": "linrnn.verify.montecarlo",
+    "check_lag_ntk": "linrnn.verify.check_ntk",
 }
 
 __all__ = sorted(_LAZY)
@@ -28,4 +28,4 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'verify' has no attribute {name!r}")
+    raise AttributeError(f"module 'linrnn.verify' has no attribute {name!r}")

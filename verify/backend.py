@@ -1,6 +1,6 @@
 """One array namespace for CPU and GPU: NumPy by default, CuPy on request.
 
-Every array routine in :mod:`verify` takes a :class:`Backend` and writes its code
+Every array routine in :mod:`linrnn.verify` takes a :class:`Backend` and writes its code
 once against ``backend.xp``. Random numbers come from the backend's own seeded
 generator (``numpy.random.default_rng`` or ``cupy.random.default_rng``), so draws
 differ between backends: compare them statistically, never bit for bit.
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from linrnn.errors import UsageError
+from linrnn.core.errors import UsageError
 
 BACKENDS = ("auto", "numpy", "cupy")
 DTYPES = ("float64", "float32")

@@ -1,16 +1,16 @@
-"""``linrnn verify ntk`` as a plain function: Monte Carlo lag NTK and NNGP against ``derive``.
+"""``linrnn verify ntk`` as a plain function: Monte Carlo lag NTK and NNGP against ``linrnn.derive``.
 
 :func:`check_lag_ntk` estimates, at one width or over a sweep, the mean and standard
 error of every lag-NTK entry and of the NNGP second moment of L(0)
-(:mod:`verify.montecarlo`), and tests them against the limit formulas derived in
-:mod:`derive` (imported, never re-typed):
+(:mod:`linrnn.verify.montecarlo`), and tests them against the limit formulas derived in
+:mod:`linrnn.derive` (imported, never re-typed):
 
-* Theta_inf = :func:`derive.limit_lag_ntk` (lambda_i delta_ij delta_aa' delta_bb'),
+* Theta_inf = :func:`linrnn.derive.limit_lag_ntk` (lambda_i delta_ij delta_aa' delta_bb'),
 * the NNGP E[L_i(0)[a,b] L_j(0)[a',b']] = Var_j delta_ij delta_aa' delta_bb' with
-  Var_j = :func:`derive.nngp_variance` (covariances vanish in the limit).
+  Var_j = :func:`linrnn.derive.nngp_variance` (covariances vanish in the limit).
 
 Checks of the true theory (family-wise level ``alpha``, split equally between the
-checks by Bonferroni; the statistics are those of :mod:`verify.stats`):
+checks by Bonferroni; the statistics are those of :mod:`linrnn.verify.stats`):
 
 1. ``ntk_entries``: at the largest width n, each entry's bias-corrected estimate
    (two-point fit of a + B/n at n and n // 2, the allowance for the O(1/n)
@@ -24,7 +24,7 @@ checks by Bonferroni; the statistics are those of :mod:`verify.stats`):
    1 - alpha_check must contain -1/2.
 
 Negative controls (deliberately wrong theories from
-``derive.derive_lag_weights(param).controls`` and ``.nngp_controls``, plus the wrong
+``linrnn.derive.derive_lag_weights(param).controls`` and ``.nngp_controls``, plus the wrong
 rate -1 for sweeps) go through the same tests at the same thresholds and must be
 rejected. The overall verdict is ``pass`` only when every check of the true theory
 passes and every control is rejected (a verifier that cannot reject a wrong
@@ -45,13 +45,13 @@ from typing import Any
 
 import numpy as np
 
-from derive.model import ModelSpec
-from linrnn.errors import UsageError
-from verify.backend import Backend, get_backend
-from verify.montecarlo import WidthEstimate, bytes_per_draw, chunk_size, estimate_width
-from verify.progress import Progress
-from verify.sample import check_size
-from verify.stats import EntryTest, RateFit, entry_test, loglog_fit, richardson
+from linrnn.derive.model import ModelSpec
+from linrnn.core.errors import UsageError
+from linrnn.verify.backend import Backend, get_backend
+from linrnn.verify.montecarlo import WidthEstimate, bytes_per_draw, chunk_size, estimate_width
+from linrnn.verify.progress import Progress
+from linrnn.verify.sample import check_size
+from linrnn.verify.stats import EntryTest, RateFit, entry_test, loglog_fit, richardson
 
 SCHEMA = "linrnn-bias/verify-ntk/1"
 
@@ -66,8 +66,8 @@ MIN_WIDTHS_FOR_CORRECTION = 4
 def kernel_from_diagonal(values: np.ndarray, n_out: int, n_in: int) -> np.ndarray:
     """values_i delta_ij delta_aa' delta_bb', shape (L, n_out, n_in, L, n_out, n_in).
 
-    The limit structure derived in :mod:`derive.lag_weights`; with values =
-    ``derive.weights(spec, L)`` this equals ``derive.limit_lag_ntk(spec, L, n_out)``
+    The limit structure derived in :mod:`linrnn.derive.lag_weights`; with values =
+    ``linrnn.derive.weights(spec, L)`` this equals ``linrnn.derive.limit_lag_ntk(spec, L, n_out)``
     (checked in the tests), and it is used for the NNGP and for the controls.
     """
     values = np.asarray(values, dtype=np.float64)
@@ -96,7 +96,7 @@ def theories_for(spec: ModelSpec, lags: int, n_out: int) -> Theories:
     ``no_linear_term`` when eta_W = 0) is no wrong theory here: it is left out and
     listed in ``skipped_controls``.
     """
-    from derive import derive_lag_weights, evaluate, limit_lag_ntk, nngp_variance
+    from linrnn.derive import derive_lag_weights, evaluate, limit_lag_ntk, nngp_variance
 
     der = derive_lag_weights(spec.param)
     ntk = limit_lag_ntk(spec, lags, n_out)
@@ -355,7 +355,7 @@ def check_lag_ntk(
     progress: bool = True,
     keep_first: bool = False,
 ) -> NTKCheck:
-    """Run the Monte Carlo lag-NTK and NNGP checks for ``spec`` (a :class:`derive.ModelSpec`).
+    """Run the Monte Carlo lag-NTK and NNGP checks for ``spec`` (a :class:`linrnn.derive.ModelSpec`).
 
     ``widths``: one width, or a sweep (two or more distinct widths). The entrywise
     checks run at the largest width n with the bias companion n // 2 (measured

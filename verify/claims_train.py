@@ -9,7 +9,7 @@ checks; the result format is the contract of ``docs/claims.md``:
   ||L*|| falls like n^{-1/2} (the NTK of a width-n draw fluctuates by O(n^{-1/2})
   around its limit). Check (:func:`candidate_checks`, applied alike to the derived
   weights and to each control): (a) a weighted log-log fit of the seed-mean d(n)
-  against n (:func:`verify.stats.loglog_fit`, Birge-inflated standard error) whose
+  against n (:func:`linrnn.verify.stats.loglog_fit`, Birge-inflated standard error) whose
   (1 - alpha/2) interval contains -1/2, and (b) no other candidate significantly
   closer to the RNN at the largest width (one-sided paired t over the same draws,
   alpha/2 split by Bonferroni). Controls: SCNNs with wrong lag weights
@@ -17,7 +17,7 @@ checks; the result format is the contract of ``docs/claims.md``:
   tested on the true theory's fit.
 * :func:`claim_min_norm` - with loss ``last`` and fewer sequences than lags the loss has
   many minimisers; the trained RNN converges to the one closest to L(0) in the norm
-  sum_j ||L_j - L_j(0)||^2 / lambda_j (:func:`verify.scnn.min_norm_solution`). Check:
+  sum_j ||L_j - L_j(0)||^2 / lambda_j (:func:`linrnn.verify.scnn.min_norm_solution`). Check:
   the same two-part :func:`candidate_checks` on the distance D(n) of the trained
   impulse response to each candidate interpolant. Controls: the unweighted
   (lambda_j = 1) and wrong-weight interpolants, whose distance plateaus.
@@ -26,13 +26,13 @@ checks; the result format is the contract of ``docs/claims.md``:
   iterate is affine in L(0), L(K) = L(0) A_K + m_K, so averaging over the NNGP
   L(0) ~ N(0, diag(v_j)) gives E loss = loss(m_K) + 1/2 n_y tr(A_K R A_K^T S)), against
   trained RNNs. Check: per q, z = (a - theory) / SE_a with the bias-corrected estimate a
-  from widths n and n/2 (:func:`verify.stats.richardson`, the allowance for the O(1/n)
+  from widths n and n/2 (:func:`linrnn.verify.stats.richardson`, the allowance for the O(1/n)
   finite-width bias); all |z| below the Bonferroni t quantile. Controls: the curves of
   wrong lag weights under the same test. Also reported: the best q by theory and by
   experiment.
 
 Every function takes ``config`` (a dict; missing keys take the defaults in
-``DEFAULTS_*``) and ``backend`` (a :class:`verify.backend.Backend` or a backend name).
+``DEFAULTS_*``) and ``backend`` (a :class:`linrnn.verify.backend.Backend` or a backend name).
 Seeds are fixed by ``config["seed"]``: the results are deterministic on one backend.
 """
 
@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from linrnn.errors import UsageError
-from verify.backend import Backend, get_backend
+from linrnn.core.errors import UsageError
+from linrnn.verify.backend import Backend, get_backend
 
 #: Defaults of :func:`claim_dynamics_equivalence`.
 DEFAULTS_DYNAMICS: dict[str, Any] = {
@@ -112,7 +112,7 @@ def _reseeded(backend: Backend, *key: int) -> Backend:
 
 
 def model_spec(cfg: dict[str, Any], sigma_w2: float | None = None, n_in: int = 1) -> Any:
-    from derive import ModelSpec
+    from linrnn.derive import ModelSpec
 
     return ModelSpec(
         param=cfg["param"], sigma_w2=cfg["sigma_w2"] if sigma_w2 is None else sigma_w2, sigma_c2=cfg["sigma_c2"],
@@ -122,7 +122,7 @@ def model_spec(cfg: dict[str, Any], sigma_w2: float | None = None, n_in: int = 1
 
 def teacher_of(cfg: dict[str, Any]) -> np.ndarray:
     """The teacher impulse response (T, 1, 1) named by ``cfg['teacher']`` with its options."""
-    from verify.teachers import teacher_impulse
+    from linrnn.verify.teachers import teacher_impulse
 
     opts = {"decay": {"rho": cfg["rho"]}, "spike": {"delay": cfg["delay"]},
             "oscillator": {"r": cfg["r"], "omega": cfg["omega"]}}
@@ -133,7 +133,7 @@ def teacher_of(cfg: dict[str, Any]) -> np.ndarray:
 
 def make_data(cfg: dict[str, Any], backend: Backend, n_seq: int | None = None, stream: int = 0) -> tuple[Any, Any, np.ndarray]:
     """(x, y, L*) from the configured teacher and inputs; data stream ``stream`` of the seed."""
-    from verify.teachers import make_dataset
+    from linrnn.verify.teachers import make_dataset
 
     teacher = teacher_of(cfg)
     b = _reseeded(backend, cfg["seed"], 1, stream)
@@ -143,8 +143,8 @@ def make_data(cfg: dict[str, Any], backend: Backend, n_seq: int | None = None, s
 
 
 def choose_lr(cfg: dict[str, Any], corr: Any, spec: Any) -> float:
-    """The base step: ``lr_factor`` x :func:`verify.scnn.auto_lr_rnn` (``lr = 'auto'``) or the given float."""
-    from verify.scnn import auto_lr_rnn
+    """The base step: ``lr_factor`` x :func:`linrnn.verify.scnn.auto_lr_rnn` (``lr = 'auto'``) or the given float."""
+    from linrnn.verify.scnn import auto_lr_rnn
 
     if cfg["lr"] == "auto":
         return float(cfg["lr_factor"]) * auto_lr_rnn(corr, spec)
@@ -159,7 +159,7 @@ def choose_lr(cfg: dict[str, Any], corr: Any, spec: Any) -> float:
 
 def draw_rnn(cfg: dict[str, Any], spec: Any, n: int, replica: int, backend: Backend, n_out: int = 1) -> tuple[np.ndarray, ...]:
     """Raw (C, F, W) of replica ``replica`` at width n (host arrays), seeded from (seed, n, replica)."""
-    from verify.sample import sample_rnn
+    from linrnn.verify.sample import sample_rnn
 
     b = _reseeded(backend, cfg["seed"], 2, n, replica)
     d = sample_rnn(b, n, spec.n_in, n_out, param=spec.param, sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
@@ -171,8 +171,8 @@ def train_pair(
     C0: np.ndarray, F0: np.ndarray, W0: np.ndarray, corr: Any, spec: Any, lr: float, steps: int, lam: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, Any]:
     """Train the RNN and the SCNN (lag weights ``lam``) from the RNN's L(0): (impulse, scnn, TrainResult)."""
-    from verify.scnn import scnn_trajectory
-    from verify.train import train_rnn
+    from linrnn.verify.scnn import scnn_trajectory
+    from linrnn.verify.train import train_rnn
 
     res = train_rnn(C0, F0, W0, None, None, param=spec.param, loss=corr.loss, lr=lr, steps=steps,
                     lr_mult=(spec.lr_c, spec.lr_f, spec.lr_w), sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
@@ -185,7 +185,7 @@ def train_pair(
 
 def wrong_weights(spec: Any, lags: int, truth: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """The lag weights of the derivation's negative controls ``names`` (all by default) that differ from the truth."""
-    from derive import derive_lag_weights, evaluate
+    from linrnn.derive import derive_lag_weights, evaluate
 
     forms = derive_lag_weights(spec.param).controls
     names = list(forms) if names is None else list(names)
@@ -202,14 +202,14 @@ def wrong_weights(spec: Any, lags: int, truth: np.ndarray, names: Sequence[str] 
 
 
 def _stable(corr: Any, lam: np.ndarray, lr: float) -> bool:
-    from verify.scnn import LagCurvature
+    from linrnn.verify.scnn import LagCurvature
 
     return lr * LagCurvature(corr, lam).mu_max < 2.0
 
 
 def _rate_check(widths: Sequence[int], per_seed: np.ndarray, alpha: float, expected: float, name: str) -> dict[str, Any]:
     """Log-log fit of the seed means of ``per_seed`` (widths x seeds) with SE = sd / sqrt(R)."""
-    from verify.stats import loglog_fit
+    from linrnn.verify.stats import loglog_fit
 
     mean = per_seed.mean(axis=1)
     se = per_seed.std(axis=1, ddof=1) / math.sqrt(per_seed.shape[1])
@@ -231,7 +231,7 @@ def candidate_checks(
     (D_this - D_other) over the seeds stays below the t quantile at alpha/2 split by
     Bonferroni over the m - 1 comparisons. Returns (checks, t quantile, m - 1).
     """
-    from verify.stats import t_isf
+    from linrnn.verify.stats import t_isf
 
     R = next(iter(cands.values())).shape[1]
     fits = {k: _rate_check(widths, v, alpha / 2, -0.5, k) for k, v in cands.items()}
@@ -294,9 +294,9 @@ def dynamics_sweep(
     ``control_distance`` {name: widths x seeds} for the stable wrong-weight SCNNs, with
     d = max_k ||L_rnn(k) - L_scnn(k)||_F / ||L*||_F over k = 0..steps.
     """
-    from derive import weights
-    from verify.scnn import scnn_trajectory
-    from verify.train import lagged_correlations
+    from linrnn.derive import weights
+    from linrnn.verify.scnn import scnn_trajectory
+    from linrnn.verify.train import lagged_correlations
 
     spec = model_spec(cfg)
     x, y, teacher = make_data(cfg, backend)
@@ -428,9 +428,9 @@ def claim_min_norm(
     controls replace the weights in L_mn by lambda_j = 1 (plain min-norm) and by the
     derivation's wrong weights (``controls``).
     """
-    from derive import weights
-    from verify.scnn import LagCurvature, min_norm_solution
-    from verify.train import lagged_correlations
+    from linrnn.derive import weights
+    from linrnn.verify.scnn import LagCurvature, min_norm_solution
+    from linrnn.verify.train import lagged_correlations
 
     cfg = _merge(DEFAULTS_MIN_NORM, config)
     backend = resolve_backend(backend)
@@ -512,13 +512,13 @@ def expected_test_loss(
     """E over L(0) ~ N(0, diag(nngp)) of the test loss of the SCNN after ``steps`` GD steps.
 
     In matrix layout (rows p = outputs, columns (j, a)), L(K) = L(0) A + R_yx P with
-    P = D^{1/2} Q diag(eta phi_K(eta mu)) Q^T D^{1/2} (see :mod:`verify.scnn`) and
+    P = D^{1/2} Q diag(eta phi_K(eta mu)) Q^T D^{1/2} (see :mod:`linrnn.verify.scnn`) and
     A = I - R_xx P. With the test quadratic Loss_t(L) = 1/2 r_yy - <L, R^t_yx> +
     1/2 tr(L R^t_xx L^T) and independent rows of covariance S = diag(nngp_j (x) 1_{n_x}):
 
         E Loss_t = Loss_t(R_yx P) + (n_y / 2) tr(A R^t_xx A^T S).
     """
-    from verify.scnn import LagCurvature, _gd_filter
+    from linrnn.verify.scnn import LagCurvature, _gd_filter
 
     curv = LagCurvature(corr_train, lam)
     be = corr_train.backend
@@ -549,9 +549,9 @@ def claim_short_memory(
     theory's best q within the experiment's uncertainty (its bias-corrected error no
     more than that quantile times the SE of the difference above the experiment's best).
     """
-    from derive import nngp_variance, weights
-    from verify.stats import richardson, t_isf
-    from verify.train import impulse_loss_and_grad, lagged_correlations, train_rnn
+    from linrnn.derive import nngp_variance, weights
+    from linrnn.verify.stats import richardson, t_isf
+    from linrnn.verify.train import impulse_loss_and_grad, lagged_correlations, train_rnn
 
     cfg = _merge(DEFAULTS_SHORT_MEMORY, config)
     backend = resolve_backend(backend)

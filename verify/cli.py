@@ -14,11 +14,11 @@ import json
 import sys
 from typing import Any
 
-from linrnn.errors import UsageError
+from linrnn.core.errors import UsageError
 
 
 def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    """Add the ``verify`` group with its subcommands to the top-level subparsers ``groups``."""
+    """Add the ``linrnn.verify`` group with its subcommands to the top-level subparsers ``groups``."""
     parser = groups.add_parser(name, help=help_text, description=help_text)
     sub = parser.add_subparsers(dest="command", metavar="{ntk,...}", parser_class=type(parser))
     sub.required = True
@@ -28,10 +28,10 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def _register_train(sub: Any) -> None:
-    """Hook for ``verify train``: registered by :mod:`verify.train_cli` when that module exists."""
-    if importlib.util.find_spec("verify.train_cli") is None:
+    """Hook for ``verify train``: registered by :mod:`linrnn.verify.train_cli` when that module exists."""
+    if importlib.util.find_spec("linrnn.verify.train_cli") is None:
         return
-    importlib.import_module("verify.train_cli").register(sub)
+    importlib.import_module("linrnn.verify.train_cli").register(sub)
 
 
 def _int(text: str) -> int:
@@ -87,9 +87,9 @@ def run_ntk(args: argparse.Namespace) -> int:
     """Handler of ``linrnn verify ntk``: 0 when the verdict is pass, 1 when it is fail."""
     import numpy as np
 
-    from derive import ModelSpec
-    from verify.check_ntk import check_lag_ntk
-    from verify.montecarlo import parse_memory
+    from linrnn.derive import ModelSpec
+    from linrnn.verify.check_ntk import check_lag_ntk
+    from linrnn.verify.montecarlo import parse_memory
 
     if args.save is not None and not str(args.save).endswith(".npz"):
         raise UsageError(f"--save needs a path ending in .npz, got {args.save!r}")

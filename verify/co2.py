@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from linrnn.errors import UsageError
+from linrnn.core.errors import UsageError
 
 #: Defaults of :func:`claim_co2`.
 DEFAULTS_CO2: dict[str, Any] = {
@@ -54,7 +54,7 @@ NEIGHBOURS = [j for j in range(41, 62) if j not in (50, 51, 52)]
 
 def load_co2() -> tuple[np.ndarray, np.ndarray]:
     """(dates as YYYYMMDD integers, CO2 in ppmv) with missing weeks filled by linear interpolation."""
-    path = importlib.resources.files("verify") / "data" / "co2_weekly.csv"
+    path = importlib.resources.files("linrnn.verify") / "data" / "co2_weekly.csv"
     dates, values = [], []
     for line in path.read_text().splitlines()[1:]:
         if not line.strip():
@@ -142,9 +142,9 @@ def _train(cfg: dict[str, Any], data: dict[str, np.ndarray], q: float, backend: 
     finite-width terms the NTK leaves out make W_e^j blow up before the NTK's stability
     limit is reached) it is halved, at most ``MAX_HALVINGS`` times, for all replicas alike.
     """
-    from verify.claims_train import _reseeded, choose_lr, model_spec
-    from verify.sample import sample_rnn
-    from verify.train import lagged_correlations, train_rnn
+    from linrnn.verify.claims_train import _reseeded, choose_lr, model_spec
+    from linrnn.verify.sample import sample_rnn
+    from linrnn.verify.train import lagged_correlations, train_rnn
 
     spec = model_spec({**cfg, "sigma_w2": q})
     corr = lagged_correlations(data["x_train"], data["y_train"], None, "last", backend)
@@ -175,8 +175,8 @@ def claim_co2(config: dict[str, Any] | None = None, backend: Any = None, *, prog
     task, the statistic, the threshold and the controls. The comparison table (test
     R^2 of each q and of the AR fits) is in ``figures['comparison']``.
     """
-    from verify.claims_train import _merge, resolve_backend
-    from verify.stats import t_isf
+    from linrnn.verify.claims_train import _merge, resolve_backend
+    from linrnn.verify.stats import t_isf
 
     cfg = _merge(DEFAULTS_CO2, config)
     backend = resolve_backend(backend)
@@ -272,7 +272,7 @@ def run_co2_cli(args: Any, backend: Any) -> int:
     import json
     import sys
 
-    from verify.progress import Progress
+    from linrnn.verify.progress import Progress
 
     cfg: dict[str, Any] = {}
     for flag, key in (("param", "param"), ("seq_len", "seq_len"), ("width", "width"), ("replicas", "seeds"),

@@ -1,7 +1,7 @@
 """Monte Carlo over independent draws: the lag NTK and the NNGP of wide linear RNNs.
 
 For R draws at width n, each draw gives its exact lag NTK Theta_r (shape
-(L, n_y, n_x, L, n_y, n_x), :func:`verify.ntk.lag_ntk_from_krylov`) and its initial
+(L, n_y, n_x, L, n_y, n_x), :func:`linrnn.verify.ntk.lag_ntk_from_krylov`) and its initial
 impulse response L_r (shape (L, n_y, n_x)). We accumulate, in float64:
 
 * the mean and standard error of every entry of Theta;
@@ -39,12 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from linrnn.errors import UsageError
-from verify.backend import Backend
-from verify.ntk import check_lr, lag_ntk_and_impulse
-from verify.sample import RNNDraw, check_param, check_size, sample_rnn
-from verify.threads import blas_threads
-from verify.stats import Moments
+from linrnn.core.errors import UsageError
+from linrnn.verify.backend import Backend
+from linrnn.verify.ntk import check_lr, lag_ntk_and_impulse
+from linrnn.verify.sample import RNNDraw, check_param, check_size, sample_rnn
+from linrnn.verify.threads import blas_threads
+from linrnn.verify.stats import Moments
 
 #: NumPy chunks stay within this many bytes, so that a chunk's W stays in the last-level
 #: cache across its 2 (lags - 1) passes (the L3 of current server CPUs is 32 MB or more).

@@ -5,7 +5,7 @@ Conventions (``shared/CONVENTIONS.md``): L_i = C_e W_e^i F_e and
     Theta[(i,a,b), (j,a',b')] = s * sum_{P in C,F,W} eta_P <dL_i[a,b]/dP, dL_j[a',b']/dP>,
 
 with s = 1 (``ntk``) or 1/n (``standard``), gradients taken with respect to the raw
-parameters P, and P_e = alpha_P P (:func:`verify.sample.effective_scales`).
+parameters P, and P_e = alpha_P P (:func:`linrnn.verify.sample.effective_scales`).
 
 With the Krylov vectors v_m^b = W_e^m f_b (f_b column b of F_e) and
 u_k^a = (W_e^T)^k c_a (c_a row a of C_e) the three gradients of
@@ -37,8 +37,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from linrnn.errors import UsageError
-from verify.sample import (
+from linrnn.core.errors import UsageError
+from linrnn.verify.sample import (
     RNNDraw,
     array_namespace,
     check_param,
@@ -193,7 +193,7 @@ def empirical_lag_ntk(
     (lags, n_y, n_x, lags, n_y, n_x) (a leading batch axis of W, F, C is kept), in the
     array namespace and dtype of ``W``. ``lr`` = (eta_C, eta_F, eta_W). The sigmas
     matter only for ``param="ntk"``, where they define alpha_P (see
-    :func:`verify.sample.effective_scales`).
+    :func:`linrnn.verify.sample.effective_scales`).
 
     Computed from the Krylov vectors and their Gram tensors (module docstring), at
     cost O(lags n^2 (n_x + n_y)) plus terms independent of n.

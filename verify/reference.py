@@ -17,7 +17,7 @@
   that sums those outer products with one matrix product per lag.
 * :func:`finite_difference_lag_ntk` builds J by central differences of the impulse
   response computed with explicit matrix powers, sharing no code with
-  :mod:`verify.ntk` beyond the parameterization scales.
+  :mod:`linrnn.verify.ntk` beyond the parameterization scales.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from verify.sample import effective_scales, ntk_prefactor
+from linrnn.verify.sample import effective_scales, ntk_prefactor
 
 
 def _scaled(W: np.ndarray, F: np.ndarray, C: np.ndarray, param: str, sigmas: tuple[float, float, float]):

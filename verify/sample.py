@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from linrnn.errors import UsageError
-from verify.backend import Backend
+from linrnn.core.errors import UsageError
+from linrnn.verify.backend import Backend
 
 PARAMS: tuple[str, ...] = ("ntk", "standard")
 

@@ -7,10 +7,10 @@ trainable Ltilde of yhat_t = sum_j rho_j Ltilde_j x_{t-j} is
 
 which is the wide-RNN dynamics L <- L - eta Theta grad_L Loss when Theta is the
 limiting lag NTK with lag weights lambda_j (Emami et al., ICML 2021, Theorem 1). The
-lag weights come from :func:`derive.weights`; every function here takes them as an
+lag weights come from :func:`linrnn.derive.weights`; every function here takes them as an
 array ``lam`` (shape (lags,), entries >= 0).
 
-The loss is a quadratic in L (see :mod:`verify.train`): per output row p, with
+The loss is a quadratic in L (see :mod:`linrnn.verify.train`): per output row p, with
 vec index (j, a), grad = L R_xx - R_yx, so its Hessian is H = R_xx (x) I_{n_y} and the
 dynamics decouple over output rows. With s = sqrt(lambda_j) repeated over the inputs,
 write L(k) = L(0) + diag(s) z(k) and diagonalise the lag-weighted curvature
@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from linrnn.errors import UsageError
-from linrnn.validate import check_positive
-from verify.train import Correlations, _check_steps, _from_mat, _loss_grad_mat, _to_mat
+from linrnn.core.errors import UsageError
+from linrnn.core.validate import check_positive
+from linrnn.verify.train import Correlations, _check_steps, _from_mat, _loss_grad_mat, _to_mat
 
 #: Largest stable multiple of 1/mu_max for discrete GD on a quadratic.
 STABILITY_LIMIT = 2.0
@@ -222,14 +222,14 @@ def auto_lr(corr: Correlations, lam: Any) -> float:
 
 
 def auto_lr_rnn(corr: Correlations, spec: Any) -> float:
-    """:func:`auto_lr` with the lag weights lambda_j that :func:`derive.weights` gives for ``spec``.
+    """:func:`auto_lr` with the lag weights lambda_j that :func:`linrnn.derive.weights` gives for ``spec``.
 
-    ``spec`` is a :class:`derive.ModelSpec`; its ``n_in`` must equal the data's n_x.
-    The returned eta is the base step of :func:`verify.train.train_rnn` for that
+    ``spec`` is a :class:`linrnn.derive.ModelSpec`; its ``n_in`` must equal the data's n_x.
+    The returned eta is the base step of :func:`linrnn.verify.train.train_rnn` for that
     configuration (the derived lambda_j already include the parameterization's
     scaling of the step and the multipliers eta_C, eta_F, eta_W).
     """
-    from derive import weights
+    from linrnn.derive import weights
 
     if spec.n_in != corr.n_x:
         raise UsageError(f"the model has n_in = {spec.n_in} inputs but the data have n_x = {corr.n_x}")

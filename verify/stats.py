@@ -26,7 +26,7 @@ The design (stated here once and repeated in every results file):
   the interval is slope +- z_{1 - alpha/2} SE.
 
 **False-failure budget.** A run of the verifier (``linrnn verify ntk``,
-:func:`verify.check_ntk.check_lag_ntk`) fails a true theory with probability at most
+:func:`linrnn.verify.check_ntk.check_lag_ntk`) fails a true theory with probability at most
 its family-wise ``alpha`` (default 1e-3, split by Bonferroni over its checks, Holm
 within each), as long as the O(n^-2) remainder of the bias is small against the
 standard errors. The test suite runs at most ten true-theory verdicts at

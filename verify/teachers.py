@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from linrnn.errors import UsageError
-from verify.backend import Backend, get_backend
+from linrnn.core.errors import UsageError
+from linrnn.verify.backend import Backend, get_backend
 
 TEACHERS: tuple[str, ...] = ("decay", "spike", "oscillator")
 INPUTS: tuple[str, ...] = ("white", "ar1")
@@ -155,7 +155,7 @@ def make_dataset(
 
     x is drawn by ``inputs`` (``white`` or ``ar1`` with coefficient ``phi``), then
     y_t = sum_{j<=t} L_j x_{t-j} + noise_std * e_t with e_t ~ iid N(0, I). Random numbers
-    come from ``backend.rng`` (seed it through :func:`verify.backend.get_backend`);
+    come from ``backend.rng`` (seed it through :func:`linrnn.verify.backend.get_backend`);
     arrays are returned on the backend.
     """
     backend = backend if backend is not None else get_backend("numpy")

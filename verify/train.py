@@ -42,10 +42,10 @@ from typing import Any
 
 import numpy as np
 
-from derive.model import PARAMS
-from linrnn.errors import UsageError
-from linrnn.validate import check_positive
-from verify.backend import Backend, get_backend
+from linrnn.derive.model import PARAMS
+from linrnn.core.errors import UsageError
+from linrnn.core.validate import check_positive
+from linrnn.verify.backend import Backend, get_backend
 
 LOSSES: tuple[str, ...] = ("all", "last")
 
@@ -230,8 +230,8 @@ def impulse_loss_and_grad(L: Any, corr: Correlations) -> tuple[float, Any]:
 
 
 def _scales(param: str, n: int, n_x: int, sigma_c2: float, sigma_f2: float, sigma_w2: float) -> tuple[float, float, float]:
-    """(alpha_C, alpha_F, alpha_W) with P_e = alpha_P P (:func:`verify.sample.effective_scales`)."""
-    from verify.sample import effective_scales
+    """(alpha_C, alpha_F, alpha_W) with P_e = alpha_P P (:func:`linrnn.verify.sample.effective_scales`)."""
+    from linrnn.verify.sample import effective_scales
 
     return effective_scales(param, n, n_x, sigma_w2=sigma_w2, sigma_f2=sigma_f2, sigma_c2=sigma_c2)
 

@@ -1,14 +1,14 @@
 """``linrnn verify train``: train wide linear RNNs and the SCNN side by side (argument parsing only).
 
-Registered by :func:`verify.cli._register_train`. Three modes, each one plain function:
+Registered by :func:`linrnn.verify.cli._register_train`. Three modes, each one plain function:
 
 * one width and one q (default): :func:`train_single` trains the RNN and the scaled
   CNN from the RNN's own L(0) and reports the step, final losses and the distance
   d = max_k ||L_rnn(k) - L_scnn(k)|| / ||L*||; ``--save`` keeps the run as ``.npz``;
 * ``--widths n1,n2,...``: the dynamics-equivalence sweep,
-  :func:`verify.claims_train.claim_dynamics_equivalence`;
+  :func:`linrnn.verify.claims_train.claim_dynamics_equivalence`;
 * ``--sigma-w2s q1,q2,...``: the short-memory sweep,
-  :func:`verify.claims_train.claim_short_memory`.
+  :func:`linrnn.verify.claims_train.claim_short_memory`.
 
 Only the standard library is imported at module level, so ``--help`` stays fast.
 """
@@ -21,11 +21,11 @@ import math
 import sys
 from typing import Any
 
-from linrnn.errors import UsageError
+from linrnn.core.errors import UsageError
 
 TEACHER_CHOICES = ("decay", "spike", "oscillator", "co2")
 
-#: Defaults of the single-run mode (the sweeps take theirs from verify.claims_train).
+#: Defaults of the single-run mode (the sweeps take theirs from linrnn.verify.claims_train).
 SINGLE_DEFAULTS: dict[str, Any] = {"width": 256, "seeds": 1}
 
 
@@ -60,7 +60,7 @@ def _lr(text: str) -> str | float:
 
 
 def register(sub: Any) -> None:
-    """Add ``train`` to the subparsers of the ``verify`` group."""
+    """Add ``train`` to the subparsers of the ``linrnn.verify`` group."""
     p = sub.add_parser(
         "train",
         help="train wide linear RNNs and the scaled CNN from the same L(0); width or sigma_W^2 sweeps",
@@ -159,14 +159,14 @@ def _validate(args: argparse.Namespace) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Handler of ``linrnn verify train``: 0 on success (sweeps: verdict pass), 1 when a sweep's verdict fails."""
     _validate(args)
-    from verify.backend import get_backend
-    from verify.progress import Progress
+    from linrnn.verify.backend import get_backend
+    from linrnn.verify.progress import Progress
 
     backend = get_backend(args.backend)
     if args.teacher == "co2":
         return _run_co2(args, backend)
     if args.widths is not None:
-        from verify.claims_train import DEFAULTS_DYNAMICS, claim_dynamics_equivalence
+        from linrnn.verify.claims_train import DEFAULTS_DYNAMICS, claim_dynamics_equivalence
 
         cfg = {**_config(args, DEFAULTS_DYNAMICS), "widths": args.widths}
         total = float(sum(n * n for n in args.widths) * cfg.get("seeds", DEFAULTS_DYNAMICS["seeds"]))
@@ -179,7 +179,7 @@ def run_train(args: argparse.Namespace) -> int:
         _emit(args, out, _widths_table(res))
         return 0 if res["verdict"] == "pass" else 1
     if args.sigma_w2s is not None:
-        from verify.claims_train import DEFAULTS_SHORT_MEMORY, claim_short_memory
+        from linrnn.verify.claims_train import DEFAULTS_SHORT_MEMORY, claim_short_memory
 
         cfg = {**_config(args, DEFAULTS_SHORT_MEMORY), "sigma_w2s": args.sigma_w2s}
         if args.width is not None:
@@ -195,7 +195,7 @@ def run_train(args: argparse.Namespace) -> int:
                "verdict": res["verdict"], "claim": res}
         _emit(args, out, _sweep_q_table(res))
         return 0 if res["verdict"] == "pass" else 1
-    from verify.claims_train import DEFAULTS_DYNAMICS
+    from linrnn.verify.claims_train import DEFAULTS_DYNAMICS
 
     cfg = {**_config(args, DEFAULTS_DYNAMICS), **SINGLE_DEFAULTS}
     if args.width is not None:
@@ -228,7 +228,7 @@ def train_single(
 ) -> dict[str, Any]:
     """Train ``config['seeds']`` RNNs of width ``width`` and their SCNNs from the same L(0).
 
-    ``config`` takes the keys of :data:`verify.claims_train.DEFAULTS_DYNAMICS` (``widths``
+    ``config`` takes the keys of :data:`linrnn.verify.claims_train.DEFAULTS_DYNAMICS` (``widths``
     and ``controls`` unused). Returns a dict with the configuration, the step (``lr``,
     ``lr_auto``), per replica the final RNN and SCNN losses and the distance
     d = max_k ||L_rnn(k) - L_scnn(k)||_F / ||L*||_F, and the first replica's arrays
@@ -237,10 +237,10 @@ def train_single(
     """
     import numpy as np
 
-    from derive import weights
-    from verify.claims_train import DEFAULTS_DYNAMICS, _merge, choose_lr, draw_rnn, make_data, model_spec, \
+    from linrnn.derive import weights
+    from linrnn.verify.claims_train import DEFAULTS_DYNAMICS, _merge, choose_lr, draw_rnn, make_data, model_spec, \
         resolve_backend
-    from verify.train import impulse_loss_and_grad, lagged_correlations, train_rnn
+    from linrnn.verify.train import impulse_loss_and_grad, lagged_correlations, train_rnn
 
     cfg = _merge(DEFAULTS_DYNAMICS, config)
     if int(width) != width or width < 1:
@@ -254,7 +254,7 @@ def train_single(
     norm = float(np.linalg.norm(teacher))
     reps: list[dict[str, float]] = []
     first: dict[str, Any] = {}
-    from verify.scnn import scnn_trajectory
+    from linrnn.verify.scnn import scnn_trajectory
 
     for r in range(cfg["seeds"]):
         C0, F0, W0 = draw_rnn(cfg, spec, int(width), r, backend)
@@ -347,8 +347,8 @@ def _sweep_q_table(res: dict[str, Any]) -> str:
 def _run_co2(args: argparse.Namespace, backend: Any) -> int:
     import importlib.util
 
-    if importlib.util.find_spec("verify.co2") is None:
+    if importlib.util.find_spec("linrnn.verify.co2") is None:
         raise UsageError("the co2 teacher is not available in this installation")
-    from verify.co2 import run_co2_cli
+    from linrnn.verify.co2 import run_co2_cli
 
     return int(run_co2_cli(args, backend))

@@ -1,8 +1,8 @@
 """linrnn-bias: derive and verify the implicit bias of wide linear RNNs.
 
 The command-line entry point is :func:`linrnn.cli.main`; the work lives in the
-import packages :mod:`derive` (exact SymPy derivations), :mod:`verify` (Monte Carlo
-checks on NumPy/CuPy) and :mod:`reports` (rendering of results files).
+import packages :mod:`linrnn.derive` (exact SymPy derivations), :mod:`linrnn.verify` (Monte Carlo
+checks on NumPy/CuPy) and :mod:`linrnn.reports` (rendering of results files).
 """
 
 __version__ = "0.1.0"

@@ -3,25 +3,25 @@
 :func:`run_report` is the plain function the command calls. It resolves the
 configuration (a profile, :data:`PROFILES`, with overrides from a TOML file), runs
 each experiment (or reuses its cached result), assembles one results object in the
-schema of :mod:`reports.schema`, and publishes the report directory atomically
-through :mod:`reports.render`. This module may import ``derive`` and ``verify``;
-``reports`` never does.
+schema of :mod:`linrnn.reports.schema`, and publishes the report directory atomically
+through :mod:`linrnn.reports.render`. This module may import ``linrnn.derive`` and ``linrnn.verify``;
+``linrnn.reports`` never does.
 
 Experiments and the claims they produce:
 
-* ``derivation`` (``derive``): the formulas shown in the report, the LaTeX appendix
+* ``derivation`` (``linrnn.derive``): the formulas shown in the report, the LaTeX appendix
   (``derivation.tex``, and ``derivation.pdf`` where a LaTeX engine is installed) and
   the figure of lambda_j against j for several q = sigma_W^2.
-* ``ntk`` (``verify.check_lag_ntk`` over a width sweep): the claims ``ntk_limit``
+* ``ntk`` (``linrnn.verify.check_lag_ntk`` over a width sweep): the claims ``ntk_limit``
   (the empirical lag NTK tends to lambda_i delta_ij delta_aa' delta_bb'), ``nngp``
   (the initial impulse response has the derived NNGP covariance) and ``width_rate``
   (the relative error falls like n^-1/2), with their negative controls.
-* the training claims of ``verify.claims_train`` (dynamics equivalence, min-norm
+* the training claims of ``linrnn.verify.claims_train`` (dynamics equivalence, min-norm
   bias, short-memory bias, CO2), registered only when that module exists.
 
 Cache: each experiment's payload is stored in ``DIR/.cache/<name>-<key>.json``, the
 key hashing the experiment's configuration, the seed, the resolved backend and
-dtype, the package version and the source code of ``derive``, ``verify`` and this
+dtype, the package version and the source code of ``linrnn.derive``, ``linrnn.verify`` and this
 module. The cache is written as soon as an experiment finishes, directly into
 ``DIR/.cache`` (the report itself is built in a temporary directory), so a run
 interrupted after some experiments resumes from them; ``use_cache=False`` neither
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from linrnn import __version__
-from linrnn.errors import UsageError
+from linrnn.core.errors import UsageError
 
 TITLE = "Implicit bias of wide linear RNNs: claims, checks and verdicts"
 
@@ -83,7 +83,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
-#: Sizes of the training claims per profile, over the defaults of ``verify.claims_train``
+#: Sizes of the training claims per profile, over the defaults of ``linrnn.verify.claims_train``
 #: (``full`` uses those defaults). The quick sizes are those its own tests pass with.
 TRAIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
@@ -95,7 +95,7 @@ TRAIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {},
 }
 
-#: Training claims of ``verify.claims_train``: (experiment name, function name).
+#: Training claims of ``linrnn.verify.claims_train``: (experiment name, function name).
 TRAIN_CLAIMS = (
     ("dynamics_equivalence", "claim_dynamics_equivalence"),
     ("min_norm", "claim_min_norm"),
@@ -206,7 +206,7 @@ def _clean(obj: Any) -> Any:
 
 
 def _spec(cfg: Mapping[str, Any]) -> Any:
-    from derive import ModelSpec
+    from linrnn.derive import ModelSpec
 
     return ModelSpec(param=cfg["param"], sigma_w2=cfg["sigma_w2"], sigma_c2=cfg["sigma_c2"],
                      sigma_f2=cfg["sigma_f2"], n_in=cfg["n_in"], lr_c=cfg["lr_c"], lr_f=cfg["lr_f"],
@@ -227,12 +227,12 @@ class Context:
 
 
 def experiment_derivation(ctx: Context) -> dict[str, Any]:
-    """Formulas, the LaTeX appendix and the lambda_j-against-j figure, all from ``derive``."""
+    """Formulas, the LaTeX appendix and the lambda_j-against-j figure, all from ``linrnn.derive``."""
     import numpy as np
 
-    from derive import ModelSpec, derive_lag_weights, weights
-    from derive.latex import build_document, latex
-    from derive.numeric import regime_of, summarize
+    from linrnn.derive import ModelSpec, derive_lag_weights, weights
+    from linrnn.derive.latex import build_document, latex
+    from linrnn.derive.numeric import regime_of, summarize
 
     cfg = ctx.config
     spec = _spec(cfg)
@@ -303,13 +303,13 @@ def _rate_stat(check: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def experiment_ntk(ctx: Context) -> dict[str, Any]:
-    """The NTK limit, the NNGP and the width rate from one ``verify.check_lag_ntk`` width sweep."""
+    """The NTK limit, the NNGP and the width rate from one ``linrnn.verify.check_lag_ntk`` width sweep."""
     import numpy as np
 
-    from derive.latex import latex
-    from derive import derive_lag_weights
-    from verify.check_ntk import check_lag_ntk
-    from verify.montecarlo import parse_memory
+    from linrnn.derive.latex import latex
+    from linrnn.derive import derive_lag_weights
+    from linrnn.verify.check_ntk import check_lag_ntk
+    from linrnn.verify.montecarlo import parse_memory
 
     cfg = ctx.config
     spec = _spec(cfg)
@@ -429,11 +429,11 @@ def experiment_ntk(ctx: Context) -> dict[str, Any]:
 
 
 def _available_train_claims() -> list[str]:
-    """The training claims whose functions exist in ``verify.claims_train`` (none if the module is absent)."""
+    """The training claims whose functions exist in ``linrnn.verify.claims_train`` (none if the module is absent)."""
     import importlib.util
 
     try:
-        if importlib.util.find_spec("verify.claims_train") is None:
+        if importlib.util.find_spec("linrnn.verify.claims_train") is None:
             return []
     except (ImportError, ValueError):
         return []
@@ -441,11 +441,11 @@ def _available_train_claims() -> list[str]:
 
 
 def _train_module_names(name: str) -> tuple[str, ...]:
-    return ("verify.claims_train", "verify.co2") if name == "co2" else ("verify.claims_train",)
+    return ("linrnn.verify.claims_train", "linrnn.verify.co2") if name == "co2" else ("linrnn.verify.claims_train",)
 
 
 def _train_function(name: str) -> Callable[..., dict[str, Any]] | None:
-    """The function of a training claim: in ``verify.claims_train`` (``claim_co2`` also in ``verify.co2``)."""
+    """The function of a training claim: in ``linrnn.verify.claims_train`` (``claim_co2`` also in ``linrnn.verify.co2``)."""
     for module in _train_module_names(name):
         try:
             mod = importlib.import_module(module)
@@ -458,7 +458,7 @@ def _train_function(name: str) -> Callable[..., dict[str, Any]] | None:
 
 
 def _train_defaults(name: str) -> dict[str, Any]:
-    """The sizes of a training claim: ``verify.claims_train.DEFAULTS_<NAME>`` without its seed (set by --seed)."""
+    """The sizes of a training claim: ``linrnn.verify.claims_train.DEFAULTS_<NAME>`` without its seed (set by --seed)."""
     attr = {"dynamics_equivalence": "DEFAULTS_DYNAMICS"}.get(name, f"DEFAULTS_{name.upper()}")
     defaults = None
     for module in _train_module_names(name):
@@ -474,7 +474,7 @@ def _train_experiment(name: str) -> Callable[[Context], dict[str, Any]]:
     fn_name = dict(TRAIN_CLAIMS)[name]
 
     def run(ctx: Context) -> dict[str, Any]:
-        from verify.backend import get_backend
+        from linrnn.verify.backend import get_backend
 
         fn = _train_function(name)
         assert fn is not None, fn_name
@@ -501,11 +501,13 @@ def experiments() -> dict[str, Callable[[Context], dict[str, Any]]]:
 
 
 def code_hash() -> str:
-    """Hash of the source of ``derive``, ``verify`` and this module: any change invalidates the cache."""
+    """Hash of the source of ``linrnn.derive``, ``linrnn.verify`` and this module: any change invalidates the cache."""
     h = hashlib.sha256(__version__.encode())
-    root = Path(__file__).resolve().parents[1]
-    for pkg in ("derive", "verify"):
-        for path in sorted((root / pkg).glob("*.py")):
+    import linrnn.derive
+    import linrnn.verify
+
+    for pkg in (linrnn.derive, linrnn.verify):
+        for path in sorted(Path(pkg.__file__).resolve().parent.glob("*.py")):
             h.update(path.name.encode())
             h.update(path.read_bytes())
     h.update(Path(__file__).read_bytes())
@@ -552,7 +554,7 @@ def _errs(values: Sequence[Any] | None, factor: float = 2.0) -> list[Any] | None
 
 
 def adapt_figure(name: str, fig: Any) -> dict[str, Any]:
-    """A claim's figure data in a kind of :mod:`reports.figures`.
+    """A claim's figure data in a kind of :mod:`linrnn.reports.figures`.
 
     Figures that already name their ``kind`` pass unchanged. The training claims'
     figures (``distance_vs_width``, ``test_error_vs_q``) are mapped to the generic
@@ -685,9 +687,9 @@ def run_report(
     control is rejected, 1 otherwise (a failing claim is a finding: the report is
     still written).
     """
-    from reports.output import CACHE_NAME, atomic_dir, check_target
-    from reports.render import write_report
-    from reports.schema import SCHEMA_VERSION, overall_verdict
+    from linrnn.reports.output import CACHE_NAME, atomic_dir, check_target
+    from linrnn.reports.render import write_report
+    from linrnn.reports.schema import SCHEMA_VERSION, overall_verdict
 
     say = log or (lambda _msg: None)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -697,7 +699,7 @@ def run_report(
     backend_name = backend or cfg["backend"]
     if backend_name not in ("auto", "numpy", "cupy"):
         raise UsageError(f"unknown backend {backend_name!r}; choose one of auto, numpy, cupy")
-    from verify.backend import get_backend
+    from linrnn.verify.backend import get_backend
 
     resolved = get_backend(backend_name, seed=seed)  # a missing GPU is a UsageError before any work
     out = Path(output)
@@ -787,12 +789,12 @@ def run_report(
 
 def _maybe_pdf(tmp: Path, cfg: Mapping[str, Any], results: Mapping[str, Any], say: Callable[[str], None]) -> None:
     """Compile derivation.tex to PDF where a LaTeX engine is installed (a failure is reported, not fatal)."""
-    from linrnn.errors import ExternalToolError
+    from linrnn.core.errors import ExternalToolError
 
     tex = tmp / "derivation.tex"
     if not (cfg.get("pdf") and tex.exists()):
         return
-    from derive.latex import compile_pdf, find_engine
+    from linrnn.derive.latex import compile_pdf, find_engine
 
     if find_engine() is None:
         say("no LaTeX engine installed: derivation.pdf skipped (derivation.tex written)")

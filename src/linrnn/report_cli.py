@@ -5,7 +5,7 @@
   and writes the report directory; exit 0 when every claim passes and every
   negative control is rejected, 1 otherwise, 2 for bad input.
 * ``linrnn report render RESULTS.json -o DIR [--force]`` re-renders a report from its
-  results file alone (:func:`reports.render.render`).
+  results file alone (:func:`linrnn.reports.render.render`).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from reports.render import render
+    from linrnn.reports.render import render
 
     results = render(args.results, args.render_output, force=args.render_force)
     print(f"rendered {args.render_output}/report.html from {args.results} (verdict {results['verdict']})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from linrnn.errors import UsageError
+from linrnn.core.errors import UsageError
 
 
 def check_positive(name: str, value: float) -> float:

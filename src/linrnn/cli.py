@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from linrnn import __version__
-from linrnn.errors import ExternalToolError, NumericalRangeError, UsageError
+from linrnn.core.errors import ExternalToolError, NumericalRangeError, UsageError
 
 _GROUPS = (
-    ("derive", "derive.cli", "closed forms in q = sigma_W^2: lag weights, NNGP, LaTeX derivation"),
-    ("verify", "verify.cli", "Monte Carlo checks of the derived formulas on wide linear RNNs"),
+    ("derive", "linrnn.derive.cli", "closed forms in q = sigma_W^2: lag weights, NNGP, LaTeX derivation"),
+    ("verify", "linrnn.verify.cli", "Monte Carlo checks of the derived formulas on wide linear RNNs"),
     ("report", "linrnn.report_cli", "run the claim suite and write a self-contained report"),
 )
 
