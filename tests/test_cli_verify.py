@@ -15,6 +15,8 @@ import pytest
 
 from linrnn.cli import main
 from linrnn.verify.progress import Progress
+
+from helpers import draw_of
 from linrnn.verify.reference import autodiff_lag_ntk, check_saved_draw
 
 SMALL = ["verify", "ntk", "--width", "64", "--lags", "3", "--replicas", "8", "--backend", "numpy"]
@@ -65,7 +67,7 @@ def test_save_matches_independent_autodiff(tmp_path: Path, capsys: pytest.Captur
     assert str(saved["param"]) == "standard"
     assert check_saved_draw(str(path)) <= 1e-12
     # control: the reference with a different eta_W does not match
-    wrong = autodiff_lag_ntk(saved["W"], saved["F"], saved["C"], 4, param="standard", sigma_w2=0.9, lr=(1, 1, 1))
+    wrong = autodiff_lag_ntk(draw_of(saved["W"], saved["F"], saved["C"], param="standard", sigma_w2=0.9, lr=(1, 1, 1)), 4)
     assert np.max(np.abs(saved["ntk"] - wrong)) > 1e-3 * np.max(np.abs(saved["ntk"]))
 
 

@@ -87,7 +87,7 @@ def run_ntk(args: argparse.Namespace) -> int:
     """Handler of ``linrnn verify ntk``: 0 when the verdict is pass, 1 when it is fail."""
     import numpy as np
 
-    from linrnn.derive import ModelSpec
+    from linrnn.core.spec import ModelSpec
     from linrnn.verify.check_ntk import check_lag_ntk
     from linrnn.verify.montecarlo import parse_memory
 
@@ -103,10 +103,10 @@ def run_ntk(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
     spec = ModelSpec(
         param=args.param, sigma_w2=args.sigma_w2, sigma_c2=args.sigma_c2, sigma_f2=args.sigma_f2,
-        n_in=args.n_in, lr_c=args.lr_c, lr_f=args.lr_f, lr_w=args.lr_w,
+        n_in=args.n_in, n_out=args.n_out, lr_c=args.lr_c, lr_f=args.lr_f, lr_w=args.lr_w,
     )
     result = check_lag_ntk(
-        spec, widths, lags=args.lags, n_out=args.n_out, replicas=args.replicas, seed=args.seed,
+        spec, widths, lags=args.lags, replicas=args.replicas, seed=args.seed,
         backend=args.backend, dtype=args.dtype, max_memory=parse_memory(args.max_memory), alpha=args.alpha,
         progress=not args.no_progress, keep_first=args.save is not None,
     )
