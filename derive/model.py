@@ -15,7 +15,7 @@ PARAMS: tuple[str, ...] = ("ntk", "standard")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A linear RNN configuration in the sense of ``shared/CONVENTIONS.md``.
+    """A linear RNN configuration in the sense of ``docs/conventions.md``.
 
     Attributes
     ----------

@@ -1,6 +1,6 @@
 """The exact empirical lag NTK of one linear RNN (or a batch), from Krylov vectors.
 
-Conventions (``shared/CONVENTIONS.md``): L_i = C_e W_e^i F_e and
+Conventions (``docs/conventions.md``): L_i = C_e W_e^i F_e and
 
     Theta[(i,a,b), (j,a',b')] = s * sum_{P in C,F,W} eta_P <dL_i[a,b]/dP, dL_j[a',b']/dP>,
 
@@ -189,7 +189,7 @@ def empirical_lag_ntk(
     """The exact lag NTK of the linear RNN with raw parameters (W, F, C).
 
     Theta[(i,a,b), (j,a',b')] = s * sum_{P in C,F,W} eta_P <dL_i[a,b]/dP, dL_j[a',b']/dP>
-    for i, j = 0 .. lags-1 (``shared/CONVENTIONS.md``), returned with shape
+    for i, j = 0 .. lags-1 (``docs/conventions.md``), returned with shape
     (lags, n_y, n_x, lags, n_y, n_x) (a leading batch axis of W, F, C is kept), in the
     array namespace and dtype of ``W``. ``lr`` = (eta_C, eta_F, eta_W). The sigmas
     matter only for ``param="ntk"``, where they define alpha_P (see

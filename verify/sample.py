@@ -1,6 +1,6 @@
 """Sampling linear RNNs and their Krylov vectors and impulse responses.
 
-Conventions (``shared/CONVENTIONS.md``): parameters C (n_y x n), F (n x n_x),
+Conventions (``docs/conventions.md``): parameters C (n_y x n), F (n x n_x),
 W (n x n); effective matrices C_e = alpha_C C, F_e = alpha_F F, W_e = alpha_W W with
 
 * ``ntk``:      raw entries iid N(0, 1), alpha_C = sigma_C / sqrt(n),

@@ -1,6 +1,6 @@
 """Full-batch gradient descent on wide linear RNNs, with exact gradients from lagged correlations.
 
-Conventions are those of ``shared/CONVENTIONS.md``. A width-n linear RNN
+Conventions are those of ``docs/conventions.md``. A width-n linear RNN
 h_t = W_e h_{t-1} + F_e x_t, yhat_t = C_e h_t (h_{-1} = 0) is the causal convolution
 
     yhat_t = sum_{j=0..t} L_j x_{t-j},        L_j = C_e W_e^j F_e  (the impulse response),
