@@ -8,8 +8,6 @@ Monte Carlo code are imported inside the handlers so that ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import sys
 from typing import Any
@@ -28,10 +26,10 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def _register_train(sub: Any) -> None:
-    """Hook for ``verify train``: registered by :mod:`linrnn.verify.train_cli` when that module exists."""
-    if importlib.util.find_spec("linrnn.verify.train_cli") is None:
-        return
-    importlib.import_module("linrnn.verify.train_cli").register(sub)
+    """``verify train``, registered by :mod:`linrnn.verify.train_cli` (standard library only at import)."""
+    from linrnn.verify.train_cli import register as register_train
+
+    register_train(sub)
 
 
 def _int(text: str) -> int:

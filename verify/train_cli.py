@@ -343,10 +343,6 @@ def _sweep_q_table(res: dict[str, Any]) -> str:
 
 
 def _run_co2(args: argparse.Namespace, backend: Any) -> int:
-    import importlib.util
-
-    if importlib.util.find_spec("linrnn.verify.co2") is None:
-        raise UsageError("the co2 teacher is not available in this installation")
     from linrnn.verify.co2 import run_co2_cli
 
     return int(run_co2_cli(args, backend))
