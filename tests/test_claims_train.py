@@ -19,7 +19,7 @@ import pytest
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
 from linrnn.verify.claims import REGISTRY
-from linrnn.verify.claims.base import ModelSpec
+from linrnn.core.spec import ModelSpec
 from linrnn.verify.claims_train import choose_lr, expected_test_loss, make_data
 
 #: The model of the training claims' tests (their former defaults: q = 0.8, and 0.7 for min-norm).

@@ -11,7 +11,7 @@ import pytest
 from linrnn.cli import main
 from linrnn.core.errors import UsageError
 from linrnn.verify.claims import REGISTRY
-from linrnn.verify.claims.base import ModelSpec
+from linrnn.core.spec import ModelSpec
 from linrnn.verify.co2 import ar_fit, block_t, co2_dataset, load_co2, predict_last, r2, seasonal_z
 
 

@@ -88,26 +88,21 @@ def choose_lr(config: Any, corr: Any, spec: Any) -> float:
     return float(check_lr(config.lr))
 
 
-def draw_rnn(seed: int, spec: Any, n: int, replica: int, backend: Backend, n_out: int = 1) -> tuple[np.ndarray, ...]:
-    """Raw (C, F, W) of replica ``replica`` at width n (host arrays), seeded from (seed, n, replica)."""
-    from linrnn.verify.sample import sample_rnn
+def draw_rnn(seed: int, spec: Any, n: int, replica: int, backend: Backend) -> Any:
+    """Replica ``replica`` of ``spec`` at width n (an RNNDraw of host arrays), seeded from (seed, n, replica)."""
+    from linrnn.verify.sample import RNNDraw, sample_rnn
 
     b = reseeded(backend, seed, 2, n, replica)
-    d = sample_rnn(b, n, spec.n_in, n_out, param=spec.param, sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
-                   sigma_c2=spec.sigma_c2)
-    return b.to_numpy(d.C), b.to_numpy(d.F), b.to_numpy(d.W)
+    d = sample_rnn(b, spec, n)
+    return RNNDraw(b.to_numpy(d.W), b.to_numpy(d.F), b.to_numpy(d.C), spec)
 
 
-def train_pair(
-    C0: np.ndarray, F0: np.ndarray, W0: np.ndarray, corr: Any, spec: Any, lr: float, steps: int, lam: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Train the RNN and the SCNN (lag weights ``lam``) from the RNN's L(0): (impulse, scnn, TrainResult)."""
+def train_pair(draw: Any, corr: Any, lr: float, steps: int, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Train the RNN ``draw`` and the SCNN (lag weights ``lam``) from the RNN's L(0): (impulse, scnn, TrainResult)."""
     from linrnn.verify.scnn import scnn_trajectory
     from linrnn.verify.train import train_rnn
 
-    res = train_rnn(C0, F0, W0, None, None, param=spec.param, loss=corr.loss, lr=lr, steps=steps,
-                    lr_mult=(spec.lr_c, spec.lr_f, spec.lr_w), sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
-                    sigma_c2=spec.sigma_c2, corr=corr)
+    res = train_rnn(draw, None, None, loss=corr.loss, lr=lr, steps=steps, corr=corr)
     res.raise_if_diverged()
     assert res.impulse is not None
     scnn = scnn_trajectory(res.impulse[0], corr, lam, lr=lr, steps=steps)
@@ -249,12 +244,12 @@ def expected_test_loss(
 
         E Loss_t = Loss_t(R_yx P) + (n_y / 2) tr(A R^t_xx A^T S).
     """
-    from linrnn.verify.scnn import LagCurvature, _gd_filter
+    from linrnn.verify.scnn import LagCurvature, gd_filter
 
     curv = LagCurvature(corr_train, lam)
     be = corr_train.backend
     xp = be.xp
-    phi = _gd_filter(xp, lr * curv.mu, xp.asarray(np.array([steps], dtype=np.int64)))[0]
+    phi = gd_filter(xp, lr * curv.mu, xp.asarray(np.array([steps], dtype=np.int64)))[0]
     qs = curv.q * curv.s[:, None]
     P = be.to_numpy((qs * (lr * phi)[None, :]) @ qs.T)
     rxx, ryx = be.to_numpy(corr_train.rxx), be.to_numpy(corr_train.ryx)

@@ -68,7 +68,7 @@ def _lr(text: str) -> str | float:
 def register(sub: Any) -> None:
     """Add ``train`` to the subparsers of the ``linrnn.verify`` group."""
     from linrnn.verify.claims import co2, dynamics_equivalence, short_memory
-    from linrnn.verify.claims.base import ModelSpec
+    from linrnn.core.spec import ModelSpec
 
     D, S, C, M = dynamics_equivalence.Config(), short_memory.Config(), co2.Config(), ModelSpec()
     p = sub.add_parser(
@@ -149,7 +149,8 @@ def _config(args: argparse.Namespace, base: Any, **extra: Any) -> Any:
 
 def _model(args: argparse.Namespace) -> Any:
     """The model specification from the options (q defaults to :data:`DEFAULT_SIGMA_W2`)."""
-    from linrnn.verify.claims.base import ModelSpec, configure
+    from linrnn.core.spec import ModelSpec
+    from linrnn.verify.claims.base import configure
 
     values = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k, None) is not None}
     return configure(ModelSpec(sigma_w2=DEFAULT_SIGMA_W2), values, "model")
@@ -280,10 +281,8 @@ def train_single(
     reps: list[dict[str, float]] = []
     first: dict[str, Any] = {}
     for r in range(config.seeds):
-        C0, F0, W0 = draw_rnn(seed, spec, int(width), r, backend)
-        res = train_rnn(C0, F0, W0, None, None, param=spec.param, loss=config.loss, lr=lr, steps=config.steps,
-                        lr_mult=(spec.lr_c, spec.lr_f, spec.lr_w), sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
-                        sigma_c2=spec.sigma_c2, corr=corr, progress=progress)
+        draw = draw_rnn(seed, spec, int(width), r, backend)
+        res = train_rnn(draw, None, None, loss=config.loss, lr=lr, steps=config.steps, corr=corr, progress=progress)
         res.raise_if_diverged()
         assert res.impulse is not None
         scnn = scnn_trajectory(res.impulse[0], corr, lam, lr=lr, steps=config.steps)
@@ -291,7 +290,7 @@ def train_single(
         reps.append({"loss_rnn_initial": float(res.loss[0]), "loss_rnn_final": float(res.loss[-1]),
                      "loss_scnn_final": float(impulse_loss_and_grad(scnn[-1], corr)[0]), "distance": d})
         if r == 0:
-            first = {"W0": np.asarray(W0), "F0": np.asarray(F0), "C0": np.asarray(C0), "x": backend.to_numpy(x),
+            first = {"W0": np.asarray(draw.W), "F0": np.asarray(draw.F), "C0": np.asarray(draw.C), "x": backend.to_numpy(x),
                      "y": backend.to_numpy(y), "impulse": res.impulse, "scnn": scnn, "loss_rnn": res.loss}
     return {"config": result_config(model, config, seed=seed, width=int(width)), "spec": spec, "lr": lr,
             "lr_auto": config.lr == "auto", "replicas": reps, "teacher": teacher, "lam": lam,

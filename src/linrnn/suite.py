@@ -161,7 +161,7 @@ def resolve_config(profile: str, overrides: Mapping[str, Any] | None = None) -> 
     Unknown sections or keys, and values of the wrong type, are a :class:`UsageError`
     that names them; the model and each section are validated by their dataclasses.
     """
-    from linrnn.verify.claims.base import ModelSpec
+    from linrnn.core.spec import ModelSpec
 
     tables = load_profile(profile)
     sections = default_sections()

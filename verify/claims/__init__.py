@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from linrnn.verify.claims import co2, dynamics_equivalence, min_norm, nngp, ntk_limit, short_memory, width_rate
-from linrnn.verify.claims.base import Claim, ClaimResult, ModelSpec, configure
+from linrnn.verify.claims.base import Claim, ClaimResult, configure
 
 #: The claims in report order.
 REGISTRY: Mapping[str, Claim] = MappingProxyType({c.name: c for c in (
@@ -31,4 +31,4 @@ REGISTRY: Mapping[str, Claim] = MappingProxyType({c.name: c for c in (
     co2.CLAIM,
 )})
 
-__all__ = ["REGISTRY", "Claim", "ClaimResult", "ModelSpec", "configure"]
+__all__ = ["REGISTRY", "Claim", "ClaimResult", "configure"]

@@ -11,8 +11,8 @@ of its module:
   function of (config, model, seed, backend kind, dtype). Inputs and output are
   picklable, so another process can run a claim.
 
-``model`` is the model specification of the ``[model]`` table (:data:`ModelSpec`),
-built once and shared by the derivation and every claim: q = sigma_W^2 is set once.
+``model`` is the :class:`linrnn.core.spec.ModelSpec` of the ``[model]`` table, built
+once and shared by the derivation and every claim: q = sigma_W^2 is set once.
 Grids that sweep q (``sigma_w2s``) are claim configuration.
 
 :func:`configure` applies a mapping (a TOML table, command-line flags) to a
@@ -34,28 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.derive.model import ModelSpec as _DeriveModelSpec
 
 Progress = Callable[[float, str], None]
 
 BACKENDS = ("auto", "numpy", "cupy")
-
-
-@dataclass(frozen=True)
-class ModelSpec(_DeriveModelSpec):
-    """The ``[model]`` table: :class:`linrnn.derive.model.ModelSpec` with the output dimension n_y."""
-
-    n_out: int = 1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        n_out = self.n_out
-        if isinstance(n_out, bool) or not isinstance(n_out, int) or n_out < 1:
-            raise UsageError(f"n_out must be a positive integer, got {n_out!r}")
-
-    def replace(self, **changes: Any) -> ModelSpec:
-        """A copy with ``changes`` applied (validated again)."""
-        return dataclasses.replace(self, **changes)
 
 
 # ------------------------------------------------------------------ JSON-ready data
@@ -298,9 +280,9 @@ def check_widths(widths: Any, name: str = "widths") -> tuple[int, ...]:
 
 def check_scalar_model(model: Any, claim: str) -> None:
     """The training claims use scalar sequences: n_in = n_out = 1."""
-    if model.n_in != 1 or getattr(model, "n_out", 1) != 1:
+    if model.n_in != 1 or model.n_out != 1:
         raise UsageError(f"the {claim} claim trains on scalar sequences: it needs [model] n_in = 1 and n_out = 1, "
-                         f"got n_in = {model.n_in}, n_out = {getattr(model, 'n_out', 1)}")
+                         f"got n_in = {model.n_in}, n_out = {model.n_out}")
 
 
 def set_fields(obj: Any, **values: Any) -> None:

@@ -80,7 +80,7 @@ def train_at_q(config: Config, spec: Any, data: dict[str, Any], backend: Any, se
     limit is reached) it is halved, at most ``MAX_HALVINGS`` times, for all replicas alike.
     """
     from linrnn.verify.claims_train import choose_lr, reseeded
-    from linrnn.verify.sample import sample_rnn
+    from linrnn.verify.sample import RNNDraw, sample_rnn
     from linrnn.verify.train import lagged_correlations, train_rnn
 
     q = spec.sigma_w2
@@ -90,11 +90,9 @@ def train_at_q(config: Config, spec: Any, data: dict[str, Any], backend: Any, se
         out = []
         for r in range(config.seeds):
             b = reseeded(backend, seed, 3, stream, config.width, r)
-            d = sample_rnn(b, config.width, 1, 1, param=spec.param, sigma_w2=q, sigma_f2=spec.sigma_f2,
-                           sigma_c2=spec.sigma_c2)
-            res = train_rnn(b.to_numpy(d.C), b.to_numpy(d.F), b.to_numpy(d.W), None, None, param=spec.param,
-                            loss="last", lr=lr, steps=config.steps, lr_mult=(spec.lr_c, spec.lr_f, spec.lr_w),
-                            sigma_w2=q, sigma_f2=spec.sigma_f2, sigma_c2=spec.sigma_c2, corr=corr)
+            d = sample_rnn(b, spec, config.width)
+            res = train_rnn(RNNDraw(b.to_numpy(d.W), b.to_numpy(d.F), b.to_numpy(d.C), spec), None, None,
+                            loss="last", lr=lr, steps=config.steps, corr=corr)
             if res.diverged:
                 break
             assert res.impulse is not None

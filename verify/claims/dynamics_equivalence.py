@@ -68,8 +68,7 @@ def sweep(config: Config, model: Any, seed: int, backend: Any, progress: Progres
     cdist = {k: np.zeros((len(widths), R)) for k in wrong}
     for i, n in enumerate(widths):
         for r in range(R):
-            C0, F0, W0 = draw_rnn(seed, spec, n, r, backend)
-            imp, scnn, _ = train_pair(C0, F0, W0, corr, spec, lr, config.steps, lam)
+            imp, scnn, _ = train_pair(draw_rnn(seed, spec, n, r, backend), corr, lr, config.steps, lam)
             dist[i, r] = sup_dist(imp, scnn) / norm
             if i == len(widths) - 1 and r == 0:
                 example = (n, np.asarray(imp)[:, :, 0, 0].copy(), np.asarray(scnn)[:, :, 0, 0].copy())

@@ -80,8 +80,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     resid = np.zeros((len(widths), R))
     for i, n in enumerate(widths):
         for r in range(R):
-            C0, F0, W0 = draw_rnn(seed, spec, n, r, backend)
-            imp, scnn, res = train_pair(C0, F0, W0, corr, spec, lr, config.steps, lam)
+            imp, scnn, res = train_pair(draw_rnn(seed, spec, n, r, backend), corr, lr, config.steps, lam)
             L0, Lk = imp[0], imp[-1]
             dist[i, r] = float(np.linalg.norm(Lk - min_norm_solution(L0, corr, lam))) / norm
             for k, wl in alts.items():

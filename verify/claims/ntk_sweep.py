@@ -53,7 +53,7 @@ def _sweep(config: NtkConfig, model: Any, seed: int, backend: str, dtype: str) -
     from linrnn.verify.check_ntk import check_lag_ntk
     from linrnn.verify.montecarlo import parse_memory
 
-    r = check_lag_ntk(model, list(config.widths), lags=config.lags, n_out=model.n_out, replicas=config.replicas,
+    r = check_lag_ntk(model, list(config.widths), lags=config.lags, replicas=config.replicas,
                       seed=seed, backend=backend, dtype=dtype, max_memory=parse_memory(config.max_memory),
                       alpha=config.alpha, progress=False)
     return r.to_json()

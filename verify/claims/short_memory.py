@@ -124,10 +124,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
             ctheory.setdefault(k, []).append(val)
         for width in (n, h):
             for r in range(R):
-                C0, F0, W0 = draw_rnn(seed, spec, width, r, backend)
-                res = train_rnn(C0, F0, W0, None, None, param=spec.param, loss=config.loss, lr=lr, steps=config.steps,
-                                lr_mult=(spec.lr_c, spec.lr_f, spec.lr_w), sigma_w2=q, sigma_f2=spec.sigma_f2,
-                                sigma_c2=spec.sigma_c2, corr=corr, record_impulse=True)
+                res = train_rnn(draw_rnn(seed, spec, width, r, backend), None, None, loss=config.loss, lr=lr,
+                                steps=config.steps, corr=corr, record_impulse=True)
                 res.raise_if_diverged()
                 assert res.impulse is not None
                 meas[width][iq, r] = test_loss(res.impulse[-1])
