@@ -64,7 +64,7 @@ def test_dynamics_equivalence_passes_and_rejects_controls(dynamics: dict) -> Non
     lo, hi = dynamics["threshold"]["value"]["ci"]
     assert lo <= -0.5 <= hi
     assert {c["id"] for c in dynamics["controls"]} == {"lag_weights:no_linear_term", "lag_weights:q_times_1.1", "rate:-1"}
-    assert all(c["verdict"] == "fail" for c in dynamics["controls"]), dynamics["controls"]
+    assert all(c["verdict"] == "rejected" for c in dynamics["controls"]), dynamics["controls"]
     assert dynamics["verdict"] == "pass"
     d = dynamics["figures"]["distance_vs_width"]["distance_mean"]
     assert d[-1] < d[0]
@@ -82,7 +82,7 @@ def test_min_norm_passes_and_rejects_controls() -> None:
     _check_contract(res)
     assert {c["id"] for c in res["controls"]} == {
         "interpolant:plain_min_norm", "interpolant:no_linear_term", "interpolant:q_times_1.1"}
-    assert all(c["verdict"] == "fail" for c in res["controls"]), res["controls"]
+    assert all(c["verdict"] == "rejected" for c in res["controls"]), res["controls"]
     assert res["verdict"] == "pass"
 
 
@@ -120,7 +120,7 @@ def test_short_memory_passes_and_rejects_control() -> None:
     assert fig["sigma_w2"] == [0.5, 0.9, 1.2]
     assert len(fig["theory"]) == len(fig["experiment_mean"]) == len(fig["experiment_se"]) == 3
     assert fig["best_q_theory"] == 0.9  # the trade-off: interior optimum for a long-memory teacher
-    assert [c["verdict"] for c in res["controls"]] == ["fail"]
+    assert [c["verdict"] for c in res["controls"]] == ["rejected"]
     assert res["verdict"] == "pass"
 
 

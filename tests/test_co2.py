@@ -75,7 +75,7 @@ def test_claim_contract_and_controls_rejected() -> None:
     assert [r["model"] for r in rows[:3]] == ["AR(1..8)", "AR(1..52)", "AR(1..64)"]
     assert rows[1]["test_r2"] > rows[0]["test_r2"]  # the longer AR fit is better on these years
     assert {c["id"] for c in res["controls"]} == {"short_memory_q0.5", "permuted_weeks"}
-    assert next(c for c in res["controls"] if c["id"] == "permuted_weeks")["verdict"] == "fail"
+    assert next(c for c in res["controls"] if c["id"] == "permuted_weeks")["verdict"] == "rejected"
 
 
 def test_bad_co2_configs() -> None:

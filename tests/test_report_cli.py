@@ -24,7 +24,7 @@ FIXTURE = ROOT / "tests" / "fixtures" / "report_results.json"
 TINY = {"derivation": {"figure_lags": 20, "figure_q": [0.9, 1.0, 1.05], "pdf": False}}
 
 
-def _claim(cid: str, verdict: str, control_verdict: str = "fail") -> dict[str, Any]:
+def _claim(cid: str, verdict: str, control_verdict: str = "rejected") -> dict[str, Any]:
     """A claim dict of docs/claims.md, for exercising the runner (not a claim of the theory)."""
     return {
         "id": cid, "title": cid, "statement": f"test claim {cid}", "formula": "x = 1",
@@ -173,7 +173,7 @@ def test_render_subcommand_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixt
     bad.write_text(json.dumps(broken))
     capsys.readouterr()
     assert main(["report", "render", str(bad), "-o", str(tmp_path / "broken")]) == 2
-    assert "'pass' or 'fail'" in capsys.readouterr().err
+    assert "one of pass, fail, inconclusive, error" in capsys.readouterr().err
 
 
 def test_report_help_does_not_import_numpy() -> None:
@@ -199,7 +199,7 @@ def test_quick_profile_end_to_end(tmp_path: Path) -> None:
         assert claims[cid]["verdict"] == "pass", claims[cid]["statistic"]
     for ctrl in r["controls"]:
         if ctrl["claim"] in ("ntk_limit", "nngp", "width_rate"):
-            assert ctrl["verdict"] == "fail", ctrl["id"]  # the wrong theory is rejected
+            assert ctrl["verdict"] == "rejected", ctrl["id"]  # the wrong theory is rejected
     for name in ("report.html", "report.md", "report.tex", "derivation.tex"):
         assert (out / name).stat().st_size > 1000
     assert len(list((out / "figures").glob("*.png"))) >= 5

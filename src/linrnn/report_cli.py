@@ -98,4 +98,6 @@ def run_render(args: argparse.Namespace) -> int:
 
     results = render(args.results, args.render_output, force=args.render_force)
     print(f"rendered {args.render_output}/report.html from {args.results} (verdict {results['verdict']})")
-    return 0 if results["verdict"] == "pass" else 1
+    from linrnn.core.outcome import exit_status
+
+    return exit_status(results["verdict"])

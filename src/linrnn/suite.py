@@ -54,6 +54,7 @@ from typing import Any
 
 from linrnn import __version__
 from linrnn.core.errors import UsageError
+from linrnn.core.outcome import exit_status
 
 TITLE = "Implicit bias of wide linear RNNs: claims, checks and verdicts"
 
@@ -522,7 +523,7 @@ def run_report(
         write_report(results, tmp)
         _maybe_pdf(tmp, cfg["derivation"], results, say)
     say(f"wrote {out}/report.html ({len(claims)} claims, {len(controls)} controls; verdict {results['verdict']})")
-    return SuiteRun(results, out, 0 if results["verdict"] == "pass" else 1)
+    return SuiteRun(results, out, exit_status(results["verdict"]))
 
 
 
@@ -556,7 +557,7 @@ def main_summary(results: Mapping[str, Any]) -> str:
     for x in results["controls"]:
         v = x["statistic"]["value"]
         vs = f"{v:.4g}" if isinstance(v, float) else str(v)
-        lines.append(f"{x['id']:<24} {vs:>12}  {'rejected' if x['verdict'] == 'fail' else 'NOT rejected'}")
+        lines.append(f"{x['id']:<24} {vs:>12}  {x['verdict'].replace('_', ' ')}")
     lines.append("")
     lines.append(f"verdict: {results['verdict'].upper()}")
     return "\n".join(lines)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from linrnn.core.errors import UsageError
+from linrnn.core.outcome import CONTROL_OUTCOMES, STATISTIC_OUTCOMES, claim_outcome
 
 Progress = Callable[[float, str], None]
 
@@ -77,7 +78,7 @@ def errbars(values: list[Any] | None, factor: float = 2.0) -> list[Any] | None:
 
 
 _CONTRACT = ("id", "title", "statement", "formula", "statistic", "threshold", "verdict", "figures", "controls",
-             "config", "notes")
+             "config", "notes", "statistic_verdict", "error", "alpha", "design")
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,34 @@ class ClaimResult:
     notes: list[str]
     backend: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    #: the claim's own test: "pass" (not refuted), "fail" (refuted at level ``alpha``) or "error"
+    statistic_verdict: str = ""
+    #: one sentence naming the cause when a statistic is not finite (then statistic_verdict is "error")
+    error: str | None = None
+    #: the stated false-failure rate of the claim's own test (probability of "fail" when the theory holds)
+    alpha: float | None = None
+    #: the design that sized the run: method, pilot size, sizes used, power target, sizes needed
+    design: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, jsonable(getattr(self, f.name)))
-        if self.verdict not in ("pass", "fail"):
-            raise ValueError(f"claim {self.id!r}: verdict must be 'pass' or 'fail', got {self.verdict!r}")
+        # controls: "rejected" / "not_rejected" / "error" (legacy "fail" = rejected, "pass" = not rejected)
+        legacy = {"fail": "rejected", "pass": "not_rejected"}
+        controls = [{**c, "verdict": legacy.get(c.get("verdict"), c.get("verdict"))} for c in self.controls]
+        object.__setattr__(self, "controls", controls)
+        stat = self.statistic_verdict or ("error" if self.error else self.verdict)
+        if self.error and stat != "error":
+            raise ValueError(f"claim {self.id!r}: an error sentence goes with statistic_verdict 'error'")
+        if stat not in STATISTIC_OUTCOMES:
+            raise ValueError(f"claim {self.id!r}: statistic_verdict must be one of {', '.join(STATISTIC_OUTCOMES)}, "
+                             f"got {stat!r}")
+        for c in controls:
+            if c["verdict"] not in CONTROL_OUTCOMES:
+                raise ValueError(f"claim {self.id!r}: control {c.get('id')!r} has verdict {c['verdict']!r}; "
+                                 f"expected one of {', '.join(CONTROL_OUTCOMES)}")
+        object.__setattr__(self, "statistic_verdict", stat)
+        object.__setattr__(self, "verdict", claim_outcome(stat, [c["verdict"] for c in controls]))
         for name, fig in self.figures.items():
             if not (isinstance(fig, dict) and isinstance(fig.get("kind"), str)):
                 raise ValueError(f"claim {self.id!r}: figure {name!r} names no kind of linrnn.reports.figures")
