@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -260,3 +261,208 @@ def expected_test_loss(
     s = np.repeat(np.asarray(nngp, dtype=np.float64), corr_train.n_x)
     var = 0.5 * corr_train.n_y * float(np.trace(A @ rt @ A.T * s[:, None]))
     return mean_loss + var
+
+
+# ----------------------------------------------------------------- the two-stage design of the training claims
+#
+# Every training claim is a set of one-sample t-tests on per-replica scalars (a replica
+# is one independent draw of the RNN at each width the claim uses, trained, with every
+# candidate theory evaluated on the same trajectories). The claim's own tests share its
+# alpha (Bonferroni); each negative control is a test of the same kind whose rejection is
+# wanted. The sizes come from verify/design.py's two-stage design: a pilot estimates each
+# control's effect per replica d (its sd inflated to the upper chi-square bound); the main
+# stage draws fresh replicas, as many as the smallest R at which a t-test of level
+# ``level`` rejects with probability ``power`` under the noncentral t with noncentrality
+# sqrt(R) d (the exact power of the t-test for normal replicas, in place of design.py's
+# normal approximation: at the few tens of replicas used the difference matters).
+
+#: Offset of the pilot's replica indices: the pilot's draws never coincide with the main stage's.
+PILOT_OFFSET = 1_000_000
+
+
+@dataclass(frozen=True)
+class TTest:
+    """A one-sample t-test on the per-replica values ``key``: H0 mean = ``null`` (``side`` two)
+    or the one-sided H0 mean >= null (``side`` "less": rejected when the mean is significantly
+    below) / mean <= null ("greater"), at level ``level``."""
+
+    key: str
+    null: float
+    side: str
+    level: float
+
+    def crit(self, replicas: int) -> float:
+        from linrnn.verify.stats import t_isf
+
+        p = self.level / 2 if self.side == "two" else self.level
+        return t_isf(p, max(int(replicas) - 1, 1))
+
+    def t(self, values: np.ndarray) -> tuple[float, float, float]:
+        """(mean, sd, t) of the values against ``null``; t is +-inf for a zero sd and NaN for non-finite values."""
+        v = np.asarray(values, dtype=np.float64)
+        mean = float(v.mean())
+        sd = float(v.std(ddof=1)) if v.size > 1 else math.nan
+        if not (math.isfinite(mean) and math.isfinite(sd)):
+            return mean, sd, math.nan
+        diff = mean - self.null
+        if sd == 0:
+            return mean, sd, (0.0 if diff == 0 else math.copysign(math.inf, diff))
+        return mean, sd, diff / (sd / math.sqrt(v.size))
+
+    def rejects(self, t: float, replicas: int) -> bool:
+        c = self.crit(replicas)
+        if self.side == "two":
+            return abs(t) > c
+        return t < -c if self.side == "less" else t > c
+
+    def effect(self, mean: float, sd: float) -> float:
+        """Standardized effect per replica in the rejecting direction (negative: the data lean the other way)."""
+        if not (math.isfinite(mean) and math.isfinite(sd)) or sd <= 0:
+            return math.nan if not math.isfinite(mean) else (math.inf if mean != self.null else 0.0)
+        diff = (mean - self.null) / sd
+        return abs(diff) if self.side == "two" else (-diff if self.side == "less" else diff)
+
+    def power(self, effect: float, replicas: int) -> float:
+        """P(reject) at ``replicas`` for the standardized effect ``effect`` (noncentral t)."""
+        from scipy import stats
+
+        if not math.isfinite(effect):
+            return 1.0 if effect == math.inf else 0.0
+        R = int(replicas)
+        if R < 2:
+            return 0.0
+        c, nc = self.crit(R), math.sqrt(R) * effect
+        p = float(stats.nct.sf(c, R - 1, nc))
+        if self.side == "two":
+            p += float(stats.nct.cdf(-c, R - 1, nc))
+        return min(1.0, p)
+
+    def needed(self, effect: float, power: float, limit: int = 1 << 20) -> float:
+        """Smallest R >= 2 with power(effect, R) >= power; inf if even ``limit`` replicas do not reach it."""
+        if not (math.isfinite(effect) or effect == math.inf) or effect <= 0:
+            return math.inf
+        if effect == math.inf:
+            return 2.0
+        if self.power(effect, limit) < power:
+            return math.inf
+        lo, hi = 1, 2
+        while self.power(effect, hi) < power:
+            lo, hi = hi, hi * 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if self.power(effect, mid) < power else (lo, mid)
+        return float(hi)
+
+
+def check_design(config: Any) -> Any:
+    """The :class:`linrnn.verify.design.Design` of a training claim's configuration (UsageError if invalid)."""
+    from linrnn.verify.design import Design
+
+    return Design(pilot=config.pilot, min_replicas=config.min_replicas, max_replicas=config.max_replicas,
+                  budget_seconds=config.budget_seconds)
+
+
+def stack(reps: Sequence[dict[str, float]]) -> dict[str, np.ndarray]:
+    keys = reps[0].keys()
+    return {k: np.array([r[k] for r in reps], dtype=np.float64) for k in keys}
+
+
+def run_design(
+    replica: Callable[[int], dict[str, float]],
+    controls: dict[str, TTest],
+    config: Any,
+    progress: Progress | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Pilot, size, main stage: the main stage's per-replica values and the design record.
+
+    ``replica(index)`` returns the scalars of one independent replica (pilot indices are
+    offset by :data:`PILOT_OFFSET`). The main stage uses R = max(min_replicas, needed over
+    the controls) replicas, capped by max_replicas and by budget_seconds at the pilot's
+    cost per replica.
+    """
+    import time
+
+    from linrnn.verify.design import sd_upper
+
+    design = check_design(config)
+    t0 = time.perf_counter()
+    pilot = stack([replica(PILOT_OFFSET + r) for r in range(design.pilot)])
+    per_rep = (time.perf_counter() - t0) / design.pilot
+    effects, needed = {}, {}
+    for name, test in controls.items():
+        v = pilot[test.key]
+        mean, sd = float(np.mean(v)), float(np.std(v, ddof=1))
+        d = test.effect(mean, sd_upper(sd, design.pilot - 1)) if math.isfinite(sd) else math.nan
+        effects[name] = d
+        needed[name] = test.needed(d, design.power, design.max_replicas * 64) if math.isfinite(d) or d == math.inf \
+            else math.inf
+    want = max([design.min_replicas, *[v for v in needed.values() if math.isfinite(v)]])
+    if any(math.isinf(v) for v in needed.values()):
+        want = design.max_replicas
+    size, capped = int(want), None
+    if size > design.max_replicas:
+        size, capped = design.max_replicas, "max_replicas"
+    if design.budget_seconds is not None and per_rep > 0:
+        affordable = max(2, int((design.budget_seconds - per_rep * design.pilot) / per_rep))
+        if affordable < size:
+            size, capped = affordable, "budget_seconds"
+    main = stack([replica(r) for r in range(size)])
+    record = {
+        "method": ("two-stage: a pilot of independent replicas estimates each control's effect per replica "
+                   "(sd at its upper 95% chi-square bound); the main stage draws fresh replicas, the fewest at "
+                   "which every control's t-test rejects with the target power (noncentral t), within "
+                   "[min_replicas, max_replicas] and budget_seconds"),
+        "pilot": design.pilot, "replicas": size, "min_replicas": design.min_replicas,
+        "max_replicas": design.max_replicas, "budget_seconds": design.budget_seconds, "capped_by": capped,
+        "power_target": design.power, "pilot_effects": {k: finite_or_none_(v) for k, v in effects.items()},
+        "needed": {k: (None if math.isinf(v) else int(v)) for k, v in needed.items()},
+        "seconds_per_replica": per_rep,
+    }
+    return main, record
+
+
+def finite_or_none_(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None
+
+
+def t_summary(test: TTest, values: np.ndarray, power: float) -> dict[str, Any]:
+    """Mean, sd, t, critical value, rejection, and the replicas the main stage's own effect says would decide it."""
+    R = int(np.asarray(values).size)
+    mean, sd, t = test.t(values)
+    crit = test.crit(R)
+    d = test.effect(mean, sd)
+    return {"mean": mean, "sd": sd, "t": t, "crit": crit, "replicas": R,
+            "rejected": bool(math.isfinite(t) and test.rejects(t, R)) if not math.isinf(t) else test.rejects(t, R),
+            "finite": math.isfinite(mean) and math.isfinite(sd),
+            "effect": d, "needed": test.needed(d, power) if (math.isfinite(d) and d > 0) else math.inf}
+
+
+def control_entry(
+    cid: str, statement: str, test: TTest, values: np.ndarray, design: dict[str, Any], stat_name: str,
+    cause: str,
+) -> dict[str, Any]:
+    """A control of the results: rejected / not_rejected / error, with its predicted power and the size that would decide it."""
+    s = t_summary(test, values, design["power_target"])
+    pilot_d = design["pilot_effects"].get(cid)
+    power = test.power(pilot_d, design["replicas"]) if pilot_d is not None else None
+    side = {"two": "two-sided", "less": "one-sided (rejects a mean below)", "greater": "one-sided (rejects a mean above)"}
+    entry: dict[str, Any] = {
+        "id": cid, "statement": statement,
+        "statistic": {"name": stat_name, "value": s["t"] if math.isfinite(s["t"]) else None, "mean": s["mean"],
+                      "sd": s["sd"], "replicas": s["replicas"]},
+        "threshold": {"description": f"{side[test.side]} t-test of mean = {test.null:g} at level {test.level:.3g} "
+                                     f"({s['replicas'] - 1} dof): |t| or t beyond {s['crit']:.3g}",
+                      "value": s["crit"]},
+        "power": power, "needed_replicas": design["needed"].get(cid),
+    }
+    if not s["finite"]:
+        entry.update(verdict="error", error=cause)
+    elif s["rejected"]:
+        entry["verdict"] = "rejected"
+    else:
+        entry["verdict"] = "not_rejected"
+        entry["decide_with"] = (None if math.isinf(s["needed"]) else int(s["needed"]))
+        entry["note"] = ("not rejected at this size; the main stage's effect says "
+                         + (f"{int(s['needed'])} replicas would reject it with power {design['power_target']:g}"
+                            if math.isfinite(s["needed"]) else "no size would reject it (no effect in its direction)"))
+    return entry

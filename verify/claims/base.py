@@ -345,10 +345,19 @@ class TrainConfig:
     lr_factor: float = 0.5
     alpha: float = 1e-3
     controls: tuple[str, ...] = ("no_linear_term", "q_times_1.1")
+    #: the two-stage design (linrnn.verify.design): pilot replicas, bounds of the main stage, time budget
+    pilot: int = 16
+    min_replicas: int = 16
+    max_replicas: int = 512
+    budget_seconds: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("seq_len", "n_seq", "steps", "seeds"):
             set_fields(self, **{key: positive_int(key, getattr(self, key))})
+        from linrnn.verify.design import Design
+
+        Design(pilot=self.pilot, min_replicas=self.min_replicas, max_replicas=self.max_replicas,
+               budget_seconds=self.budget_seconds)
         in_open_interval("alpha", self.alpha, 0, 1)
         in_open_interval("lr_factor", self.lr_factor, 0, 2, " (2 is the stability limit)")
         set_fields(self, lr=check_lr(self.lr), controls=tuple(self.controls))

@@ -1,16 +1,30 @@
 """Claim ``dynamics_equivalence``: a wide RNN trained by gradient descent moves like the scaled CNN.
 
 The RNN and the scaled CNN (SCNN) with the derived lag weights lambda_j, started from
-the RNN's own initial impulse response L(0), stay close: d(n) = sup_k ||L_rnn(k) -
-L_scnn(k)|| / ||L*|| falls like n^{-1/2} (the NTK of a width-n draw fluctuates by
-O(n^{-1/2}) around its limit). Check
-(:func:`linrnn.verify.claims_train.candidate_checks`, applied alike to the derived
-weights and to each control): (a) a weighted log-log fit of the seed-mean d(n)
-against n (Birge-inflated standard error) whose (1 - alpha/2) interval contains -1/2,
-and (b) no other candidate significantly closer to the RNN at the largest width
-(one-sided paired t over the same draws, alpha/2 split by Bonferroni). Controls:
-SCNNs with wrong lag weights (``derive_lag_weights(param).controls``), whose distance
-plateaus, and the rate -1 tested on the true theory's fit.
+the RNN's own initial impulse response L(0), stay close: with delta(k) = L_rnn(k) -
+L_scnn(k), the distance d(n) = sqrt(mean_k ||delta(k)||^2) / ||L*|| (root mean square
+over the steps k = 1..K) is O(n^{-1/2}): the lag NTK of a width-n draw fluctuates by
+O(n^{-1/2}) around its limit, so sqrt(n) delta has an n-independent limit law.
+
+The test is a set of t-tests on independent *replicas* (one fresh draw at every width,
+trained, every candidate theory evaluated on the same trajectories):
+
+* **rate**: the replica's least-squares slope s of log d(n) on log n. If sqrt(n) d(n)
+  has an n-independent law, E log d(n) = c - 1/2 log n exactly, so E s = -1/2: a
+  two-sided t-test of mean s = -1/2 (level alpha/2). Control ``rate:-1``: the same test
+  of mean s = -1.
+* **closeness** to each wrong candidate c (lag weights lambda', SCNN L'(k), Delta_c =
+  L' - L_scnn): u_c = (d_c^2 - d^2) / ||Delta_c||^2 = 1 - 2 <delta, Delta_c> / ||Delta_c||^2
+  at the largest width (sums over steps and lags). The RNN noise of d_c and d cancels in
+  the paired difference, and dividing by ||Delta_c||^2 removes the L(0)-driven scale; u_c
+  -> +1 if the derived theory holds and -> -1 if c does, so the midpoint 0 separates the
+  two hypotheses: the claim is refuted if mean u_c is significantly below 0 (one-sided,
+  level alpha/(2m), m wrong candidates), and control ``lag_weights:c`` is rejected if it
+  is significantly above 0 at the same level. A wrong candidate whose SCNN diverges at
+  the step used is rejected outright (the RNN does not diverge).
+
+Sizes: the two-stage design (:func:`linrnn.verify.claims_train.run_design`): a pilot
+sizes the main stage so that every control is rejected with probability 0.999.
 """
 
 from __future__ import annotations
@@ -26,9 +40,9 @@ from linrnn.verify.claims.base import (
 
 @dataclass(frozen=True)
 class Config(TrainConfig):
-    """Sizes of the dynamics-equivalence sweep (:class:`TrainConfig` fields, plus the widths)."""
+    """Sizes of the dynamics-equivalence sweep (:class:`TrainConfig` fields, plus the widths of every replica)."""
 
-    widths: tuple[int, ...] = (64, 128, 256, 512, 1024)
+    widths: tuple[int, ...] = (32, 64, 128, 256, 512)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -39,45 +53,54 @@ def check(config: Config, model: Any) -> None:
     check_scalar_model(model, "dynamics_equivalence")
 
 
-def sweep(config: Config, model: Any, seed: int, backend: Any, progress: Progress | None = None) -> dict[str, Any]:
-    """The width sweep behind the claim (raw numbers, host arrays).
-
-    Returns ``widths``, ``lr``, ``distance`` (widths x seeds, true lag weights) and
-    ``control_distance`` {name: widths x seeds} for the stable wrong-weight SCNNs, with
-    d = max_k ||L_rnn(k) - L_scnn(k)||_F / ||L*||_F over k = 0..steps.
-    """
+def setup(config: Config, model: Any, seed: int, backend: Any) -> dict[str, Any]:
+    """Data, correlations, step, the derived and the (stable) wrong lag weights."""
     import numpy as np
 
     from linrnn.derive import weights
-    from linrnn.verify.claims_train import (
-        choose_lr, draw_rnn, make_data, stable, sup_dist, tick, train_pair, wrong_weights,
-    )
-    from linrnn.verify.scnn import scnn_trajectory
+    from linrnn.verify.claims_train import choose_lr, make_data, stable, wrong_weights
     from linrnn.verify.train import lagged_correlations
 
-    spec = model
     x, y, teacher = make_data(config, backend, seed)
     corr = lagged_correlations(x, y, None, config.loss, backend)
-    lam = np.asarray(weights(spec, config.seq_len), dtype=np.float64)
-    lr = choose_lr(config, corr, spec)
-    all_wrong = wrong_weights(spec, config.seq_len, lam, config.controls)
+    lam = np.asarray(weights(model, config.seq_len), dtype=np.float64)
+    lr = choose_lr(config, corr, model)
+    all_wrong = wrong_weights(model, config.seq_len, lam, config.controls)
     wrong = {k: v for k, v in all_wrong.items() if stable(corr, v, lr)}
-    norm = float(np.linalg.norm(teacher))
-    widths, R = config.widths, config.seeds
-    dist = np.zeros((len(widths), R))
-    cdist = {k: np.zeros((len(widths), R)) for k in wrong}
-    for i, n in enumerate(widths):
-        for r in range(R):
-            imp, scnn, _ = train_pair(draw_rnn(seed, spec, n, r, backend), corr, lr, config.steps, lam)
-            dist[i, r] = sup_dist(imp, scnn) / norm
-            if i == len(widths) - 1 and r == 0:
-                example = (n, np.asarray(imp)[:, :, 0, 0].copy(), np.asarray(scnn)[:, :, 0, 0].copy())
-            for k, wl in wrong.items():
-                cdist[k][i, r] = sup_dist(imp, scnn_trajectory(imp[0], corr, wl, lr=lr, steps=config.steps)) / norm
-            tick(progress, n * n, f"n={n} seed {r}")
-    return {"widths": list(widths), "lr": lr, "distance": dist, "control_distance": cdist, "teacher_norm": norm,
-            "unstable_controls": sorted(set(all_wrong) - set(wrong)), "example": example,
-            "teacher": np.asarray(teacher)[:, 0, 0].tolist()}
+    return {"corr": corr, "lam": lam, "lr": lr, "wrong": wrong, "teacher": teacher,
+            "norm": float(np.linalg.norm(teacher)), "unstable": sorted(set(all_wrong) - set(wrong))}
+
+
+def replica_values(config: Config, model: Any, seed: int, backend: Any, st: dict[str, Any], index: int,
+                   keep: dict[str, Any] | None = None) -> dict[str, float]:
+    """One replica: per width the RMS distance, the slope of log d on log n, and u_c at the largest width."""
+    import numpy as np
+
+    from linrnn.verify.claims_train import draw_rnn, train_pair
+    from linrnn.verify.scnn import scnn_trajectory
+
+    out: dict[str, float] = {}
+    logs = []
+    widths = config.widths
+    for n in widths:
+        imp, scnn, _ = train_pair(draw_rnn(seed, model, n, index, backend), st["corr"], st["lr"], config.steps,
+                                  st["lam"])
+        delta = (np.asarray(imp) - np.asarray(scnn))[1:] / st["norm"]
+        d = float(np.sqrt(np.sum(delta ** 2) / delta.shape[0]))
+        out[f"d{n}"] = d
+        logs.append(math.log(d) if d > 0 else -math.inf)
+        if n == widths[-1]:
+            for k, wl in st["wrong"].items():
+                dc = (scnn_trajectory(imp[0], st["corr"], wl, lr=st["lr"], steps=config.steps) - np.asarray(scnn))[1:]
+                dc = dc / st["norm"]
+                b = float(np.sum(dc ** 2))
+                out[f"u:{k}"] = 1.0 - 2.0 * float(np.sum(delta * dc)) / b if b > 0 else math.nan
+            if keep is not None and "example" not in keep:
+                keep["example"] = (n, np.asarray(imp)[:, :, 0, 0].copy(), np.asarray(scnn)[:, :, 0, 0].copy())
+    x = np.log(np.asarray(widths, dtype=np.float64))
+    xc = x - x.mean()
+    out["slope"] = float(np.sum(xc * np.asarray(logs)) / np.sum(xc ** 2))
+    return out
 
 
 def trajectory_figure(example: tuple[int, Any, Any], teacher: list[float]) -> dict[str, Any]:
@@ -101,65 +124,109 @@ def trajectory_figure(example: tuple[int, Any, Any], teacher: list[float]) -> di
             "series": series}
 
 
+def tests(config: Config, wrong: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the claim's tests, the controls' tests): TTest objects keyed by name (level split by Bonferroni)."""
+    from linrnn.verify.claims_train import TTest
+
+    alpha, m = float(config.alpha), max(len(wrong), 1)
+    own = {"rate": TTest("slope", -0.5, "two", alpha / 2),
+           **{f"closer:{k}": TTest(f"u:{k}", 0.0, "less", alpha / (2 * m)) for k in wrong}}
+    ctrl = {"rate:-1": TTest("slope", -1.0, "two", alpha / 2),
+            **{f"lag_weights:{k}": TTest(f"u:{k}", 0.0, "greater", alpha / (2 * m)) for k in wrong}}
+    return own, ctrl
+
+
 def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
         progress: Progress | None = None) -> ClaimResult:
     """Wide-RNN gradient descent follows the SCNN with the derived lag weights, at rate n^{-1/2}."""
-    from linrnn.verify.claims_train import candidate_checks, candidate_controls, distance_figure, rate_check, \
-        resolve_backend
+    import numpy as np
+
+    from linrnn.verify.claims_train import control_entry, distance_figure, resolve_backend, run_design, t_summary, \
+        tick
 
     check(config, model)
     backend = resolve_backend(backend, seed, dtype)
-    sw = sweep(config, model, seed, backend, progress)
+    st = setup(config, model, seed, backend)
+    widths = list(config.widths)
+    own, ctrl = tests(config, list(st["wrong"]))
+    keep: dict[str, Any] = {}
+    cost = float(sum(n * n for n in widths))
+
+    def replica(index: int) -> dict[str, float]:
+        v = replica_values(config, model, seed, backend, st, index, keep if index < 1_000_000 else None)
+        tick(progress, cost, f"replica {index % 1_000_000}")
+        return v
+
+    from linrnn.verify.threads import blas_threads
+
+    with blas_threads(1):  # one matrix-vector product per Krylov step: a BLAS thread pool only spins
+        main, design = run_design(replica, ctrl, config, progress)
+    R = design["replicas"]
     alpha = float(config.alpha)
-    cands = {"derived": sw["distance"], **{f"lag_weights:{k}": v for k, v in sw["control_distance"].items()}}
-    checks, crit, m_pairs = candidate_checks(sw["widths"], cands, alpha)
-    fit = checks["derived"]["fit"]
-    rate1 = rate_check(sw["widths"], sw["distance"], alpha / 2, -1.0, "rate_minus_one")
-    cfits = {k: c["fit"] for k, c in checks.items() if k != "derived"}
-    controls = candidate_controls(
-        checks, crit, alpha, "The SCNN with the wrong lag weights {name} follows the RNN at rate n^-1/2.")
-    for k in sw["unstable_controls"]:
+    own_s = {k: t_summary(t, main[t.key], design["power_target"]) for k, t in own.items()}
+    finite = all(s["finite"] for s in own_s.values())
+    cause = ("the RMS distance between the RNN and the SCNN is zero or not finite for some replica "
+             "(a log of zero, or a diverging run), so the fitted slope is not finite")
+    statistic_verdict = "error" if not finite else ("fail" if any(s["rejected"] for s in own_s.values()) else "pass")
+    statements = {"rate:-1": "The distance to the SCNN with the derived weights falls at rate n^-1.",
+                  **{f"lag_weights:{k}": f"The SCNN with the wrong lag weights {k} follows the RNN (it is closer "
+                                         "than the SCNN with the derived weights)." for k in st["wrong"]}}
+    names = {"rate:-1": "t of the mean per-replica slope of log d(n) on log n against -1",
+             **{f"lag_weights:{k}": f"t of the mean of u = (d_{k}^2 - d^2) / ||L_{k} - L_scnn||^2 at n = "
+                                    f"{widths[-1]} against 0" for k in st["wrong"]}}
+    controls = [control_entry(cid, statements[cid], t, main[t.key], design, names[cid], cause)
+                for cid, t in ctrl.items()]
+    for k in st["unstable"]:
         controls.append({
             "id": f"lag_weights:{k}", "statement": f"The SCNN with the wrong lag weights {k} follows the RNN.",
             "statistic": {"name": "eta mu_max of the wrong weights (the SCNN diverges at this step)", "value": None},
             "threshold": {"description": "eta mu_max < 2 (else the SCNN diverges while the RNN does not)", "value": 2.0},
-            "verdict": "fail",
+            "verdict": "rejected", "power": 1.0,
         })
-    controls.append({
-        "id": "rate:-1", "statement": "The distance to the SCNN with the derived weights falls at rate n^-1.",
-        "statistic": {"name": "fitted log-log slope", "value": rate1["slope"], "stderr": rate1["stderr"]},
-        "threshold": {"description": f"expected slope -1 inside the {100 * (1 - alpha / 2):g}% CI", "value": rate1["ci"]},
-        "verdict": "pass" if rate1["passed"] else "fail",
-    })
-    figures = {"trajectories": trajectory_figure(sw["example"], sw["teacher"]), "distance_vs_width": distance_figure({
-        "widths": sw["widths"], "distance_mean": fit["mean"], "distance_se": fit["se"],
-        "distance_per_seed": sw["distance"].tolist(),
-        "controls": {k: {"mean": v["mean"], "se": v["se"]} for k, v in cfits.items()},
-        "fit": {"slope": fit["slope"], "ci": fit["ci"]},
-    })}
+    dist = np.stack([main[f"d{n}"] for n in widths])
+    mean, se = dist.mean(axis=1), dist.std(axis=1, ddof=1) / math.sqrt(R)
+    rate = own_s["rate"]
+    slope_se = rate["sd"] / math.sqrt(R)
+    ci = [rate["mean"] - rate["crit"] * slope_se, rate["mean"] + rate["crit"] * slope_se]
+    figures = {"distance_vs_width": distance_figure({
+        "widths": widths, "distance_mean": mean.tolist(), "distance_se": se.tolist(),
+        "distance_per_replica": dist.tolist(), "fit": {"slope": rate["mean"], "ci": ci}})}
+    if "example" in keep:
+        figures = {"trajectories": trajectory_figure(keep["example"], np.asarray(st["teacher"])[:, 0, 0].tolist()),
+                   **figures}
+    closer = {k: {"mean": s["mean"], "t": s["t"] if math.isfinite(s["t"]) else None, "crit": s["crit"],
+                  "rejected": s["rejected"]} for k, s in own_s.items() if k != "rate"}
+    m = max(len(st["wrong"]), 1)
     return ClaimResult(
         id="dynamics_equivalence",
         title="Dynamics equivalence",
         statement=("Gradient descent on a width-n linear RNN moves its impulse response like the scaled CNN "
                    "with the derived lag weights, started from the same L(0), up to O(n^-1/2)."),
-        formula=(r"\sup_k \frac{\lVert L^{\mathrm{rnn}}(k) - L^{\mathrm{scnn}}(k)\rVert}{\lVert L^*\rVert} "
-                 r"= O(n^{-1/2}),\quad L^{\mathrm{scnn}}(k+1) = L^{\mathrm{scnn}}(k) - \eta\,\mathrm{diag}(\lambda_j)\,"
-                 r"\nabla_L \mathcal{L}"),
-        statistic={"name": "fitted slope of log d(n) vs log n; largest paired t of (d_derived - d_control) "
-                           "at the largest width", "value": fit["slope"], "stderr": fit["stderr"],
-                   "paired_t": checks["derived"]["t_max"] if math.isfinite(checks["derived"]["t_max"]) else None},
-        threshold={"description": f"expected slope -1/2 inside the {100 * (1 - alpha / 2):g}% CI (Birge-inflated "
-                                  f"SE) and no control significantly closer (one-sided paired t <= {crit:.3g}: "
-                                  f"alpha/2 split by Bonferroni over {m_pairs} pairs, {sw['distance'].shape[1] - 1} dof)",
-                   "value": {"ci": fit["ci"], "t_crit": crit}},
-        verdict="pass" if checks["derived"]["passed"] and all(c["verdict"] == "fail" for c in controls) else "fail",
+        formula=(r"\Big(\tfrac{1}{K}\sum_{k=1}^{K}\lVert L^{\mathrm{rnn}}(k) - L^{\mathrm{scnn}}(k)\rVert^2\Big)^{1/2}"
+                 r"\big/\lVert L^*\rVert = \Theta(n^{-1/2}),\quad L^{\mathrm{scnn}}(k+1) = L^{\mathrm{scnn}}(k) - "
+                 r"\eta\,\mathrm{diag}(\lambda_j)\,\nabla_L \mathcal{L}"),
+        statistic={"name": "mean per-replica slope of log d(n) on log n (t against -1/2); per wrong candidate, mean "
+                           "u = (d_c^2 - d^2)/||L_c - L_scnn||^2 at the largest width (t against 0)",
+                   "value": rate["mean"], "stderr": slope_se, "t": rate["t"] if math.isfinite(rate["t"]) else None,
+                   "closer": closer},
+        threshold={"description": (f"slope: two-sided t-test of -1/2 at level alpha/2 ({R - 1} dof, |t| <= "
+                                   f"{rate['crit']:.3g}); closeness: mean u not significantly below 0, one-sided at "
+                                   f"alpha/(2 m) = {alpha / (2 * m):.3g} each; alpha = {alpha:g}"),
+                   "value": {"ci": ci, "t_crit": rate["crit"]}},
+        verdict=statistic_verdict,
+        statistic_verdict=statistic_verdict,
+        error=cause if statistic_verdict == "error" else None,
+        alpha=alpha,
+        design=design,
         figures=figures,
         controls=controls,
-        config=result_config(model, config, seed=seed, backend=backend.describe(), lr_used=sw["lr"]),
+        config=result_config(model, config, seed=seed, backend=backend.describe(), lr_used=st["lr"]),
         notes=[
-            f"d(n) averaged over {config.seeds} draws per width; SE = sd/sqrt(R); weighted least squares on log d.",
-            f"Step lr = {sw['lr']:.4g} ({'lr_factor x 1/mu_max of the lag-weighted curvature' if config.lr == 'auto' else 'given'}).",
-            "The verdict is pass only if the derived theory passes and every control is rejected.",
+            f"{R} main-stage replicas (pilot {design['pilot']}, fresh draws), each a draw at every width "
+            f"{widths}; d = RMS over the {config.steps} steps of ||L_rnn(k) - L_scnn(k)|| / ||L*||.",
+            f"Step lr = {st['lr']:.4g} ({'lr_factor x 1/mu_max of the lag-weighted curvature' if config.lr == 'auto' else 'given'}).",
+            "Pass: the derived theory is not refuted and every control is rejected; inconclusive: not refuted, "
+            "but a control was not rejected (the control names the size that would decide it).",
         ],
         backend=backend.describe(),
     )
