@@ -376,7 +376,9 @@ def run_design(
     """Pilot, size, main stage: the main stage's per-replica values and the design record.
 
     ``replica(index)`` returns the scalars of one independent replica (pilot indices are
-    offset by :data:`PILOT_OFFSET`). The main stage uses R = max(min_replicas, needed over
+    offset by :data:`PILOT_OFFSET`). A control maps to one :class:`TTest` or to a tuple of
+    them: then the pilot picks the member that needs the fewest replicas, and that member
+    alone decides the control in the main stage (``decisive_test``). The main stage uses R = max(min_replicas, needed over
     the controls) replicas, capped by max_replicas and by budget_seconds at the pilot's
     cost per replica.
     """
@@ -388,14 +390,18 @@ def run_design(
     t0 = time.perf_counter()
     pilot = stack([replica(PILOT_OFFSET + r) for r in range(design.pilot)])
     per_rep = (time.perf_counter() - t0) / design.pilot
-    effects, needed = {}, {}
-    for name, test in controls.items():
-        v = pilot[test.key]
-        mean, sd = float(np.mean(v)), float(np.std(v, ddof=1))
-        d = test.effect(mean, sd_upper(sd, design.pilot - 1)) if math.isfinite(sd) else math.nan
-        effects[name] = d
-        needed[name] = test.needed(d, design.power, design.max_replicas * 64) if math.isfinite(d) or d == math.inf \
-            else math.inf
+    effects, needed, chosen = {}, {}, {}
+    for name, tests in controls.items():
+        best = (math.inf, math.nan, 0)
+        for i, test in enumerate(tests if isinstance(tests, (tuple, list)) else (tests,)):
+            v = pilot[test.key]
+            mean, sd = float(np.mean(v)), float(np.std(v, ddof=1))
+            d = test.effect(mean, sd_upper(sd, design.pilot - 1)) if math.isfinite(sd) else math.nan
+            need = test.needed(d, design.power, design.max_replicas * 64) if (math.isfinite(d) or d == math.inf) \
+                else math.inf
+            if need < best[0] or (i == 0 and math.isinf(need)):
+                best = (need, d, i)
+        needed[name], effects[name], chosen[name] = best
     want = max([design.min_replicas, *[v for v in needed.values() if math.isfinite(v)]])
     if any(math.isinf(v) for v in needed.values()):
         want = design.max_replicas
@@ -417,6 +423,7 @@ def run_design(
         "power_target": design.power, "pilot_effects": {k: finite_or_none_(v) for k, v in effects.items()},
         "needed": {k: (None if math.isinf(v) else int(v)) for k, v in needed.items()},
         "seconds_per_replica": per_rep,
+        "decisive_test": chosen,
     }
     return main, record
 

@@ -2,14 +2,21 @@
 
 The expected test error as a function of q is predicted in closed form from the SCNN
 (the SCNN iterate is affine in L(0), L(K) = L(0) A_K + m_K, so averaging over the
-NNGP L(0) ~ N(0, diag(v_j)) gives E loss = loss(m_K) + 1/2 n_y tr(A_K R A_K^T S);
-:func:`linrnn.verify.claims_train.expected_test_loss`), against trained RNNs. Check:
-per q, z = (a - theory) / SE_a with the bias-corrected estimate a from widths n and
-n/2 (:func:`linrnn.verify.stats.richardson`, the allowance for the O(1/n)
-finite-width bias); all |z| below the Bonferroni t quantile. Controls: the curves of
-wrong lag weights under the same test. Also reported: the best q by theory and by
-experiment. The grid ``sigma_w2s`` is claim configuration; the other model fields
-come from the model.
+NNGP L(0) ~ N(0, diag(v_j)) gives T(q) = E loss = loss(m_K) + 1/2 n_y tr(A_K R A_K^T S);
+:func:`linrnn.verify.claims_train.expected_test_loss`), against trained RNNs.
+
+Estimator (a control variate): the trained RNN's test error varies across draws mostly
+through L(0), whose SCNN counterpart has known mean T(q). Per replica and q, the RNN at
+widths n and n/2 (fresh draws) and the SCNN from each RNN's own L(0) give the paired
+differences Delta_n = e_rnn - e_scnn; e = T(q) + 2 Delta_n - Delta_{n/2} is unbiased for
+the infinite-width mean test error of the RNN (Richardson: the O(1/n) terms of the
+finite-width L(0) law and of the dynamics cancel), with the small variance of the paired
+difference. Check: per q, a two-sided t-test of mean e = T(q) (level alpha/(2m), m
+values of q), and the theory's best q within the experiment's uncertainty (one-sided,
+alpha/2). Control: the curve T'(q) of wrong lag weights under the same t-test, decided at
+the q the pilot finds most telling (the two-stage design of
+:func:`linrnn.verify.claims_train.run_design`). The grid ``sigma_w2s`` is claim
+configuration; the other model fields come from the model.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ class Config(TrainConfig):
     width: int = 1024
     seeds: int = 8
     steps: int = 30
+    pilot: int = 8
+    min_replicas: int = 8
     n_test: int = 512
     controls: tuple[str, ...] = ("no_linear_term",)
 
@@ -50,8 +59,6 @@ class Config(TrainConfig):
 
 def check(config: Config, model: Any) -> None:
     check_scalar_model(model, "short_memory")
-    if config.seeds < 2:
-        raise UsageError("the short-memory claim needs at least two seeds for standard errors")
 
 
 def test_error_figure(fig: dict[str, Any]) -> dict[str, Any]:
@@ -77,27 +84,25 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         progress: Progress | None = None) -> ClaimResult:
     """Test error after a fixed number of steps vs q = sigma_W^2: theory (SCNN + NNGP) against trained RNNs.
 
-    The test error is the test-set loss divided by its value at L = 0 (relative error).
-    The experiment trains ``seeds`` RNNs at widths n and n // 2 for each q; a = 2 m_n -
-    m_{n/2} (Richardson) removes the O(1/n) bias; z_q = (a_q - theory_q) / SE_a. Pass:
-    max |z| below the two-sided Bonferroni t quantile (alpha / m, t with seeds - 1 dof)
-    and the theory's best q within the experiment's uncertainty (its bias-corrected
-    error no more than that quantile times the SE of the difference above the
-    experiment's best).
+    The test error is the test-set loss divided by its value at L = 0 (relative error);
+    see the module docstring for the estimator, the tests and the design.
     """
     import numpy as np
 
     from linrnn.derive import nngp_variance, weights
     from linrnn.verify.claims_train import (
-        choose_lr, draw_rnn, expected_test_loss, make_data, resolve_backend, stable, tick, wrong_weights,
+        TTest, choose_lr, control_entry, draw_rnn, expected_test_loss, make_data, resolve_backend, run_design, stable,
+        t_summary, tick, wrong_weights,
     )
-    from linrnn.verify.stats import richardson, t_isf
+    from linrnn.verify.scnn import scnn_trajectory
+    from linrnn.verify.stats import t_isf
+    from linrnn.verify.threads import blas_threads
     from linrnn.verify.train import impulse_loss_and_grad, lagged_correlations, train_rnn
 
     check(config, model)
     backend = resolve_backend(backend, seed, dtype)
     qs = list(config.sigma_w2s)
-    T, n, R = config.seq_len, config.width, config.seeds
+    T, n = config.seq_len, config.width
     h = n // 2
     x, y, teacher = make_data(config, backend, seed)
     xt, yt, _ = make_data(config, backend, seed, config.n_test, stream=1)
@@ -108,65 +113,102 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     def test_loss(L: np.ndarray) -> float:
         return impulse_loss_and_grad(L, ctest)[0] / base
 
-    theory, lrs = [], []
+    theory, lrs, lams = [], [], []
     ctheory: dict[str, list[float | None]] = {}
-    meas = {n: np.zeros((len(qs), R)), h: np.zeros((len(qs), R))}
-    learned = np.zeros((len(qs), T))  # mean learned L_j[0,0] at width n, per q
-    for iq, q in enumerate(qs):
+    for q in qs:
         spec = model.replace(sigma_w2=q)
         lam = np.asarray(weights(spec, T), dtype=np.float64)
         nngp = np.asarray(nngp_variance(spec, T), dtype=np.float64)
         lr = choose_lr(config, corr, spec)
         lrs.append(lr)
+        lams.append(lam)
         theory.append(expected_test_loss(corr, ctest, lam, nngp, lr, config.steps) / base)
         for k, wl in wrong_weights(spec, T, lam, config.controls).items():
             val = expected_test_loss(corr, ctest, wl, nngp, lr, config.steps) / base if stable(corr, wl, lr) else None
             ctheory.setdefault(k, []).append(val)
-        for width in (n, h):
-            for r in range(R):
-                res = train_rnn(draw_rnn(seed, spec, width, r, backend), None, None, loss=config.loss, lr=lr,
-                                steps=config.steps, corr=corr, record_impulse=True)
+    learned = np.zeros((len(qs), T))
+    counted = [0]
+
+    def replica(index: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for iq, q in enumerate(qs):
+            spec = model.replace(sigma_w2=q)
+            diff = {}
+            for width in (n, h):
+                res = train_rnn(draw_rnn(seed, spec, width, index, backend), None, None, loss=config.loss,
+                                lr=lrs[iq], steps=config.steps, corr=corr, record_impulse=True)
                 res.raise_if_diverged()
                 assert res.impulse is not None
-                meas[width][iq, r] = test_loss(res.impulse[-1])
-                if width == n:
-                    learned[iq] += np.asarray(res.impulse[-1])[:, 0, 0] / R
-                tick(progress, width * width, f"q={q:g} n={width} seed {r}")
-    m_n, m_h = meas[n].mean(axis=1), meas[h].mean(axis=1)
-    se_n = meas[n].std(axis=1, ddof=1) / math.sqrt(R)
-    se_h = meas[h].std(axis=1, ddof=1) / math.sqrt(R)
-    est, se = richardson(m_n, se_n, n, m_h, se_h, h)
-    theory_a = np.asarray(theory)
+                e_rnn = test_loss(res.impulse[-1])
+                e_scnn = test_loss(scnn_trajectory(res.impulse[0], corr, lams[iq], lr=lrs[iq], at=[config.steps])[-1])
+                diff[width] = e_rnn - e_scnn
+                out[f"raw{iq}@{width}"] = e_rnn
+                if width == n and index < 1_000_000:
+                    learned[iq] += np.asarray(res.impulse[-1])[:, 0, 0]
+            out[f"e{iq}"] = theory[iq] + 2.0 * diff[n] - diff[h]
+        if index < 1_000_000:
+            counted[0] += 1
+        tick(progress, float(len(qs) * (n * n + h * h)), f"replica {index % 1_000_000}")
+        return out
+
     alpha = float(config.alpha)
-    crit = t_isf(alpha / (2 * len(qs)), R - 1)
-    z = (est - theory_a) / se
-    # best q: the experiment's raw means at width n (the bias-corrected estimates are too noisy to rank)
-    best_th, best_ex = int(np.argmin(theory_a)), int(np.argmin(m_n))
-    gap = m_n[best_th] - m_n[best_ex]
-    gap_se = math.sqrt(se_n[best_th] ** 2 + se_n[best_ex] ** 2) if best_th != best_ex else 0.0
-    best_ok = best_th == best_ex or gap <= crit * gap_se
-    passed = bool(np.max(np.abs(z)) <= crit) and best_ok
-    controls = []
+    m = len(qs)
+    own = {f"q={q:g}": TTest(f"e{iq}", theory[iq], "two", alpha / (2 * m)) for iq, q in enumerate(qs)}
+    ctrl: dict[str, Any] = {}
+    unstable = []
     for k, vals in ctheory.items():
         if any(v is None for v in vals):
-            controls.append({
-                "id": f"lag_weights:{k}", "statement": f"The SCNN with the wrong lag weights {k} predicts the test error.",
-                "statistic": {"name": "eta mu_max of the wrong weights at the step used (the theory predicts divergence)",
-                              "value": None},
-                "threshold": {"description": "eta mu_max < 2 at every q (else it predicts a diverging error, "
-                                             "while the trained RNNs stay finite)", "value": 2.0},
-                "verdict": "fail",
-            })
-            continue
-        zc = (est - np.asarray(vals)) / se
+            unstable.append(k)
+        else:
+            ctrl[f"lag_weights:{k}"] = tuple(TTest(f"e{iq}", float(v), "two", alpha / (2 * m))
+                                             for iq, v in enumerate(vals))
+    with blas_threads(1):
+        main, design = run_design(replica, ctrl, config, progress)
+    R = design["replicas"]
+    own_s = {k: t_summary(t, main[t.key], design["power_target"]) for k, t in own.items()}
+    est = np.array([own_s[f"q={q:g}"]["mean"] for q in qs])
+    se = np.array([own_s[f"q={q:g}"]["sd"] for q in qs]) / math.sqrt(R)
+    theory_a = np.asarray(theory)
+    z = (est - theory_a) / se
+    crit = own_s[f"q={qs[0]:g}"]["crit"]
+    # best q: the theory's best within the experiment's uncertainty (one-sided, alpha/2)
+    best_th, best_ex = int(np.argmin(theory_a)), int(np.argmin(est))
+    gap_v = main[f"e{best_th}"] - main[f"e{best_ex}"]
+    gap = float(np.mean(gap_v))
+    gap_se = float(np.std(gap_v, ddof=1) / math.sqrt(R)) if best_th != best_ex else 0.0
+    gap_crit = t_isf(alpha / 2, R - 1)
+    best_ok = best_th == best_ex or gap <= gap_crit * gap_se
+    finite = all(s["finite"] for s in own_s.values())
+    cause = ("the test error of a trained RNN or of its SCNN is not finite (a diverging run, or a test set "
+             "whose loss at L = 0 is zero)")
+    statistic_verdict = ("error" if not finite else
+                         ("fail" if (any(s["rejected"] for s in own_s.values()) or not best_ok) else "pass"))
+    controls = []
+    for k in unstable:
         controls.append({
             "id": f"lag_weights:{k}", "statement": f"The SCNN with the wrong lag weights {k} predicts the test error.",
-            "statistic": {"name": "max |z| over q", "value": float(np.max(np.abs(zc))), "z": zc.tolist()},
-            "threshold": {"description": f"Bonferroni t quantile (alpha = {alpha:g}, m = {len(qs)}, {R - 1} dof)",
-                          "value": crit},
-            "verdict": "pass" if np.max(np.abs(zc)) <= crit else "fail",
+            "statistic": {"name": "eta mu_max of the wrong weights at the step used (the theory predicts divergence)",
+                          "value": None},
+            "threshold": {"description": "eta mu_max < 2 at every q (else it predicts a diverging error, "
+                                         "while the trained RNNs stay finite)", "value": 2.0},
+            "verdict": "rejected", "power": 1.0,
         })
-    verdict = "pass" if passed and controls and all(c["verdict"] == "fail" for c in controls) else "fail"
+    zc_all: dict[str, list[float]] = {}
+    for cid, tests in ctrl.items():
+        i = design["decisive_test"][cid]
+        entry = control_entry(
+            cid, f"The SCNN with the wrong lag weights {cid.split(':', 1)[1]} predicts the test error.", tests[i],
+            main[tests[i].key], design, f"t of the mean control-variate test error at q = {qs[i]:g} (the q the "
+            "pilot found most telling) against the wrong curve", cause)
+        zc = [(float(est[j]) - t.null) / float(se[j]) for j, t in enumerate(tests)]
+        entry["statistic"]["z"] = zc
+        entry["statistic"]["decided_at_q"] = qs[i]
+        zc_all[cid] = zc
+        controls.append(entry)
+    m_n = np.array([np.mean(main[f"raw{iq}@{n}"]) for iq in range(len(qs))])
+    se_n = np.array([np.std(main[f"raw{iq}@{n}"], ddof=1) for iq in range(len(qs))]) / math.sqrt(R)
+    m_h = np.array([np.mean(main[f"raw{iq}@{h}"]) for iq in range(len(qs))])
+    learned = learned / max(counted[0], 1)
     return ClaimResult(
         id="short_memory",
         title="Short-memory bias vs sigma_W^2",
@@ -175,14 +217,19 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         formula=(r"\mathbb{E}\,\mathcal{L}_{\mathrm{test}}(L(K)) = \mathcal{L}_{\mathrm{test}}(R_{yx}P_K) + "
                  r"\tfrac{n_y}{2}\operatorname{tr}(A_K R^{\mathrm{test}}_{xx} A_K^\top S),\ "
                  r"P_K = D^{1/2}Q\,\eta\phi_K(\eta\mu)\,Q^\top D^{1/2},\ A_K = I - R_{xx}P_K"),
-        statistic={"name": "max |z| over q (bias-corrected, widths n and n/2)", "value": float(np.max(np.abs(z)))},
-        threshold={"description": f"two-sided Bonferroni t quantile (alpha = {alpha:g}, m = {len(qs)}, "
-                                  f"{R - 1} dof); best q of the theory within the experiment's uncertainty",
+        statistic={"name": "max |t| over q of the control-variate, bias-corrected test error against the theory",
+                   "value": float(np.max(np.abs(z))) if finite else None, "z": z.tolist()},
+        threshold={"description": f"two-sided t quantile at alpha/(2m) (alpha = {alpha:g}, m = {m}, {R - 1} dof); "
+                                  "best q of the theory within the experiment's uncertainty (one-sided, alpha/2)",
                    "value": crit},
-        verdict=verdict,
+        verdict=statistic_verdict,
+        statistic_verdict=statistic_verdict,
+        error=cause if statistic_verdict == "error" else None,
+        alpha=alpha,
+        design=design,
         figures={"learned_impulse": {
             "kind": "lines", "title": "Learned impulse responses against the teacher",
-            "caption": (f"Mean learned impulse response L_j of the trained width-{n} RNNs ({R} seeds, {config.steps} "
+            "caption": (f"Mean learned impulse response L_j of the trained width-{n} RNNs ({R} replicas, {config.steps} "
                         "steps) for each q = sigma_W^2, against the teacher's L*_j: small q learns only the first "
                         "lags (short memory), q near 1 reaches further, q > 1 amplifies the noise of long lags."),
             "xlabel": "lag j (time steps)", "ylabel": "impulse response $L_j$ (output units per input unit)",
@@ -200,10 +247,11 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         controls=controls,
         config=result_config(model, config, seed=seed, backend=backend.describe(), lr_used=lrs),
         notes=[
-            f"Best q by theory {qs[best_th]:g}, by experiment (mean at width {n}) {qs[best_ex]:g}"
-            + ("" if best_th == best_ex else f"; gap {gap:.3g} vs allowance {crit * gap_se:.3g}") + ".",
+            f"Best q by theory {qs[best_th]:g}, by experiment (control-variate estimate) {qs[best_ex]:g}"
+            + ("" if best_th == best_ex else f"; gap {gap:.3g} vs allowance {gap_crit * gap_se:.3g}") + ".",
             "Test error = test loss / test loss of L = 0, on a separate test set from the same teacher.",
-            "The finite-width allowance is the Richardson fit a + B/n from widths n and n/2.",
+            f"{R} main-stage replicas (pilot {design['pilot']}, fresh draws), each an RNN at widths {n} and {h} per q; "
+            "estimate T(q) + 2 (e_rnn - e_scnn)_n - (e_rnn - e_scnn)_{n/2} (control variate and Richardson).",
         ],
         backend=backend.describe(),
     )
