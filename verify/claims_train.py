@@ -406,7 +406,9 @@ def run_design(
     if any(math.isinf(v) for v in needed.values()):
         want = design.max_replicas
     size, capped = int(want), None
-    if size > design.max_replicas:
+    if size >= design.max_replicas and any(v > design.max_replicas for v in needed.values()):
+        size, capped = design.max_replicas, "max_replicas"
+    elif size > design.max_replicas:
         size, capped = design.max_replicas, "max_replicas"
     if design.budget_seconds is not None and per_rep > 0:
         affordable = max(2, int((design.budget_seconds - per_rep * design.pilot) / per_rep))

@@ -114,10 +114,18 @@ def register(sub: Any) -> None:
                    help=f"base step; auto = lr-factor / mu_max of the lag-weighted curvature (default {D.lr})")
     p.add_argument("--lr-factor", type=float, help=f"safety factor of --lr auto, in (0, 2) (default {D.lr_factor:g})")
     p.add_argument("--replicas", type=_int, metavar="R",
-                   help=f"draws per width or per q (default {SINGLE_DEFAULTS['seeds']}; sweeps {D.seeds} / {S.seeds})")
+                   help=f"single run: draws (default {SINGLE_DEFAULTS['seeds']}); sweeps: the fewest main-stage "
+                        f"replicas of the design (default {D.min_replicas} / {S.min_replicas})")
     p.add_argument("--seed", type=_int, default=None, help="random seed (default 0)")
     p.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="numpy", help="array backend (default numpy)")
     p.add_argument("--alpha", type=float, help=f"false-failure level of the sweeps' checks (default {D.alpha:g})")
+    p.add_argument("--pilot", type=_int, metavar="P",
+                   help=f"sweeps: pilot replicas of the two-stage design (default {D.pilot}; {S.pilot} with --sigma-w2s)")
+    p.add_argument("--max-replicas", type=_int, metavar="R",
+                   help=f"sweeps: most main-stage replicas the design may ask for (default {D.max_replicas})")
+    p.add_argument("--budget-seconds", type=float, metavar="S",
+                   help="sweeps: time budget; the main stage is capped at what it allows at the pilot's cost per "
+                        "replica (default: none)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout, nothing else")
     p.add_argument("--save", metavar="PATH.npz", help="single run: save initial weights, data and trajectories")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -132,6 +140,7 @@ _FLAG_TO_FIELD = {
     "loss": "loss", "seq_len": "seq_len", "n_seq": "n_seq", "teacher": "teacher", "rho": "rho", "delay": "delay",
     "omega": "omega", "r": "r", "inputs": "inputs", "phi": "phi", "noise": "noise", "steps": "steps", "lr": "lr",
     "lr_factor": "lr_factor", "replicas": "seeds", "alpha": "alpha", "width": "width", "sigma_w2s": "sigma_w2s",
+    "pilot": "pilot", "max_replicas": "max_replicas", "budget_seconds": "budget_seconds",
 }
 #: Options of the model specification (option dest = field).
 _MODEL_FLAGS = ("param", "sigma_w2", "sigma_c2", "sigma_f2", "lr_c", "lr_f", "lr_w")
@@ -154,6 +163,11 @@ def _model(args: argparse.Namespace) -> Any:
 
     values = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k, None) is not None}
     return configure(ModelSpec(sigma_w2=DEFAULT_SIGMA_W2), values, "model")
+
+
+def _sweep_extra(args: argparse.Namespace) -> dict[str, Any]:
+    """In the sweeps, ``--replicas`` is the fewest main-stage replicas of the design (``min_replicas``)."""
+    return {} if args.replicas is None else {"min_replicas": args.replicas}
 
 
 def _seed(args: argparse.Namespace) -> int:
@@ -186,8 +200,11 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Handler of ``linrnn verify train``: 0 on success (sweeps: verdict pass), 1 when a sweep's verdict fails."""
+    """Handler of ``linrnn verify train``: 0 on success; sweeps: the exit status of the claim's outcome
+    (0 pass, 1 fail or error, 3 inconclusive)."""
     _validate(args)
+    from linrnn.core.outcome import exit_status
+
     from linrnn.verify.backend import get_backend
     from linrnn.verify.progress import Progress
 
@@ -198,31 +215,33 @@ def run_train(args: argparse.Namespace) -> int:
     if args.widths is not None:
         from linrnn.verify.claims import dynamics_equivalence
 
-        cfg = _config(args, dynamics_equivalence.Config(), widths=args.widths)
-        total = float(sum(n * n for n in cfg.widths) * cfg.seeds)
+        cfg = _config(args, dynamics_equivalence.Config(), widths=args.widths, **_sweep_extra(args))
+        total = float(sum(n * n for n in cfg.widths) * (cfg.pilot + cfg.min_replicas))
         with Progress(total, "verify train --widths", enabled=not args.no_progress) as bar:
             res = dynamics_equivalence.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
         fig = res.figures["distance_vs_width"]
         out = {"schema_version": 1, "mode": "widths", "widths": fig["widths"], "distance": fig["distance_mean"],
                "distance_se": fig["distance_se"], "slope": res.statistic["value"],
-               "slope_ci": res.threshold["value"]["ci"], "verdict": res.verdict, "claim": res.claim_dict()}
+               "slope_ci": res.threshold["value"]["ci"], "verdict": res.verdict, "replicas": res.design["replicas"],
+               "claim": res.claim_dict()}
         _emit(args, out, _widths_table(res))
-        return 0 if res.verdict == "pass" else 1
+        return exit_status(res.verdict)
     if args.sigma_w2s is not None:
         from linrnn.verify.claims import short_memory
 
-        cfg = _config(args, short_memory.Config())
+        cfg = _config(args, short_memory.Config(), **_sweep_extra(args))
         n = cfg.width
-        total = float(len(cfg.sigma_w2s) * cfg.seeds * (n * n + (n // 2) ** 2))
+        total = float(len(cfg.sigma_w2s) * (cfg.pilot + cfg.min_replicas) * (n * n + (n // 2) ** 2))
         with Progress(total, "verify train --sigma-w2s", enabled=not args.no_progress) as bar:
             res = short_memory.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
         fig = res.figures["test_error_vs_q"]
         out = {"schema_version": 1, "mode": "sigma_w2s", "sigma_w2s": fig["sigma_w2"], "theory": fig["theory"],
                "experiment_mean": fig["experiment_mean"], "experiment_se": fig["experiment_se"],
+               "bias_corrected": fig["bias_corrected"], "bias_corrected_se": fig["bias_corrected_se"],
                "best_q_theory": fig["best_q_theory"], "best_q_experiment": fig["best_q_experiment"],
-               "verdict": res.verdict, "claim": res.claim_dict()}
+               "verdict": res.verdict, "replicas": res.design["replicas"], "claim": res.claim_dict()}
         _emit(args, out, _sweep_q_table(res))
-        return 0 if res.verdict == "pass" else 1
+        return exit_status(res.verdict)
     from linrnn.verify.claims import dynamics_equivalence
 
     cfg = _config(args, dynamics_equivalence.Config(),
@@ -345,24 +364,43 @@ def _widths_table(res: Any) -> str:
     for n, m, s in zip(fig["widths"], fig["distance_mean"], fig["distance_se"]):
         lines.append(f"{n:>6} {m:12.4g} {s:10.3g}")
     lo, hi = res.threshold["value"]["ci"]
-    lines.append(f"slope {res.statistic['value']:.3f}, CI [{lo:.3f}, {hi:.3f}] ({res.threshold['description']})")
+    lines.append(f"mean per-replica slope {res.statistic['value']:.3f}, interval [{lo:.3f}, {hi:.3f}] "
+                 f"({res.threshold['description']})")
+    lines.append(_design_line(res))
     lines.append("negative controls (each must be rejected):")
     for c in res.controls:
-        lines.append(f"  {c['id']:<32} {'rejected' if c['verdict'] == 'fail' else 'NOT rejected'}")
+        lines.append(_control_line(c))
     lines.append(f"verdict: {res.verdict.upper()}")
     return "\n".join(lines)
+
+
+def _design_line(res: Any) -> str:
+    d = res.design
+    return (f"design: pilot {d.get('pilot')} + {d.get('replicas')} fresh replicas for power {d.get('power_target')} "
+            f"per control" + (f" (capped by {d['capped_by']})" if d.get("capped_by") else ""))
+
+
+def _control_line(c: dict[str, Any]) -> str:
+    power = c.get("power")
+    extra = "" if power is None else f" (predicted power {power:.4f})"
+    if c["verdict"] == "not_rejected" and c.get("decide_with"):
+        extra += f"; {c['decide_with']} replicas would decide it"
+    return f"  control {c['id']:<32} {c['verdict'].replace('_', ' ').upper() if c['verdict'] != 'rejected' else 'rejected'}{extra}"
 
 
 def _sweep_q_table(res: Any) -> str:
     fig = res.figures["test_error_vs_q"]
     lines = [f"# {res.title}: {res.statement}",
-             f"{'q':>6} {'theory':>12} {'RNN mean':>12} {'SE':>10} {'z':>8}"]
-    for q, t, m, s, z in zip(fig["sigma_w2"], fig["theory"], fig["experiment_mean"], fig["experiment_se"], fig["z"]):
-        lines.append(f"{q:>6g} {t:12.4g} {m:12.4g} {s:10.3g} {z:8.2f}")
+             f"{'q':>6} {'theory':>12} {'RNN (c.v.)':>12} {'SE':>10} {'t':>8} {'RNN raw':>12}"]
+    for q, t, m, s, z, raw in zip(fig["sigma_w2"], fig["theory"], fig["bias_corrected"], fig["bias_corrected_se"],
+                                  fig["z"], fig["experiment_mean"]):
+        lines.append(f"{q:>6g} {t:12.4g} {m:12.4g} {s:10.3g} {z:8.2f} {raw:12.4g}")
     lines.append(f"best q: theory {fig['best_q_theory']:g}, experiment {fig['best_q_experiment']:g}")
-    lines.append(f"max |z| {res.statistic['value']:.3g} vs {res.threshold['value']:.3g}")
+    stat = res.statistic["value"]
+    lines.append(f"max |t| {stat:.3g} vs {res.threshold['value']:.3g}" if stat is not None else "max |t|: not finite")
+    lines.append(_design_line(res))
     for c in res.controls:
-        lines.append(f"  control {c['id']:<28} {'rejected' if c['verdict'] == 'fail' else 'NOT rejected'}")
+        lines.append(_control_line(c))
     lines.append(f"verdict: {res.verdict.upper()}")
     return "\n".join(lines)
 

@@ -11,8 +11,10 @@ widths n and n/2 (fresh draws) and the SCNN from each RNN's own L(0) give the pa
 differences Delta_n = e_rnn - e_scnn; e = T(q) + 2 Delta_n - Delta_{n/2} is unbiased for
 the infinite-width mean test error of the RNN (Richardson: the O(1/n) terms of the
 finite-width L(0) law and of the dynamics cancel), with the small variance of the paired
-difference. Check: per q, a two-sided t-test of mean e = T(q) (level alpha/(2m), m
-values of q), and the theory's best q within the experiment's uncertainty (one-sided,
+difference. Check: per q, a two-sided t-test of mean e = T(q) (level alpha/(4m), m
+values of q); per q, the closed form itself against the SCNN test errors over the same
+L(0) draws, 2 e_scnn,n - e_scnn,n/2 (two-sided, alpha/(4m): the control variate is valid
+only if E e_scnn = T(q)); and the theory's best q within the experiment's uncertainty (one-sided,
 alpha/2). Control: the curve T'(q) of wrong lag weights under the same t-test, decided at
 the q the pilot finds most telling (the two-stage design of
 :func:`linrnn.verify.claims_train.run_design`). The grid ``sigma_w2s`` is claim
@@ -133,7 +135,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         out: dict[str, float] = {}
         for iq, q in enumerate(qs):
             spec = model.replace(sigma_w2=q)
-            diff = {}
+            diff, scnn_e = {}, {}
             for width in (n, h):
                 res = train_rnn(draw_rnn(seed, spec, width, index, backend), None, None, loss=config.loss,
                                 lr=lrs[iq], steps=config.steps, corr=corr, record_impulse=True)
@@ -142,10 +144,12 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                 e_rnn = test_loss(res.impulse[-1])
                 e_scnn = test_loss(scnn_trajectory(res.impulse[0], corr, lams[iq], lr=lrs[iq], at=[config.steps])[-1])
                 diff[width] = e_rnn - e_scnn
+                scnn_e[width] = e_scnn
                 out[f"raw{iq}@{width}"] = e_rnn
                 if width == n and index < 1_000_000:
                     learned[iq] += np.asarray(res.impulse[-1])[:, 0, 0]
             out[f"e{iq}"] = theory[iq] + 2.0 * diff[n] - diff[h]
+            out[f"s{iq}"] = 2.0 * scnn_e[n] - scnn_e[h]
         if index < 1_000_000:
             counted[0] += 1
         tick(progress, float(len(qs) * (n * n + h * h)), f"replica {index % 1_000_000}")
@@ -153,7 +157,10 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
 
     alpha = float(config.alpha)
     m = len(qs)
-    own = {f"q={q:g}": TTest(f"e{iq}", theory[iq], "two", alpha / (2 * m)) for iq, q in enumerate(qs)}
+    # per q: the RNN's control-variate estimate against T(q), and the closed form T(q) itself against the SCNN
+    # test errors over the same L(0) draws (Richardson-corrected): without it a wrong closed form would go unseen
+    own = {**{f"q={q:g}": TTest(f"e{iq}", theory[iq], "two", alpha / (4 * m)) for iq, q in enumerate(qs)},
+           **{f"closed_form:q={q:g}": TTest(f"s{iq}", theory[iq], "two", alpha / (4 * m)) for iq, q in enumerate(qs)}}
     ctrl: dict[str, Any] = {}
     unstable = []
     for k, vals in ctheory.items():
@@ -218,8 +225,11 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                  r"\tfrac{n_y}{2}\operatorname{tr}(A_K R^{\mathrm{test}}_{xx} A_K^\top S),\ "
                  r"P_K = D^{1/2}Q\,\eta\phi_K(\eta\mu)\,Q^\top D^{1/2},\ A_K = I - R_{xx}P_K"),
         statistic={"name": "max |t| over q of the control-variate, bias-corrected test error against the theory",
-                   "value": float(np.max(np.abs(z))) if finite else None, "z": z.tolist()},
-        threshold={"description": f"two-sided t quantile at alpha/(2m) (alpha = {alpha:g}, m = {m}, {R - 1} dof); "
+                   "value": float(np.max(np.abs(z))) if finite else None, "z": z.tolist(),
+                   "closed_form_t": [own_s[f"closed_form:q={q:g}"]["t"] for q in qs]},
+        threshold={"description": f"two-sided t quantile at alpha/(4m) (alpha = {alpha:g}, m = {m}, {R - 1} dof) for "
+                                  "the RNN's estimate and, separately, for the closed form against the SCNN test "
+                                  "errors over the same L(0) draws; "
                                   "best q of the theory within the experiment's uncertainty (one-sided, alpha/2)",
                    "value": crit},
         verdict=statistic_verdict,
