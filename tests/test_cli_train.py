@@ -102,6 +102,19 @@ def test_widths_sweep_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert (status == 0) == (data["verdict"] == "pass")
 
 
+def test_widths_sweep_design_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    """--pilot / --max-replicas / --budget-seconds reach the two-stage design; the exit status follows the outcome."""
+    status = main(["verify", "train", "--widths", "16,32", "--seq-len", "6", "--n-seq", "8", "--steps", "8",
+                   "--pilot", "3", "--replicas", "2", "--max-replicas", "4", "--budget-seconds", "1000",
+                   "--json", "--no-progress"])
+    data = json.loads(capsys.readouterr().out)
+    design = data["claim"]["design"]
+    assert design["pilot"] == 3 and 2 <= data["replicas"] <= 4 and design["budget_seconds"] == 1000
+    assert status == {"pass": 0, "fail": 1, "error": 1, "inconclusive": 3}[data["verdict"]]
+    for c in data["claim"]["controls"]:
+        assert c["verdict"] in ("rejected", "not_rejected", "error")
+
+
 def test_sigma_w2s_sweep_json(capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["verify", "train", "--sigma-w2s", "0.6,1.1", "--width", "32", "--seq-len", "6", "--n-seq", "6",
                    "--steps", "5", "--replicas", "2", "--json", "--no-progress"])
@@ -123,6 +136,8 @@ def test_sigma_w2s_sweep_json(capsys: pytest.CaptureFixture[str]) -> None:
         ["--lr", "-1"],
         ["--save", "run.txt"],
         ["--widths", "8"],
+        ["--widths", "8,16", "--pilot", "1"],
+        ["--widths", "8,16", "--budget-seconds", "-3"],
         ["--sigma-w2", "-1"],
     ],
 )
