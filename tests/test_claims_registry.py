@@ -18,7 +18,8 @@ from linrnn.verify.claims import REGISTRY, Claim, ClaimResult
 REPORT_ORDER = ["ntk_limit", "nngp", "width_rate", "dynamics_equivalence", "min_norm", "short_memory", "co2"]
 
 #: A dynamics-equivalence run that takes a fraction of a second.
-TINY_DYNAMICS = {"widths": [16, 32], "seeds": 2, "seq_len": 6, "n_seq": 4, "steps": 5}
+TINY_DYNAMICS = {"widths": [16, 32], "seq_len": 6, "n_seq": 4, "steps": 5, "pilot": 2, "min_replicas": 2, "alpha": 1.4e-4,
+                 "max_replicas": 2}
 TINY_NTK = {"lags": 4, "widths": [8, 16], "replicas": 8}
 
 

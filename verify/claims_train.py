@@ -380,7 +380,8 @@ def run_design(
     them: then the pilot picks the member that needs the fewest replicas, and that member
     alone decides the control in the main stage (``decisive_test``). The main stage uses R = max(min_replicas, needed over
     the controls) replicas, capped by max_replicas and by budget_seconds at the pilot's
-    cost per replica.
+    cost per replica (the only input that is not a function of the configuration and seed:
+    with a budget, the size may depend on the machine's speed; the record says so).
     """
     import time
 
@@ -424,7 +425,6 @@ def run_design(
         "max_replicas": design.max_replicas, "budget_seconds": design.budget_seconds, "capped_by": capped,
         "power_target": design.power, "pilot_effects": {k: finite_or_none_(v) for k, v in effects.items()},
         "needed": {k: (None if math.isinf(v) else int(v)) for k, v in needed.items()},
-        "seconds_per_replica": per_rep,
         "decisive_test": chosen,
     }
     return main, record
