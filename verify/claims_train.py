@@ -10,10 +10,11 @@ module holds what they share:
   fields) and a seed: :func:`make_data` (teacher and inputs, data stream ``stream``),
   :func:`draw_rnn` (raw C, F, W seeded from (seed, n, replica)), :func:`reseeded`;
 * the step (:func:`choose_lr`) and the paired RNN/SCNN training (:func:`train_pair`);
-* the two-part check that every candidate theory faces (:func:`candidate_checks`:
-  a weighted log-log fit whose (1 - alpha/2) interval must contain -1/2, and no other
-  candidate significantly closer at the largest width, one-sided paired t, Bonferroni)
-  and the controls it yields (:func:`candidate_controls`);
+* the two-stage design and its tests (:class:`TTest`, a one-sample t-test on per-replica
+  scalars with its exact noncentral-t power and size; :func:`run_design`: pilot -> sizes
+  for power 0.999 -> fresh main-stage replicas; :func:`control_entry`: a control's
+  outcome rejected / not_rejected / error with its predicted power and the size that
+  would decide it);
 * the wrong lag weights of the negative controls (:func:`wrong_weights`), the
   closed-form expected test loss of the SCNN over the NNGP initialisation
   (:func:`expected_test_loss`) and the distance-against-width figure
@@ -135,78 +136,9 @@ def stable(corr: Any, lam: np.ndarray, lr: float) -> bool:
     return lr * LagCurvature(corr, lam).mu_max < 2.0
 
 
-def rate_check(widths: Sequence[int], per_seed: np.ndarray, alpha: float, expected: float, name: str) -> dict[str, Any]:
-    """Log-log fit of the seed means of ``per_seed`` (widths x seeds) with SE = sd / sqrt(R)."""
-    from linrnn.verify.stats import loglog_fit
-
-    mean = per_seed.mean(axis=1)
-    se = per_seed.std(axis=1, ddof=1) / math.sqrt(per_seed.shape[1])
-    se = np.maximum(se, 1e-300)
-    fit = loglog_fit(np.asarray(widths, float), mean, se, expected=expected, alpha=alpha, name=name)
-    return {"slope": fit.slope, "stderr": fit.stderr, "ci": [float(fit.ci[0]), float(fit.ci[1])],
-            "birge": fit.birge, "passed": bool(fit.passed), "mean": mean.tolist(), "se": se.tolist()}
-
-
-def candidate_checks(
-    widths: Sequence[int], cands: dict[str, np.ndarray], alpha: float
-) -> tuple[dict[str, dict[str, Any]], float, int]:
-    """The two-part check that every candidate theory faces (the derived one and each control).
-
-    ``cands`` maps a name to distances (widths x seeds, the same seeds for every
-    candidate). A candidate passes when (a) the expected slope -1/2 lies in the
-    (1 - alpha/2) interval of its log-log fit and (b) no other candidate is
-    significantly closer at the largest width: the one-sided paired t of
-    (D_this - D_other) over the seeds stays below the t quantile at alpha/2 split by
-    Bonferroni over the m - 1 comparisons. Returns (checks, t quantile, m - 1).
-    """
-    from linrnn.verify.stats import t_isf
-
-    R = next(iter(cands.values())).shape[1]
-    fits = {k: rate_check(widths, v, alpha / 2, -0.5, k) for k, v in cands.items()}
-    m_pairs = max(len(cands) - 1, 1)
-    crit = t_isf(alpha / (2 * m_pairs), R - 1)
-    checks = {}
-    for name in cands:
-        worst, who = -math.inf, ""
-        for other, v in cands.items():
-            if other == name:
-                continue
-            diff = cands[name][-1] - v[-1]
-            se = diff.std(ddof=1) / math.sqrt(R)
-            t = float(diff.mean() / se) if se > 0 else (math.inf if diff.mean() > 0 else -math.inf)
-            if t > worst:
-                worst, who = t, other
-        checks[name] = {"fit": fits[name], "t_max": worst, "closer": who,
-                        "passed": bool(fits[name]["passed"] and worst <= crit)}
-    return checks, crit, m_pairs
-
-
-def candidate_controls(checks: dict[str, dict[str, Any]], crit: float, alpha: float, statement: str) -> list[dict[str, Any]]:
-    out = []
-    for k, c in checks.items():
-        if k == "derived":
-            continue
-        out.append({
-            "id": k, "statement": statement.format(name=k.split(":", 1)[-1]),
-            "statistic": {"name": "fitted log-log slope; largest paired t of (D_this - D_other) at the largest width",
-                          "value": c["fit"]["slope"], "stderr": c["fit"]["stderr"],
-                          "paired_t": None if not math.isfinite(c["t_max"]) else c["t_max"],
-                          "closer_candidate": c["closer"]},
-            "threshold": {"description": f"-1/2 inside the {100 * (1 - alpha / 2):g}% CI and paired t <= {crit:.3g}",
-                          "value": {"ci": c["fit"]["ci"], "t_crit": crit}},
-            "verdict": "pass" if c["passed"] else "fail",
-        })
-    return out
-
-
 def tick(progress: Progress | None, amount: float, note: str) -> None:
     if progress is not None:
         progress(amount, note)
-
-
-def sup_dist(a: np.ndarray, b: np.ndarray) -> float:
-    """max_k ||a[k] - b[k]||_F over the first axis."""
-    return float(np.max(np.sqrt(np.sum((a - b) ** 2, axis=tuple(range(1, a.ndim))))))
 
 
 # ----------------------------------------------------------------- shared figures and theory
