@@ -406,4 +406,7 @@ def control_entry(
         entry["note"] = ("not rejected at this size; the main stage's effect says "
                          + (f"{int(s['needed'])} replicas would reject it with power {design['power_target']:g}"
                             if math.isfinite(s["needed"]) else "no size would reject it (no effect in its direction)"))
+    # the same facts inside the statistic, which every consumer of the results keeps
+    entry["statistic"].update(power=power, needed_replicas=entry["needed_replicas"],
+                              decide_with=entry.get("decide_with"))
     return entry
