@@ -336,7 +336,8 @@ def run_design(
                 best = (need, d, i)
         needed[name], effects[name], chosen[name] = best
     want = max([design.min_replicas, *[v for v in needed.values() if math.isfinite(v)]])
-    if any(math.isinf(v) for v in needed.values()):
+    pilot_finite = all(bool(np.all(np.isfinite(v))) for v in pilot.values())
+    if any(math.isinf(v) for v in needed.values()) and pilot_finite:
         want = design.max_replicas
     size, capped = int(want), None
     if size >= design.max_replicas and any(v > design.max_replicas for v in needed.values()):
@@ -347,6 +348,8 @@ def run_design(
         affordable = max(2, int((design.budget_seconds - per_rep * design.pilot) / per_rep))
         if affordable < size:
             size, capped = affordable, "budget_seconds"
+    if not pilot_finite:  # a diverging or degenerate replica: nothing to size; the main stage reports the error
+        size, capped = design.min_replicas, "pilot_not_finite"
     main = stack([replica(r) for r in range(size)])
     record = {
         "method": ("two-stage: a pilot of independent replicas estimates each control's effect per replica "

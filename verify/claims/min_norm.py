@@ -89,7 +89,11 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         out: dict[str, float] = {}
         logs = []
         for n in widths:
-            imp, scnn, _ = train_pair(draw_rnn(seed, spec, n, index, backend), corr, lr, config.steps, lam)
+            try:
+                imp, scnn, _ = train_pair(draw_rnn(seed, spec, n, index, backend), corr, lr, config.steps, lam)
+            except UsageError:  # this draw diverged at the step used: the replica's statistics are not finite
+                return {**{f"D{m}": math.nan for m in widths}, "slope": math.nan,
+                        **{f"u:{k}": math.nan for k in alts}, **{f"Dc:{k}": math.nan for k in alts}}
             L0, Lk = imp[0], imp[-1]
             mn = min_norm_solution(L0, corr, lam)
             delta = (np.asarray(Lk) - mn)[:, 0, 0] / norm
@@ -119,7 +123,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     R = design["replicas"]
     own_s = {k: t_summary(t, main[t.key], design["power_target"]) for k, t in own.items()}
     cause = ("the distance between the trained RNN and the min-norm interpolant is zero or not finite for some "
-             "replica (a diverging run, or a vanishing difference of interpolants)")
+             "replica (an RNN draw that diverged at the step used, or a vanishing difference of interpolants)")
     finite = all(s["finite"] for s in own_s.values())
     statistic_verdict = "error" if not finite else ("fail" if any(s["rejected"] for s in own_s.values()) else "pass")
     controls = [control_entry(

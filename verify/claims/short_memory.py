@@ -139,6 +139,9 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
             for width in (n, h):
                 res = train_rnn(draw_rnn(seed, spec, width, index, backend), None, None, loss=config.loss,
                                 lr=lrs[iq], steps=config.steps, corr=corr, record_impulse=True)
+                if res.diverged:  # this draw diverged at the step used: the replica is not finite
+                    return {**{f"e{i}": math.nan for i in range(len(qs))}, **{f"s{i}": math.nan for i in range(len(qs))},
+                            **{f"raw{i}@{w}": math.nan for i in range(len(qs)) for w in (n, h)}}
                 res.raise_if_diverged()
                 assert res.impulse is not None
                 e_rnn = test_loss(res.impulse[-1])
