@@ -265,8 +265,11 @@ class TTest:
             return 0.0
         c, nc = self.crit(R), math.sqrt(R) * effect
         p = float(stats.nct.sf(c, R - 1, nc))
+        if not math.isfinite(p):  # scipy's nct can return NaN far in a tail: the normal limit there
+            p = float(stats.norm.sf(c - nc))
         if self.side == "two":
-            p += float(stats.nct.cdf(-c, R - 1, nc))
+            lo = float(stats.nct.cdf(-c, R - 1, nc))
+            p += lo if math.isfinite(lo) else float(stats.norm.cdf(-c - nc))
         return min(1.0, p)
 
     def needed(self, effect: float, power: float, limit: int = 1 << 20) -> float:
