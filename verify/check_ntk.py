@@ -72,7 +72,13 @@ def kernel_from_diagonal(values: np.ndarray, n_out: int, n_in: int) -> np.ndarra
     """
     values = np.asarray(values, dtype=np.float64)
     L = values.shape[0]
-    return np.einsum("i,ij,ac,bd->iabjcd", values, np.eye(L), np.eye(n_out), np.eye(n_in))
+    # host NumPy (theory arrays); products with 0 and 1 only, so exact
+    return (
+        values[:, None, None, None, None, None]
+        * np.eye(L)[:, None, None, :, None, None]
+        * np.eye(n_out)[None, :, None, None, :, None]
+        * np.eye(n_in)[None, None, :, None, None, :]
+    )
 
 
 @dataclass
@@ -382,7 +388,7 @@ def check_lag_ntk(
     run_widths = sorted(set(ws) | ({companion} if companion else set()))
     th = theories_for(spec, lags, n_out)
     rel_theories = {"theory": th.ntk, **{f"ntk:{k}": v for k, v in th.ntk_controls.items()}}
-    itemsize = np.dtype(be.dtype).itemsize
+    itemsize = be.itemsize
     for n in run_widths:  # fail before any Monte Carlo if the budget cannot hold one draw
         per_draw = bytes_per_draw(n, spec.n_in, n_out, lags, itemsize, len(rel_theories))
         chunk_size(per_draw, max_memory, replicas, be.name, n=n)

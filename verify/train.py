@@ -40,12 +40,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import warnings
+
 import numpy as np
 
 from linrnn.derive.model import PARAMS
 from linrnn.core.errors import UsageError
 from linrnn.core.validate import check_positive
-from linrnn.verify.backend import Backend, get_backend
+from linrnn.verify.backend import Backend, array_namespace, device, get_backend
 
 LOSSES: tuple[str, ...] = ("all", "last")
 
@@ -123,11 +125,12 @@ class Correlations:
 
     @property
     def rxx_lags(self) -> Any:
-        return self.rxx.reshape(self.lags, self.n_x, self.lags, self.n_x)
+        return array_namespace(self.rxx).reshape(self.rxx, (self.lags, self.n_x, self.lags, self.n_x))
 
     @property
     def ryx_lags(self) -> Any:
-        return self.ryx.reshape(self.n_y, self.lags, self.n_x).transpose(1, 0, 2)
+        xp = array_namespace(self.ryx)
+        return xp.permute_dims(xp.reshape(self.ryx, (self.n_y, self.lags, self.n_x)), (1, 0, 2))
 
 
 def lagged_correlations(
@@ -141,10 +144,10 @@ def lagged_correlations(
     once from a cumulative sum, so the cost is O(N T lags n_x^2), not O(N T lags^2).
     """
     backend = backend if backend is not None else get_backend("numpy")
-    xp = backend.xp
     _check_choice("loss", loss, LOSSES)
     x = backend.asarray(x)
     y = backend.asarray(y)
+    xp = array_namespace(x, y)
     if x.ndim != 3 or y.ndim != 3:
         raise UsageError(f"x and y must have shapes (N, T, n_x) and (N, T, n_y), got {x.shape} and {y.shape}")
     if x.shape[:2] != y.shape[:2]:
@@ -161,25 +164,37 @@ def lagged_correlations(
 
     if loss == "last":
         # Z[s, (j, a)] = x^s_{T-1-j}[a]
-        z = x[:, ::-1, :][:, :lags, :].reshape(n_seq, lags * n_x)
+        z = xp.reshape(xp.flip(x[:, seq_len - lags :, :], axis=1), (n_seq, lags * n_x))
         rxx = z.T @ z / n_seq
         y_last = y[:, seq_len - 1, :]
         ryx = y_last.T @ z / n_seq
         ryy = float(xp.sum(y_last * y_last)) / n_seq
     else:
-        rxx4 = xp.zeros((lags, n_x, lags, n_x), dtype=backend.dtype)
-        ryx3 = xp.zeros((lags, n_y, n_x), dtype=backend.dtype)
+        # S[d, j] = R_xx[j, j+d] = sum_{u <= T-1-j-d} P_d[u] (zero past j = lags-1-d), with
+        # P_d[u] = (1/N) sum_s x_{u+d} x_u^T from one batched matmul over u and a cumulative sum
+        diag_blocks, ryx_lag = [], []
         for d in range(lags):
-            # P[u] = (1/N) sum_s x_{u+d} x_u^T for u = 0..T-1-d; R_xx[j, j+d] = sum_{u <= T-1-j-d} P[u]
-            prod = xp.einsum("sua,sub->uab", x[:, d:, :], x[:, : seq_len - d, :]) / n_seq
-            cum = xp.cumsum(prod, axis=0)
-            j = xp.arange(lags - d)
-            block = cum[seq_len - 1 - d - j]
-            rxx4[j, :, j + d, :] = block
-            rxx4[j + d, :, j, :] = block.transpose(0, 2, 1)
-            ryx3[d] = xp.einsum("stp,sta->pa", y[:, d:, :], x[:, : seq_len - d, :]) / n_seq
-        rxx = rxx4.reshape(lags * n_x, lags * n_x)
-        ryx = ryx3.transpose(1, 0, 2).reshape(n_y, lags * n_x)
+            left = xp.permute_dims(x[:, d:, :], (1, 2, 0))  # (T-d, n_x, N): x_{u+d}
+            right = xp.permute_dims(x[:, : seq_len - d, :], (1, 0, 2))  # (T-d, N, n_x): x_u
+            cum = xp.cumulative_sum((left @ right) / n_seq, axis=0)
+            # rows T-1-d-j for j = 0 .. lags-1-d, i.e. cum[T-lags : T-d] reversed
+            block = xp.flip(cum[seq_len - lags : seq_len - d, ...], axis=0)
+            pad = xp.zeros((d, n_x, n_x), dtype=block.dtype, device=backend.device)
+            diag_blocks.append(xp.concat([block, pad], axis=0))
+            # R_yx[d] = (1/N) sum_{s, t} y_{t+d} x_t^T
+            ys = xp.reshape(y[:, d:, :], (n_seq * (seq_len - d), n_y))
+            xs = xp.reshape(x[:, : seq_len - d, :], (n_seq * (seq_len - d), n_x))
+            ryx_lag.append(ys.T @ xs / n_seq)
+        S = xp.reshape(xp.stack(diag_blocks, axis=0), (lags * lags, n_x, n_x))
+        # R_xx[j, j'] = S[j' - j, j] above the diagonal and S[j - j', j']^T on and below it
+        j = xp.arange(lags, device=backend.device)[:, None]
+        jp = xp.arange(lags, device=backend.device)[None, :]
+        above = j < jp
+        flat = xp.where(above, (jp - j) * lags + j, (j - jp) * lags + jp)
+        G = xp.reshape(xp.take(S, xp.reshape(flat, (lags * lags,)), axis=0), (lags, lags, n_x, n_x))
+        R = xp.where(above[:, :, None, None], G, xp.matrix_transpose(G))
+        rxx = xp.reshape(xp.permute_dims(R, (0, 2, 1, 3)), (lags * n_x, lags * n_x))
+        ryx = xp.reshape(xp.permute_dims(xp.stack(ryx_lag, axis=0), (1, 0, 2)), (n_y, lags * n_x))
         ryy = float(xp.sum(y * y)) / n_seq
     return Correlations(
         loss=loss,
@@ -188,8 +203,8 @@ def lagged_correlations(
         n_seq=n_seq,
         n_x=n_x,
         n_y=n_y,
-        rxx=xp.ascontiguousarray(rxx),
-        ryx=xp.ascontiguousarray(ryx),
+        rxx=rxx,
+        ryx=ryx,
         ryy=ryy,
         backend=backend,
     )
@@ -197,7 +212,7 @@ def lagged_correlations(
 
 def _loss_grad_mat(lm: Any, corr: Correlations) -> tuple[float, Any]:
     """Loss and gradient for L in matrix layout lm (n_y, lags*n_x): G = L R_xx - R_yx."""
-    xp = corr.backend.xp
+    xp = array_namespace(lm)
     lr = lm @ corr.rxx
     loss = 0.5 * corr.ryy - float(xp.sum(lm * corr.ryx)) + 0.5 * float(xp.sum(lm * lr))
     return loss, lr - corr.ryx
@@ -210,14 +225,17 @@ def _to_mat(L: Any, corr: Correlations) -> Any:
         raise UsageError(
             f"the impulse response must have shape (lags, n_y, n_x) = {(corr.lags, corr.n_y, corr.n_x)}, got {tuple(L.shape)}"
         )
-    return L.transpose(1, 0, 2).reshape(corr.n_y, corr.dim)
+    xp = array_namespace(L)
+    return xp.reshape(xp.permute_dims(L, (1, 0, 2)), (corr.n_y, corr.dim))
 
 
 def _from_mat(lm: Any, corr: Correlations) -> Any:
     """Matrix layout (..., n_y, lags*n_x) -> (..., lags, n_y, n_x)."""
-    lead = lm.shape[:-2]
-    out = lm.reshape(*lead, corr.n_y, corr.lags, corr.n_x)
-    return out.swapaxes(-3, -2)
+    xp = array_namespace(lm)
+    lead = tuple(lm.shape[:-2])
+    out = xp.reshape(lm, lead + (corr.n_y, corr.lags, corr.n_x))
+    nd = len(lead)
+    return xp.permute_dims(out, tuple(range(nd)) + (nd + 1, nd, nd + 2))
 
 
 def impulse_loss_and_grad(L: Any, corr: Correlations) -> tuple[float, Any]:
@@ -257,42 +275,44 @@ def _rnn_core(
     """Loss, L (matrix layout) and, if asked, the effective-matrix gradients (dC_e, dF_e, dW_e).
 
     Krylov vectors are kept as rows, so every product below is one contiguous matmul:
-    ``vt[m] = V_m^T = F_e^T (W_e^T)^m`` (n_x, n) and ``ut[k] = U_k^T = C_e W_e^k`` (n_y, n).
-    ``d_we_out``, if given, is an (n, n) buffer that receives dW_e.
+    ``vt[m] = V_m^T = F_e^T (W_e^T)^m`` (n_x, n) and ``ut[k] = U_k^T = C_e W_e^k`` (n_y, n),
+    each sequence stacked once (an O(T n (n_x + n_y)) copy, small against the T passes
+    over W_e). ``d_we_out``, if given, is an (n, n) array that receives dW_e (by
+    assignment; the Array API has no ``out=``); the returned dW_e is then that array.
     """
-    xp = corr.backend.xp
-    n = we.shape[0]
+    xp = array_namespace(ce, fe, we)
+    n = int(we.shape[0])
     T, n_x, n_y = corr.lags, corr.n_x, corr.n_y
     we_t = we.T
-    vt = xp.empty((T, n_x, n), dtype=we.dtype)
-    vt[0] = fe.T
-    for m in range(1, T):
-        xp.matmul(vt[m - 1], we_t, out=vt[m])
-    vs = vt.reshape(T * n_x, n)  # rows (j, a): V_j[:, a]
+    rows = [xp.asarray(fe.T, copy=True)]  # a fresh (n_x, n) array, as the stacked layout of V_0^T
+    for _ in range(1, T):
+        rows.append(rows[-1] @ we_t)
+    vs = xp.reshape(xp.stack(rows, axis=0), (T * n_x, n))  # rows (j, a): V_j[:, a]
     lm = ce @ vs.T  # (n_y, T n_x): L_j = C_e V_j
     loss, gm = _loss_grad_mat(lm, corr)
     if not need_grads:
         return loss, lm, None, None, None
-    ut = xp.empty((T, n_y, n), dtype=we.dtype)
-    ut[0] = ce
-    for k in range(1, T):
-        xp.matmul(ut[k - 1], we, out=ut[k])
-    us = ut.reshape(T * n_y, n)  # rows (k, p): U_k[:, p]
-    g3 = gm.reshape(n_y, T, n_x)  # g3[p, j, a] = G_j[p, a]
+    rows = [ce]
+    for _ in range(1, T):
+        rows.append(rows[-1] @ we)
+    us = xp.reshape(xp.stack(rows, axis=0), (T * n_y, n))  # rows (k, p): U_k[:, p]
+    g3 = xp.reshape(gm, (n_y, T, n_x))  # g3[p, j, a] = G_j[p, a]
     d_ce = gm @ vs  # sum_j G_j V_j^T
-    d_fe = us.T @ g3.transpose(1, 0, 2).reshape(T * n_y, n_x)  # sum_j U_j G_j
-    if d_we_out is None:
-        d_we_out = xp.empty_like(we)
+    d_fe = us.T @ xp.reshape(xp.permute_dims(g3, (1, 0, 2)), (T * n_y, n_x))  # sum_j U_j G_j
     if T > 1:
         # block-Hankel matrix Gh[(k, p), (m, a)] = G_{k+1+m}[p, a] (0 past lag T-1), k, m = 0..T-2
-        gpad = xp.concatenate([g3[:, 1:, :], xp.zeros((n_y, T - 1, n_x), dtype=gm.dtype)], axis=1)
-        idx = xp.arange(T - 1)[:, None] + xp.arange(T - 1)[None, :]
-        gh = gpad[:, idx, :].transpose(1, 0, 2, 3).reshape((T - 1) * n_y, (T - 1) * n_x)
-        h_mat = gh @ vs[: (T - 1) * n_x]  # rows (k, p): H_k = sum_m G_{k+1+m} V_m^T
-        xp.matmul(us[: (T - 1) * n_y].T, h_mat, out=d_we_out)  # sum_k U_k H_k
+        gpad = xp.concat([g3[:, 1:, :], xp.zeros((n_y, T - 1, n_x), dtype=gm.dtype, device=device(gm))], axis=1)
+        idx = xp.arange(T - 1, device=device(gm))[:, None] + xp.arange(T - 1, device=device(gm))[None, :]
+        gh = xp.reshape(xp.take(gpad, xp.reshape(idx, ((T - 1) ** 2,)), axis=1), (n_y, T - 1, T - 1, n_x))
+        gh = xp.reshape(xp.permute_dims(gh, (1, 0, 2, 3)), ((T - 1) * n_y, (T - 1) * n_x))
+        h_mat = gh @ vs[: (T - 1) * n_x, :]  # rows (k, p): H_k = sum_m G_{k+1+m} V_m^T
+        d_we = us[: (T - 1) * n_y, :].T @ h_mat  # sum_k U_k H_k
     else:
-        d_we_out[...] = 0.0
-    return loss, lm, d_ce, d_fe, d_we_out
+        d_we = xp.zeros_like(we)
+    if d_we_out is not None:
+        d_we_out[...] = d_we
+        d_we = d_we_out
+    return loss, lm, d_ce, d_fe, d_we
 
 
 def rnn_impulse(
@@ -309,15 +329,15 @@ def rnn_impulse(
 ) -> Any:
     """Impulse response L_j = C_e W_e^j F_e, j < lags, of raw parameters (backend array (lags, n_y, n_x))."""
     backend = backend if backend is not None else get_backend("numpy")
-    xp = backend.xp
     _check_choice("parameterization", param, PARAMS)
     C, F, W = backend.asarray(C), backend.asarray(F), backend.asarray(W)
+    xp = array_namespace(C, F, W)
     n = int(W.shape[0])
     a_c, a_f, a_w = _scales(param, n, int(F.shape[1]), sigma_c2, sigma_f2, sigma_w2)
     v = a_f * F
-    out = xp.empty((lags, C.shape[0], F.shape[1]), dtype=backend.dtype)
+    out = xp.empty((lags, C.shape[0], F.shape[1]), dtype=backend.dtype, device=backend.device)
     for j in range(lags):
-        out[j] = a_c * (C @ v)
+        out[j, ...] = a_c * (C @ v)
         v = a_w * (W @ v)
     return out
 
@@ -442,8 +462,8 @@ def train_rnn(
         if backend is not None and backend is not corr.backend:
             raise UsageError("the correlations live on a different backend than the one requested")
         backend = corr.backend
-    xp = backend.xp
     C, F, W = backend.asarray(C0), backend.asarray(F0), backend.asarray(W0)
+    xp = array_namespace(C, F, W)
     n = _check_params(C, F, W, corr)
     a_c, a_f, a_w = _scales(param, n, corr.n_x, sigma_c2, sigma_f2, sigma_w2)
     step = lr if param == "ntk" else lr / n
@@ -452,20 +472,25 @@ def train_rnn(
     rate_c, rate_f, rate_w = step * eta_c * a_c**2, step * eta_f * a_f**2, step * eta_w * a_w**2
     T = corr.lags
 
-    impulse = xp.empty((steps + 1, T, corr.n_y, corr.n_x), dtype=backend.dtype) if record_impulse else None
+    impulse = (
+        xp.empty((steps + 1, T, corr.n_y, corr.n_x), dtype=backend.dtype, device=backend.device)
+        if record_impulse
+        else None
+    )
     losses: list[float] = []
     diverged_step: int | None = None
     diverged_loss: float | None = None
     ref = 0.0
     prev = (ce, fe, we)
-    # W_e lives in two buffers used in turn (the new iterate is written over the one before
-    # the previous), so a step allocates no n x n array; d_w is the gradient buffer.
-    spare = xp.empty_like(we)
-    d_w = xp.empty_like(we)
-    with np.errstate(over="ignore", invalid="ignore"):
+    # A step allocates one n x n array, the gradient dW_e (a matmul result); it is scaled
+    # and updated in place into the new iterate W_e, so the previous iterate survives
+    # (for the roll-back on divergence) without a second buffer.
+    with warnings.catch_warnings():
+        # a diverging run overflows on purpose; it is detected from the loss below
+        warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
         for k in range(steps + 1):
             need = k < steps
-            value, lm, d_ce, d_fe, d_we = _rnn_core(ce, fe, we, corr, need_grads=need, d_we_out=d_w)
+            value, lm, d_ce, d_fe, d_we = _rnn_core(ce, fe, we, corr, need_grads=need)
             if k == 0:
                 if not math.isfinite(value):
                     raise UsageError(
@@ -479,15 +504,17 @@ def train_rnn(
                 break
             losses.append(value)
             if impulse is not None:
-                impulse[k] = _from_mat(lm, corr)
+                impulse[k, ...] = _from_mat(lm, corr)
             if progress is not None:
                 progress(k, value)
             if need:
                 prev = (ce, fe, we)
                 ce = ce - rate_c * d_ce
                 fe = fe - rate_f * d_fe
-                d_we *= rate_w
-                we, spare = xp.subtract(we, d_we, out=spare), we
+                # W_e - rate_w dW_e, computed in the gradient's own array: -(r d) + w is exactly w - r d
+                d_we *= -rate_w
+                d_we += we
+                we = d_we
     done = len(losses) - 1
     return TrainResult(
         # raw parameters; a frozen one (eta_P = 0) is returned exactly as given
