@@ -26,7 +26,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace, device
+from array_api_compat import array_namespace, device, is_array_api_obj
 
 from linrnn.core.errors import UsageError
 
@@ -124,7 +124,7 @@ class Backend:
         """
         xp = self._xp
         dt = self.dtype if dtype is None else getattr(xp, dtype)
-        if self.name == "array_api_strict" and not isinstance(a, xp.Array):
+        if self.name == "array_api_strict" and not (is_array_api_obj(a) and array_namespace(a) is xp):
             a = np.asarray(a)  # host data: the strict namespace takes buffers, not sequences of arrays
         return xp.asarray(a, dtype=dt, device=self.device)
 

@@ -234,10 +234,10 @@ def estimate_width(
                 rel[name].add(backend.to_numpy(errs))
             if keep_first and first is None:
                 first = {
-                    "W": backend.to_numpy(draw.W[0]).copy(),
-                    "F": backend.to_numpy(draw.F[0]).copy(),
-                    "C": backend.to_numpy(draw.C[0]).copy(),
-                    "ntk": backend.to_numpy(theta[0]).copy(),
+                    "W": backend.to_numpy(draw.W[0, ...]).copy(),
+                    "F": backend.to_numpy(draw.F[0, ...]).copy(),
+                    "C": backend.to_numpy(draw.C[0, ...]).copy(),
+                    "ntk": backend.to_numpy(theta[0, ...]).copy(),
                 }
             del draw, theta, L, theta64, L64, second
             if on_chunk is not None:

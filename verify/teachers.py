@@ -122,9 +122,9 @@ def ar1_inputs(N: int, T: int, n_x: int, phi: float, backend: Backend) -> Any:
     e = backend.normal((N, T, n_x))
     scale = math.sqrt(1.0 - phi * phi)
     x = array_namespace(e).empty_like(e)
-    x[:, 0] = e[:, 0]
+    x[:, 0, :] = e[:, 0, :]
     for t in range(1, T):
-        x[:, t] = phi * x[:, t - 1] + scale * e[:, t]
+        x[:, t, :] = phi * x[:, t - 1, :] + scale * e[:, t, :]
     return x
 
 
@@ -138,7 +138,7 @@ def convolve(L: Any, x: Any, backend: Backend) -> Any:
         raise UsageError(f"the impulse response must have shape (lags, n_y, n_x={n_x}), got {tuple(L.shape)}")
     y = xp.zeros((N, T, L.shape[1]), dtype=backend.dtype, device=backend.device)
     for j in range(min(int(L.shape[0]), T)):
-        y[:, j:, :] += x[:, : T - j, :] @ L[j].T
+        y[:, j:, :] += x[:, : T - j, :] @ L[j, ...].T
     return y
 
 

@@ -522,7 +522,7 @@ def train_rnn(
         F=backend.to_numpy(F if eta_f == 0 else fe / a_f),
         W=backend.to_numpy(W if eta_w == 0 else we / a_w),
         loss=np.asarray(losses, dtype=np.float64),
-        impulse=backend.to_numpy(impulse[: done + 1]) if impulse is not None else None,
+        impulse=backend.to_numpy(impulse[: done + 1, ...]) if impulse is not None else None,
         steps=steps,
         steps_done=done,
         diverged=diverged_step is not None,
