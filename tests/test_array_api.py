@@ -147,6 +147,20 @@ def test_correlations_gradients_and_training(kind: str, loss: str, inputs: str) 
                                rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("lags", [None, 3])
+def test_long_sequence_path_of_the_correlations(kind: str, lags: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lag-by-lag products (used for long sequences) equal the time-by-time matrix products."""
+    import linrnn.verify.train as train
+
+    be, _ = backends(kind, seed=8)
+    x, y = make_dataset(decay_teacher(7, 0.7, n_x=2, n_y=3), 9, inputs="ar1", phi=0.3, noise_std=0.2, backend=be)
+    direct = lagged_correlations(x, y, lags, "all", be)
+    monkeypatch.setattr(train, "LAG_SUMS_MAX_ENTRIES", 0)
+    by_lag = lagged_correlations(x, y, lags, "all", be)
+    same(be, by_lag.rxx, be.to_numpy(direct.rxx), rtol=1e-14)
+    same(be, by_lag.ryx, be.to_numpy(direct.ryx), rtol=1e-14)
+
+
 def test_divergence_under_the_standard(kind: str) -> None:
     """A diverging run overflows (no errstate in the standard) and is still detected."""
     be, _ = backends(kind, seed=2)

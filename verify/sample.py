@@ -152,20 +152,24 @@ def _krylov(W: Any, start: Any, lags: int, scale: float, *, rows: bool) -> Any:
     columns of (W^T)^m start^T). Otherwise x_0 = start (..., n, k) and
     x_{m+1} = scale * W x_m (column vectors), returned transposed to (..., lags, k, n).
     W is only ever the left or right factor as stored, so no backend has to copy a
-    transposed view of it. The steps are stacked once at the end, and column vectors
-    are then transposed into rows by a row-major reshape (copies of the O(lags n k)
-    vectors, small against the 2 (lags - 1) passes over the n x n matrix W).
+    transposed view of it. Each step is a fresh product, scaled in place; the steps
+    are joined by one concatenation at the end (the Array API has no ``out=``; this
+    copies O(lags n k) numbers, small against the 2 (lags - 1) passes over the n x n
+    matrix W), and column vectors are transposed into rows by one row-major reshape.
     """
     xp = array_namespace(W)
     steps = [start]
+    x = start
     for _ in range(1, lags):
-        prev = steps[-1]
-        steps.append((prev @ W if rows else W @ prev) * scale)
-    X = xp.stack(steps, axis=-3)
-    if rows:
-        return X
-    lead, (n, k) = tuple(X.shape[:-2]), tuple(X.shape[-2:])
-    return xp.reshape(xp.reshape(xp.matrix_transpose(X), lead + (k * n,)), lead + (k, n))
+        x = x @ W if rows else W @ x
+        x *= scale  # in place: the product is a fresh array
+        steps.append(x)
+    lead, (a, b) = tuple(start.shape[:-2]), tuple(start.shape[-2:])
+    if rows:  # (..., lags k, n) -> (..., lags, k, n), a view
+        return xp.reshape(xp.concat(steps, axis=-2), lead + (lags, a, b))
+    # (..., n, lags k) -> rows (..., lags k, n), copied in row-major order -> (..., lags, k, n)
+    Y = xp.matrix_transpose(xp.concat(steps, axis=-1))
+    return xp.reshape(xp.reshape(Y, lead + (lags * b * a,)), lead + (lags, b, a))
 
 
 def krylov_vectors(draw: RNNDraw, lags: int) -> tuple[Any, Any]:

@@ -141,7 +141,8 @@ def lagged_correlations(
     ``x`` has shape (N, T, n_x) and ``y`` (N, T, n_y); ``lags`` defaults to T (every
     lag that can influence an output). For loss ``all`` the block R_xx[j, j+d] is a
     truncated autocorrelation, sum_{u=0}^{T-1-j-d} x_{u+d} x_u^T, obtained for all j at
-    once from a cumulative sum, so the cost is O(N T lags n_x^2), not O(N T lags^2).
+    once from a cumulative sum along a lag diagonal of the time-by-time product matrix
+    (one BLAS matrix product, :func:`_lag_sums`), not as O(lags^2) separate sums.
     """
     backend = backend if backend is not None else get_backend("numpy")
     _check_choice("loss", loss, LOSSES)
@@ -170,31 +171,7 @@ def lagged_correlations(
         ryx = y_last.T @ z / n_seq
         ryy = float(xp.sum(y_last * y_last)) / n_seq
     else:
-        # S[d, j] = R_xx[j, j+d] = sum_{u <= T-1-j-d} P_d[u] (zero past j = lags-1-d), with
-        # P_d[u] = (1/N) sum_s x_{u+d} x_u^T from one batched matmul over u and a cumulative sum
-        diag_blocks, ryx_lag = [], []
-        for d in range(lags):
-            left = xp.permute_dims(x[:, d:, :], (1, 2, 0))  # (T-d, n_x, N): x_{u+d}
-            right = xp.permute_dims(x[:, : seq_len - d, :], (1, 0, 2))  # (T-d, N, n_x): x_u
-            cum = xp.cumulative_sum((left @ right) / n_seq, axis=0)
-            # rows T-1-d-j for j = 0 .. lags-1-d, i.e. cum[T-lags : T-d] reversed
-            block = xp.flip(cum[seq_len - lags : seq_len - d, ...], axis=0)
-            pad = xp.zeros((d, n_x, n_x), dtype=block.dtype, device=backend.device)
-            diag_blocks.append(xp.concat([block, pad], axis=0))
-            # R_yx[d] = (1/N) sum_{s, t} y_{t+d} x_t^T
-            ys = xp.reshape(y[:, d:, :], (n_seq * (seq_len - d), n_y))
-            xs = xp.reshape(x[:, : seq_len - d, :], (n_seq * (seq_len - d), n_x))
-            ryx_lag.append(ys.T @ xs / n_seq)
-        S = xp.reshape(xp.stack(diag_blocks, axis=0), (lags * lags, n_x, n_x))
-        # R_xx[j, j'] = S[j' - j, j] above the diagonal and S[j - j', j']^T on and below it
-        j = xp.arange(lags, device=backend.device)[:, None]
-        jp = xp.arange(lags, device=backend.device)[None, :]
-        above = j < jp
-        flat = xp.where(above, (jp - j) * lags + j, (j - jp) * lags + jp)
-        G = xp.reshape(xp.take(S, xp.reshape(flat, (lags * lags,)), axis=0), (lags, lags, n_x, n_x))
-        R = xp.where(above[:, :, None, None], G, xp.matrix_transpose(G))
-        rxx = xp.reshape(xp.permute_dims(R, (0, 2, 1, 3)), (lags * n_x, lags * n_x))
-        ryx = xp.reshape(xp.permute_dims(xp.stack(ryx_lag, axis=0), (1, 0, 2)), (n_y, lags * n_x))
+        rxx, ryx = _lag_sums(x, y, lags, backend.device)
         ryy = float(xp.sum(y * y)) / n_seq
     return Correlations(
         loss=loss,
@@ -208,6 +185,65 @@ def lagged_correlations(
         ryy=ryy,
         backend=backend,
     )
+
+
+#: Above this many entries of the time-by-time product matrices (T n_x)^2 + T^2 n_x n_y,
+#: :func:`_lag_sums` forms the products lag by lag instead (memory O(lags^2 n_x^2)).
+LAG_SUMS_MAX_ENTRIES = 2**22
+
+
+def _lag_sums(x: Any, y: Any, lags: int, dev: Any) -> tuple[Any, Any]:
+    """R_xx (lags n_x, lags n_x) and R_yx (n_y, lags n_x) for loss ``all`` (see :func:`lagged_correlations`).
+
+    With P_d[u] = (1/N) sum_s x_{u+d} x_u^T, R_xx[j, j+d] = sum_{u <= T-1-j-d} P_d[u] (a
+    cumulative sum along each lag diagonal) and R_yx[d] = (1/N) sum_{s,t} y_{t+d} x_t^T.
+    Both need only the time-by-time products M[t', t] = (1/N) sum_s x_{t'} x_t^T and
+    Q[t', t] = (1/N) sum_s y_{t'} x_t^T, one matrix product each (BLAS), read along their
+    lag diagonals t' - t = d. When those matrices would be large (long sequences), the
+    products are formed lag by lag instead.
+    """
+    xp = array_namespace(x)
+    n_seq, T, n_x = (int(v) for v in x.shape)
+    n_y = int(y.shape[2])
+    d = xp.arange(lags, device=dev)[:, None]
+    j = xp.arange(lags, device=dev)[:, None]
+    jp = xp.arange(lags, device=dev)[None, :]
+    if T * T * n_x * (n_x + n_y) <= LAG_SUMS_MAX_ENTRIES:
+        X2 = xp.reshape(x, (n_seq, T * n_x))
+        M = xp.reshape(X2.T @ X2 / n_seq, (T, n_x, T, n_x))  # M[t', a, t, b]
+        Q = xp.reshape(xp.reshape(y, (n_seq, T * n_y)).T @ X2 / n_seq, (T, n_y, T, n_x))  # Q[t', p, t, a]
+        # lag diagonals: D[d, u] = M[u + d, u] for u < T - d (zero past the end)
+        u = xp.arange(T, device=dev)[None, :]
+        inside = (u + d) < T
+        diag = xp.reshape(xp.where(inside, (u + d) * T + u, xp.zeros_like(u + d)), (lags * T,))
+        mask = xp.astype(inside, x.dtype)[:, :, None, None]
+        Mp = xp.reshape(xp.permute_dims(M, (0, 2, 1, 3)), (T * T, n_x, n_x))
+        Qp = xp.reshape(xp.permute_dims(Q, (0, 2, 1, 3)), (T * T, n_y, n_x))
+        cum = xp.cumulative_sum(xp.reshape(xp.take(Mp, diag, axis=0), (lags, T, n_x, n_x)) * mask, axis=1)
+        ryx3 = xp.sum(xp.reshape(xp.take(Qp, diag, axis=0), (lags, T, n_y, n_x)) * mask, axis=1)
+        cum = xp.reshape(cum, (lags * T, n_x, n_x))  # row d T + v: sum_{u <= v} P_d[u]
+        stride, offset = T, 0
+    else:
+        xt = xp.permute_dims(x, (1, 2, 0))  # (T, n_x, N)
+        xr = xp.permute_dims(x, (1, 0, 2))  # (T, N, n_x)
+        cums, ryx_lag = [], []
+        for e in range(lags):
+            c = xp.cumulative_sum((xt[e:, ...] @ xr[: T - e, ...]) / n_seq, axis=0)  # (T - e, n_x, n_x)
+            # keep rows v = T-lags .. T-1-e (the ones read below), zero-padded to lags rows
+            pad = xp.zeros((e, n_x, n_x), dtype=c.dtype, device=dev)
+            cums.append(xp.concat([c[T - lags :, ...], pad], axis=0))
+            ryx_lag.append(xp.tensordot(y[:, e:, :], x[:, : T - e, :], axes=([0, 1], [0, 1])) / n_seq)
+        cum = xp.concat(cums, axis=0)  # row d lags + v - (T - lags): sum_{u <= v} P_d[u]
+        ryx3 = xp.stack(ryx_lag, axis=0)
+        stride, offset = lags, T - lags
+    # R_xx[j, j'] = cum_d[T-1-max(j, j')] with d = |j - j'|, transposed on and below the diagonal
+    dd = xp.abs(j - jp)
+    rows = dd * stride + (T - 1 - offset) - xp.maximum(j, jp)
+    G = xp.reshape(xp.take(cum, xp.reshape(rows, (lags * lags,)), axis=0), (lags, lags, n_x, n_x))
+    R = xp.where((j < jp)[:, :, None, None], G, xp.matrix_transpose(G))
+    rxx = xp.reshape(xp.permute_dims(R, (0, 2, 1, 3)), (lags * n_x, lags * n_x))
+    ryx = xp.reshape(xp.permute_dims(ryx3, (1, 0, 2)), (n_y, lags * n_x))
+    return rxx, ryx
 
 
 def _loss_grad_mat(lm: Any, corr: Correlations) -> tuple[float, Any]:
@@ -275,19 +311,19 @@ def _rnn_core(
     """Loss, L (matrix layout) and, if asked, the effective-matrix gradients (dC_e, dF_e, dW_e).
 
     Krylov vectors are kept as rows, so every product below is one contiguous matmul:
-    ``vt[m] = V_m^T = F_e^T (W_e^T)^m`` (n_x, n) and ``ut[k] = U_k^T = C_e W_e^k`` (n_y, n),
-    each sequence stacked once (an O(T n (n_x + n_y)) copy, small against the T passes
-    over W_e). ``d_we_out``, if given, is an (n, n) array that receives dW_e (by
-    assignment; the Array API has no ``out=``); the returned dW_e is then that array.
+    ``vt[m] = V_m^T = F_e^T (W_e^T)^m`` (n_x, n) and ``ut[k] = U_k^T = C_e W_e^k`` (n_y, n);
+    each product is a fresh array, and each sequence is joined by one concatenation (the
+    Array API has no ``out=``; this copies O(T n (n_x + n_y)) numbers, small against the
+    T passes over W_e). ``d_we_out``, if given, is an (n, n) array that receives dW_e by
+    assignment; the returned dW_e is then that array.
     """
-    xp = array_namespace(ce, fe, we)
-    n = int(we.shape[0])
+    xp = array_namespace(we)
     T, n_x, n_y = corr.lags, corr.n_x, corr.n_y
     we_t = we.T
-    rows = [xp.asarray(fe.T, copy=True)]  # a fresh (n_x, n) array, as the stacked layout of V_0^T
+    rows = [fe.T]
     for _ in range(1, T):
         rows.append(rows[-1] @ we_t)
-    vs = xp.reshape(xp.stack(rows, axis=0), (T * n_x, n))  # rows (j, a): V_j[:, a]
+    vs = xp.concat(rows, axis=0)  # (T n_x, n), rows (j, a): V_j[:, a]
     lm = ce @ vs.T  # (n_y, T n_x): L_j = C_e V_j
     loss, gm = _loss_grad_mat(lm, corr)
     if not need_grads:
@@ -295,14 +331,15 @@ def _rnn_core(
     rows = [ce]
     for _ in range(1, T):
         rows.append(rows[-1] @ we)
-    us = xp.reshape(xp.stack(rows, axis=0), (T * n_y, n))  # rows (k, p): U_k[:, p]
+    us = xp.concat(rows, axis=0)  # (T n_y, n), rows (k, p): U_k[:, p]
+    dev = device(we)
     g3 = xp.reshape(gm, (n_y, T, n_x))  # g3[p, j, a] = G_j[p, a]
     d_ce = gm @ vs  # sum_j G_j V_j^T
     d_fe = us.T @ xp.reshape(xp.permute_dims(g3, (1, 0, 2)), (T * n_y, n_x))  # sum_j U_j G_j
     if T > 1:
         # block-Hankel matrix Gh[(k, p), (m, a)] = G_{k+1+m}[p, a] (0 past lag T-1), k, m = 0..T-2
-        gpad = xp.concat([g3[:, 1:, :], xp.zeros((n_y, T - 1, n_x), dtype=gm.dtype, device=device(gm))], axis=1)
-        idx = xp.arange(T - 1, device=device(gm))[:, None] + xp.arange(T - 1, device=device(gm))[None, :]
+        gpad = xp.concat([g3[:, 1:, :], xp.zeros((n_y, T - 1, n_x), dtype=gm.dtype, device=dev)], axis=1)
+        idx = xp.arange(T - 1, device=dev)[:, None] + xp.arange(T - 1, device=dev)[None, :]
         gh = xp.reshape(xp.take(gpad, xp.reshape(idx, ((T - 1) ** 2,)), axis=1), (n_y, T - 1, T - 1, n_x))
         gh = xp.reshape(xp.permute_dims(gh, (1, 0, 2, 3)), ((T - 1) * n_y, (T - 1) * n_x))
         h_mat = gh @ vs[: (T - 1) * n_x, :]  # rows (k, p): H_k = sum_m G_{k+1+m} V_m^T
