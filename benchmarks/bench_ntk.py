@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from linrnn.verify.backend import Backend, get_backend
+from linrnn.core.spec import ModelSpec
 from linrnn.verify.montecarlo import estimate_width
 from linrnn.verify.ntk import empirical_lag_ntk
 from linrnn.verify.reference import autodiff_lag_ntk, dense_jacobian_lag_ntk
@@ -86,12 +87,12 @@ def peak_bandwidth(backend: Backend) -> float | None:
 
 
 def bench_structured_vs_dense(backend: Backend, n: int, lags: int, repeats: int) -> dict[str, Any]:
-    draw = sample_rnn(backend, n, 1, 1)
-    host = [backend.to_numpy(a) for a in (draw.W, draw.F, draw.C)]
-    t_fast, fast, how_fast = timed_best(lambda: empirical_lag_ntk(draw.W, draw.F, draw.C, lags), backend, 4 * repeats)
+    draw = sample_rnn(backend, ModelSpec(), n)
+    host = RNNDraw(*(backend.to_numpy(a) for a in (draw.W, draw.F, draw.C)), draw.spec)
+    t_fast, fast, how_fast = timed_best(lambda: empirical_lag_ntk(draw, lags), backend, 4 * repeats)
     cpu = get_backend("numpy")
-    t_dense, dense, how_dense = timed_best(lambda: dense_jacobian_lag_ntk(*host, lags), cpu, max(1, repeats // 2))
-    t_auto, auto, how_auto = timed_best(lambda: autodiff_lag_ntk(*host, lags), cpu, max(1, repeats // 5))
+    t_dense, dense, how_dense = timed_best(lambda: dense_jacobian_lag_ntk(host, lags), cpu, max(1, repeats // 2))
+    t_auto, auto, how_auto = timed_best(lambda: autodiff_lag_ntk(host, lags), cpu, max(1, repeats // 5))
     fast = backend.to_numpy(fast)
     return {
         "n": n, "lags": lags, "n_x": 1, "n_y": 1, "dtype": backend.dtype_name,
@@ -114,7 +115,7 @@ def bench_montecarlo(backend: Backend, n: int, lags: int, replicas: int, repeats
     runs = []
     for _ in range(max(1, repeats // 2)):
         t0 = time.perf_counter()
-        est = estimate_width(backend, n, lags=lags, replicas=replicas)
+        est = estimate_width(backend, ModelSpec(), n, lags=lags, replicas=replicas)
         backend.synchronize()
         runs.append((time.perf_counter() - t0) / replicas)
     per_draw = statistics.median(runs)
@@ -126,7 +127,7 @@ def bench_montecarlo(backend: Backend, n: int, lags: int, replicas: int, repeats
     passes = 2 * (lags - 1)
     floor = max(t_draw, passes * t_pass)
     # the Krylov passes as the estimator runs them
-    draw = RNNDraw(W, backend.normal((n, 1)), backend.normal((1, n)))
+    draw = RNNDraw(W, backend.normal((n, 1)), backend.normal((1, n)), ModelSpec())
     t_krylov, _, how_krylov = timed_best(lambda: krylov_vectors(draw, lags), backend, repeats)
     itemsize = backend.itemsize
     bandwidth = passes * n * n * itemsize / t_krylov

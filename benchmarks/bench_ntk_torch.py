@@ -37,7 +37,9 @@ def main() -> int:
         print("PyTorch is not installed; this benchmark needs it (pip install torch).", file=sys.stderr)
         return 2
 
+    from linrnn.core.spec import ModelSpec
     from linrnn.verify import empirical_lag_ntk
+    from linrnn.verify.sample import RNNDraw
 
     n, lags, nx, ny = args.n, args.lags, 1, 1
     q, sc, sf = 0.9, 1.0, 1.0
@@ -69,7 +71,8 @@ def main() -> int:
         return theta.numpy()
 
     def structured() -> np.ndarray:
-        return empirical_lag_ntk(W, F, C, lags, param=args.param, sigma_w2=q, sigma_f2=sf, sigma_c2=sc)
+        spec = ModelSpec(param=args.param, sigma_w2=q, sigma_f2=sf, sigma_c2=sc, n_in=nx, n_out=ny)
+        return empirical_lag_ntk(RNNDraw(W, F, C, spec), lags)
 
     def best(fn) -> tuple[float, np.ndarray]:
         times, out = [], None

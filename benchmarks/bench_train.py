@@ -52,6 +52,8 @@ import numpy as np  # noqa: E402
 
 from linrnn.verify.backend import get_backend  # noqa: E402
 from linrnn.verify.teachers import decay_teacher, make_dataset  # noqa: E402
+from linrnn.core.spec import ModelSpec  # noqa: E402
+from linrnn.verify.sample import RNNDraw  # noqa: E402
 from linrnn.verify.train import lagged_correlations, train_rnn  # noqa: E402
 
 SCHEMA = "linrnn-bias/bench_train/1"
@@ -198,20 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     C0, F0, W0 = rng.standard_normal((1, n)), rng.standard_normal((n, 1)), rng.standard_normal((n, n))
     last = args.loss == "last"
     corr = lagged_correlations(x, y, None, args.loss, be)
+    spec = ModelSpec(param="ntk", n_in=1, **sig)
     # a stable step: half the largest-curvature limit of the wide-limit dynamics, if derive is there
     try:
-        from linrnn.derive import ModelSpec
-
         from linrnn.verify.scnn import auto_lr_rnn
 
-        lr = auto_lr_rnn(corr, ModelSpec(param="ntk", n_in=1, **sig))
+        lr = auto_lr_rnn(corr, spec)
         lr_rule = "auto (1/mu_max of the lag-weighted curvature, derived lag weights)"
     except Exception as exc:  # derive.weights not available
         lr, lr_rule = 1e-3, f"fixed (auto unavailable: {type(exc).__name__})"
 
     # 1. identical trajectories
     ks = args.check_steps
-    eng = train_rnn(C0, F0, W0, None, None, loss=args.loss, lr=lr, steps=ks, corr=corr, **sig)
+    eng = train_rnn(RNNDraw(W0, F0, C0, spec), None, None, loss=args.loss, lr=lr, steps=ks, corr=corr)
     if eng.diverged:
         print(f"the engine diverged at step {eng.diverged_step} with lr = {lr:g}; choose another --sigma-w2", file=sys.stderr)
         return 1
@@ -237,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     bptt_step_t: list[float] = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        train_rnn(C0, F0, W0, None, None, loss=args.loss, lr=lr, steps=s_eng, corr=corr, record_impulse=True, **sig)
+        train_rnn(RNNDraw(W0, F0, C0, spec), None, None, loss=args.loss, lr=lr, steps=s_eng, corr=corr,
+                  record_impulse=True)
         t1 = time.perf_counter()
         bptt_steps(C0, F0, W0, x, y, lr=lr, steps=s_bptt, last=last, **sig)
         t2 = time.perf_counter()

@@ -43,7 +43,8 @@ def main() -> int:
         print("PyTorch is not installed; this benchmark needs it (pip install torch).", file=sys.stderr)
         return 2
 
-    from linrnn.derive import ModelSpec
+    from linrnn.core.spec import ModelSpec
+    from linrnn.verify.sample import RNNDraw
     from linrnn.verify.backend import get_backend
     from linrnn.verify.scnn import auto_lr_rnn
     from linrnn.verify.train import lagged_correlations, train_rnn
@@ -84,7 +85,7 @@ def main() -> int:
 
     def engine_run(steps: int) -> tuple[np.ndarray, float]:
         t0 = time.perf_counter()
-        res = train_rnn(C0, F0, W0, x, y, param="ntk", loss="all", lr=lr, steps=steps, sigma_w2=q,
+        res = train_rnn(RNNDraw(W0, F0, C0, ModelSpec(param="ntk", sigma_w2=q)), x, y, loss="all", lr=lr, steps=steps,
                         backend=backend, record_impulse=False, corr=corr)
         return np.asarray(res.W), time.perf_counter() - t0
 

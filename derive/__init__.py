@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "ModelSpec": "linrnn.derive.model",
+    "ModelSpec": "linrnn.core.spec",
     "derive_lag_weights": "linrnn.derive.lag_weights",
     "LagWeightsDerivation": "linrnn.derive.lag_weights",
     "weights": "linrnn.derive.numeric",

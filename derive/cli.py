@@ -68,7 +68,7 @@ def _unit_interval(text: str) -> float:
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """The model flags shared by ``derive weights`` and ``derive latex``."""
     p.add_argument("--param", choices=("ntk", "standard"), default="ntk",
-                   help="parameterization (shared/CONVENTIONS.md); default ntk")
+                   help="parameterization (docs/conventions.md); default ntk")
     p.add_argument("--sigma-w2", type=_positive_float("--sigma-w2"), default=1.0, metavar="Q",
                    help="transition variance q = sigma_W^2 (default 1)")
     p.add_argument("--sigma-c2", type=_positive_float("--sigma-c2"), default=1.0, metavar="V",

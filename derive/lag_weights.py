@@ -1,7 +1,7 @@
 r"""The lag weights of the equivalent scaled convolution, derived in SymPy.
 
 Following Emami, Sahraee-Ardakan, Pandit, Rangan and Fletcher, "Implicit Bias of
-Linear RNNs" (ICML 2021), and the conventions of ``shared/CONVENTIONS.md``:
+Linear RNNs" (ICML 2021), and the conventions of ``docs/conventions.md``:
 
 1. The impulse response ``L_j = C_e W_e^j F_e`` has entries
    ``L_j[a,b] = c_a^T W_e^j f_b`` with ``c_a = C_e^T e_a`` and ``f_b = F_e e_b``.
@@ -117,7 +117,7 @@ ETA = {"C": S.eta_c, "F": S.eta_f, "W": S.eta_w}
 
 @dataclass(frozen=True)
 class Parameterization:
-    r"""How raw parameters become effective ones (``shared/CONVENTIONS.md``).
+    r"""How raw parameters become effective ones (``docs/conventions.md``).
 
     ``P_e = scale[P] * P`` with raw entries of variance ``raw_variance[P]``;
     gradient descent on the raw parameters gives the lag NTK prefactor ``s``.
@@ -482,7 +482,7 @@ def _derive_lag_weights(param: str) -> LagWeightsDerivation:
                    * Frob(sp.Symbol(rf"\partial_{{{part}_e}} L_{{i}}[a,b]"), sp.Symbol(rf"\partial_{{{part}_e}} L_{{j}}[a',b']"))
                    for part in PARTS], evaluate=False),
           rf"Gradient descent on the raw parameters with prefactor $s = {sp.latex(par.ntk_prefactor)}$ "
-          r"(\texttt{shared/CONVENTIONS.md}); $\langle x y^{T}, x' y'^{T}\rangle_F = \langle x, x'\rangle\langle y, y'\rangle$.",
+          r"(\texttt{docs/conventions.md}); $\langle x y^{T}, x' y'^{T}\rangle_F = \langle x, x'\rangle\langle y, y'\rangle$.",
           section=sec)
     exact_parts: dict[str, sp.Expr] = {}
     for part in PARTS:

@@ -20,7 +20,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from linrnn.derive import symbols as S
-from linrnn.derive.model import ModelSpec
+from linrnn.derive.model import ModelSpec, substitutions
 from linrnn.derive.steps import Derivation, Step
 from linrnn.core.errors import ExternalToolError, UsageError
 
@@ -125,7 +125,7 @@ def build_document(spec: ModelSpec, eps: float = 1e-3) -> str:
     other = "standard" if spec.param == "ntk" else "ntk"
     other_der = derive_lag_weights(other)
     summary = summarize(spec, eps=eps)
-    subs = spec.substitutions()
+    subs = substitutions(spec)
     specialised = der.weight.subs(subs)
 
     intro = rf"""\title{{Implicit bias of wide linear RNNs:\\ the lag weights of the equivalent convolution}}

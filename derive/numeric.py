@@ -25,7 +25,7 @@ import numpy as np
 import sympy as sp
 
 from linrnn.derive import symbols as S
-from linrnn.derive.model import ModelSpec
+from linrnn.derive.model import ModelSpec, substitutions
 from linrnn.core.errors import NumericalRangeError, UsageError
 
 _ARGS = (S.j, *S.PARAMETERS)
@@ -68,7 +68,7 @@ def _float_params(spec: ModelSpec) -> list[float]:
 
 
 def _mp_params(spec: ModelSpec) -> list[mpmath.mpf]:
-    subs = spec.substitutions()
+    subs = substitutions(spec)
     return [mpmath.mpf(subs[s].p) / subs[s].q for s in S.PARAMETERS]
 
 
@@ -131,18 +131,13 @@ def nngp_variance(spec: ModelSpec, lags: int, dps: int | None = None) -> Any:
     return evaluate(derive_lag_weights(spec.param).nngp, spec, lags, dps)
 
 
-def limit_lag_ntk(spec: ModelSpec, lags: int, n_out: int = 1) -> np.ndarray:
-    r"""The limit lag NTK, shape ``(lags, n_out, n_in, lags, n_out, n_in)``.
+def limit_lag_ntk(spec: ModelSpec, lags: int) -> np.ndarray:
+    r"""The limit lag NTK, shape ``(lags, n_out, n_in, lags, n_out, n_in)`` (the spec's n_out and n_in).
 
     The derived kernel is ``lambda_i delta_ij delta_aa' delta_bb'``; this builds it
     from the derived weights and that derived structure (checked at derivation).
     """
-    try:
-        n_out_i = int(n_out)
-    except (TypeError, ValueError):
-        raise UsageError(f"n_out must be a positive integer, got {n_out!r}") from None
-    if n_out_i != n_out or n_out_i < 1:
-        raise UsageError(f"n_out must be a positive integer, got {n_out!r}")
+    n_out_i = spec.n_out
     lam = weights(spec, lags)
     eye_lag = np.eye(lags)
     out = np.einsum("i,ij,ac,bd->iabjcd", lam, eye_lag, np.eye(n_out_i), np.eye(spec.n_in))
@@ -191,7 +186,7 @@ def summarize(spec: ModelSpec, eps: float = 1e-3, dps: int = 30) -> Summary:
     if not 0 < eps < 1:
         raise UsageError(f"eps must lie strictly between 0 and 1, got {eps!r}")
     der = derive_lag_weights(spec.param)
-    subs = spec.substitutions()
+    subs = substitutions(spec)
     regime = regime_of(spec.sigma_w2)
     A, B = (x.subs(subs) for x in der.linear_form)
     with mpmath.workdps(dps):

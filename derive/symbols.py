@@ -1,6 +1,6 @@
 """Every symbol of the derivation, declared once with its assumptions.
 
-Notation follows ``shared/CONVENTIONS.md``: width ``n``, input dimension ``n_x``,
+Notation follows ``docs/conventions.md``: width ``n``, input dimension ``n_x``,
 transition variance ``q = sigma_W^2``, read-out and input variances ``sigma_C^2`` and
 ``sigma_F^2``, per-parameter learning-rate multipliers ``eta_C, eta_F, eta_W``.
 The LaTeX names used by :mod:`linrnn.derive.latex` are in :data:`LATEX_NAMES`; SymPy's

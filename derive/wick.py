@@ -5,7 +5,7 @@ at finite width ``n``, exactly, as rational functions of the symbol ``n``, witho
 any n -> infinity limit rule. It is the check on :mod:`linrnn.derive.lag_weights` (which it
 must not import) and the seed of exact finite-width corrections.
 
-Model (``shared/CONVENTIONS.md``). Effective matrices ``P_e = alpha_P P`` for
+Model (``docs/conventions.md``). Effective matrices ``P_e = alpha_P P`` for
 ``P in {C, F, W}``; raw entries iid ``N(0, v_P)``; impulse response
 
     L_j[a, b] = alpha_C alpha_F alpha_W^j
@@ -79,7 +79,7 @@ __all__ = [
     "wide_limit",
 ]
 
-#: The parameter blocks of the lag NTK, in the order of CONVENTIONS.
+#: The parameter blocks of the lag NTK, in the order of docs/conventions.md.
 PARTS: tuple[str, ...] = ("C", "F", "W")
 
 #: Refuse monomials with more Gaussian ``W`` entries than this: (13)!! = 135135
@@ -339,7 +339,7 @@ def _check_lag(name: str, value: int) -> int:
 
 
 def _scales(param: str) -> tuple[dict[str, sp.Expr], dict[str, sp.Expr], sp.Expr]:
-    """(alpha_P, v_P, s) of a parameterization, literally from CONVENTIONS."""
+    """(alpha_P, v_P, s) of a parameterization, literally from docs/conventions.md."""
     effective = {"C": sym.sigma_c2 / sym.n, "F": sym.sigma_f2 / sym.n_x, "W": sym.q / sym.n}
     if param == "ntk":
         return {k: sp.sqrt(v) for k, v in effective.items()}, {k: sp.Integer(1) for k in effective}, sp.Integer(1)

@@ -18,10 +18,11 @@ import pytest
 
 array_api_strict = pytest.importorskip("array_api_strict")
 
+from linrnn.core.spec import ModelSpec  # noqa: E402
 from linrnn.verify.backend import Backend, array_namespace, get_backend  # noqa: E402
 from linrnn.verify.montecarlo import estimate_width  # noqa: E402
 from linrnn.verify.ntk import empirical_lag_ntk, lag_ntk_and_impulse  # noqa: E402
-from linrnn.verify.sample import impulse_response, krylov_vectors, sample_rnn  # noqa: E402
+from linrnn.verify.sample import RNNDraw, impulse_response, krylov_vectors, sample_rnn  # noqa: E402
 from linrnn.verify.scnn import min_norm_solution, scnn_flow, scnn_gd, scnn_trajectory  # noqa: E402
 from linrnn.verify.teachers import decay_teacher, make_dataset  # noqa: E402
 from linrnn.verify.train import (  # noqa: E402
@@ -78,9 +79,10 @@ def test_backend_kind_is_for_tests_only() -> None:
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_sampling_krylov_and_impulse(kind: str, dtype: str) -> None:
     be, ref = backends(kind, seed=3, dtype=dtype)
+    spec = ModelSpec(param="ntk", sigma_w2=1.3, n_in=2, n_out=3)
     for batch in (None, 3):
-        d = sample_rnn(be, 20, 2, 3, param="ntk", sigma_w2=1.3, batch=batch)
-        r = sample_rnn(ref, 20, 2, 3, param="ntk", sigma_w2=1.3, batch=batch)
+        d = sample_rnn(be, spec, 20, batch=batch)
+        r = sample_rnn(ref, spec, 20, batch=batch)
         for name in "WFC":
             same(be, getattr(d, name), getattr(r, name), rtol=0.0)
         V, U = krylov_vectors(d, 5)
@@ -93,15 +95,16 @@ def test_sampling_krylov_and_impulse(kind: str, dtype: str) -> None:
 @pytest.mark.parametrize("param", ["ntk", "standard"])
 def test_empirical_lag_ntk(kind: str, param: str) -> None:
     be, ref = backends(kind, seed=4)
-    d = sample_rnn(be, 16, 2, 2, param=param, batch=2)
-    r = sample_rnn(ref, 16, 2, 2, param=param, batch=2)
-    theta, L = lag_ntk_and_impulse(d, 5, (0.5, 2.0, 1.5))
-    theta_r, L_r = lag_ntk_and_impulse(r, 5, (0.5, 2.0, 1.5))
+    spec = ModelSpec(param=param, n_in=2, n_out=2, lr_c=0.5, lr_f=2.0, lr_w=1.5)
+    d, r = sample_rnn(be, spec, 16, batch=2), sample_rnn(ref, spec, 16, batch=2)
+    theta, L = lag_ntk_and_impulse(d, 5)
+    theta_r, L_r = lag_ntk_and_impulse(r, 5)
     same(be, theta, theta_r)
     same(be, L, L_r)
     for lags in (1, 4):
-        same(be, empirical_lag_ntk(d.W[0, ...], d.F[0, ...], d.C[0, ...], lags, param=param),
-             empirical_lag_ntk(r.W[0, ...], r.F[0, ...], r.C[0, ...], lags, param=param))
+        one = RNNDraw(d.W[0, ...], d.F[0, ...], d.C[0, ...], spec)
+        one_r = RNNDraw(r.W[0, ...], r.F[0, ...], r.C[0, ...], spec)
+        same(be, empirical_lag_ntk(one, lags), empirical_lag_ntk(one_r, lags))
 
 
 @pytest.mark.parametrize("loss", ["all", "last"])
@@ -119,27 +122,27 @@ def test_correlations_gradients_and_training(kind: str, loss: str, inputs: str) 
     same(be, corr.rxx_lags, corr_r.rxx_lags)
     same(be, corr.ryx_lags, corr_r.ryx_lags)
     assert corr.ryy == pytest.approx(corr_r.ryy, rel=RTOL)
-    d = sample_rnn(be, 10, 2, 2, param="standard", sigma_w2=0.8)
-    r = sample_rnn(ref, 10, 2, 2, param="standard", sigma_w2=0.8)
+    drawn = ModelSpec(param="standard", sigma_w2=0.8, n_in=2, n_out=2)
+    d, r = sample_rnn(be, drawn, 10), sample_rnn(ref, drawn, 10)
     for param in ("ntk", "standard"):
-        value, *grads = rnn_loss_and_grads(d.C, d.F, d.W, corr, param=param, sigma_w2=0.8)
-        value_r, *grads_r = rnn_loss_and_grads(r.C, r.F, r.W, corr_r, param=param, sigma_w2=0.8)
+        spec = drawn.replace(param=param, lr_c=0.5, lr_f=2.0, lr_w=1.5)
+        dp, rp = RNNDraw(d.W, d.F, d.C, spec), RNNDraw(r.W, r.F, r.C, spec)
+        value, *grads = rnn_loss_and_grads(dp, corr)
+        value_r, *grads_r = rnn_loss_and_grads(rp, corr_r)
         assert value == pytest.approx(value_r, rel=RTOL)
         for g, g_r in zip(grads, grads_r):
             same(be, g, g_r)
-        L0 = rnn_impulse(d.C, d.F, d.W, 6, param=param, backend=be)
-        L0_r = rnn_impulse(r.C, r.F, r.W, 6, param=param, backend=ref)
+        L0, L0_r = rnn_impulse(dp, 6, backend=be), rnn_impulse(rp, 6, backend=ref)
         same(be, L0, L0_r)
         same(be, impulse_loss_and_grad(L0, corr)[1], impulse_loss_and_grad(L0_r, corr_r)[1])
-        kw = {"param": param, "loss": loss, "lr": 0.05, "lr_mult": (0.5, 2.0, 1.5), "sigma_w2": 0.8}
         for steps in (1, 3):
-            res = train_rnn(d.C, d.F, d.W, None, None, corr=corr, steps=steps, **kw)
-            res_r = train_rnn(r.C, r.F, r.W, None, None, corr=corr_r, steps=steps, **kw)
+            res = train_rnn(dp, None, None, corr=corr, loss=loss, lr=0.05, steps=steps)
+            res_r = train_rnn(rp, None, None, corr=corr_r, loss=loss, lr=0.05, steps=steps)
             for name in ("C", "F", "W", "loss", "impulse"):
                 np.testing.assert_allclose(getattr(res, name), getattr(res_r, name), rtol=RTOL, atol=0)
     # the SCNN closed forms and the iterated gradient descent
     lam = np.linspace(1.0, 0.2, 6)
-    L0, L0_r = rnn_impulse(d.C, d.F, d.W, 6, backend=be), rnn_impulse(r.C, r.F, r.W, 6, backend=ref)
+    L0, L0_r = rnn_impulse(d, 6, backend=be), rnn_impulse(r, 6, backend=ref)
     for fn, kw in ((scnn_trajectory, {"lr": 0.02, "steps": 4}), (scnn_gd, {"lr": 0.02, "steps": 4}),
                    (min_norm_solution, {})):
         np.testing.assert_allclose(fn(L0, corr, lam, **kw), fn(L0_r, corr_r, lam, **kw), rtol=1e-12, atol=1e-15)
@@ -165,8 +168,8 @@ def test_divergence_under_the_standard(kind: str) -> None:
     """A diverging run overflows (no errstate in the standard) and is still detected."""
     be, _ = backends(kind, seed=2)
     x, y = make_dataset(decay_teacher(5, 0.5), 8, backend=be)
-    d = sample_rnn(be, 8, 1, 1)
-    res = train_rnn(d.C, d.F, d.W, x, y, lr=1e3, steps=50, backend=be)
+    d = sample_rnn(be, ModelSpec(), 8)
+    res = train_rnn(d, x, y, lr=1e3, steps=50, backend=be)
     assert res.diverged and np.all(np.isfinite(res.loss))
 
 
@@ -174,8 +177,9 @@ def test_divergence_under_the_standard(kind: str) -> None:
 def test_monte_carlo_statistics(kind: str, dtype: str) -> None:
     be, ref = backends(kind, seed=5, dtype=dtype)
     theory = np.ones((3, 2, 2, 3, 2, 2))
-    kw = {"lags": 3, "n_in": 2, "n_out": 2, "replicas": 5, "theories": {"t": theory}, "keep_first": True}
-    est, est_r = estimate_width(be, 12, **kw), estimate_width(ref, 12, **kw)
+    spec = ModelSpec(n_in=2, n_out=2, lr_w=0.5)
+    kw = {"lags": 3, "replicas": 5, "theories": {"t": theory}, "keep_first": True}
+    est, est_r = estimate_width(be, spec, 12, **kw), estimate_width(ref, spec, 12, **kw)
     assert est.chunk == est_r.chunk == 5
     for name in ("ntk_mean", "ntk_stderr", "nngp_mean", "nngp_stderr"):
         np.testing.assert_allclose(getattr(est, name), getattr(est_r, name), rtol=1e-13, atol=0)

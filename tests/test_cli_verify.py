@@ -15,6 +15,8 @@ import pytest
 
 from linrnn.cli import main
 from linrnn.verify.progress import Progress
+
+from helpers import draw_of
 from linrnn.verify.reference import autodiff_lag_ntk, check_saved_draw
 
 SMALL = ["verify", "ntk", "--width", "64", "--lags", "3", "--replicas", "8", "--backend", "numpy"]
@@ -65,21 +67,46 @@ def test_save_matches_independent_autodiff(tmp_path: Path, capsys: pytest.Captur
     assert str(saved["param"]) == "standard"
     assert check_saved_draw(str(path)) <= 1e-12
     # control: the reference with a different eta_W does not match
-    wrong = autodiff_lag_ntk(saved["W"], saved["F"], saved["C"], 4, param="standard", sigma_w2=0.9, lr=(1, 1, 1))
+    wrong = autodiff_lag_ntk(draw_of(saved["W"], saved["F"], saved["C"], param="standard", sigma_w2=0.9, lr=(1, 1, 1)), 4)
     assert np.max(np.abs(saved["ntk"] - wrong)) > 1e-3 * np.max(np.abs(saved["ntk"]))
 
 
-def test_progress_bar_on_stderr_for_long_runs() -> None:
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_for_long_runs() -> None:
+    stream = _Terminal()
+    with Progress(10, "work", stream=stream, delay=0.05, rate=100.0) as bar:
+        bar.advance(1)
+        time.sleep(0.08)
+        bar.advance(5, "half")
+    out = stream.getvalue()
+    assert "work [" in out and "\r" in out and "half" in out and out.endswith("\n")
+    assert "60.0%" in out.split("\r")[-1]  # the final state, closed with a newline
+    quiet = _Terminal()
+    with Progress(10, "work", stream=quiet, delay=10.0) as bar:
+        bar.advance(10)
+    assert quiet.getvalue() == ""
+
+
+def test_progress_off_a_terminal_is_one_plain_line() -> None:
     stream = io.StringIO()
     with Progress(10, "work", stream=stream, delay=0.05) as bar:
         bar.advance(1)
         time.sleep(0.08)
         bar.advance(5, "half")
-    assert "work [" in stream.getvalue() and stream.getvalue().endswith("\n")
+    out = stream.getvalue()
+    assert "\r" not in out and out.startswith("work: done in ") and out.endswith(" s\n") and out.count("\n") == 1
     quiet = io.StringIO()
     with Progress(10, "work", stream=quiet, delay=10.0) as bar:
         bar.advance(10)
     assert quiet.getvalue() == ""
+    off = _Terminal()
+    with Progress(10, "work", stream=off, delay=0.0, enabled=False) as bar:
+        bar.advance(10)
+    assert off.getvalue() == ""
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,7 @@ def test_float_overflow_is_reported_and_mpmath_is_finite() -> None:
 
 def test_limit_kernel_shape_and_diagonal() -> None:
     spec = ModelSpec(sigma_w2=0.7, n_in=2)
-    K = limit_lag_ntk(spec, 5, n_out=3)
+    K = limit_lag_ntk(spec.replace(n_out=3), 5)
     assert K.shape == (5, 3, 2, 5, 3, 2)
     lam = weights(spec, 5)
     assert K[2, 1, 0, 2, 1, 0] == lam[2]

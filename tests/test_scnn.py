@@ -28,7 +28,9 @@ from linrnn.verify.scnn import (
     scnn_trajectory,
 )
 from linrnn.verify.teachers import decay_teacher, make_dataset
-from linrnn.verify.train import impulse_loss_and_grad, lagged_correlations, rnn_impulse, train_rnn
+from linrnn.verify.train import impulse_loss_and_grad, lagged_correlations
+
+from helpers import impulse, train
 
 
 def design(x, y, loss):
@@ -284,9 +286,9 @@ def test_wide_rnn_follows_the_scnn_with_derived_weights(param: str) -> None:
     if param == "standard":
         C, W = C / math.sqrt(n), W * math.sqrt(spec.sigma_w2 / n)
     kw = {"sigma_w2": spec.sigma_w2, "sigma_f2": 1.0, "sigma_c2": 1.0}
-    L0 = be.to_numpy(rnn_impulse(C, F, W, T, param=param, backend=be, **kw))
+    L0 = be.to_numpy(impulse(C, F, W, T, param=param, backend=be, **kw))
     steps = 30
-    rnn = train_rnn(C, F, W, x, y, param=param, loss="all", lr=eta, steps=steps, backend=be, **kw)
+    rnn = train(C, F, W, x, y, param=param, loss="all", lr=eta, steps=steps, backend=be, **kw)
     assert not rnn.diverged
 
     def distance(weights: np.ndarray) -> float:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
+from helpers import impulse, loss_and_grads, train
 from linrnn.verify.teachers import (
     ar1_inputs,
     convolve,
@@ -27,12 +28,7 @@ from linrnn.verify.teachers import (
     spike_teacher,
     teacher_impulse,
 )
-from linrnn.verify.train import (
-    lagged_correlations,
-    rnn_impulse,
-    rnn_loss_and_grads,
-    train_rnn,
-)
+from linrnn.verify.train import lagged_correlations
 
 SIGMAS = {"sigma_w2": 1.3, "sigma_f2": 1.6, "sigma_c2": 0.7}
 LR_MULT = (0.5, 2.0, 1.5)
@@ -132,7 +128,7 @@ def test_trajectory_matches_bptt(param: str, loss: str, lr: float) -> None:
     x, y = small_problem()
     C0, F0, W0 = init(param, 6, 2, 2, 1, **SIGMAS)
     steps = 20
-    res = train_rnn(
+    res = train(
         C0, F0, W0, x, y, param=param, loss=loss, lr=lr, steps=steps, lr_mult=LR_MULT, **SIGMAS
     )
     C, F, W, losses, imps = reference_train(
@@ -155,14 +151,14 @@ def test_trajectory_matches_bptt(param: str, loss: str, lr: float) -> None:
 def test_lr_mult_zero_freezes_a_parameter(param: str) -> None:
     x, y = small_problem(seed=3)
     C0, F0, W0 = init(param, 5, 2, 2, 4, **SIGMAS)
-    res = train_rnn(C0, F0, W0, x, y, param=param, loss="all", lr=0.05, steps=3, lr_mult=(1.0, 0.0, 1.0), **SIGMAS)
+    res = train(C0, F0, W0, x, y, param=param, loss="all", lr=0.05, steps=3, lr_mult=(1.0, 0.0, 1.0), **SIGMAS)
     assert np.array_equal(res.F, F0)
     assert not np.array_equal(res.W, W0)
 
 
 def test_rnn_impulse_matches_recurrence() -> None:
     C, F, W = init("ntk", 7, 3, 2, 5, **SIGMAS)
-    got = rnn_impulse(C, F, W, 6, param="ntk", **SIGMAS)
+    got = impulse(C, F, W, 6, param="ntk", **SIGMAS)
     want = impulse_by_recurrence(C, F, W, 6, param="ntk", **SIGMAS)
     assert rel(got, want) < 1e-13
 
@@ -176,7 +172,7 @@ def test_gradient_finite_differences(param: str, loss: str) -> None:
     x, y = small_problem(seed=7, N=4, T=6, n_x=2, n_y=3)
     corr = lagged_correlations(x, y, None, loss, get_backend("numpy"))
     C, F, W = init(param, 5, 2, 3, 8, **SIGMAS)
-    value, dC, dF, dW = rnn_loss_and_grads(C, F, W, corr, param=param, loss=loss, **SIGMAS)
+    value, dC, dF, dW = loss_and_grads(C, F, W, corr, param=param, loss=loss, **SIGMAS)
     rng = np.random.default_rng(9)
     h = 1e-5
     params = [C, F, W]
@@ -186,8 +182,8 @@ def test_gradient_finite_differences(param: str, loss: str) -> None:
         minus = [p.copy() for p in params]
         plus[i] += h * direction
         minus[i] -= h * direction
-        fp = rnn_loss_and_grads(*plus, corr, param=param, **SIGMAS)[0]
-        fm = rnn_loss_and_grads(*minus, corr, param=param, **SIGMAS)[0]
+        fp = loss_and_grads(*plus, corr, param=param, **SIGMAS)[0]
+        fm = loss_and_grads(*minus, corr, param=param, **SIGMAS)[0]
         fd = (fp - fm) / (2 * h)
         analytic = float(np.sum(grad * direction))
         assert abs(fd - analytic) <= 1e-6 * max(1.0, abs(analytic)), (i, fd, analytic)
@@ -210,7 +206,7 @@ def test_gradients_equal_bptt_any_shape(n, T, N, n_x, n_y, param, loss, seed) ->
     x, y = small_problem(seed=seed, N=N, T=T, n_x=n_x, n_y=n_y)
     C, F, W = init(param, n, n_x, n_y, seed + 1, **SIGMAS)
     corr = lagged_correlations(x, y, None, loss, get_backend("numpy"))
-    got = rnn_loss_and_grads(C, F, W, corr, param=param, **SIGMAS)
+    got = loss_and_grads(C, F, W, corr, param=param, **SIGMAS)
     want = bptt(C, F, W, x, y, param=param, loss=loss, **SIGMAS)
     assert got[0] == pytest.approx(want[0], rel=1e-10, abs=1e-12)
     for g, w in zip(got[1:], want[1:]):
@@ -258,14 +254,14 @@ def test_correlation_usage_errors() -> None:
     corr = lagged_correlations(x, y, 3, "all", be)
     C, F, W = init("ntk", 4, 2, 2, 0, **SIGMAS)
     with pytest.raises(UsageError, match="every lag"):
-        rnn_loss_and_grads(C, F, W, corr)
+        loss_and_grads(C, F, W, corr)
     corr = lagged_correlations(x, y, None, "all", be)
     with pytest.raises(UsageError, match="shape"):
-        rnn_loss_and_grads(C[:, :3], F, W, corr)
+        loss_and_grads(C[:, :3], F, W, corr)
     with pytest.raises(UsageError, match="computed for loss"):
-        rnn_loss_and_grads(C, F, W, corr, loss="last")
+        loss_and_grads(C, F, W, corr, loss="last")
     with pytest.raises(UsageError, match="parameterization"):
-        rnn_loss_and_grads(C, F, W, corr, param="mup")
+        loss_and_grads(C, F, W, corr, param="mup")
 
 
 def test_train_usage_errors() -> None:
@@ -275,26 +271,25 @@ def test_train_usage_errors() -> None:
         ({"lr": -1.0, "steps": 2}, "lr"),
         ({"lr": float("nan"), "steps": 2}, "lr"),
         ({"lr": 0.1, "steps": 2.5}, "steps"),
-        ({"lr": 0.1, "steps": 2, "lr_mult": (1.0, 1.0)}, "three"),
         ({"lr": 0.1, "steps": 2, "lr_mult": (0.0, 0.0, 0.0)}, "positive"),
         ({"lr": 0.1, "steps": 2, "sigma_w2": 0.0}, "sigma_w2"),
     ):
         with pytest.raises(UsageError, match=match):
-            train_rnn(C, F, W, x, y, **kwargs)
+            train(C, F, W, x, y, **kwargs)
     corr = lagged_correlations(x, y, None, "last", get_backend("numpy"))
     with pytest.raises(UsageError, match="computed for loss"):
-        train_rnn(C, F, W, None, None, loss="all", lr=0.1, steps=1, corr=corr)
+        train(C, F, W, None, None, loss="all", lr=0.1, steps=1, corr=corr)
 
 
 def test_precomputed_correlations_give_the_same_run() -> None:
     x, y = small_problem(seed=2)
     C, F, W = init("ntk", 6, 2, 2, 3, **SIGMAS)
     corr = lagged_correlations(x, y, None, "last", get_backend("numpy"))
-    a = train_rnn(C, F, W, x, y, loss="last", lr=0.05, steps=4, **SIGMAS)
-    b = train_rnn(C, F, W, None, None, loss="last", lr=0.05, steps=4, corr=corr, **SIGMAS)
+    a = train(C, F, W, x, y, loss="last", lr=0.05, steps=4, **SIGMAS)
+    b = train(C, F, W, None, None, loss="last", lr=0.05, steps=4, corr=corr, **SIGMAS)
     assert np.array_equal(a.impulse, b.impulse) and np.array_equal(a.W, b.W)
     seen = []
-    train_rnn(C, F, W, x, y, lr=0.05, steps=3, progress=lambda k, v: seen.append((k, v)), record_impulse=False)
+    train(C, F, W, x, y, lr=0.05, steps=3, progress=lambda k, v: seen.append((k, v)), record_impulse=False)
     assert [k for k, _ in seen] == [0, 1, 2, 3]
 
 
@@ -306,7 +301,7 @@ def test_divergence_is_detected_and_reported(blowup: float) -> None:
     """A too-large step: the run stops, records only finite iterates and says so."""
     x, y = small_problem(seed=5)
     C, F, W = init("ntk", 6, 2, 2, 6, **SIGMAS)
-    res = train_rnn(C, F, W, x, y, lr=0.2, steps=200, blowup=blowup, **SIGMAS)
+    res = train(C, F, W, x, y, lr=0.2, steps=200, blowup=blowup, **SIGMAS)
     assert res.diverged
     k = res.diverged_step
     assert 2 <= k <= 200
@@ -319,7 +314,7 @@ def test_divergence_is_detected_and_reported(blowup: float) -> None:
     else:
         assert res.diverged_loss > 1e8 * res.loss[0] or not math.isfinite(res.diverged_loss)
     # the parameters returned are those of the last recorded iterate
-    again = train_rnn(C, F, W, x, y, lr=0.2, steps=res.steps_done, blowup=blowup, **SIGMAS)
+    again = train(C, F, W, x, y, lr=0.2, steps=res.steps_done, blowup=blowup, **SIGMAS)
     assert not again.diverged and np.array_equal(again.W, res.W)
     with pytest.raises(UsageError, match="diverged at step"):
         res.raise_if_diverged()
@@ -328,7 +323,7 @@ def test_divergence_is_detected_and_reported(blowup: float) -> None:
 def test_stable_run_is_not_flagged() -> None:
     x, y = small_problem(seed=5)
     C, F, W = init("ntk", 6, 2, 2, 6, **SIGMAS)
-    res = train_rnn(C, F, W, x, y, lr=0.05, steps=50, **SIGMAS)
+    res = train(C, F, W, x, y, lr=0.05, steps=50, **SIGMAS)
     assert not res.diverged and res.diverged_step is None
     res.raise_if_diverged()
 
@@ -337,7 +332,7 @@ def test_non_finite_initial_loss_is_a_usage_error() -> None:
     x, y = small_problem(seed=5, T=5)
     C, F, W = init("ntk", 6, 2, 2, 6, **SIGMAS)
     with pytest.raises(UsageError, match="non-finite"):
-        train_rnn(C, F, W * 1e80, x, y, lr=0.05, steps=1, **SIGMAS)
+        train(C, F, W * 1e80, x, y, lr=0.05, steps=1, **SIGMAS)
 
 
 # ------------------------------------------------------------------ teachers
@@ -408,8 +403,8 @@ def test_cupy_matches_numpy(param: str, loss: str) -> None:
     C, F, W = init(param, 64, 2, 2, 22, **SIGMAS)
     lr = 0.02 if param == "ntk" else 0.2
     kw = dict(param=param, loss=loss, lr=lr, steps=20, lr_mult=LR_MULT, **SIGMAS)
-    cpu = train_rnn(C, F, W, x, y, backend=get_backend("numpy"), **kw)
-    dev = train_rnn(C, F, W, x, y, backend=gpu, **kw)
+    cpu = train(C, F, W, x, y, backend=get_backend("numpy"), **kw)
+    dev = train(C, F, W, x, y, backend=gpu, **kw)
     assert not cpu.diverged and not dev.diverged
     assert rel(dev.impulse, cpu.impulse) < 1e-10
     for a, b in ((dev.C, cpu.C), (dev.F, cpu.F), (dev.W, cpu.W)):

@@ -37,7 +37,7 @@ def test_default_run_passes_and_rejects_controls(param: str) -> None:
 
 def test_multi_input_output() -> None:
     spec = ModelSpec(sigma_w2=0.8, sigma_c2=1.5, sigma_f2=0.7, n_in=2, lr_c=0.5, lr_f=2.0, lr_w=1.5)
-    r = check_lag_ntk(spec, [256], lags=6, n_out=2, replicas=64, seed=1, backend="numpy", progress=False)
+    r = check_lag_ntk(spec.replace(n_out=2), [256], lags=6, replicas=64, seed=1, backend="numpy", progress=False)
     assert r.theory_passed, [c.summary() for c in r.checks]
     assert r.control_rejected("ntk:no_linear_term") and r.control_rejected("ntk:q_times_1.1")
     assert r.top.ntk_mean.shape == (6, 2, 2, 6, 2, 2)
@@ -71,11 +71,11 @@ def test_float32_is_named_and_passes() -> None:
 
 def test_limit_kernel_structure_matches_derive() -> None:
     spec = ModelSpec(param="standard", sigma_w2=1.3, n_in=2)
-    assert np.array_equal(kernel_from_diagonal(weights(spec, 5), 3, 2), limit_lag_ntk(spec, 5, 3))
+    assert np.array_equal(kernel_from_diagonal(weights(spec, 5), 3, 2), limit_lag_ntk(spec.replace(n_out=3), 5))
 
 
 def test_json_and_table() -> None:
-    r = check_lag_ntk(ModelSpec(), [64], lags=3, n_out=2, replicas=8, seed=0, backend="numpy", progress=False)
+    r = check_lag_ntk(ModelSpec(n_out=2), [64], lags=3, replicas=8, seed=0, backend="numpy", progress=False)
     out = json.loads(json.dumps(r.to_json(), allow_nan=False))
     for key in ("theory", "mean", "stderr", "z", "nngp_mean", "nngp_stderr", "verdict", "controls", "checks",
                 "design", "dtype", "backend"):

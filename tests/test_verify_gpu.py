@@ -16,9 +16,11 @@ from linrnn.derive import ModelSpec
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
 from linrnn.verify.check_ntk import check_lag_ntk
-from linrnn.verify.montecarlo import estimate_width
+from linrnn.verify.montecarlo import estimate_width  # noqa: F401
+
+from helpers import estimate
 from linrnn.verify.ntk import empirical_lag_ntk
-from linrnn.verify.sample import sample_rnn
+from linrnn.verify.sample import RNNDraw, sample_rnn
 from linrnn.verify.stats import entry_test
 
 pytestmark = pytest.mark.gpu
@@ -34,18 +36,19 @@ def gpu():
 
 def test_same_draw_same_ntk(gpu) -> None:
     """Deterministic algebra on the same input: agreement to rounding (not bit for bit)."""
-    host = sample_rnn(get_backend("numpy", seed=1), 300, 2, 2, param="standard")
-    dev = [gpu.asarray(a) for a in (host.W, host.F, host.C)]
-    a = empirical_lag_ntk(host.W, host.F, host.C, 8, param="standard", lr=(0.5, 2.0, 1.5))
-    b = gpu.to_numpy(empirical_lag_ntk(*dev, 8, param="standard", lr=(0.5, 2.0, 1.5)))
+    spec = ModelSpec(param="standard", n_in=2, n_out=2, lr_c=0.5, lr_f=2.0, lr_w=1.5)
+    host = sample_rnn(get_backend("numpy", seed=1), spec, 300)
+    dev = RNNDraw(*(gpu.asarray(a) for a in (host.W, host.F, host.C)), spec)
+    a = empirical_lag_ntk(host, 8)
+    b = gpu.to_numpy(empirical_lag_ntk(dev, 8))
     assert np.max(np.abs(a - b)) <= 1e-10 * np.max(np.abs(a))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_cupy_and_numpy_agree_statistically(dtype: str) -> None:
     kw = {"lags": 6, "n_in": 1, "n_out": 2, "replicas": 256, "sigma_w2": 0.9}
-    a = estimate_width(get_backend("numpy", seed=3, dtype=dtype), 256, **kw)
-    b = estimate_width(get_backend("cupy", seed=4, dtype=dtype), 256, **kw)
+    a = estimate(get_backend("numpy", seed=3, dtype=dtype), 256, **kw)
+    b = estimate(get_backend("cupy", seed=4, dtype=dtype), 256, **kw)
     dof = kw["replicas"] - 1
     for mean_a, se_a, mean_b, se_b in ((a.ntk_mean, a.ntk_stderr, b.ntk_mean, b.ntk_stderr),
                                        (a.nngp_mean, a.nngp_stderr, b.nngp_mean, b.nngp_stderr)):

@@ -12,9 +12,11 @@ import pytest
 from linrnn.derive import ModelSpec, nngp_variance, weights
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
-from linrnn.verify.montecarlo import bytes_per_draw, chunk_size, estimate_width, parse_memory, stream_seed
+from linrnn.verify.montecarlo import bytes_per_draw, chunk_size, parse_memory, stream_seed
 from linrnn.verify.ntk import lag_ntk_and_impulse
 from linrnn.verify.sample import sample_rnn
+
+from helpers import draw_of, estimate, spec_of
 from linrnn.verify.stats import entry_test
 
 
@@ -22,11 +24,11 @@ def test_accumulation_matches_direct_computation() -> None:
     """Means and standard errors equal those of the draws recomputed one by one from the same streams."""
     be = get_backend("numpy", seed=11)
     n, lags, R = 12, 4, 7
-    est = estimate_width(be, n, lags=lags, n_in=2, n_out=1, param="standard", replicas=R, sigma_w2=0.7)
+    est = estimate(be, n, lags=lags, n_in=2, n_out=1, param="standard", replicas=R, sigma_w2=0.7)
     streams = [be.with_seed(stream_seed(11, n, k)) for k in range(3)]
     thetas, seconds = [], []
     for _ in range(R):
-        d = sample_rnn(be, n, 2, 1, param="standard", sigma_w2=0.7, streams=streams)
+        d = sample_rnn(be, spec_of(n_in=2, n_out=1, param="standard", sigma_w2=0.7), n, streams=streams)
         t, L = lag_ntk_and_impulse(d, lags)
         thetas.append(t)
         flat = L.reshape(-1)
@@ -42,7 +44,7 @@ def test_chunking_does_not_change_results() -> None:
     be = get_backend("numpy", seed=3)
     kw = {"lags": 5, "n_in": 2, "n_out": 2, "replicas": 9}
     per = bytes_per_draw(40, 2, 2, 5, 8)
-    runs = [estimate_width(be, 40, max_memory=m, **kw) for m in (10**9, 3 * per, per + 1)]
+    runs = [estimate(be, 40, max_memory=m, **kw) for m in (10**9, 3 * per, per + 1)]
     assert [r.chunk for r in runs][0] == 9 and runs[-1].chunk == 1
     for r in runs[1:]:
         assert np.allclose(r.ntk_mean, runs[0].ntk_mean, rtol=1e-13)
@@ -51,9 +53,9 @@ def test_chunking_does_not_change_results() -> None:
 
 def test_seed_and_width_streams() -> None:
     be = get_backend("numpy", seed=5)
-    a = estimate_width(be, 16, lags=3, replicas=4)
-    b = estimate_width(get_backend("numpy", seed=5), 16, lags=3, replicas=4)
-    c = estimate_width(get_backend("numpy", seed=6), 16, lags=3, replicas=4)
+    a = estimate(be, 16, lags=3, replicas=4)
+    b = estimate(get_backend("numpy", seed=5), 16, lags=3, replicas=4)
+    c = estimate(get_backend("numpy", seed=6), 16, lags=3, replicas=4)
     assert np.array_equal(a.ntk_mean, b.ntk_mean)
     assert not np.allclose(a.ntk_mean, c.ntk_mean)
     assert stream_seed(0, 16, 0) != stream_seed(0, 32, 0) != stream_seed(0, 16, 1)
@@ -61,12 +63,12 @@ def test_seed_and_width_streams() -> None:
 
 def test_first_draw_is_kept() -> None:
     be = get_backend("numpy", seed=2)
-    est = estimate_width(be, 10, lags=3, n_out=2, replicas=3, keep_first=True)
+    est = estimate(be, 10, lags=3, n_out=2, replicas=3, keep_first=True)
     first = est.first_draw
     assert first is not None and first["W"].shape == (10, 10) and first["ntk"].shape == (3, 2, 1, 3, 2, 1)
     from linrnn.verify.ntk import empirical_lag_ntk
 
-    assert np.allclose(empirical_lag_ntk(first["W"], first["F"], first["C"], 3), first["ntk"], rtol=1e-13)
+    assert np.allclose(empirical_lag_ntk(draw_of(first["W"], first["F"], first["C"]), 3), first["ntk"], rtol=1e-13)
 
 
 def test_memory_budget() -> None:
@@ -77,7 +79,7 @@ def test_memory_budget() -> None:
     with pytest.raises(UsageError, match="too small for one draw at width 8192"):
         chunk_size(per, 10**8, 64, "numpy", n=8192)
     with pytest.raises(UsageError, match="too small"):
-        estimate_width(get_backend("numpy"), 256, lags=4, replicas=2, max_memory=10**5)
+        estimate(get_backend("numpy"), 256, lags=4, replicas=2, max_memory=10**5)
 
 
 @pytest.mark.parametrize(
@@ -96,11 +98,11 @@ def test_parse_memory_errors(text: str) -> None:
 def test_replicas_and_sizes_checked() -> None:
     be = get_backend("numpy")
     with pytest.raises(UsageError, match="replicas"):
-        estimate_width(be, 8, lags=3, replicas=1)
+        estimate(be, 8, lags=3, replicas=1)
     with pytest.raises(UsageError, match="width"):
-        estimate_width(be, 0, lags=3, replicas=2)
+        estimate(be, 0, lags=3, replicas=2)
     with pytest.raises(UsageError, match="lags"):
-        estimate_width(be, 8, lags=0, replicas=2)
+        estimate(be, 8, lags=0, replicas=2)
 
 
 def _diag(a: np.ndarray) -> np.ndarray:
@@ -121,8 +123,8 @@ def test_exact_identities_at_small_width(param: str) -> None:
     spec = ModelSpec(**kw_spec, lr_c=1.0, lr_f=0.0, lr_w=0.0)
     wrong = ModelSpec(**{**kw_spec, "sigma_w2": 1.3 * 0.9}, lr_c=1.0, lr_f=0.0, lr_w=0.0)
     lags, R = 2, 4000
-    est = estimate_width(get_backend("numpy", seed=21), 8, lags=lags, n_in=2, n_out=2, param=param, sigma_w2=0.9,
-                         sigma_c2=1.2, sigma_f2=0.8, lr=spec.lr, replicas=R)
+    est = estimate(get_backend("numpy", seed=21), 8, lags=lags, n_in=2, n_out=2, param=param, sigma_w2=0.9,
+                         sigma_c2=1.2, sigma_f2=0.8, lr=spec.lr_mults, replicas=R)
     kw = {"alpha": 1e-3, "dof": R - 1, "symmetric": False}
     for name, mean, se, theory in (("ntk", est.ntk_mean, est.ntk_stderr, weights),
                                    ("nngp", est.nngp_mean, est.nngp_stderr, nngp_variance)):
@@ -137,8 +139,8 @@ def test_finite_width_bias_exists() -> None:
     """At n = 8 the lag-3 diagonal is measurably off the limit: the reason the verdict needs a bias allowance."""
     spec = ModelSpec(sigma_w2=0.9, sigma_c2=1.2, sigma_f2=0.8, n_in=2, lr_c=1.0, lr_f=0.0, lr_w=0.0)
     R = 20000
-    est = estimate_width(get_backend("numpy", seed=1), 8, lags=4, n_in=2, n_out=2, sigma_w2=0.9, sigma_c2=1.2,
-                         sigma_f2=0.8, lr=spec.lr, replicas=R)
+    est = estimate(get_backend("numpy", seed=1), 8, lags=4, n_in=2, n_out=2, sigma_w2=0.9, sigma_c2=1.2,
+                         sigma_f2=0.8, lr=spec.lr_mults, replicas=R)
     raw = entry_test("ntk", _diag(est.ntk_mean), _diag(est.ntk_stderr), np.repeat(weights(spec, 4), 4),
                      alpha=1e-3, dof=R - 1, symmetric=False)
     assert not raw.passed and raw.worst_index[0] // 4 == 3
@@ -154,9 +156,9 @@ def test_prefetch_does_not_change_results(idle: bool, monkeypatch: pytest.Monkey
 
     kw = {"lags": 4, "n_in": 2, "replicas": 6, "max_memory": 2 * bytes_per_draw(48, 2, 1, 4, 8) + 48 * 48 * 8}
     monkeypatch.setattr(mc, "spare_core", lambda: idle)
-    a = estimate_width(get_backend("numpy", seed=8), 48, **kw)
+    a = estimate(get_backend("numpy", seed=8), 48, **kw)
     monkeypatch.setattr(mc, "spare_core", lambda: not idle)
-    b = estimate_width(get_backend("numpy", seed=8), 48, **kw)
+    b = estimate(get_backend("numpy", seed=8), 48, **kw)
     assert np.allclose(a.ntk_mean, b.ntk_mean, rtol=1e-13) and np.allclose(a.nngp_stderr, b.nngp_stderr, rtol=1e-11)
-    c = estimate_width(get_backend("numpy", seed=9), 48, **kw)
+    c = estimate(get_backend("numpy", seed=9), 48, **kw)
     assert not np.allclose(a.ntk_mean, c.ntk_mean, rtol=1e-3)  # control: another seed differs

@@ -53,6 +53,33 @@ def test_t_distribution_known_values() -> None:
     assert t_sf(math.inf, 5) == 0.0
 
 
+def _mp_sf(t: float, dof: float, dps: int = 40) -> float:
+    """P(T > t) at high precision: the regularised incomplete beta function (mpmath)."""
+    import mpmath
+
+    with mpmath.workdps(dps):
+        t = mpmath.mpf(t)
+        if math.isinf(dof):
+            return float(mpmath.erfc(t / mpmath.sqrt(2)) / 2)
+        x = mpmath.mpf(dof) / (dof + t**2)
+        tail = mpmath.betainc(mpmath.mpf(dof) / 2, mpmath.mpf(1) / 2, 0, x, regularized=True) / 2
+        return float(tail if t >= 0 else 1 - tail)
+
+
+@pytest.mark.parametrize("dof", [1, 2, 3, 7, 31, 63, 1023, math.inf])
+def test_t_tails_match_high_precision(dof: float) -> None:
+    # deep tails: Holm / Bonferroni thresholds use p down to ~1e-8 / m
+    for t in [-3.0, -0.5, 0.3, 1.0, 2.5, 5.0, 8.0, 12.0, 20.0, 35.0, 300.0]:
+        ref = _mp_sf(t, dof)
+        if ref > 1e-300:
+            assert t_sf(t, dof) == pytest.approx(ref, rel=1e-10, abs=0), t
+    for p in [0.4, 0.025, 1e-3, 1e-6, 1e-9, 1e-12, 1e-14]:
+        q = t_isf(p, dof)
+        # the exact quantile lies within 1e-10 relative of q (sf is decreasing)
+        lo, hi = _mp_sf(q * (1 - 1e-10), dof), _mp_sf(q * (1 + 1e-10), dof)
+        assert hi <= p <= lo, (p, q)
+
+
 def _holm_naive(abs_z: np.ndarray, alpha: float, dof: float) -> int:
     p = sorted(2 * t_sf(float(z), dof) for z in abs_z)
     k = 0

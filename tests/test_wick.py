@@ -77,7 +77,7 @@ def brute_force(
 
     ``quantity`` is ``"nngp"`` (``E[L_i[a,b] L_j[a',b']]``) or a part ``"C"``, ``"F"``,
     ``"W"`` (``E[s eta_P sum_{x in P} dL_i[a,b]/dx dL_j[a',b']/dx]``). Scales,
-    variances and s are applied literally from CONVENTIONS at the values ``VALUES``.
+    variances and s are applied literally from docs/conventions.md at the values ``VALUES``.
     """
     eff = {"C": VALUES[S.sigma_c2] / n_, "F": VALUES[S.sigma_f2] / n_x, "W": VALUES[S.q] / n_}
     if param == "ntk":  # raw N(0, 1), P_e = sqrt(effective variance) P, s = 1

@@ -67,7 +67,7 @@ def kernel_from_diagonal(values: np.ndarray, n_out: int, n_in: int) -> np.ndarra
     """values_i delta_ij delta_aa' delta_bb', shape (L, n_out, n_in, L, n_out, n_in).
 
     The limit structure derived in :mod:`linrnn.derive.lag_weights`; with values =
-    ``linrnn.derive.weights(spec, L)`` this equals ``linrnn.derive.limit_lag_ntk(spec, L, n_out)``
+    ``linrnn.derive.weights(spec, L)`` this equals ``linrnn.derive.limit_lag_ntk(spec, L)``
     (checked in the tests), and it is used for the NNGP and for the controls.
     """
     values = np.asarray(values, dtype=np.float64)
@@ -95,7 +95,7 @@ class Theories:
     skipped_controls: list[str] = field(default_factory=list)
 
 
-def theories_for(spec: ModelSpec, lags: int, n_out: int) -> Theories:
+def theories_for(spec: ModelSpec, lags: int) -> Theories:
     """Evaluate the derived limit kernel, NNGP and control theories for ``spec``.
 
     A control that coincides with the true theory for this configuration (for example
@@ -105,7 +105,8 @@ def theories_for(spec: ModelSpec, lags: int, n_out: int) -> Theories:
     from linrnn.derive import derive_lag_weights, evaluate, limit_lag_ntk, nngp_variance
 
     der = derive_lag_weights(spec.param)
-    ntk = limit_lag_ntk(spec, lags, n_out)
+    n_out = spec.n_out
+    ntk = limit_lag_ntk(spec, lags)
     nngp = kernel_from_diagonal(nngp_variance(spec, lags), n_out, spec.n_in)
     exprs = {f"ntk:{k}": str(e) for k, e in der.controls.items()}
     exprs.update({f"nngp:{k}": str(e) for k, e in der.nngp_controls.items()})
@@ -351,7 +352,6 @@ def check_lag_ntk(
     widths: Sequence[int],
     *,
     lags: int = 16,
-    n_out: int = 1,
     replicas: int = 64,
     seed: int | None = 0,
     backend: str | Backend = "auto",
@@ -361,7 +361,7 @@ def check_lag_ntk(
     progress: bool = True,
     keep_first: bool = False,
 ) -> NTKCheck:
-    """Run the Monte Carlo lag-NTK and NNGP checks for ``spec`` (a :class:`linrnn.derive.ModelSpec`).
+    """Run the Monte Carlo lag-NTK and NNGP checks for ``spec`` (a :class:`linrnn.core.spec.ModelSpec`).
 
     ``widths``: one width, or a sweep (two or more distinct widths). The entrywise
     checks run at the largest width n with the bias companion n // 2 (measured
@@ -373,7 +373,7 @@ def check_lag_ntk(
         raise UsageError("give at least one width")
     ws = sorted({check_size("width", w) for w in widths})
     lags = check_size("lags", lags)
-    n_out = check_size("n_out", n_out)
+    n_out = spec.n_out
     try:
         replicas = int(replicas)
     except (TypeError, ValueError):
@@ -386,7 +386,7 @@ def check_lag_ntk(
     top = ws[-1]
     companion = top // 2 if top >= 2 else None
     run_widths = sorted(set(ws) | ({companion} if companion else set()))
-    th = theories_for(spec, lags, n_out)
+    th = theories_for(spec, lags)
     rel_theories = {"theory": th.ntk, **{f"ntk:{k}": v for k, v in th.ntk_controls.items()}}
     itemsize = be.itemsize
     for n in run_widths:  # fail before any Monte Carlo if the budget cannot hold one draw
@@ -397,8 +397,7 @@ def check_lag_ntk(
     with Progress(sum(work.values()), "verify ntk", enabled=progress) as bar:
         for n in sorted(run_widths, reverse=True):
             estimates[n] = estimate_width(
-                be, n, lags=lags, n_in=spec.n_in, n_out=n_out, param=spec.param, sigma_w2=spec.sigma_w2,
-                sigma_f2=spec.sigma_f2, sigma_c2=spec.sigma_c2, lr=spec.lr, replicas=replicas,
+                be, spec, n, lags=lags, replicas=replicas,
                 max_memory=max_memory, theories=rel_theories, keep_first=keep_first and n == top,
                 on_chunk=lambda r, n=n: bar.advance(work[n] * r / replicas, f"n={n}"),
             )

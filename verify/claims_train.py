@@ -112,7 +112,7 @@ def _reseeded(backend: Backend, *key: int) -> Backend:
 
 
 def model_spec(cfg: dict[str, Any], sigma_w2: float | None = None, n_in: int = 1) -> Any:
-    from linrnn.derive import ModelSpec
+    from linrnn.core.spec import ModelSpec
 
     return ModelSpec(
         param=cfg["param"], sigma_w2=cfg["sigma_w2"] if sigma_w2 is None else sigma_w2, sigma_c2=cfg["sigma_c2"],
@@ -157,26 +157,21 @@ def choose_lr(cfg: dict[str, Any], corr: Any, spec: Any) -> float:
     return lr
 
 
-def draw_rnn(cfg: dict[str, Any], spec: Any, n: int, replica: int, backend: Backend, n_out: int = 1) -> tuple[np.ndarray, ...]:
-    """Raw (C, F, W) of replica ``replica`` at width n (host arrays), seeded from (seed, n, replica)."""
-    from linrnn.verify.sample import sample_rnn
+def draw_rnn(cfg: dict[str, Any], spec: Any, n: int, replica: int, backend: Backend) -> Any:
+    """Replica ``replica`` of ``spec`` at width n (an RNNDraw of host arrays), seeded from (seed, n, replica)."""
+    from linrnn.verify.sample import RNNDraw, sample_rnn
 
     b = _reseeded(backend, cfg["seed"], 2, n, replica)
-    d = sample_rnn(b, n, spec.n_in, n_out, param=spec.param, sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
-                   sigma_c2=spec.sigma_c2)
-    return b.to_numpy(d.C), b.to_numpy(d.F), b.to_numpy(d.W)
+    d = sample_rnn(b, spec, n)
+    return RNNDraw(b.to_numpy(d.W), b.to_numpy(d.F), b.to_numpy(d.C), spec)
 
 
-def train_pair(
-    C0: np.ndarray, F0: np.ndarray, W0: np.ndarray, corr: Any, spec: Any, lr: float, steps: int, lam: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Train the RNN and the SCNN (lag weights ``lam``) from the RNN's L(0): (impulse, scnn, TrainResult)."""
+def train_pair(draw: Any, corr: Any, lr: float, steps: int, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Train the RNN ``draw`` and the SCNN (lag weights ``lam``) from the RNN's L(0): (impulse, scnn, TrainResult)."""
     from linrnn.verify.scnn import scnn_trajectory
     from linrnn.verify.train import train_rnn
 
-    res = train_rnn(C0, F0, W0, None, None, param=spec.param, loss=corr.loss, lr=lr, steps=steps,
-                    lr_mult=(spec.lr_c, spec.lr_f, spec.lr_w), sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
-                    sigma_c2=spec.sigma_c2, corr=corr)
+    res = train_rnn(draw, None, None, loss=corr.loss, lr=lr, steps=steps, corr=corr)
     res.raise_if_diverged()
     assert res.impulse is not None
     scnn = scnn_trajectory(res.impulse[0], corr, lam, lr=lr, steps=steps)
@@ -311,8 +306,7 @@ def dynamics_sweep(
     cdist = {k: np.zeros((len(widths), R)) for k in wrong}
     for i, n in enumerate(widths):
         for r in range(R):
-            C0, F0, W0 = draw_rnn(cfg, spec, n, r, backend)
-            imp, scnn, _ = train_pair(C0, F0, W0, corr, spec, lr, cfg["steps"], lam)
+            imp, scnn, _ = train_pair(draw_rnn(cfg, spec, n, r, backend), corr, lr, cfg["steps"], lam)
             dist[i, r] = _sup_dist(imp, scnn) / norm
             if i == len(widths) - 1 and r == 0:
                 example = (n, np.asarray(imp)[:, :, 0, 0].copy(), np.asarray(scnn)[:, :, 0, 0].copy())
@@ -452,8 +446,7 @@ def claim_min_norm(
     resid = np.zeros((len(widths), R))
     for i, n in enumerate(widths):
         for r in range(R):
-            C0, F0, W0 = draw_rnn(cfg, spec, n, r, backend)
-            imp, scnn, res = train_pair(C0, F0, W0, corr, spec, lr, cfg["steps"], lam)
+            imp, scnn, res = train_pair(draw_rnn(cfg, spec, n, r, backend), corr, lr, cfg["steps"], lam)
             L0, Lk = imp[0], imp[-1]
             dist[i, r] = float(np.linalg.norm(Lk - min_norm_solution(L0, corr, lam))) / norm
             for k, wl in alts.items():
@@ -519,12 +512,12 @@ def expected_test_loss(
         E Loss_t = Loss_t(R_yx P) + (n_y / 2) tr(A R^t_xx A^T S).
     """
     from linrnn.verify.backend import array_namespace
-    from linrnn.verify.scnn import LagCurvature, _gd_filter
+    from linrnn.verify.scnn import LagCurvature, gd_filter
 
     curv = LagCurvature(corr_train, lam)
     be = corr_train.backend
     xp = array_namespace(curv.mu)
-    phi = _gd_filter(xp, lr * curv.mu, xp.asarray(np.array([steps], dtype=np.int64)))[0]
+    phi = gd_filter(xp, lr * curv.mu, xp.asarray(np.array([steps], dtype=np.int64)))[0]
     qs = curv.q * curv.s[:, None]
     P = be.to_numpy((qs * (lr * phi)[None, :]) @ qs.T)
     rxx, ryx = be.to_numpy(corr_train.rxx), be.to_numpy(corr_train.ryx)
@@ -588,10 +581,8 @@ def claim_short_memory(
             ctheory.setdefault(k, []).append(val)
         for width in (n, h):
             for r in range(R):
-                C0, F0, W0 = draw_rnn(cfg, spec, width, r, backend)
-                res = train_rnn(C0, F0, W0, None, None, param=spec.param, loss=cfg["loss"], lr=lr, steps=cfg["steps"],
-                                lr_mult=(spec.lr_c, spec.lr_f, spec.lr_w), sigma_w2=q, sigma_f2=spec.sigma_f2,
-                                sigma_c2=spec.sigma_c2, corr=corr, record_impulse=True)
+                res = train_rnn(draw_rnn(cfg, spec, width, r, backend), None, None, loss=cfg["loss"], lr=lr,
+                                steps=cfg["steps"], corr=corr, record_impulse=True)
                 res.raise_if_diverged()
                 assert res.impulse is not None
                 meas[width][iq, r] = test_loss(res.impulse[-1])

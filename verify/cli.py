@@ -8,8 +8,6 @@ Monte Carlo code are imported inside the handlers so that ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import sys
 from typing import Any
@@ -28,10 +26,10 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def _register_train(sub: Any) -> None:
-    """Hook for ``verify train``: registered by :mod:`linrnn.verify.train_cli` when that module exists."""
-    if importlib.util.find_spec("linrnn.verify.train_cli") is None:
-        return
-    importlib.import_module("linrnn.verify.train_cli").register(sub)
+    """``verify train``, registered by :mod:`linrnn.verify.train_cli` (standard library only at import)."""
+    from linrnn.verify.train_cli import register as register_train
+
+    register_train(sub)
 
 
 def _int(text: str) -> int:
@@ -87,7 +85,7 @@ def run_ntk(args: argparse.Namespace) -> int:
     """Handler of ``linrnn verify ntk``: 0 when the verdict is pass, 1 when it is fail."""
     import numpy as np
 
-    from linrnn.derive import ModelSpec
+    from linrnn.core.spec import ModelSpec
     from linrnn.verify.check_ntk import check_lag_ntk
     from linrnn.verify.montecarlo import parse_memory
 
@@ -103,10 +101,10 @@ def run_ntk(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
     spec = ModelSpec(
         param=args.param, sigma_w2=args.sigma_w2, sigma_c2=args.sigma_c2, sigma_f2=args.sigma_f2,
-        n_in=args.n_in, lr_c=args.lr_c, lr_f=args.lr_f, lr_w=args.lr_w,
+        n_in=args.n_in, n_out=args.n_out, lr_c=args.lr_c, lr_f=args.lr_f, lr_w=args.lr_w,
     )
     result = check_lag_ntk(
-        spec, widths, lags=args.lags, n_out=args.n_out, replicas=args.replicas, seed=args.seed,
+        spec, widths, lags=args.lags, replicas=args.replicas, seed=args.seed,
         backend=args.backend, dtype=args.dtype, max_memory=parse_memory(args.max_memory), alpha=args.alpha,
         progress=not args.no_progress, keep_first=args.save is not None,
     )

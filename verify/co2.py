@@ -143,7 +143,7 @@ def _train(cfg: dict[str, Any], data: dict[str, np.ndarray], q: float, backend: 
     limit is reached) it is halved, at most ``MAX_HALVINGS`` times, for all replicas alike.
     """
     from linrnn.verify.claims_train import _reseeded, choose_lr, model_spec
-    from linrnn.verify.sample import sample_rnn
+    from linrnn.verify.sample import RNNDraw, sample_rnn
     from linrnn.verify.train import lagged_correlations, train_rnn
 
     spec = model_spec({**cfg, "sigma_w2": q})
@@ -153,11 +153,9 @@ def _train(cfg: dict[str, Any], data: dict[str, np.ndarray], q: float, backend: 
         out = []
         for r in range(cfg["seeds"]):
             b = _reseeded(backend, cfg["seed"], 3, stream, int(cfg["width"]), r)
-            d = sample_rnn(b, int(cfg["width"]), 1, 1, param=spec.param, sigma_w2=q, sigma_f2=spec.sigma_f2,
-                           sigma_c2=spec.sigma_c2)
-            res = train_rnn(b.to_numpy(d.C), b.to_numpy(d.F), b.to_numpy(d.W), None, None, param=spec.param,
-                            loss="last", lr=lr, steps=cfg["steps"], lr_mult=(spec.lr_c, spec.lr_f, spec.lr_w),
-                            sigma_w2=q, sigma_f2=spec.sigma_f2, sigma_c2=spec.sigma_c2, corr=corr)
+            d = sample_rnn(b, spec, int(cfg["width"]))
+            res = train_rnn(RNNDraw(b.to_numpy(d.W), b.to_numpy(d.F), b.to_numpy(d.C), spec), None, None,
+                            loss="last", lr=lr, steps=cfg["steps"], corr=corr)
             if res.diverged:
                 break
             assert res.impulse is not None

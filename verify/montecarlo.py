@@ -41,8 +41,10 @@ import numpy as np
 
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import Backend, array_namespace
-from linrnn.verify.ntk import check_lr, lag_ntk_and_impulse
-from linrnn.verify.sample import RNNDraw, check_param, check_size, sample_rnn
+from linrnn.core.spec import ModelSpec
+from linrnn.core.validate import check_size
+from linrnn.verify.ntk import lag_ntk_and_impulse
+from linrnn.verify.sample import RNNDraw, sample_rnn
 from linrnn.verify.threads import blas_threads
 from linrnn.verify.stats import Moments
 
@@ -159,16 +161,10 @@ class WidthEstimate:
 
 def estimate_width(
     backend: Backend,
+    spec: ModelSpec,
     n: int,
     *,
     lags: int,
-    n_in: int = 1,
-    n_out: int = 1,
-    param: str = "ntk",
-    sigma_w2: float = 1.0,
-    sigma_f2: float = 1.0,
-    sigma_c2: float = 1.0,
-    lr: tuple[float, float, float] = (1.0, 1.0, 1.0),
     replicas: int,
     max_memory: int = 4 * 10**9,
     theories: Mapping[str, np.ndarray] | None = None,
@@ -182,11 +178,9 @@ def estimate_width(
     raw W, F, C and the lag NTK of the first draw (host copies). ``on_chunk(r)`` is
     called after every chunk of r draws (for a progress bar).
     """
-    check_param(param)
     n, lags = check_size("width n", n), check_size("lags", lags)
-    n_in, n_out = check_size("n_in", n_in), check_size("n_out", n_out)
+    n_in, n_out = spec.n_in, spec.n_out
     replicas = check_size("replicas", replicas, 2)
-    lr = check_lr(lr)
     theories = dict(theories or {})
     itemsize = backend.itemsize
     per_draw = bytes_per_draw(n, n_in, n_out, lags, itemsize, len(theories))
@@ -202,10 +196,7 @@ def estimate_width(
         done = 0
         while done < replicas:
             r = min(chunk, replicas - done)
-            yield sample_rnn(
-                backend, n, n_in, n_out, param=param, sigma_w2=sigma_w2, sigma_f2=sigma_f2, sigma_c2=sigma_c2,
-                batch=r, streams=streams,
-            )
+            yield sample_rnn(backend, spec, n, batch=r, streams=streams)
             done += r
 
     # theory arrays come from the host (linrnn.derive); their flat float64 copies go to the device once
@@ -219,7 +210,7 @@ def estimate_width(
     with blas_threads(1) if backend.name == "numpy" else nullcontext():
         for draw in _prefetched(draws()) if prefetch else draws():
             r = int(draw.W.shape[0])
-            theta, L = lag_ntk_and_impulse(draw, lags, lr)
+            theta, L = lag_ntk_and_impulse(draw, lags)
             xp = array_namespace(theta)
             theta64 = xp.astype(xp.reshape(theta, (r, M * M)), xp.float64)
             L64 = xp.astype(xp.reshape(L, (r, M)), xp.float64)

@@ -1,11 +1,11 @@
 """The exact empirical lag NTK of one linear RNN (or a batch), from Krylov vectors.
 
-Conventions (``shared/CONVENTIONS.md``): L_i = C_e W_e^i F_e and
+Conventions (``docs/conventions.md``): L_i = C_e W_e^i F_e and
 
     Theta[(i,a,b), (j,a',b')] = s * sum_{P in C,F,W} eta_P <dL_i[a,b]/dP, dL_j[a',b']/dP>,
 
 with s = 1 (``ntk``) or 1/n (``standard``), gradients taken with respect to the raw
-parameters P, and P_e = alpha_P P (:func:`linrnn.verify.sample.effective_scales`).
+parameters P, and P_e = alpha_P P (:meth:`linrnn.core.spec.ModelSpec.scales`).
 
 With the Krylov vectors v_m^b = W_e^m f_b (f_b column b of F_e) and
 u_k^a = (W_e^T)^k c_a (c_a row a of C_e) the three gradients of
@@ -33,33 +33,12 @@ convolution O(lags^4 n_x^2 n_y^2), independent of n. No Jacobian is ever formed.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any
 
-from linrnn.core.errors import UsageError
+from linrnn.core.spec import ModelSpec
+from linrnn.core.validate import check_size
 from linrnn.verify.backend import array_namespace, device
-from linrnn.verify.sample import (
-    RNNDraw,
-    check_param,
-    check_size,
-    impulse_response_from_krylov,
-    krylov_vectors,
-    ntk_prefactor,
-)
-
-
-def check_lr(lr: Sequence[float]) -> tuple[float, float, float]:
-    """Validate (eta_C, eta_F, eta_W): three finite non-negative numbers, not all zero."""
-    try:
-        values = tuple(float(x) for x in lr)
-    except (TypeError, ValueError):
-        raise UsageError(f"lr must be three numbers (eta_C, eta_F, eta_W), got {lr!r}") from None
-    if len(values) != 3 or not all(math.isfinite(x) and x >= 0 for x in values):
-        raise UsageError(f"lr must be three finite non-negative numbers (eta_C, eta_F, eta_W), got {lr!r}")
-    if not any(values):
-        raise UsageError("at least one of the learning-rate multipliers eta_C, eta_F, eta_W must be positive")
-    return values  # type: ignore[return-value]
+from linrnn.verify.sample import RNNDraw, impulse_response_from_krylov, krylov_vectors
 
 
 def gram(X: Any) -> Any:
@@ -112,24 +91,17 @@ def split_point_sum(Gu: Any, Gv: Any) -> Any:
     return xp.permute_dims(T, keep + tuple(nd + d for d in (0, 1, 3, 4, 2, 5)))
 
 
-def lag_ntk_from_krylov(
-    V: Any,
-    U: Any,
-    *,
-    n: int,
-    param: str,
-    scales: tuple[float, float, float],
-    lr: tuple[float, float, float],
-) -> Any:
+def lag_ntk_from_krylov(V: Any, U: Any, spec: ModelSpec, n: int) -> Any:
     """Assemble Theta (..., L, n_y, n_x, L, n_y, n_x) from Krylov vectors V (..., L, n_x, n), U (..., L, n_y, n).
 
-    ``scales`` = (alpha_C, alpha_F, alpha_W) and ``lr`` = (eta_C, eta_F, eta_W); see the
-    module docstring for the formula.
+    The prefactor s, the scales (alpha_C, alpha_F, alpha_W) and the multipliers
+    (eta_C, eta_F, eta_W) come from ``spec`` at width ``n``; see the module docstring
+    for the formula.
     """
     xp = array_namespace(V)
-    s = ntk_prefactor(param, n)
-    a_c, a_f, a_w = scales
-    eta_c, eta_f, eta_w = lr
+    s = spec.ntk_prefactor(n)
+    a_c, a_f, a_w = spec.scales(n)
+    eta_c, eta_f, eta_w = spec.lr_mults
     L, nx, ny = V.shape[-3], V.shape[-2], U.shape[-2]
     Gv = gram(V)  # (..., L, nx, L, nx)
     Gu = gram(U)  # (..., L, ny, L, ny)
@@ -146,65 +118,30 @@ def lag_ntk_from_krylov(
     return theta
 
 
-def lag_ntk_and_impulse(draw: RNNDraw, lags: int, lr: Sequence[float] = (1.0, 1.0, 1.0)) -> tuple[Any, Any]:
+def lag_ntk_and_impulse(draw: RNNDraw, lags: int) -> tuple[Any, Any]:
     """Theta and the impulse response L(0) of ``draw`` (batched or not) from one set of Krylov vectors.
 
     Returns (Theta of shape (..., lags, n_y, n_x, lags, n_y, n_x), L of shape (..., lags, n_y, n_x)).
-    L_j[a,b] = <u_0^a, v_j^b> since u_0^a = c_a.
+    L_j[a,b] = <u_0^a, v_j^b> since u_0^a = c_a. The learning-rate multipliers are the draw's spec's.
     """
     lags = check_size("lags", lags)
-    lr3 = check_lr(lr)
     V, U = krylov_vectors(draw, lags)
-    theta = lag_ntk_from_krylov(V, U, n=draw.n, param=draw.param, scales=draw.scales(), lr=lr3)
+    theta = lag_ntk_from_krylov(V, U, draw.spec, draw.n)
     return theta, impulse_response_from_krylov(V, U[..., 0, :, :])
 
 
-def check_shapes(W: Any, F: Any, C: Any) -> tuple[int, int, int]:
-    """(n, n_x, n_y) of raw parameters W (..., n, n), F (..., n, n_x), C (..., n_y, n), or a UsageError."""
-    shapes = {name: tuple(getattr(a, "shape", ())) for name, a in (("W", W), ("F", F), ("C", C))}
-    if any(len(sh) < 2 for sh in shapes.values()):
-        raise UsageError(f"W, F and C must be matrices (with an optional batch axis), got shapes {shapes}")
-    n = shapes["W"][-1]
-    if shapes["W"][-2] != n:
-        raise UsageError(f"W must be square (n x n), got shape {shapes['W']}")
-    if shapes["F"][-2] != n or shapes["C"][-1] != n:
-        raise UsageError(f"F must be n x n_x and C n_y x n with n = {n} from W, got F {shapes['F']} and C {shapes['C']}")
-    if not (shapes["W"][:-2] == shapes["F"][:-2] == shapes["C"][:-2]):
-        raise UsageError(f"W, F and C must have the same batch axes, got shapes {shapes}")
-    return n, shapes["F"][-1], shapes["C"][-2]
-
-
-def empirical_lag_ntk(
-    W: Any,
-    F: Any,
-    C: Any,
-    lags: int,
-    *,
-    param: str = "ntk",
-    sigma_w2: float = 1.0,
-    sigma_f2: float = 1.0,
-    sigma_c2: float = 1.0,
-    lr: Sequence[float] = (1.0, 1.0, 1.0),
-) -> Any:
-    """The exact lag NTK of the linear RNN with raw parameters (W, F, C).
+def empirical_lag_ntk(draw: RNNDraw, lags: int) -> Any:
+    """The exact lag NTK of the linear RNN ``draw`` (raw parameters W, F, C and their spec).
 
     Theta[(i,a,b), (j,a',b')] = s * sum_{P in C,F,W} eta_P <dL_i[a,b]/dP, dL_j[a',b']/dP>
-    for i, j = 0 .. lags-1 (``shared/CONVENTIONS.md``), returned with shape
+    for i, j = 0 .. lags-1 (``docs/conventions.md``), returned with shape
     (lags, n_y, n_x, lags, n_y, n_x) (a leading batch axis of W, F, C is kept), in the
-    array namespace and dtype of ``W``. ``lr`` = (eta_C, eta_F, eta_W). The sigmas
-    matter only for ``param="ntk"``, where they define alpha_P (see
-    :func:`linrnn.verify.sample.effective_scales`).
+    array namespace and dtype of ``W``. s, the scales alpha_P and the multipliers
+    eta_P come from ``draw.spec``.
 
     Computed from the Krylov vectors and their Gram tensors (module docstring), at
     cost O(lags n^2 (n_x + n_y)) plus terms independent of n.
     """
-    check_param(param)
     lags = check_size("lags", lags)
-    lr3 = check_lr(lr)
-    check_shapes(W, F, C)
-    for name, value in (("sigma_w2", sigma_w2), ("sigma_f2", sigma_f2), ("sigma_c2", sigma_c2)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise UsageError(f"{name} must be a finite positive number, got {value!r}")
-    draw = RNNDraw(W, F, C, param, float(sigma_w2), float(sigma_f2), float(sigma_c2))
     V, U = krylov_vectors(draw, lags)
-    return lag_ntk_from_krylov(V, U, n=draw.n, param=param, scales=draw.scales(), lr=lr3)
+    return lag_ntk_from_krylov(V, U, draw.spec, draw.n)

@@ -22,39 +22,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from linrnn.verify.sample import effective_scales, ntk_prefactor
+from linrnn.core.spec import ModelSpec
+from linrnn.verify.sample import RNNDraw
 
 
-def _scaled(W: np.ndarray, F: np.ndarray, C: np.ndarray, param: str, sigmas: tuple[float, float, float]):
-    n, n_x = F.shape
-    sw2, sf2, sc2 = sigmas
-    a_c, a_f, a_w = effective_scales(param, n, n_x, sigma_w2=sw2, sigma_f2=sf2, sigma_c2=sc2)
-    return a_c, a_f, a_w
+def _host(draw: RNNDraw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(W, F, C) of ``draw`` as float64 host arrays."""
+    return tuple(np.asarray(x, dtype=np.float64) for x in (draw.W, draw.F, draw.C))  # type: ignore[return-value]
 
 
-def dense_jacobian(
-    W: np.ndarray,
-    F: np.ndarray,
-    C: np.ndarray,
-    lags: int,
-    *,
-    param: str = "ntk",
-    sigma_w2: float = 1.0,
-    sigma_f2: float = 1.0,
-    sigma_c2: float = 1.0,
-) -> np.ndarray:
+def dense_jacobian(draw: RNNDraw, lags: int) -> np.ndarray:
     """J[(i,a,b), p] = dL_i[a,b] / d theta_p, shape (lags n_y n_x, n_y n + n n_x + n^2).
 
     Columns: C (n_y x n, row-major), F (n x n_x, row-major), W (n x n, row-major).
     """
-    W, F, C = (np.asarray(x, dtype=np.float64) for x in (W, F, C))
+    W, F, C = _host(draw)
     n, n_x = F.shape
     n_y = C.shape[0]
-    a_c, a_f, a_w = _scaled(W, F, C, param, (sigma_w2, sigma_f2, sigma_c2))
+    a_c, a_f, a_w = draw.spec.scales(n)
     We, Fe, Ce = a_w * W, a_f * F, a_c * C
     X = np.empty((lags, n, n_x))  # forward states x_t = W_e^t F_e
     G = np.empty((lags, n, n_y))  # adjoints g_s = (W_e^T)^s C_e^T
@@ -85,17 +72,7 @@ def dense_jacobian(
     return J.reshape(lags * n_y * n_x, -1)
 
 
-def autodiff_jacobian(
-    W: np.ndarray,
-    F: np.ndarray,
-    C: np.ndarray,
-    lags: int,
-    *,
-    param: str = "ntk",
-    sigma_w2: float = 1.0,
-    sigma_f2: float = 1.0,
-    sigma_c2: float = 1.0,
-) -> np.ndarray:
+def autodiff_jacobian(draw: RNNDraw, lags: int) -> np.ndarray:
     """J by emulated reverse-mode autodiff (module docstring); same layout as :func:`dense_jacobian`.
 
     Forward: h_0 = F_e (the response to an impulse at t = 0), h_{t+1} = W_e h_t,
@@ -104,10 +81,10 @@ def autodiff_jacobian(
     g_t = C_e^T ybar_t + W_e^T g_{t+1}; dL/dC_e += ybar_t h_t^T; dL/dW_e += g_{t+1} h_t^T;
     dL/dF_e = g_0. Raw-parameter gradients are alpha_P times these (chain rule).
     """
-    W, F, C = (np.asarray(x, dtype=np.float64) for x in (W, F, C))
+    W, F, C = _host(draw)
     n, n_x = F.shape
     n_y = C.shape[0]
-    a_c, a_f, a_w = _scaled(W, F, C, param, (sigma_w2, sigma_f2, sigma_c2))
+    a_c, a_f, a_w = draw.spec.scales(n)
     We, Fe, Ce = a_w * W, a_f * F, a_c * C
     h = [Fe]
     for _ in range(1, lags):
@@ -131,29 +108,16 @@ def autodiff_jacobian(
     return J
 
 
-def autodiff_lag_ntk(
-    W: np.ndarray,
-    F: np.ndarray,
-    C: np.ndarray,
-    lags: int,
-    *,
-    param: str = "ntk",
-    sigma_w2: float = 1.0,
-    sigma_f2: float = 1.0,
-    sigma_c2: float = 1.0,
-    lr: Sequence[float] = (1.0, 1.0, 1.0),
-) -> np.ndarray:
+def autodiff_lag_ntk(draw: RNNDraw, lags: int) -> np.ndarray:
     """The lag NTK through :func:`autodiff_jacobian`: Theta = J diag(s eta_P) J^T (float64, NumPy)."""
-    n, n_x = np.shape(F)
-    n_y = np.shape(C)[0]
-    J = autodiff_jacobian(W, F, C, lags, param=param, sigma_w2=sigma_w2, sigma_f2=sigma_f2, sigma_c2=sigma_c2)
-    return ntk_from_jacobian(J, _parameter_weights(n, n_x, n_y, param, lr), lags, n_y, n_x)
+    return ntk_from_jacobian(autodiff_jacobian(draw, lags), _parameter_weights(draw), lags, draw.n_out, draw.n_in)
 
 
-def _parameter_weights(n: int, n_x: int, n_y: int, param: str, lr: Sequence[float]) -> np.ndarray:
+def _parameter_weights(draw: RNNDraw) -> np.ndarray:
     """diag(s eta_P) over the columns of :func:`dense_jacobian`."""
-    s = ntk_prefactor(param, n)
-    eta_c, eta_f, eta_w = (float(x) for x in lr)
+    n, n_x, n_y = draw.n, draw.n_in, draw.n_out
+    s = draw.spec.ntk_prefactor(n)
+    eta_c, eta_f, eta_w = draw.spec.lr_mults
     return s * np.concatenate([np.full(n_y * n, eta_c), np.full(n * n_x, eta_f), np.full(n * n, eta_w)])
 
 
@@ -163,65 +127,35 @@ def ntk_from_jacobian(J: np.ndarray, weights: np.ndarray, lags: int, n_y: int, n
     return theta.reshape(lags, n_y, n_x, lags, n_y, n_x)
 
 
-def dense_jacobian_lag_ntk(
-    W: np.ndarray,
-    F: np.ndarray,
-    C: np.ndarray,
-    lags: int,
-    *,
-    param: str = "ntk",
-    sigma_w2: float = 1.0,
-    sigma_f2: float = 1.0,
-    sigma_c2: float = 1.0,
-    lr: Sequence[float] = (1.0, 1.0, 1.0),
-) -> np.ndarray:
+def dense_jacobian_lag_ntk(draw: RNNDraw, lags: int) -> np.ndarray:
     """The lag NTK through the dense Jacobian: Theta = J diag(s eta_P) J^T (float64, NumPy)."""
-    n, n_x = np.shape(F)
-    n_y = np.shape(C)[0]
-    J = dense_jacobian(W, F, C, lags, param=param, sigma_w2=sigma_w2, sigma_f2=sigma_f2, sigma_c2=sigma_c2)
-    return ntk_from_jacobian(J, _parameter_weights(n, n_x, n_y, param, lr), lags, n_y, n_x)
+    return ntk_from_jacobian(dense_jacobian(draw, lags), _parameter_weights(draw), lags, draw.n_out, draw.n_in)
 
 
-def impulse_response_powers(
-    W: np.ndarray, F: np.ndarray, C: np.ndarray, lags: int, *, param: str, sigmas: tuple[float, float, float]
-) -> np.ndarray:
+def impulse_response_powers(draw: RNNDraw, lags: int) -> np.ndarray:
     """L_j = C_e W_e^j F_e by explicit matrix powers, shape (lags, n_y, n_x)."""
-    a_c, a_f, a_w = _scaled(W, F, C, param, sigmas)
-    We = a_w * np.asarray(W, dtype=np.float64)
-    return np.stack(
-        [(a_c * np.asarray(C)) @ np.linalg.matrix_power(We, j) @ (a_f * np.asarray(F)) for j in range(lags)]
-    )
+    W, F, C = _host(draw)
+    a_c, a_f, a_w = draw.spec.scales(draw.n)
+    We = a_w * W
+    return np.stack([(a_c * C) @ np.linalg.matrix_power(We, j) @ (a_f * F) for j in range(lags)])
 
 
-def finite_difference_lag_ntk(
-    W: np.ndarray,
-    F: np.ndarray,
-    C: np.ndarray,
-    lags: int,
-    *,
-    param: str = "ntk",
-    sigma_w2: float = 1.0,
-    sigma_f2: float = 1.0,
-    sigma_c2: float = 1.0,
-    lr: Sequence[float] = (1.0, 1.0, 1.0),
-    step: float = 1e-5,
-) -> np.ndarray:
+def finite_difference_lag_ntk(draw: RNNDraw, lags: int, *, step: float = 1e-5) -> np.ndarray:
     """The lag NTK with J from central differences of :func:`impulse_response_powers` (tiny sizes only).
 
     Each raw entry p is moved by +-h with h = step * max(1, |theta_p|); the truncation
     error of a central difference is O(h^2) and the rounding error O(eps / h).
     """
-    W, F, C = (np.array(x, dtype=np.float64) for x in (W, F, C))
+    W, F, C = _host(draw)
     n, n_x = F.shape
     n_y = C.shape[0]
-    sigmas = (sigma_w2, sigma_f2, sigma_c2)
     flat = np.concatenate([C.ravel(), F.ravel(), W.ravel()])
     sizes = (C.size, F.size, W.size)
 
     def response(theta: np.ndarray) -> np.ndarray:
         c, f, w = np.split(theta, np.cumsum(sizes)[:2])
         return impulse_response_powers(
-            w.reshape(n, n), f.reshape(n, n_x), c.reshape(n_y, n), lags, param=param, sigmas=sigmas
+            RNNDraw(w.reshape(n, n), f.reshape(n, n_x), c.reshape(n_y, n), draw.spec), lags
         ).ravel()
 
     J = np.empty((lags * n_y * n_x, flat.size))
@@ -231,7 +165,15 @@ def finite_difference_lag_ntk(
         up[p] += h
         down[p] -= h
         J[:, p] = (response(up) - response(down)) / (2 * h)
-    return ntk_from_jacobian(J, _parameter_weights(n, n_x, n_y, param, lr), lags, n_y, n_x)
+    return ntk_from_jacobian(J, _parameter_weights(draw), lags, n_y, n_x)
+
+
+def saved_spec(saved: dict[str, np.ndarray]) -> ModelSpec:
+    """The spec stored beside a saved draw (the scalars of ``docs/conventions.md``, "Saved draws")."""
+    W, F, C = (saved[k] if k in saved else saved[k + "0"] for k in ("W", "F", "C"))
+    return ModelSpec(param=str(saved["param"]), sigma_w2=float(saved["sigma_w2"]), sigma_f2=float(saved["sigma_f2"]),
+                     sigma_c2=float(saved["sigma_c2"]), n_in=int(F.shape[-1]), n_out=int(C.shape[-2]),
+                     lr_c=float(saved["lr_c"]), lr_f=float(saved["lr_f"]), lr_w=float(saved["lr_w"]))
 
 
 def check_saved_draw(path: str) -> float:
@@ -243,9 +185,5 @@ def check_saved_draw(path: str) -> float:
     with np.load(path) as z:
         saved = {k: z[k] for k in z.files}
     lags = int(saved["ntk"].shape[0])
-    ref = autodiff_lag_ntk(
-        saved["W"], saved["F"], saved["C"], lags, param=str(saved["param"]), sigma_w2=float(saved["sigma_w2"]),
-        sigma_f2=float(saved["sigma_f2"]), sigma_c2=float(saved["sigma_c2"]),
-        lr=(float(saved["lr_c"]), float(saved["lr_f"]), float(saved["lr_w"])),
-    )
+    ref = autodiff_lag_ntk(RNNDraw(saved["W"], saved["F"], saved["C"], saved_spec(saved)), lags)
     return float(np.max(np.abs(saved["ntk"] - ref)) / np.max(np.abs(ref)))

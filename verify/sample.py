@@ -1,6 +1,6 @@
 """Sampling linear RNNs and their Krylov vectors and impulse responses.
 
-Conventions (``shared/CONVENTIONS.md``): parameters C (n_y x n), F (n x n_x),
+Conventions (``docs/conventions.md``; the scales are :meth:`linrnn.core.spec.ModelSpec.scales`): parameters C (n_y x n), F (n x n_x),
 W (n x n); effective matrices C_e = alpha_C C, F_e = alpha_F F, W_e = alpha_W W with
 
 * ``ntk``:      raw entries iid N(0, 1), alpha_C = sigma_C / sqrt(n),
@@ -17,83 +17,43 @@ the input arrays, :func:`linrnn.verify.backend.array_namespace`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from linrnn.core.errors import UsageError
+from linrnn.core.spec import ModelSpec
+from linrnn.core.validate import check_size
 from linrnn.verify.backend import Backend, array_namespace
 
-PARAMS: tuple[str, ...] = ("ntk", "standard")
-
-
-def check_param(param: str) -> str:
-    """Return ``param`` if it names a parameterization, else raise :class:`UsageError`."""
-    if param not in PARAMS:
-        raise UsageError(f"unknown parameterization {param!r}; choose one of {', '.join(PARAMS)}")
-    return param
-
-
-def check_size(name: str, value: int, minimum: int = 1) -> int:
-    """Return ``value`` as an int if it is an integer >= ``minimum``, else raise :class:`UsageError`."""
-    try:
-        ivalue = int(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
-    if ivalue != value or ivalue < minimum:
-        raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return ivalue
-
-
-def effective_scales(
-    param: str, n: int, n_in: int, *, sigma_w2: float = 1.0, sigma_f2: float = 1.0, sigma_c2: float = 1.0
-) -> tuple[float, float, float]:
-    """(alpha_C, alpha_F, alpha_W) with P_e = alpha_P * P for the raw parameter P.
-
-    ``ntk``: (sigma_C / sqrt(n), sigma_F / sqrt(n_x), sigma_W / sqrt(n)); ``standard``: (1, 1, 1).
-    """
-    check_param(param)
-    if param == "standard":
-        return (1.0, 1.0, 1.0)
-    return (math.sqrt(sigma_c2 / n), math.sqrt(sigma_f2 / n_in), math.sqrt(sigma_w2 / n))
-
-
-def raw_stds(
-    param: str, n: int, n_in: int, *, sigma_w2: float = 1.0, sigma_f2: float = 1.0, sigma_c2: float = 1.0
-) -> tuple[float, float, float]:
-    """Standard deviations (of C, F, W entries) of the raw parameters at initialisation.
-
-    ``ntk``: (1, 1, 1); ``standard``: (sigma_C / sqrt(n), sigma_F / sqrt(n_x), sigma_W / sqrt(n)).
-    In both cases alpha_P * std_P is the standard deviation of the effective entries.
-    """
-    check_param(param)
-    if param == "ntk":
-        return (1.0, 1.0, 1.0)
-    return (math.sqrt(sigma_c2 / n), math.sqrt(sigma_f2 / n_in), math.sqrt(sigma_w2 / n))
-
-
-def ntk_prefactor(param: str, n: int) -> float:
-    """s in Theta = s * sum_P eta_P <dL/dP, dL/dP>: 1 for ``ntk``, 1/n for ``standard``."""
-    check_param(param)
-    return 1.0 if param == "ntk" else 1.0 / n
-
-
-@dataclass
+@dataclass(frozen=True)
 class RNNDraw:
-    """Raw parameters of one draw (or a batch of draws along a leading axis).
+    """Raw parameters of one draw (or a batch of draws along a leading axis), with the spec that defines them.
 
-    ``W``: (..., n, n), ``F``: (..., n, n_x), ``C``: (..., n_y, n), in the
-    parameterization ``param`` with the variances that define the effective matrices.
+    ``W``: (..., n, n), ``F``: (..., n, n_x), ``C``: (..., n_y, n), raw parameters in
+    the parameterization of ``spec`` (whose variances define the effective matrices).
     """
 
     W: Any
     F: Any
     C: Any
-    param: str = "ntk"
-    sigma_w2: float = 1.0
-    sigma_f2: float = 1.0
-    sigma_c2: float = 1.0
+    spec: ModelSpec
+
+    def __post_init__(self) -> None:
+        shapes = {name: tuple(getattr(a, "shape", ())) for name, a in (("W", self.W), ("F", self.F), ("C", self.C))}
+        if any(len(sh) < 2 for sh in shapes.values()):
+            raise UsageError(f"W, F and C must be matrices (with an optional batch axis), got shapes {shapes}")
+        n = shapes["W"][-1]
+        if shapes["W"][-2] != n:
+            raise UsageError(f"W must be a square (n, n) matrix, got shape {shapes['W']}")
+        if shapes["F"][-2] != n or shapes["C"][-1] != n:
+            raise UsageError(f"F must have shape (n, n_x) and C shape (n_y, n) with n = {n} from W, "
+                             f"got F {shapes['F']} and C {shapes['C']}")
+        if not (shapes["W"][:-2] == shapes["F"][:-2] == shapes["C"][:-2]):
+            raise UsageError(f"W, F and C must have the same batch axes, got shapes {shapes}")
+        if (shapes["F"][-1], shapes["C"][-2]) != (self.spec.n_in, self.spec.n_out):
+            raise UsageError(f"F {shapes['F']} and C {shapes['C']} do not match the spec's n_in = {self.spec.n_in} "
+                             f"and n_out = {self.spec.n_out}")
 
     @property
     def n(self) -> int:
@@ -108,41 +68,33 @@ class RNNDraw:
         return int(self.C.shape[-2])
 
     def scales(self) -> tuple[float, float, float]:
-        """(alpha_C, alpha_F, alpha_W) of this draw; see :func:`effective_scales`."""
-        return effective_scales(
-            self.param, self.n, self.n_in, sigma_w2=self.sigma_w2, sigma_f2=self.sigma_f2, sigma_c2=self.sigma_c2
-        )
+        """(alpha_C, alpha_F, alpha_W) of this draw: :meth:`ModelSpec.scales` at its width."""
+        return self.spec.scales(self.n)
 
 
 def sample_rnn(
     backend: Backend,
+    spec: ModelSpec,
     n: int,
-    n_in: int = 1,
-    n_out: int = 1,
     *,
-    param: str = "ntk",
-    sigma_w2: float = 1.0,
-    sigma_f2: float = 1.0,
-    sigma_c2: float = 1.0,
     batch: int | None = None,
     streams: Sequence[Backend] | None = None,
 ) -> RNNDraw:
-    """Draw the raw parameters of ``batch`` independent linear RNNs (one if ``batch`` is None).
+    """Draw the raw parameters of ``batch`` independent linear RNNs of ``spec`` at width ``n`` (one if None).
 
     The backend's seeded generator draws W, then F, then C, each as one array
     (with the batch axis first), in the backend's dtype. With ``streams`` (three
     backends of the same namespace) W, F and C come from ``streams[0]``, ``[1]``
     and ``[2]``, so that a batch of r draws equals r single draws in sequence.
     """
-    check_param(param)
-    n, n_in, n_out = check_size("width n", n), check_size("n_in", n_in), check_size("n_out", n_out)
-    std_c, std_f, std_w = raw_stds(param, n, n_in, sigma_w2=sigma_w2, sigma_f2=sigma_f2, sigma_c2=sigma_c2)
+    n = check_size("width n", n)
+    std_c, std_f, std_w = spec.raw_stds(n)
     lead: tuple[int, ...] = () if batch is None else (check_size("batch", batch),)
     gen_w, gen_f, gen_c = (backend, backend, backend) if streams is None else tuple(streams)
     W = gen_w.normal(lead + (n, n), std_w)
-    F = gen_f.normal(lead + (n, n_in), std_f)
-    C = gen_c.normal(lead + (n_out, n), std_c)
-    return RNNDraw(W, F, C, param, float(sigma_w2), float(sigma_f2), float(sigma_c2))
+    F = gen_f.normal(lead + (n, spec.n_in), std_f)
+    C = gen_c.normal(lead + (spec.n_out, n), std_c)
+    return RNNDraw(W, F, C, spec)
 
 
 def _krylov(W: Any, start: Any, lags: int, scale: float, *, rows: bool) -> Any:

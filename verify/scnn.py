@@ -43,7 +43,7 @@ import numpy as np
 from linrnn.core.errors import UsageError
 from linrnn.core.validate import check_positive
 from linrnn.verify.backend import array_namespace, device
-from linrnn.verify.train import Correlations, _check_steps, _from_mat, _loss_grad_mat, _to_mat
+from linrnn.verify.train import Correlations, check_steps, from_mat, loss_grad_mat, to_mat
 
 #: Largest stable multiple of 1/mu_max for discrete GD on a quadratic.
 STABILITY_LIMIT = 2.0
@@ -98,14 +98,14 @@ class LagCurvature:
 
     def start(self, L0: Any) -> tuple[Any, Any]:
         """L(0) in matrix layout and the eigen-coordinates b = -Q^T diag(s) G(L(0)), shape (n_y, dim)."""
-        lm0 = _to_mat(L0, self.corr)
-        _, g0 = _loss_grad_mat(lm0, self.corr)
+        lm0 = to_mat(L0, self.corr)
+        _, g0 = loss_grad_mat(lm0, self.corr)
         return lm0, -(g0 * self.s) @ self.q
 
     def assemble(self, lm0: Any, coeff: Any) -> np.ndarray:
         """L = L(0) + diag(s) Q c for eigen-coordinates c (..., n_y, dim); host (..., lags, n_y, n_x)."""
         lm = lm0 + (coeff @ self.q.T) * self.s
-        return self.corr.backend.to_numpy(_from_mat(lm, self.corr))
+        return self.corr.backend.to_numpy(from_mat(lm, self.corr))
 
     def cutoff(self, rcond: float | None) -> float:
         if rcond is None:
@@ -113,7 +113,7 @@ class LagCurvature:
         return float(rcond) * self.mu_max
 
 
-def _gd_filter(xp: Any, z: Any, k: Any) -> Any:
+def gd_filter(xp: Any, z: Any, k: Any) -> Any:
     """sum_{l<k} (1 - z)^l = (1 - (1 - z)^k) / z, (K, dim), without cancellation for small z (= k at z = 0)."""
     kk = xp.astype(k[:, None], z.dtype)
     small = xp.abs(z) < 0.5
@@ -144,13 +144,13 @@ def scnn_trajectory(
     if at is None:
         if steps is None:
             raise UsageError("give the number of steps or the steps at which to evaluate the trajectory")
-        ks = np.arange(_check_steps(steps) + 1)
+        ks = np.arange(check_steps(steps) + 1)
     else:
         ks = np.atleast_1d(np.asarray(at))
         if ks.ndim != 1 or not np.all(ks == np.round(ks)) or np.any(ks < 0):
             raise UsageError("the steps at which to evaluate the trajectory must be non-negative integers")
     lm0, b = curv.start(L0)
-    phi = _gd_filter(xp, lr * curv.mu, xp.asarray(ks.astype(np.int64), device=device(curv.mu)))  # (K, dim)
+    phi = gd_filter(xp, lr * curv.mu, xp.asarray(ks.astype(np.int64), device=device(curv.mu)))  # (K, dim)
     coeff = lr * b[None, :, :] * phi[:, None, :]
     return curv.assemble(lm0, coeff)
 
@@ -196,17 +196,17 @@ def scnn_gd(L0: Any, corr: Correlations, lam: Any, *, lr: float, steps: int) -> 
     """
     curv = LagCurvature(corr, lam)
     lr = curv.check_step(lr)
-    steps = _check_steps(steps)
-    lm = _to_mat(L0, corr)
+    steps = check_steps(steps)
+    lm = to_mat(L0, corr)
     xp = array_namespace(lm)
     d = curv.s * curv.s
     out = xp.empty((steps + 1, corr.n_y, corr.dim), dtype=lm.dtype, device=device(lm))
     out[0, ...] = lm
     for k in range(steps):
-        _, g = _loss_grad_mat(lm, corr)
+        _, g = loss_grad_mat(lm, corr)
         lm = lm - lr * (g * d)
         out[k + 1, ...] = lm
-    return corr.backend.to_numpy(_from_mat(out, corr))
+    return corr.backend.to_numpy(from_mat(out, corr))
 
 
 def auto_lr(corr: Correlations, lam: Any) -> float:

@@ -1,6 +1,6 @@
 """Full-batch gradient descent on wide linear RNNs, with exact gradients from lagged correlations.
 
-Conventions are those of ``shared/CONVENTIONS.md``. A width-n linear RNN
+Conventions are those of ``docs/conventions.md``. A width-n linear RNN
 h_t = W_e h_{t-1} + F_e x_t, yhat_t = C_e h_t (h_{-1} = 0) is the causal convolution
 
     yhat_t = sum_{j=0..t} L_j x_{t-j},        L_j = C_e W_e^j F_e  (the impulse response),
@@ -44,10 +44,11 @@ import warnings
 
 import numpy as np
 
-from linrnn.derive.model import PARAMS
 from linrnn.core.errors import UsageError
+from linrnn.core.spec import ModelSpec
 from linrnn.core.validate import check_positive
 from linrnn.verify.backend import Backend, array_namespace, device, get_backend
+from linrnn.verify.sample import RNNDraw
 
 LOSSES: tuple[str, ...] = ("all", "last")
 
@@ -65,7 +66,7 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     return value
 
 
-def _check_steps(steps: int) -> int:
+def check_steps(steps: int) -> int:
     try:
         s = int(steps)
     except (TypeError, ValueError):
@@ -73,18 +74,6 @@ def _check_steps(steps: int) -> int:
     if s != steps or s < 0:
         raise UsageError(f"steps must be a non-negative integer, got {steps!r}")
     return s
-
-
-def _check_lr_mult(lr_mult: Sequence[float]) -> tuple[float, float, float]:
-    try:
-        vals = tuple(float(v) for v in lr_mult)
-    except (TypeError, ValueError):
-        raise UsageError(f"lr_mult must be three numbers (eta_C, eta_F, eta_W), got {lr_mult!r}") from None
-    if len(vals) != 3 or not all(math.isfinite(v) and v >= 0 for v in vals):
-        raise UsageError(f"lr_mult must be three finite non-negative numbers (eta_C, eta_F, eta_W), got {lr_mult!r}")
-    if not any(vals):
-        raise UsageError("at least one of the learning-rate multipliers eta_C, eta_F, eta_W must be positive")
-    return vals  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------- correlations
@@ -246,7 +235,7 @@ def _lag_sums(x: Any, y: Any, lags: int, dev: Any) -> tuple[Any, Any]:
     return rxx, ryx
 
 
-def _loss_grad_mat(lm: Any, corr: Correlations) -> tuple[float, Any]:
+def loss_grad_mat(lm: Any, corr: Correlations) -> tuple[float, Any]:
     """Loss and gradient for L in matrix layout lm (n_y, lags*n_x): G = L R_xx - R_yx."""
     xp = array_namespace(lm)
     lr = lm @ corr.rxx
@@ -254,7 +243,7 @@ def _loss_grad_mat(lm: Any, corr: Correlations) -> tuple[float, Any]:
     return loss, lr - corr.ryx
 
 
-def _to_mat(L: Any, corr: Correlations) -> Any:
+def to_mat(L: Any, corr: Correlations) -> Any:
     """(lags, n_y, n_x) -> matrix layout (n_y, lags*n_x)."""
     L = corr.backend.asarray(L)
     if tuple(L.shape) != (corr.lags, corr.n_y, corr.n_x):
@@ -265,7 +254,7 @@ def _to_mat(L: Any, corr: Correlations) -> Any:
     return xp.reshape(xp.permute_dims(L, (1, 0, 2)), (corr.n_y, corr.dim))
 
 
-def _from_mat(lm: Any, corr: Correlations) -> Any:
+def from_mat(lm: Any, corr: Correlations) -> Any:
     """Matrix layout (..., n_y, lags*n_x) -> (..., lags, n_y, n_x)."""
     xp = array_namespace(lm)
     lead = tuple(lm.shape[:-2])
@@ -276,18 +265,11 @@ def _from_mat(lm: Any, corr: Correlations) -> Any:
 
 def impulse_loss_and_grad(L: Any, corr: Correlations) -> tuple[float, Any]:
     """Loss(L) and G = dLoss/dL (shape (lags, n_y, n_x), backend array) of an impulse response."""
-    loss, gm = _loss_grad_mat(_to_mat(L, corr), corr)
-    return loss, _from_mat(gm, corr)
+    loss, gm = loss_grad_mat(to_mat(L, corr), corr)
+    return loss, from_mat(gm, corr)
 
 
 # --------------------------------------------------------------------------- the RNN
-
-
-def _scales(param: str, n: int, n_x: int, sigma_c2: float, sigma_f2: float, sigma_w2: float) -> tuple[float, float, float]:
-    """(alpha_C, alpha_F, alpha_W) with P_e = alpha_P P (:func:`linrnn.verify.sample.effective_scales`)."""
-    from linrnn.verify.sample import effective_scales
-
-    return effective_scales(param, n, n_x, sigma_w2=sigma_w2, sigma_f2=sigma_f2, sigma_c2=sigma_c2)
 
 
 def _check_params(C: Any, F: Any, W: Any, corr: Correlations) -> int:
@@ -325,7 +307,7 @@ def _rnn_core(
         rows.append(rows[-1] @ we_t)
     vs = xp.concat(rows, axis=0)  # (T n_x, n), rows (j, a): V_j[:, a]
     lm = ce @ vs.T  # (n_y, T n_x): L_j = C_e V_j
-    loss, gm = _loss_grad_mat(lm, corr)
+    loss, gm = loss_grad_mat(lm, corr)
     if not need_grads:
         return loss, lm, None, None, None
     rows = [ce]
@@ -352,25 +334,13 @@ def _rnn_core(
     return loss, lm, d_ce, d_fe, d_we
 
 
-def rnn_impulse(
-    C: Any,
-    F: Any,
-    W: Any,
-    lags: int,
-    *,
-    param: str = "ntk",
-    sigma_w2: float = 1.0,
-    sigma_f2: float = 1.0,
-    sigma_c2: float = 1.0,
-    backend: Backend | None = None,
-) -> Any:
-    """Impulse response L_j = C_e W_e^j F_e, j < lags, of raw parameters (backend array (lags, n_y, n_x))."""
+def rnn_impulse(draw: RNNDraw, lags: int, *, backend: Backend | None = None) -> Any:
+    """Impulse response L_j = C_e W_e^j F_e, j < lags, of the raw parameters of ``draw`` (backend array (lags, n_y, n_x))."""
     backend = backend if backend is not None else get_backend("numpy")
-    _check_choice("parameterization", param, PARAMS)
-    C, F, W = backend.asarray(C), backend.asarray(F), backend.asarray(W)
-    xp = array_namespace(C, F, W)
+    C, F, W = backend.asarray(draw.C), backend.asarray(draw.F), backend.asarray(draw.W)
+    xp = array_namespace(W)
     n = int(W.shape[0])
-    a_c, a_f, a_w = _scales(param, n, int(F.shape[1]), sigma_c2, sigma_f2, sigma_w2)
+    a_c, a_f, a_w = draw.spec.scales(n)
     v = a_f * F
     out = xp.empty((lags, C.shape[0], F.shape[1]), dtype=backend.dtype, device=backend.device)
     for j in range(lags):
@@ -379,32 +349,19 @@ def rnn_impulse(
     return out
 
 
-def rnn_loss_and_grads(
-    C: Any,
-    F: Any,
-    W: Any,
-    corr: Correlations,
-    *,
-    param: str = "ntk",
-    sigma_w2: float = 1.0,
-    sigma_f2: float = 1.0,
-    sigma_c2: float = 1.0,
-    loss: str | None = None,
-) -> tuple[float, Any, Any, Any]:
-    """The loss and its exact gradients with respect to the raw parameters (C, F, W).
+def rnn_loss_and_grads(draw: RNNDraw, corr: Correlations, *, loss: str | None = None) -> tuple[float, Any, Any, Any]:
+    """The loss and its exact gradients with respect to the raw parameters (C, F, W) of ``draw``.
 
     Returns ``(loss, dC, dF, dW)``, the gradients as backend arrays, with
-    dLoss/dP = alpha_P dLoss/dP_e (see the module docstring for dLoss/dP_e). In the
-    ``standard`` parameterization the sigmas are not used (raw = effective).
-    ``loss``, if given, must name ``corr.loss``.
+    dLoss/dP = alpha_P dLoss/dP_e (see the module docstring for dLoss/dP_e); the
+    scales alpha_P are the draw's spec's. ``loss``, if given, must name ``corr.loss``.
     """
-    _check_choice("parameterization", param, PARAMS)
     if loss is not None and loss != corr.loss:
         raise UsageError(f"the correlations were computed for loss {corr.loss!r}, not {loss!r}")
     backend = corr.backend
-    C, F, W = backend.asarray(C), backend.asarray(F), backend.asarray(W)
+    C, F, W = backend.asarray(draw.C), backend.asarray(draw.F), backend.asarray(draw.W)
     n = _check_params(C, F, W, corr)
-    a_c, a_f, a_w = _scales(param, n, corr.n_x, sigma_c2, sigma_f2, sigma_w2)
+    a_c, a_f, a_w = draw.spec.scales(n)
     value, _, d_ce, d_fe, d_we = _rnn_core(a_c * C, a_f * F, a_w * W, corr, need_grads=True)
     return value, a_c * d_ce, a_f * d_fe, a_w * d_we
 
@@ -432,9 +389,17 @@ class TrainResult:
     diverged_step: int | None
     diverged_loss: float | None
     lr: float
-    lr_mult: tuple[float, float, float]
-    param: str
+    spec: ModelSpec
     loss_kind: str
+
+    @property
+    def lr_mults(self) -> tuple[float, float, float]:
+        """(eta_C, eta_F, eta_W) of the run (the spec's learning-rate multipliers; ``lr`` is the base step)."""
+        return self.spec.lr_mults
+
+    @property
+    def param(self) -> str:
+        return self.spec.param
 
     def raise_if_diverged(self) -> None:
         """Raise :class:`UsageError` (one sentence) if the run diverged."""
@@ -446,48 +411,40 @@ class TrainResult:
 
 
 def train_rnn(
-    C0: Any,
-    F0: Any,
-    W0: Any,
+    draw: RNNDraw,
     x: Any,
     y: Any,
     *,
-    param: str = "ntk",
     loss: str = "all",
     lr: float,
     steps: int,
-    lr_mult: Sequence[float] = (1.0, 1.0, 1.0),
-    sigma_w2: float = 1.0,
-    sigma_f2: float = 1.0,
-    sigma_c2: float = 1.0,
     backend: Backend | None = None,
     record_impulse: bool = True,
     progress: Callable[[int, float], None] | None = None,
     corr: Correlations | None = None,
     blowup: float = DEFAULT_BLOWUP,
 ) -> TrainResult:
-    """Full-batch gradient descent on the raw parameters of a linear RNN.
+    """Full-batch gradient descent on the raw parameters of a linear RNN, from the initial point ``draw``.
 
     Iterates, for k = 0..steps-1 (conventions, "Training"),
 
         P(k+1) = P(k) - s eta eta_P dLoss/dP (P(k)),   P in {C, F, W},
 
-    with s = 1 (``ntk``) or s = 1/n (``standard``) and (eta_C, eta_F, eta_W) =
-    ``lr_mult``, using the exact gradients of :func:`rnn_loss_and_grads`. The data enter
+    with s = :meth:`ModelSpec.step_factor` (1 for ``ntk``, 1/n for ``standard``), the base
+    step eta = ``lr`` and the multipliers (eta_C, eta_F, eta_W) = ``draw.spec.lr_mults``,
+    using the exact gradients of :func:`rnn_loss_and_grads`. The data enter
     only through :func:`lagged_correlations` (computed here from ``x``, ``y`` unless
     ``corr`` is given, in which case ``x`` and ``y`` may be None). Records the loss and
     (if ``record_impulse``) the impulse response L(k) of every iterate k = 0..steps;
     ``progress(k, loss_k)`` is called for each iterate. Divergence is detected and
     reported in the result, see :class:`TrainResult`.
     """
-    _check_choice("parameterization", param, PARAMS)
     _check_choice("loss", loss, LOSSES)
     lr = check_positive("lr", lr)
-    steps = _check_steps(steps)
-    eta_c, eta_f, eta_w = _check_lr_mult(lr_mult)
+    steps = check_steps(steps)
+    spec = draw.spec
+    eta_c, eta_f, eta_w = spec.lr_mults
     blowup = check_positive("blowup", blowup)
-    for name, val in (("sigma_w2", sigma_w2), ("sigma_f2", sigma_f2), ("sigma_c2", sigma_c2)):
-        check_positive(name, val)
     if corr is None:
         if x is None or y is None:
             raise UsageError("train_rnn needs the data x and y, or their correlations")
@@ -499,11 +456,11 @@ def train_rnn(
         if backend is not None and backend is not corr.backend:
             raise UsageError("the correlations live on a different backend than the one requested")
         backend = corr.backend
-    C, F, W = backend.asarray(C0), backend.asarray(F0), backend.asarray(W0)
-    xp = array_namespace(C, F, W)
+    C, F, W = backend.asarray(draw.C), backend.asarray(draw.F), backend.asarray(draw.W)
+    xp = array_namespace(W)
     n = _check_params(C, F, W, corr)
-    a_c, a_f, a_w = _scales(param, n, corr.n_x, sigma_c2, sigma_f2, sigma_w2)
-    step = lr if param == "ntk" else lr / n
+    a_c, a_f, a_w = spec.scales(n)
+    step = lr * spec.step_factor(n)
     # Work on the effective matrices: P_e <- P_e - s eta eta_P alpha_P^2 dLoss/dP_e is the raw update.
     ce, fe, we = a_c * C, a_f * F, a_w * W  # new arrays: the caller's are never modified
     rate_c, rate_f, rate_w = step * eta_c * a_c**2, step * eta_f * a_f**2, step * eta_w * a_w**2
@@ -541,7 +498,7 @@ def train_rnn(
                 break
             losses.append(value)
             if impulse is not None:
-                impulse[k, ...] = _from_mat(lm, corr)
+                impulse[k, ...] = from_mat(lm, corr)
             if progress is not None:
                 progress(k, value)
             if need:
@@ -566,7 +523,6 @@ def train_rnn(
         diverged_step=diverged_step,
         diverged_loss=diverged_loss,
         lr=lr,
-        lr_mult=(eta_c, eta_f, eta_w),
-        param=param,
+        spec=spec,
         loss_kind=loss,
     )

@@ -257,10 +257,8 @@ def train_single(
     from linrnn.verify.scnn import scnn_trajectory
 
     for r in range(cfg["seeds"]):
-        C0, F0, W0 = draw_rnn(cfg, spec, int(width), r, backend)
-        res = train_rnn(C0, F0, W0, None, None, param=spec.param, loss=cfg["loss"], lr=lr, steps=cfg["steps"],
-                        lr_mult=(spec.lr_c, spec.lr_f, spec.lr_w), sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
-                        sigma_c2=spec.sigma_c2, corr=corr, progress=progress)
+        draw = draw_rnn(cfg, spec, int(width), r, backend)
+        res = train_rnn(draw, None, None, loss=cfg["loss"], lr=lr, steps=cfg["steps"], corr=corr, progress=progress)
         res.raise_if_diverged()
         assert res.impulse is not None
         scnn = scnn_trajectory(res.impulse[0], corr, lam, lr=lr, steps=cfg["steps"])
@@ -268,7 +266,7 @@ def train_single(
         reps.append({"loss_rnn_initial": float(res.loss[0]), "loss_rnn_final": float(res.loss[-1]),
                      "loss_scnn_final": float(impulse_loss_and_grad(scnn[-1], corr)[0]), "distance": d})
         if r == 0:
-            first = {"W0": np.asarray(W0), "F0": np.asarray(F0), "C0": np.asarray(C0), "x": backend.to_numpy(x),
+            first = {"W0": np.asarray(draw.W), "F0": np.asarray(draw.F), "C0": np.asarray(draw.C), "x": backend.to_numpy(x),
                      "y": backend.to_numpy(y), "impulse": res.impulse, "scnn": scnn, "loss_rnn": res.loss}
     return {"config": {**cfg, "width": int(width)}, "spec": spec, "lr": lr, "lr_auto": cfg["lr"] == "auto",
             "replicas": reps, "teacher": teacher, "lam": lam, "backend": backend.describe(), **first}
@@ -345,10 +343,6 @@ def _sweep_q_table(res: dict[str, Any]) -> str:
 
 
 def _run_co2(args: argparse.Namespace, backend: Any) -> int:
-    import importlib.util
-
-    if importlib.util.find_spec("linrnn.verify.co2") is None:
-        raise UsageError("the co2 teacher is not available in this installation")
     from linrnn.verify.co2 import run_co2_cli
 
     return int(run_co2_cli(args, backend))

@@ -210,7 +210,7 @@ def _spec(cfg: Mapping[str, Any]) -> Any:
 
     return ModelSpec(param=cfg["param"], sigma_w2=cfg["sigma_w2"], sigma_c2=cfg["sigma_c2"],
                      sigma_f2=cfg["sigma_f2"], n_in=cfg["n_in"], lr_c=cfg["lr_c"], lr_f=cfg["lr_f"],
-                     lr_w=cfg["lr_w"])
+                     lr_w=cfg["lr_w"], n_out=cfg.get("n_out", 1))
 
 
 @dataclass
@@ -315,7 +315,7 @@ def experiment_ntk(ctx: Context) -> dict[str, Any]:
     spec = _spec(cfg)
     if len(set(cfg["widths"])) < 2:
         raise UsageError("ntk.widths needs at least two different widths (the rate is fitted over them)")
-    r = check_lag_ntk(spec, cfg["widths"], lags=cfg["lags"], n_out=cfg["n_out"], replicas=cfg["replicas"],
+    r = check_lag_ntk(spec, cfg["widths"], lags=cfg["lags"], replicas=cfg["replicas"],
                       seed=ctx.seed, backend=ctx.backend, dtype=ctx.dtype,
                       max_memory=parse_memory(cfg["max_memory"]), alpha=cfg["alpha"], progress=False)
     j = r.to_json()

@@ -1,0 +1,139 @@
+"""The model specification: one frozen, validated object that travels from the command line to the numerics.
+
+A linear RNN in the sense of ``docs/conventions.md``: parameters C (n_y x n),
+F (n x n_x), W (n x n) with effective matrices P_e = alpha_P P, where
+
+* ``ntk``:      raw entries iid N(0, 1); alpha_C = sigma_C / sqrt(n),
+  alpha_F = sigma_F / sqrt(n_x), alpha_W = sigma_W / sqrt(n);
+* ``standard``: the raw parameters are the effective matrices (every alpha is 1),
+  drawn entrywise C ~ N(0, sigma_C^2 / n), F ~ N(0, sigma_F^2 / n_x), W ~ N(0, sigma_W^2 / n).
+
+The lag NTK is Theta = s * sum_P eta_P <dL/dP, dL/dP> with s = 1 (``ntk``) or 1/n
+(``standard``), and gradient descent with base step eta moves the raw parameters by
+``eta * eta_P * step_factor(n) * dLoss/dP`` with step_factor 1 (``ntk``) or 1/n
+(``standard``). The learning-rate *multipliers* eta_C, eta_F, eta_W are the fields
+``lr_c``, ``lr_f``, ``lr_w`` (their tuple is :attr:`ModelSpec.lr_mults`); the *base
+step* eta is never part of the model and is called ``lr`` where a trainer takes it.
+
+Everything about a parameterization is defined here once; derive, verify and the
+reports read it from the spec. Values are validated once, in ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from linrnn.core.errors import UsageError
+from linrnn.core.validate import check_nonnegative, check_positive, check_size
+
+Param = Literal["ntk", "standard"]
+PARAMS: tuple[str, ...] = ("ntk", "standard")
+
+
+def check_param(param: str) -> str:
+    """Return ``param`` if it names a parameterization, else raise :class:`UsageError`."""
+    if param not in PARAMS:
+        raise UsageError(f"unknown parameterization {param!r}; choose one of {', '.join(PARAMS)}")
+    return param
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A linear RNN configuration (``docs/conventions.md``), validated once.
+
+    Attributes
+    ----------
+    param: ``"ntk"`` (raw entries N(0,1), scaled by sigma/sqrt(fan-in)) or
+        ``"standard"`` (raw entries are the effective matrices).
+    sigma_w2: q = sigma_W^2, the transition variance (> 0).
+    sigma_c2, sigma_f2: read-out and input variances (> 0).
+    n_in, n_out: input and output dimensions n_x, n_y (>= 1).
+    lr_c, lr_f, lr_w: learning-rate multipliers eta_C, eta_F, eta_W (>= 0, not all 0).
+    """
+
+    param: str = "ntk"
+    sigma_w2: float = 1.0
+    sigma_c2: float = 1.0
+    sigma_f2: float = 1.0
+    n_in: int = 1
+    n_out: int = 1
+    lr_c: float = 1.0
+    lr_f: float = 1.0
+    lr_w: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_param(self.param)
+        object.__setattr__(self, "sigma_w2", check_positive("sigma_w2 (q = sigma_W^2)", self.sigma_w2))
+        object.__setattr__(self, "sigma_c2", check_positive("sigma_c2", self.sigma_c2))
+        object.__setattr__(self, "sigma_f2", check_positive("sigma_f2", self.sigma_f2))
+        object.__setattr__(self, "n_in", check_size("n_in", self.n_in))
+        object.__setattr__(self, "n_out", check_size("n_out", self.n_out))
+        for name in ("lr_c", "lr_f", "lr_w"):
+            object.__setattr__(self, name, check_nonnegative(name, getattr(self, name)))
+        if self.lr_c == self.lr_f == self.lr_w == 0:
+            raise UsageError("at least one of lr_c, lr_f, lr_w must be positive")
+
+    # ---------------------------------------------------------------- construction
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, where: str = "[model]") -> ModelSpec:
+        """A spec from a mapping (a TOML table, a results file's ``model``); unknown keys name themselves."""
+        unknown = sorted(set(values) - set(cls.fields()))
+        if unknown:
+            raise UsageError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {where}; "
+                             f"known keys: {', '.join(cls.fields())}")
+        return cls(**dict(values))
+
+    def replace(self, **changes: Any) -> ModelSpec:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # ---------------------------------------------------------------- the parameterization
+
+    @property
+    def q(self) -> float:
+        """q = sigma_W^2, the transition variance."""
+        return self.sigma_w2
+
+    @property
+    def lr_mults(self) -> tuple[float, float, float]:
+        """(eta_C, eta_F, eta_W), the learning-rate multipliers, in the order C, F, W."""
+        return (self.lr_c, self.lr_f, self.lr_w)
+
+    def scales(self, n: int) -> tuple[float, float, float]:
+        """(alpha_C, alpha_F, alpha_W) with P_e = alpha_P * P at width ``n``.
+
+        ``ntk``: (sigma_C / sqrt(n), sigma_F / sqrt(n_x), sigma_W / sqrt(n)); ``standard``: (1, 1, 1).
+        """
+        if self.param == "standard":
+            return (1.0, 1.0, 1.0)
+        return (math.sqrt(self.sigma_c2 / n), math.sqrt(self.sigma_f2 / self.n_in), math.sqrt(self.sigma_w2 / n))
+
+    def raw_stds(self, n: int) -> tuple[float, float, float]:
+        """Standard deviations of the raw C, F, W entries at initialisation, at width ``n``.
+
+        ``ntk``: (1, 1, 1); ``standard``: (sigma_C / sqrt(n), sigma_F / sqrt(n_x), sigma_W / sqrt(n)).
+        In both, alpha_P * std_P is the standard deviation of the effective entries.
+        """
+        if self.param == "ntk":
+            return (1.0, 1.0, 1.0)
+        return (math.sqrt(self.sigma_c2 / n), math.sqrt(self.sigma_f2 / self.n_in), math.sqrt(self.sigma_w2 / n))
+
+    def ntk_prefactor(self, n: int) -> float:
+        """s in Theta = s * sum_P eta_P <dL/dP, dL/dP>: 1 for ``ntk``, 1/n for ``standard``."""
+        return 1.0 if self.param == "ntk" else 1.0 / n
+
+    def step_factor(self, n: int) -> float:
+        """The factor of the base step in P <- P - eta * eta_P * step_factor * dLoss/dP: 1 (ntk) or 1/n (standard)."""
+        return 1.0 if self.param == "ntk" else 1.0 / n
