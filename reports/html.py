@@ -109,14 +109,17 @@ def _summary(results: Mapping[str, Any]) -> str:
     return claims, controls
 
 
+_BANNER = {"pass": "&#10003; PASS", "fail": "&#10007; FAIL", "inconclusive": "? INCONCLUSIVE", "error": "&#10007; ERROR"}
+
+
 def render_html(results: Mapping[str, Any], figures: Mapping[str, Sequence[FigureFiles]]) -> str:
     """The page for ``results`` (validated) with ``figures`` drawn per owner ("derivation" or a claim id)."""
     overall = results["verdict"]
     n_pass = sum(c["verdict"] == "pass" for c in results["claims"])
-    n_rej = sum(c["verdict"] == "fail" for c in results["controls"])
+    n_rej = sum(c["verdict"] == "rejected" for c in results["controls"])
     banner_good = overall == "pass"
     banner = (f'<div class="verdict banner {"good" if banner_good else "bad"}">'
-              f'{"&#10003; PASS" if banner_good else "&#10007; FAIL"}: {n_pass} of {len(results["claims"])} claims pass; '
+              f'{_BANNER.get(overall, "&#10007; ERROR")}: {n_pass} of {len(results["claims"])} claims pass; '
               f'{n_rej} of {len(results["controls"])} negative controls rejected.</div>')
     claims_table, controls_table = _summary(results)
     der = results["derivation"]

@@ -27,8 +27,8 @@ def tex(text: Any) -> str:
 
 def _verdict(v: str, control: bool = False) -> str:
     if control:
-        return "rejected" if v == "fail" else r"\textbf{NOT rejected}"
-    return "pass" if v == "pass" else r"\textbf{FAIL}"
+        return {"rejected": "rejected", "not_rejected": r"\textbf{NOT rejected}"}.get(v, r"\textbf{ERROR}")
+    return {"pass": "pass", "fail": r"\textbf{FAIL}", "inconclusive": r"\textbf{INCONCLUSIVE}"}.get(v, r"\textbf{ERROR}")
 
 
 def _figure(f: FigureFiles) -> str:

@@ -33,7 +33,7 @@ def _fig(f: FigureFiles) -> list[str]:
 
 def render_markdown(results: Mapping[str, Any], figures: Mapping[str, Sequence[FigureFiles]]) -> str:
     n_pass = sum(c["verdict"] == "pass" for c in results["claims"])
-    n_rej = sum(c["verdict"] == "fail" for c in results["controls"])
+    n_rej = sum(c["verdict"] == "rejected" for c in results["controls"])
     out = [
         f"# {md(results['title'])}",
         "",

@@ -14,12 +14,14 @@ One data model, written by :mod:`linrnn.suite` and read by every renderer in
   ``notes`` and ``tex`` (the LaTeX appendix as text, or null);
 * ``claims``: one object per claim of ``docs/claims.md`` (``id``, ``title``,
   ``statement``, ``formula``, ``statistic`` {name, value}, ``threshold``
-  {description, value}, ``verdict`` "pass"/"fail", ``figures``, ``config``,
+  {description, value}, ``verdict`` "pass"/"fail"/"inconclusive"/"error" (:mod:`linrnn.core.outcome`), ``figures``, ``config``,
   ``notes``, ``experiment``, ``data``), without their controls, which are lifted into
 * ``controls``: every negative control with the ``claim`` it belongs to (``id``,
-  ``statement``, ``formula``, ``statistic``, ``threshold``, ``verdict``, which should
-  be "fail": the wrong theory was rejected);
-* ``verdict``: "pass" when every claim passes and every control is rejected.
+  ``statement``, ``formula``, ``statistic``, ``threshold``, ``verdict``: "rejected"
+  (wanted: the wrong theory was rejected), "not_rejected" or "error");
+* ``verdict``: the run's outcome, combined from the claims' (fail > error > inconclusive > pass).
+
+Version 2 (this one) replaced version 1's pass/fail by these outcomes.
 
 A figure is ``{"kind": ..., "title": ..., "caption": ..., ...data}``; the kinds and
 their data are documented in :mod:`linrnn.reports.figures`.
@@ -35,9 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from linrnn.core.errors import UsageError
+from linrnn.core.outcome import CONTROL_OUTCOMES, OUTCOMES, combine
 
-SCHEMA_VERSION = 1
-VERDICTS = ("pass", "fail")
+SCHEMA_VERSION = 2
+VERDICTS = OUTCOMES
 
 _TOP = {
     "schema_version": int, "tool": dict, "title": str, "created": str, "profile": str, "config": dict,
@@ -101,9 +104,9 @@ def _check_threshold(thr: Mapping[str, Any], where: str) -> None:
         raise SchemaError(f"{where}.threshold needs a 'description' string")
 
 
-def _check_verdict(v: str, where: str) -> None:
-    if v not in VERDICTS:
-        raise SchemaError(f"{where}.verdict must be 'pass' or 'fail', got {v!r}")
+def _check_verdict(v: str, where: str, allowed: tuple[str, ...] = OUTCOMES) -> None:
+    if v not in allowed:
+        raise SchemaError(f"{where}.verdict must be one of {', '.join(allowed)}, got {v!r}")
 
 
 def _check_figures(figs: Mapping[str, Any], where: str) -> None:
@@ -113,9 +116,8 @@ def _check_figures(figs: Mapping[str, Any], where: str) -> None:
 
 
 def overall_verdict(claims: list[Mapping[str, Any]], controls: list[Mapping[str, Any]]) -> str:
-    """'pass' when every claim passes and every control is rejected (its verdict is 'fail')."""
-    ok = all(c["verdict"] == "pass" for c in claims) and all(c["verdict"] == "fail" for c in controls)
-    return "pass" if ok else "fail"
+    """The run's outcome from its claims' (which already fold in their controls): fail > error > inconclusive > pass."""
+    return combine(c["verdict"] for c in claims)
 
 
 def validate(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,7 +157,7 @@ def validate(results: Mapping[str, Any]) -> dict[str, Any]:
             raise SchemaError(f"{where} belongs to an unknown claim {ctrl['claim']!r}")
         _check_statistic(ctrl["statistic"], where)
         _check_threshold(ctrl["threshold"], where)
-        _check_verdict(ctrl["verdict"], where)
+        _check_verdict(ctrl["verdict"], where, CONTROL_OUTCOMES)
     expected = overall_verdict(results["claims"], results["controls"])
     if results["verdict"] != expected:
         raise SchemaError(f"the overall verdict is {results['verdict']!r} but the claims and controls give {expected!r}")

@@ -38,11 +38,14 @@ def format_threshold(threshold: Mapping[str, Any]) -> str:
 def verdict_word(verdict: str, *, control: bool = False) -> tuple[str, bool]:
     """The word shown for a verdict and whether it is the wanted outcome.
 
-    A claim wants "pass"; a negative control wants "fail" (the wrong theory rejected).
+    A claim wants "pass" (others: "fail", "inconclusive", "error"); a negative control
+    wants "rejected" (others: "not_rejected", "error"), see :mod:`linrnn.core.outcome`.
     """
     if control:
-        return ("\u2713 rejected", True) if verdict == "fail" else ("\u2717 NOT rejected", False)
-    return ("\u2713 pass", True) if verdict == "pass" else ("\u2717 FAIL", False)
+        return {"rejected": ("\u2713 rejected", True), "not_rejected": ("\u2717 NOT rejected", False)}.get(
+            verdict, ("\u2717 ERROR", False))
+    return {"pass": ("\u2713 pass", True), "fail": ("\u2717 FAIL", False),
+            "inconclusive": ("? INCONCLUSIVE", False)}.get(verdict, ("\u2717 ERROR", False))
 
 
 def slug(text: str) -> str:

@@ -1,4 +1,4 @@
-"""The training claims (verify.claims_train) at small, fixed-seed sizes.
+"""The training claims (linrnn.verify.claims: dynamics_equivalence, min_norm, short_memory) at small, fixed-seed sizes.
 
 Each claim runs once at a size chosen so that the whole file stays within a few tens
 of seconds; the verdicts are deterministic for the fixed seeds. The true theory must
@@ -18,17 +18,27 @@ import pytest
 
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
-from linrnn.verify.claims_train import (
-    DEFAULTS_SHORT_MEMORY,
-    _merge,
-    choose_lr,
-    claim_dynamics_equivalence,
-    claim_min_norm,
-    claim_short_memory,
-    expected_test_loss,
-    make_data,
-    model_spec,
-)
+from linrnn.verify.claims import REGISTRY
+from linrnn.core.spec import ModelSpec
+from linrnn.verify.claims_train import choose_lr, expected_test_loss, make_data
+
+#: The model of the training claims' tests (their former defaults: q = 0.8, and 0.7 for min-norm).
+MODEL = ModelSpec(sigma_w2=0.8)
+
+
+def claim_dynamics_equivalence(config: dict, backend="numpy", model=MODEL) -> dict:
+    c = REGISTRY["dynamics_equivalence"]
+    return c.run(c.config(config), model, seed=0, backend=backend).claim_dict()
+
+
+def claim_min_norm(config: dict, backend="numpy", model=ModelSpec(sigma_w2=0.7)) -> dict:
+    c = REGISTRY["min_norm"]
+    return c.run(c.config(config), model, seed=0, backend=backend).claim_dict()
+
+
+def claim_short_memory(config: dict, backend="numpy", model=MODEL) -> dict:
+    c = REGISTRY["short_memory"]
+    return c.run(c.config(config), model, seed=0, backend=backend).claim_dict()
 
 CONTRACT_KEYS = {"id", "title", "statement", "formula", "statistic", "threshold", "verdict", "figures", "controls",
                  "config", "notes"}
@@ -54,7 +64,7 @@ def test_dynamics_equivalence_passes_and_rejects_controls(dynamics: dict) -> Non
     lo, hi = dynamics["threshold"]["value"]["ci"]
     assert lo <= -0.5 <= hi
     assert {c["id"] for c in dynamics["controls"]} == {"lag_weights:no_linear_term", "lag_weights:q_times_1.1", "rate:-1"}
-    assert all(c["verdict"] == "fail" for c in dynamics["controls"]), dynamics["controls"]
+    assert all(c["verdict"] == "rejected" for c in dynamics["controls"]), dynamics["controls"]
     assert dynamics["verdict"] == "pass"
     d = dynamics["figures"]["distance_vs_width"]["distance_mean"]
     assert d[-1] < d[0]
@@ -72,7 +82,7 @@ def test_min_norm_passes_and_rejects_controls() -> None:
     _check_contract(res)
     assert {c["id"] for c in res["controls"]} == {
         "interpolant:plain_min_norm", "interpolant:no_linear_term", "interpolant:q_times_1.1"}
-    assert all(c["verdict"] == "fail" for c in res["controls"]), res["controls"]
+    assert all(c["verdict"] == "rejected" for c in res["controls"]), res["controls"]
     assert res["verdict"] == "pass"
 
 
@@ -82,13 +92,13 @@ def test_expected_test_loss_matches_monte_carlo() -> None:
     from linrnn.verify.scnn import scnn_trajectory
     from linrnn.verify.train import impulse_loss_and_grad, lagged_correlations
 
-    cfg = _merge(DEFAULTS_SHORT_MEMORY, {"seq_len": 10, "n_seq": 6, "n_test": 32})
+    cfg = REGISTRY["short_memory"].config({"seq_len": 10, "n_seq": 6, "n_test": 32})
     be = get_backend("numpy")
-    x, y, _ = make_data(cfg, be)
-    xt, yt, _ = make_data(cfg, be, cfg["n_test"], stream=1)
+    x, y, _ = make_data(cfg, be, 0)
+    xt, yt, _ = make_data(cfg, be, 0, cfg.n_test, stream=1)
     corr = lagged_correlations(x, y, None, "all", be)
     ctest = lagged_correlations(xt, yt, None, "all", be)
-    spec = model_spec(cfg, 0.9)
+    spec = MODEL.replace(sigma_w2=0.9)
     lam, var = weights(spec, 10), nngp_variance(spec, 10)
     lr = choose_lr(cfg, corr, spec)
     exact = expected_test_loss(corr, ctest, lam, var, lr, 7)
@@ -110,7 +120,7 @@ def test_short_memory_passes_and_rejects_control() -> None:
     assert fig["sigma_w2"] == [0.5, 0.9, 1.2]
     assert len(fig["theory"]) == len(fig["experiment_mean"]) == len(fig["experiment_se"]) == 3
     assert fig["best_q_theory"] == 0.9  # the trade-off: interior optimum for a long-memory teacher
-    assert [c["verdict"] for c in res["controls"]] == ["fail"]
+    assert [c["verdict"] for c in res["controls"]] == ["rejected"]
     assert res["verdict"] == "pass"
 
 

@@ -52,7 +52,8 @@ def test_wheel_carries_the_layers_and_data(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
     assert "linrnn/verify/data/co2_weekly.csv" in names
+    assert {"linrnn/profiles/quick.toml", "linrnn/profiles/full.toml"} <= names
     for module in ("linrnn/__init__.py", "linrnn/cli.py", "linrnn/core/__init__.py", "linrnn/derive/__init__.py",
-                   "linrnn/verify/__init__.py", "linrnn/reports/__init__.py"):
+                   "linrnn/verify/__init__.py", "linrnn/verify/claims/__init__.py", "linrnn/reports/__init__.py"):
         assert module in names, module
     assert not any(n.startswith("linrnn/tests/") or "/__pycache__/" in n for n in names)

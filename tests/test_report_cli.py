@@ -24,7 +24,7 @@ FIXTURE = ROOT / "tests" / "fixtures" / "report_results.json"
 TINY = {"derivation": {"figure_lags": 20, "figure_q": [0.9, 1.0, 1.05], "pdf": False}}
 
 
-def _claim(cid: str, verdict: str, control_verdict: str = "fail") -> dict[str, Any]:
+def _claim(cid: str, verdict: str, control_verdict: str = "rejected") -> dict[str, Any]:
     """A claim dict of docs/claims.md, for exercising the runner (not a claim of the theory)."""
     return {
         "id": cid, "title": cid, "statement": f"test claim {cid}", "formula": "x = 1",
@@ -136,10 +136,10 @@ def test_bad_configuration_exits_2_naming_the_problem(tmp_path: Path, toml: str,
 
 def test_toml_overrides_reach_the_configuration(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[ntk]\nwidths = [32, 64]\nsigma_w2 = 1\n')
+    cfg.write_text('[ntk]\nwidths = [32, 64]\n[model]\nsigma_w2 = 1\n')
     resolved = suite.resolve_config("quick", suite.load_toml(cfg))
-    assert resolved["ntk"]["widths"] == [32, 64] and resolved["ntk"]["sigma_w2"] == 1.0
-    assert resolved["ntk"]["replicas"] == suite.PROFILES["quick"]["ntk"]["replicas"]
+    assert resolved["ntk"].widths == (32, 64) and resolved.model.sigma_w2 == 1.0
+    assert resolved["ntk"].replicas == suite.load_profile("quick")["ntk"]["replicas"]
 
 
 def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -173,7 +173,7 @@ def test_render_subcommand_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixt
     bad.write_text(json.dumps(broken))
     capsys.readouterr()
     assert main(["report", "render", str(bad), "-o", str(tmp_path / "broken")]) == 2
-    assert "'pass' or 'fail'" in capsys.readouterr().err
+    assert "one of pass, fail, inconclusive, error" in capsys.readouterr().err
 
 
 def test_report_help_does_not_import_numpy() -> None:
@@ -199,7 +199,7 @@ def test_quick_profile_end_to_end(tmp_path: Path) -> None:
         assert claims[cid]["verdict"] == "pass", claims[cid]["statistic"]
     for ctrl in r["controls"]:
         if ctrl["claim"] in ("ntk_limit", "nngp", "width_rate"):
-            assert ctrl["verdict"] == "fail", ctrl["id"]  # the wrong theory is rejected
+            assert ctrl["verdict"] == "rejected", ctrl["id"]  # the wrong theory is rejected
     for name in ("report.html", "report.md", "report.tex", "derivation.tex"):
         assert (out / name).stat().st_size > 1000
     assert len(list((out / "figures").glob("*.png"))) >= 5
@@ -207,27 +207,27 @@ def test_quick_profile_end_to_end(tmp_path: Path) -> None:
     assert "verdict:" in proc.stdout
 
 
-def test_training_figures_are_adapted_to_drawable_kinds() -> None:
-    """The figure data of verify.claims_train / verify.co2 (their shapes) map to kinds reports can draw."""
+def test_training_figures_are_in_drawable_kinds() -> None:
+    """The figure builders of the training claims (their data shapes) give kinds reports can draw."""
     from linrnn.reports.figures import draw
+    from linrnn.verify.claims import co2, short_memory
+    from linrnn.verify.claims_train import distance_figure
 
     figs = {
-        "distance_vs_width": {"widths": [64, 128, 256], "distance_mean": [0.2, 0.14, 0.1],
-                              "distance_se": [0.01, 0.01, 0.01], "fit": {"slope": -0.5, "ci": [-0.6, -0.4]},
-                              "controls": {"lag_weights:q_times_1.1": {"mean": [0.3, 0.3, 0.3],
-                                                                       "se": [0.01, 0.01, 0.01]}}},
-        "test_error_vs_q": {"sigma_w2": [0.5, 0.9, 1.2], "theory": [0.3, 0.05, 0.8], "experiment_mean": [0.3, 0.06, 0.9],
-                            "experiment_se": [0.01, 0.01, 0.1], "bias_corrected": [0.3, 0.05, 0.85],
-                            "bias_corrected_se": [0.01, 0.01, 0.1], "controls": {"no_linear_term": [0.4, 0.1, 4.0]}},
-        "impulse_by_q": {"0.5": [0.1] * 64, "0.95": [0.05] * 64},
-        "comparison": [{"model": "AR(1..8)", "sigma_w2": None, "test_r2": 0.3, "test_r2_se": 0.0},
-                       {"model": "RNN n=256", "sigma_w2": 0.95, "test_r2": 0.35, "test_r2_se": 0.01}],
-        "something_else": {"values": [1, 2]},
+        "distance_vs_width": distance_figure(
+            {"widths": [64, 128, 256], "distance_mean": [0.2, 0.14, 0.1], "distance_se": [0.01, 0.01, 0.01],
+             "fit": {"slope": -0.5, "ci": [-0.6, -0.4]},
+             "controls": {"lag_weights:q_times_1.1": {"mean": [0.3, 0.3, 0.3], "se": [0.01, 0.01, 0.01]}}}),
+        "test_error_vs_q": short_memory.test_error_figure(
+            {"sigma_w2": [0.5, 0.9, 1.2], "theory": [0.3, 0.05, 0.8], "experiment_mean": [0.3, 0.06, 0.9],
+             "experiment_se": [0.01, 0.01, 0.1], "bias_corrected": [0.3, 0.05, 0.85],
+             "bias_corrected_se": [0.01, 0.01, 0.1], "controls": {"no_linear_term": [0.4, 0.1, 4.0]}}),
+        "impulse_by_q": co2.impulse_figure({"0.5": [0.1] * 64, "0.95": [0.05] * 64}),
+        "comparison": co2.comparison_figure(
+            [{"model": "AR(1..8)", "sigma_w2": None, "test_r2": 0.3, "test_r2_se": 0.0},
+             {"model": "RNN n=256", "sigma_w2": 0.95, "test_r2": 0.35, "test_r2_se": 0.01}]),
     }
-    kinds = {name: suite.adapt_figure(name, data)["kind"] for name, data in figs.items()}
-    assert kinds == {"distance_vs_width": "lines", "test_error_vs_q": "lines", "impulse_by_q": "lines",
-                     "comparison": "bars", "something_else": "data"}
-    for name, data in figs.items():
-        fig = suite.adapt_figure(name, data)
-        if fig["kind"] != "data":
-            assert draw(name, fig).png.startswith(b"\x89PNG")
+    assert {name: fig["kind"] for name, fig in figs.items()} == {
+        "distance_vs_width": "lines", "test_error_vs_q": "lines", "impulse_by_q": "lines", "comparison": "bars"}
+    for name, fig in figs.items():
+        assert draw(name, fig).png.startswith(b"\x89PNG")

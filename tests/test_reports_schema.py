@@ -66,7 +66,7 @@ def _break(results: dict, how: str) -> dict:
 
 @pytest.mark.parametrize(
     ("how", "message"),
-    [("missing", "lacks 'statistic'"), ("unknown", "unknown keys 'colour'"), ("verdict", "'pass' or 'fail'"),
+    [("missing", "lacks 'statistic'"), ("unknown", "unknown keys 'colour'"), ("verdict", "one of pass, fail, inconclusive, error"),
      ("overall", "overall verdict"), ("nan", "non-finite"), ("version", "schema_version 99"),
      ("orphan", "unknown claim"), ("duplicate", "appears twice"), ("figure", "'kind'"), ("type", "type str")],
 )
@@ -75,11 +75,16 @@ def test_malformed_results_are_refused(results: dict, how: str, message: str) ->
         schema.validate(_break(results, how))
 
 
-def test_overall_verdict_needs_every_control_rejected(results: dict) -> None:
+def test_overall_verdict_combines_the_claims(results: dict) -> None:
+    """fail > error > inconclusive > pass (each claim's verdict already folds in its controls)."""
     assert schema.overall_verdict(results["claims"], results["controls"]) == "pass"
-    ctrls = copy.deepcopy(results["controls"])
-    ctrls[0]["verdict"] = "pass"  # a wrong theory that was not rejected
-    assert schema.overall_verdict(results["claims"], ctrls) == "fail"
+    claims = copy.deepcopy(results["claims"])
+    claims[0]["verdict"] = "inconclusive"  # a wrong theory that was not rejected
+    assert schema.overall_verdict(claims, results["controls"]) == "inconclusive"
+    claims[1]["verdict"] = "error"
+    assert schema.overall_verdict(claims, results["controls"]) == "error"
+    claims[2]["verdict"] = "fail"
+    assert schema.overall_verdict(claims, results["controls"]) == "fail"
 
 
 def test_reports_never_imports_verify() -> None:

@@ -5,12 +5,16 @@ Registered by :func:`linrnn.verify.cli._register_train`. Three modes, each one p
 * one width and one q (default): :func:`train_single` trains the RNN and the scaled
   CNN from the RNN's own L(0) and reports the step, final losses and the distance
   d = max_k ||L_rnn(k) - L_scnn(k)|| / ||L*||; ``--save`` keeps the run as ``.npz``;
-* ``--widths n1,n2,...``: the dynamics-equivalence sweep,
-  :func:`linrnn.verify.claims_train.claim_dynamics_equivalence`;
-* ``--sigma-w2s q1,q2,...``: the short-memory sweep,
-  :func:`linrnn.verify.claims_train.claim_short_memory`.
+* ``--widths n1,n2,...``: the dynamics-equivalence claim,
+  :mod:`linrnn.verify.claims.dynamics_equivalence`;
+* ``--sigma-w2s q1,q2,...``: the short-memory claim, :mod:`linrnn.verify.claims.short_memory`;
+* ``--teacher co2``: the CO2 claim, :mod:`linrnn.verify.claims.co2`.
 
-Only the standard library is imported at module level, so ``--help`` stays fast.
+The options are the fields of the claims' configuration dataclasses (``--replicas``
+is ``seeds``) and of the model specification; options left out take the dataclass
+defaults, shown in ``--help``. The model's q defaults to :data:`DEFAULT_SIGMA_W2`.
+Only the standard library and the configuration dataclasses are imported at module
+level, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from linrnn.core.errors import UsageError
 
 TEACHER_CHOICES = ("decay", "spike", "oscillator", "co2")
 
-#: Defaults of the single-run mode (the sweeps take theirs from linrnn.verify.claims_train).
+#: Defaults of the single-run mode (the sweeps take theirs from their claims' configuration dataclasses).
 SINGLE_DEFAULTS: dict[str, Any] = {"width": 256, "seeds": 1}
+#: q = sigma_W^2 of the model when --sigma-w2 is not given.
+DEFAULT_SIGMA_W2 = 0.8
 
 
 def _int(text: str) -> int:
@@ -61,6 +67,10 @@ def _lr(text: str) -> str | float:
 
 def register(sub: Any) -> None:
     """Add ``train`` to the subparsers of the ``linrnn.verify`` group."""
+    from linrnn.verify.claims import co2, dynamics_equivalence, short_memory
+    from linrnn.core.spec import ModelSpec
+
+    D, S, C, M = dynamics_equivalence.Config(), short_memory.Config(), co2.Config(), ModelSpec()
     p = sub.add_parser(
         "train",
         help="train wide linear RNNs and the scaled CNN from the same L(0); width or sigma_W^2 sweeps",
@@ -69,41 +79,45 @@ def register(sub: Any) -> None:
             "from the RNN's initial impulse response, and compare them. With --widths, test the n^-1/2 "
             "convergence of the two (dynamics equivalence); with --sigma-w2s, compare the test error after "
             "training across sigma_W^2 with the theory (short-memory bias). Options left out take the "
-            "defaults of the mode (see verify/claims_train.py)."
+            "defaults of the mode (the configuration dataclasses of verify/claims/)."
         ),
     )
-    p.add_argument("--param", choices=("ntk", "standard"), default=None, help="parameterization (default ntk)")
-    p.add_argument("--loss", choices=("all", "last"), default=None, help="loss over all times or the last (default all)")
+    p.add_argument("--param", choices=("ntk", "standard"), default=None, help=f"parameterization (default {M.param})")
+    p.add_argument("--loss", choices=("all", "last"), default=None,
+                   help=f"loss over all times or the last (default {D.loss})")
     w = p.add_mutually_exclusive_group()
-    w.add_argument("--width", type=_int, metavar="n", help="one width (default 256; 1024 with --sigma-w2s)")
+    w.add_argument("--width", type=_int, metavar="n",
+                   help=f"one width (default {SINGLE_DEFAULTS['width']}; {S.width} with --sigma-w2s)")
     w.add_argument("--widths", type=_ints, metavar="n1,n2,...", help="dynamics-equivalence sweep over widths")
-    p.add_argument("--seq-len", type=_int, metavar="T", help="sequence length T = number of lags (default 16)")
-    p.add_argument("--n-seq", type=_int, metavar="N", help="number of training sequences (default 32)")
+    p.add_argument("--seq-len", type=_int, metavar="T", help=f"sequence length T = number of lags (default {D.seq_len})")
+    p.add_argument("--n-seq", type=_int, metavar="N", help=f"number of training sequences (default {D.n_seq})")
     p.add_argument("--teacher", default=None, metavar="{" + ",".join(TEACHER_CHOICES) + "}",
-                   help="teacher impulse response (default decay)")
-    p.add_argument("--rho", type=float, help="decay teacher: L*_j = rho^j (default 0.8)")
-    p.add_argument("--delay", type=_int, help="spike teacher: the delay d (default 4)")
-    p.add_argument("--omega", type=float, help="oscillator teacher: r^j cos(omega j), omega (default 0.5)")
-    p.add_argument("--r", type=float, help="oscillator teacher: the damping r (default 0.9)")
-    p.add_argument("--inputs", choices=("white", "ar1"), default=None, help="input process (default white)")
-    p.add_argument("--phi", type=float, help="AR(1) input coefficient (default 0)")
-    p.add_argument("--noise", type=float, help="output noise standard deviation (default 0)")
+                   help=f"teacher impulse response (default {D.teacher})")
+    p.add_argument("--rho", type=float, help=f"decay teacher: L*_j = rho^j (default {D.rho:g})")
+    p.add_argument("--delay", type=_int, help=f"spike teacher: the delay d (default {D.delay})")
+    p.add_argument("--omega", type=float, help=f"oscillator teacher: r^j cos(omega j), omega (default {D.omega:g})")
+    p.add_argument("--r", type=float, help=f"oscillator teacher: the damping r (default {D.r:g})")
+    p.add_argument("--inputs", choices=("white", "ar1"), default=None, help=f"input process (default {D.inputs})")
+    p.add_argument("--phi", type=float, help=f"AR(1) input coefficient (default {D.phi:g})")
+    p.add_argument("--noise", type=float, help=f"output noise standard deviation (default {D.noise:g})")
     q = p.add_mutually_exclusive_group()
-    q.add_argument("--sigma-w2", type=float, help="q = sigma_W^2 (default 0.8)")
+    q.add_argument("--sigma-w2", type=float, help=f"q = sigma_W^2 (default {DEFAULT_SIGMA_W2:g})")
     q.add_argument("--sigma-w2s", type=_floats, metavar="q1,q2,...", help="short-memory sweep over sigma_W^2")
-    p.add_argument("--sigma-c2", type=float, help="sigma_C^2 (default 1)")
-    p.add_argument("--sigma-f2", type=float, help="sigma_F^2 (default 1)")
-    p.add_argument("--lr-c", type=float, help="learning-rate multiplier eta_C (default 1)")
-    p.add_argument("--lr-f", type=float, help="learning-rate multiplier eta_F (default 1)")
-    p.add_argument("--lr-w", type=float, help="learning-rate multiplier eta_W (default 1)")
-    p.add_argument("--steps", type=_int, help="gradient steps (default 100; 30 with --sigma-w2s)")
+    p.add_argument("--sigma-c2", type=float, help=f"sigma_C^2 (default {M.sigma_c2:g})")
+    p.add_argument("--sigma-f2", type=float, help=f"sigma_F^2 (default {M.sigma_f2:g})")
+    p.add_argument("--lr-c", type=float, help=f"learning-rate multiplier eta_C (default {M.lr_c:g})")
+    p.add_argument("--lr-f", type=float, help=f"learning-rate multiplier eta_F (default {M.lr_f:g})")
+    p.add_argument("--lr-w", type=float, help=f"learning-rate multiplier eta_W (default {M.lr_w:g})")
+    p.add_argument("--steps", type=_int, help=f"gradient steps (default {D.steps}; {S.steps} with --sigma-w2s; "
+                                              f"{C.steps} with --teacher co2)")
     p.add_argument("--lr", type=_lr, default=None, metavar="{auto,FLOAT}",
-                   help="base step; auto = lr-factor / mu_max of the lag-weighted curvature (default auto)")
-    p.add_argument("--lr-factor", type=float, help="safety factor of --lr auto, in (0, 2) (default 0.5)")
-    p.add_argument("--replicas", type=_int, metavar="R", help="draws per width or per q (default 1; sweeps 10 / 8)")
+                   help=f"base step; auto = lr-factor / mu_max of the lag-weighted curvature (default {D.lr})")
+    p.add_argument("--lr-factor", type=float, help=f"safety factor of --lr auto, in (0, 2) (default {D.lr_factor:g})")
+    p.add_argument("--replicas", type=_int, metavar="R",
+                   help=f"draws per width or per q (default {SINGLE_DEFAULTS['seeds']}; sweeps {D.seeds} / {S.seeds})")
     p.add_argument("--seed", type=_int, default=None, help="random seed (default 0)")
     p.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="numpy", help="array backend (default numpy)")
-    p.add_argument("--alpha", type=float, help="false-failure level of the sweeps' checks (default 1e-3)")
+    p.add_argument("--alpha", type=float, help=f"false-failure level of the sweeps' checks (default {D.alpha:g})")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout, nothing else")
     p.add_argument("--save", metavar="PATH.npz", help="single run: save initial weights, data and trajectories")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -113,22 +127,37 @@ def register(sub: Any) -> None:
 # ------------------------------------------------------------------ the handler
 
 
-_FLAG_TO_KEY = {
-    "param": "param", "loss": "loss", "seq_len": "seq_len", "n_seq": "n_seq", "teacher": "teacher", "rho": "rho",
-    "delay": "delay", "omega": "omega", "r": "r", "inputs": "inputs", "phi": "phi", "noise": "noise",
-    "sigma_w2": "sigma_w2", "sigma_c2": "sigma_c2", "sigma_f2": "sigma_f2", "lr_c": "lr_c", "lr_f": "lr_f",
-    "lr_w": "lr_w", "steps": "steps", "lr": "lr", "lr_factor": "lr_factor", "replicas": "seeds", "seed": "seed",
-    "alpha": "alpha",
+#: Options of the claims' configuration dataclasses: option (argparse dest) -> field.
+_FLAG_TO_FIELD = {
+    "loss": "loss", "seq_len": "seq_len", "n_seq": "n_seq", "teacher": "teacher", "rho": "rho", "delay": "delay",
+    "omega": "omega", "r": "r", "inputs": "inputs", "phi": "phi", "noise": "noise", "steps": "steps", "lr": "lr",
+    "lr_factor": "lr_factor", "replicas": "seeds", "alpha": "alpha", "width": "width", "sigma_w2s": "sigma_w2s",
 }
+#: Options of the model specification (option dest = field).
+_MODEL_FLAGS = ("param", "sigma_w2", "sigma_c2", "sigma_f2", "lr_c", "lr_f", "lr_w")
 
 
-def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
-    cfg: dict[str, Any] = {}
-    for flag, key in _FLAG_TO_KEY.items():
-        value = getattr(args, flag, None)
-        if value is not None and key in defaults:
-            cfg[key] = value
-    return cfg
+def _config(args: argparse.Namespace, base: Any, **extra: Any) -> Any:
+    """``base`` (a claim's configuration) with the options given that are its fields, and ``extra``."""
+    from linrnn.verify.claims.base import configure, field_names
+
+    fields = set(field_names(base))
+    values = {key: getattr(args, flag) for flag, key in _FLAG_TO_FIELD.items()
+              if getattr(args, flag, None) is not None and key in fields}
+    return configure(base, {**values, **extra}, "verify train")
+
+
+def _model(args: argparse.Namespace) -> Any:
+    """The model specification from the options (q defaults to :data:`DEFAULT_SIGMA_W2`)."""
+    from linrnn.core.spec import ModelSpec
+    from linrnn.verify.claims.base import configure
+
+    values = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k, None) is not None}
+    return configure(ModelSpec(sigma_w2=DEFAULT_SIGMA_W2), values, "model")
+
+
+def _seed(args: argparse.Namespace) -> int:
+    return 0 if args.seed is None else int(args.seed)
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -163,49 +192,45 @@ def run_train(args: argparse.Namespace) -> int:
     from linrnn.verify.progress import Progress
 
     backend = get_backend(args.backend)
+    model = _model(args)
     if args.teacher == "co2":
-        return _run_co2(args, backend)
+        return _run_co2(args, model, backend)
     if args.widths is not None:
-        from linrnn.verify.claims_train import DEFAULTS_DYNAMICS, claim_dynamics_equivalence
+        from linrnn.verify.claims import dynamics_equivalence
 
-        cfg = {**_config(args, DEFAULTS_DYNAMICS), "widths": args.widths}
-        total = float(sum(n * n for n in args.widths) * cfg.get("seeds", DEFAULTS_DYNAMICS["seeds"]))
+        cfg = _config(args, dynamics_equivalence.Config(), widths=args.widths)
+        total = float(sum(n * n for n in cfg.widths) * cfg.seeds)
         with Progress(total, "verify train --widths", enabled=not args.no_progress) as bar:
-            res = claim_dynamics_equivalence(cfg, backend, progress=bar.advance)
-        fig = res["figures"]["distance_vs_width"]
+            res = dynamics_equivalence.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
+        fig = res.figures["distance_vs_width"]
         out = {"schema_version": 1, "mode": "widths", "widths": fig["widths"], "distance": fig["distance_mean"],
-               "distance_se": fig["distance_se"], "slope": res["statistic"]["value"],
-               "slope_ci": res["threshold"]["value"]["ci"], "verdict": res["verdict"], "claim": res}
+               "distance_se": fig["distance_se"], "slope": res.statistic["value"],
+               "slope_ci": res.threshold["value"]["ci"], "verdict": res.verdict, "claim": res.claim_dict()}
         _emit(args, out, _widths_table(res))
-        return 0 if res["verdict"] == "pass" else 1
+        return 0 if res.verdict == "pass" else 1
     if args.sigma_w2s is not None:
-        from linrnn.verify.claims_train import DEFAULTS_SHORT_MEMORY, claim_short_memory
+        from linrnn.verify.claims import short_memory
 
-        cfg = {**_config(args, DEFAULTS_SHORT_MEMORY), "sigma_w2s": args.sigma_w2s}
-        if args.width is not None:
-            cfg["width"] = args.width
-        n = cfg.get("width", DEFAULTS_SHORT_MEMORY["width"])
-        total = float(len(args.sigma_w2s) * cfg.get("seeds", DEFAULTS_SHORT_MEMORY["seeds"]) * (n * n + (n // 2) ** 2))
+        cfg = _config(args, short_memory.Config())
+        n = cfg.width
+        total = float(len(cfg.sigma_w2s) * cfg.seeds * (n * n + (n // 2) ** 2))
         with Progress(total, "verify train --sigma-w2s", enabled=not args.no_progress) as bar:
-            res = claim_short_memory(cfg, backend, progress=bar.advance)
-        fig = res["figures"]["test_error_vs_q"]
+            res = short_memory.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
+        fig = res.figures["test_error_vs_q"]
         out = {"schema_version": 1, "mode": "sigma_w2s", "sigma_w2s": fig["sigma_w2"], "theory": fig["theory"],
                "experiment_mean": fig["experiment_mean"], "experiment_se": fig["experiment_se"],
                "best_q_theory": fig["best_q_theory"], "best_q_experiment": fig["best_q_experiment"],
-               "verdict": res["verdict"], "claim": res}
+               "verdict": res.verdict, "claim": res.claim_dict()}
         _emit(args, out, _sweep_q_table(res))
-        return 0 if res["verdict"] == "pass" else 1
-    from linrnn.verify.claims_train import DEFAULTS_DYNAMICS
+        return 0 if res.verdict == "pass" else 1
+    from linrnn.verify.claims import dynamics_equivalence
 
-    cfg = {**_config(args, DEFAULTS_DYNAMICS), **SINGLE_DEFAULTS}
-    if args.width is not None:
-        cfg["width"] = args.width
-    if args.replicas is not None:
-        cfg["seeds"] = args.replicas
-    width = cfg.pop("width")
-    with Progress(float(cfg["seeds"] * (cfg.get("steps", DEFAULTS_DYNAMICS["steps"]) + 1)), "verify train",
-                  enabled=not args.no_progress) as bar:
-        run = train_single(cfg, width, backend, progress=lambda k, loss: bar.advance(1, f"loss {loss:.3g}"))
+    cfg = _config(args, dynamics_equivalence.Config(),
+                  seeds=args.replicas if args.replicas is not None else SINGLE_DEFAULTS["seeds"])
+    width = args.width if args.width is not None else SINGLE_DEFAULTS["width"]
+    with Progress(float(cfg.seeds * (cfg.steps + 1)), "verify train", enabled=not args.no_progress) as bar:
+        run = train_single(cfg, model, width, seed=_seed(args), backend=backend,
+                           progress=lambda k, loss: bar.advance(1, f"loss {loss:.3g}"))
     if args.save is not None:
         save_run(args.save, run)
     _emit(args, run_summary(run), _single_table(run, args.save))
@@ -224,52 +249,52 @@ def _emit(args: argparse.Namespace, obj: dict[str, Any], table: str) -> None:
 
 
 def train_single(
-    config: dict[str, Any], width: int, backend: Any = None, *, progress: Any = None
+    config: Any, model: Any, width: int, *, seed: int = 0, backend: Any = None, progress: Any = None
 ) -> dict[str, Any]:
-    """Train ``config['seeds']`` RNNs of width ``width`` and their SCNNs from the same L(0).
+    """Train ``config.seeds`` RNNs of width ``width`` and their SCNNs from the same L(0).
 
-    ``config`` takes the keys of :data:`linrnn.verify.claims_train.DEFAULTS_DYNAMICS` (``widths``
-    and ``controls`` unused). Returns a dict with the configuration, the step (``lr``,
-    ``lr_auto``), per replica the final RNN and SCNN losses and the distance
-    d = max_k ||L_rnn(k) - L_scnn(k)||_F / ||L*||_F, and the first replica's arrays
-    (``W0``, ``F0``, ``C0``, ``x``, ``y``, ``impulse``, ``scnn``, ``loss_rnn``) as host
-    NumPy arrays. A diverging run raises :class:`UsageError`.
+    ``config``: a :class:`linrnn.verify.claims.dynamics_equivalence.Config` (``widths``
+    and ``controls`` unused); ``model``: the model specification. Returns a dict with
+    the configuration, the step (``lr``, ``lr_auto``), per replica the final RNN and
+    SCNN losses and the distance d = max_k ||L_rnn(k) - L_scnn(k)||_F / ||L*||_F, and
+    the first replica's arrays (``W0``, ``F0``, ``C0``, ``x``, ``y``, ``impulse``,
+    ``scnn``, ``loss_rnn``) as host NumPy arrays. A diverging run raises :class:`UsageError`.
     """
     import numpy as np
 
     from linrnn.derive import weights
-    from linrnn.verify.claims_train import DEFAULTS_DYNAMICS, _merge, choose_lr, draw_rnn, make_data, model_spec, \
-        resolve_backend
+    from linrnn.verify.claims.base import check_scalar_model, result_config
+    from linrnn.verify.claims_train import choose_lr, draw_rnn, make_data, resolve_backend
+    from linrnn.verify.scnn import scnn_trajectory
     from linrnn.verify.train import impulse_loss_and_grad, lagged_correlations, train_rnn
 
-    cfg = _merge(DEFAULTS_DYNAMICS, config)
-    if int(width) != width or width < 1:
+    if isinstance(width, bool) or int(width) != width or width < 1:
         raise UsageError(f"the width must be a positive integer, got {width!r}")
+    check_scalar_model(model, "single-run")
     backend = resolve_backend(backend)
-    spec = model_spec(cfg)
-    x, y, teacher = make_data(cfg, backend)
-    corr = lagged_correlations(x, y, None, cfg["loss"], backend)
-    lam = np.asarray(weights(spec, cfg["seq_len"]), dtype=np.float64)
-    lr = choose_lr(cfg, corr, spec)
+    spec = model
+    x, y, teacher = make_data(config, backend, seed)
+    corr = lagged_correlations(x, y, None, config.loss, backend)
+    lam = np.asarray(weights(spec, config.seq_len), dtype=np.float64)
+    lr = choose_lr(config, corr, spec)
     norm = float(np.linalg.norm(teacher))
     reps: list[dict[str, float]] = []
     first: dict[str, Any] = {}
-    from linrnn.verify.scnn import scnn_trajectory
-
-    for r in range(cfg["seeds"]):
-        draw = draw_rnn(cfg, spec, int(width), r, backend)
-        res = train_rnn(draw, None, None, loss=cfg["loss"], lr=lr, steps=cfg["steps"], corr=corr, progress=progress)
+    for r in range(config.seeds):
+        draw = draw_rnn(seed, spec, int(width), r, backend)
+        res = train_rnn(draw, None, None, loss=config.loss, lr=lr, steps=config.steps, corr=corr, progress=progress)
         res.raise_if_diverged()
         assert res.impulse is not None
-        scnn = scnn_trajectory(res.impulse[0], corr, lam, lr=lr, steps=cfg["steps"])
+        scnn = scnn_trajectory(res.impulse[0], corr, lam, lr=lr, steps=config.steps)
         d = float(np.max(np.sqrt(np.sum((res.impulse - scnn) ** 2, axis=(1, 2, 3))))) / norm
         reps.append({"loss_rnn_initial": float(res.loss[0]), "loss_rnn_final": float(res.loss[-1]),
                      "loss_scnn_final": float(impulse_loss_and_grad(scnn[-1], corr)[0]), "distance": d})
         if r == 0:
             first = {"W0": np.asarray(draw.W), "F0": np.asarray(draw.F), "C0": np.asarray(draw.C), "x": backend.to_numpy(x),
                      "y": backend.to_numpy(y), "impulse": res.impulse, "scnn": scnn, "loss_rnn": res.loss}
-    return {"config": {**cfg, "width": int(width)}, "spec": spec, "lr": lr, "lr_auto": cfg["lr"] == "auto",
-            "replicas": reps, "teacher": teacher, "lam": lam, "backend": backend.describe(), **first}
+    return {"config": result_config(model, config, seed=seed, width=int(width)), "spec": spec, "lr": lr,
+            "lr_auto": config.lr == "auto", "replicas": reps, "teacher": teacher, "lam": lam,
+            "backend": backend.describe(), **first}
 
 
 def save_run(path: str, run: dict[str, Any]) -> None:
@@ -314,35 +339,59 @@ def _single_table(run: dict[str, Any], saved: str | None) -> str:
     return "\n".join(lines)
 
 
-def _widths_table(res: dict[str, Any]) -> str:
-    fig = res["figures"]["distance_vs_width"]
-    lines = [f"# {res['title']}: {res['statement']}", f"{'n':>6} {'d(n) mean':>12} {'SE':>10}"]
+def _widths_table(res: Any) -> str:
+    fig = res.figures["distance_vs_width"]
+    lines = [f"# {res.title}: {res.statement}", f"{'n':>6} {'d(n) mean':>12} {'SE':>10}"]
     for n, m, s in zip(fig["widths"], fig["distance_mean"], fig["distance_se"]):
         lines.append(f"{n:>6} {m:12.4g} {s:10.3g}")
-    lo, hi = res["threshold"]["value"]["ci"]
-    lines.append(f"slope {res['statistic']['value']:.3f}, CI [{lo:.3f}, {hi:.3f}] ({res['threshold']['description']})")
+    lo, hi = res.threshold["value"]["ci"]
+    lines.append(f"slope {res.statistic['value']:.3f}, CI [{lo:.3f}, {hi:.3f}] ({res.threshold['description']})")
     lines.append("negative controls (each must be rejected):")
-    for c in res["controls"]:
+    for c in res.controls:
         lines.append(f"  {c['id']:<32} {'rejected' if c['verdict'] == 'fail' else 'NOT rejected'}")
-    lines.append(f"verdict: {res['verdict'].upper()}")
+    lines.append(f"verdict: {res.verdict.upper()}")
     return "\n".join(lines)
 
 
-def _sweep_q_table(res: dict[str, Any]) -> str:
-    fig = res["figures"]["test_error_vs_q"]
-    lines = [f"# {res['title']}: {res['statement']}",
+def _sweep_q_table(res: Any) -> str:
+    fig = res.figures["test_error_vs_q"]
+    lines = [f"# {res.title}: {res.statement}",
              f"{'q':>6} {'theory':>12} {'RNN mean':>12} {'SE':>10} {'z':>8}"]
     for q, t, m, s, z in zip(fig["sigma_w2"], fig["theory"], fig["experiment_mean"], fig["experiment_se"], fig["z"]):
         lines.append(f"{q:>6g} {t:12.4g} {m:12.4g} {s:10.3g} {z:8.2f}")
     lines.append(f"best q: theory {fig['best_q_theory']:g}, experiment {fig['best_q_experiment']:g}")
-    lines.append(f"max |z| {res['statistic']['value']:.3g} vs {res['threshold']['value']:.3g}")
-    for c in res["controls"]:
+    lines.append(f"max |z| {res.statistic['value']:.3g} vs {res.threshold['value']:.3g}")
+    for c in res.controls:
         lines.append(f"  control {c['id']:<28} {'rejected' if c['verdict'] == 'fail' else 'NOT rejected'}")
-    lines.append(f"verdict: {res['verdict'].upper()}")
+    lines.append(f"verdict: {res.verdict.upper()}")
     return "\n".join(lines)
 
 
-def _run_co2(args: argparse.Namespace, backend: Any) -> int:
-    from linrnn.verify.co2 import run_co2_cli
+def _run_co2(args: argparse.Namespace, model: Any, backend: Any) -> int:
+    """``--teacher co2``: the CO2 claim (:mod:`linrnn.verify.claims.co2`) with the options that apply."""
+    from linrnn.verify.claims import co2
+    from linrnn.verify.progress import Progress
 
-    return int(run_co2_cli(args, backend))
+    if args.sigma_w2 is not None:
+        raise UsageError("the co2 task compares several q: give --sigma-w2s (two or more) instead of --sigma-w2")
+    if args.widths is not None or args.save is not None:
+        raise UsageError("--teacher co2 runs the CO2 comparison; --widths and --save do not apply")
+    cfg = _config(args, co2.Config())
+    with Progress(float(len(cfg.sigma_w2s)), "verify train --teacher co2", enabled=not args.no_progress) as bar:
+        res = co2.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
+    if args.json:
+        json.dump({"schema_version": 1, "mode": "co2", "verdict": res.verdict, "claim": res.claim_dict()}, sys.stdout,
+                  allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(f"# {res.title}: {res.statement}")
+        print(f"{'model':>16} {'q':>6} {'test R^2':>10} {'SE':>8} {'z_52':>8}")
+        for r in res.figures["comparison"]["rows"]:
+            q = "" if r["sigma_w2"] is None else f"{r['sigma_w2']:g}"
+            z = "" if r["seasonal_z"] is None else f"{r['seasonal_z']:.2f}"
+            print(f"{r['model']:>16} {q:>6} {r['test_r2']:10.4f} {r['test_r2_se']:8.3f} {z:>8}")
+        print(f"block t {res.statistic['value']:.3g} vs {res.threshold['value']:.3g}")
+        for c in res.controls:
+            print(f"  control {c['id']:<24} {'rejected' if c['verdict'] == 'fail' else 'NOT rejected'}")
+        print(f"verdict: {res.verdict.upper()}")
+    return 0 if res.verdict == "pass" else 1

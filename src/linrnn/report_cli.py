@@ -38,10 +38,14 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("-o", "--output", default="linrnn-report", metavar="DIR",
                         help="report directory (default ./linrnn-report)")
-    parser.add_argument("--profile", choices=("quick", "full"), default="quick",
-                        help="quick: a few minutes on a CPU (default); full: paper-scale, meant for a GPU")
+    from linrnn.suite import profile_names
+
+    parser.add_argument("--profile", choices=profile_names(), default="quick",
+                        help="quick: a few minutes on a CPU (default); full: paper-scale, meant for a GPU "
+                             "(profiles are the TOML files of linrnn/profiles)")
     parser.add_argument("--config", metavar="FILE.toml",
-                        help="TOML file overriding experiment sizes, e.g. [ntk] widths = [128, 256, 512]")
+                        help="TOML file overriding profile fields, e.g. [model] sigma_w2 = 0.8 or "
+                             "[ntk] widths = [128, 256, 512]")
     parser.add_argument("--backend", choices=("auto", "numpy", "cupy"), default=None,
                         help="array backend (default: numpy for quick, auto for full)")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
@@ -94,4 +98,6 @@ def run_render(args: argparse.Namespace) -> int:
 
     results = render(args.results, args.render_output, force=args.render_force)
     print(f"rendered {args.render_output}/report.html from {args.results} (verdict {results['verdict']})")
-    return 0 if results["verdict"] == "pass" else 1
+    from linrnn.core.outcome import exit_status
+
+    return exit_status(results["verdict"])

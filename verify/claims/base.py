@@ -1,0 +1,356 @@
+"""What every claim of the registry shares: the claim object, its result, and typed configuration.
+
+A claim is a registry entry (:class:`Claim`): a name, the configuration table it
+reads (``section``), the experiment it belongs to, a frozen configuration dataclass
+holding its defaults (sizes, alpha, ...; never the model), and two plain functions
+of its module:
+
+* ``check(config, model)`` raises :class:`UsageError` for a configuration the claim
+  cannot run (the suite calls it for every claim before running any);
+* ``run(config, model, *, seed, backend, dtype, progress) -> ClaimResult``: a pure
+  function of (config, model, seed, backend kind, dtype). Inputs and output are
+  picklable, so another process can run a claim.
+
+``model`` is the :class:`linrnn.core.spec.ModelSpec` of the ``[model]`` table, built
+once and shared by the derivation and every claim: q = sigma_W^2 is set once.
+Grids that sweep q (``sigma_w2s``) are claim configuration.
+
+:func:`configure` applies a mapping (a TOML table, command-line flags) to a
+configuration dataclass: unknown keys and wrong types are a :class:`UsageError`
+that names ``section.key``; values are then validated by the dataclass itself.
+
+Only the standard library is imported here (``linrnn verify train --help`` reads the
+configuration dataclasses' defaults).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from linrnn.core.errors import UsageError
+from linrnn.core.outcome import CONTROL_OUTCOMES, STATISTIC_OUTCOMES, claim_outcome
+
+Progress = Callable[[float, str], None]
+
+BACKENDS = ("auto", "numpy", "cupy")
+
+
+# ------------------------------------------------------------------ JSON-ready data
+
+
+def jsonable(obj: Any) -> Any:
+    """JSON-ready copy: NumPy scalars and arrays to Python, tuples to lists, non-finite floats to None."""
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return jsonable(obj.tolist())
+    if hasattr(obj, "item"):
+        return jsonable(obj.item())
+    return str(obj)
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def errbars(values: list[Any] | None, factor: float = 2.0) -> list[Any] | None:
+    """``factor`` standard errors (None stays None): the +-2 SE bars of the figures."""
+    return None if values is None else [None if v is None else factor * v for v in values]
+
+
+# ------------------------------------------------------------------ the result
+
+
+_CONTRACT = ("id", "title", "statement", "formula", "statistic", "threshold", "verdict", "figures", "controls",
+             "config", "notes", "statistic_verdict", "error", "alpha", "design")
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The outcome of one claim, in the contract of ``docs/claims.md``; JSON-ready once constructed.
+
+    ``figures`` maps a name to a figure in a kind of :mod:`linrnn.reports.figures`
+    (``{"kind": ..., "title": ..., "caption": ..., ...data}``); ``controls`` are the
+    negative controls (each ``{"id", "statement", "statistic", "threshold", "verdict"}``
+    and optionally ``formula``); ``backend`` describes the backend that ran it;
+    ``data`` holds anything else worth keeping in the results.
+    """
+
+    id: str
+    title: str
+    statement: str
+    formula: str
+    statistic: dict[str, Any]
+    threshold: dict[str, Any]
+    verdict: str
+    figures: dict[str, Any]
+    controls: list[dict[str, Any]]
+    config: dict[str, Any]
+    notes: list[str]
+    backend: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    #: the claim's own test: "pass" (not refuted), "fail" (refuted at level ``alpha``) or "error"
+    statistic_verdict: str = ""
+    #: one sentence naming the cause when a statistic is not finite (then statistic_verdict is "error")
+    error: str | None = None
+    #: the stated false-failure rate of the claim's own test (probability of "fail" when the theory holds)
+    alpha: float | None = None
+    #: the design that sized the run: method, pilot size, sizes used, power target, sizes needed
+    design: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, jsonable(getattr(self, f.name)))
+        # controls: "rejected" / "not_rejected" / "error" (legacy "fail" = rejected, "pass" = not rejected)
+        legacy = {"fail": "rejected", "pass": "not_rejected"}
+        controls = [{**c, "verdict": legacy.get(c.get("verdict"), c.get("verdict"))} for c in self.controls]
+        object.__setattr__(self, "controls", controls)
+        stat = self.statistic_verdict or ("error" if self.error else self.verdict)
+        if self.error and stat != "error":
+            raise ValueError(f"claim {self.id!r}: an error sentence goes with statistic_verdict 'error'")
+        if stat not in STATISTIC_OUTCOMES:
+            raise ValueError(f"claim {self.id!r}: statistic_verdict must be one of {', '.join(STATISTIC_OUTCOMES)}, "
+                             f"got {stat!r}")
+        for c in controls:
+            if c["verdict"] not in CONTROL_OUTCOMES:
+                raise ValueError(f"claim {self.id!r}: control {c.get('id')!r} has verdict {c['verdict']!r}; "
+                                 f"expected one of {', '.join(CONTROL_OUTCOMES)}")
+        object.__setattr__(self, "statistic_verdict", stat)
+        object.__setattr__(self, "verdict", claim_outcome(stat, [c["verdict"] for c in controls]))
+        for name, fig in self.figures.items():
+            if not (isinstance(fig, dict) and isinstance(fig.get("kind"), str)):
+                raise ValueError(f"claim {self.id!r}: figure {name!r} names no kind of linrnn.reports.figures")
+        for c in self.controls:
+            missing = [k for k in ("id", "statement", "statistic", "threshold", "verdict") if k not in c]
+            if missing:
+                raise ValueError(f"claim {self.id!r}: a control lacks {', '.join(missing)}")
+
+    def claim_dict(self) -> dict[str, Any]:
+        """The claim as the dict of ``docs/claims.md`` (contract keys, then ``data``'s keys)."""
+        return {**{k: getattr(self, k) for k in _CONTRACT}, **self.data}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ClaimResult:
+        return cls(**dict(d))
+
+
+# ------------------------------------------------------------------ the registry entry
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One entry of :data:`linrnn.verify.claims.REGISTRY`.
+
+    ``name``: the registry key (also the cache entry and the ``only=`` name of the
+    suite); ``section``: the configuration table it reads (claims of one experiment
+    share it); ``experiment``: the computation it comes from (the results'
+    ``experiment``); ``config_type``: its frozen configuration dataclass;
+    ``run``/``check``: the functions of its module (see the module docstring).
+    """
+
+    name: str
+    section: str
+    experiment: str
+    title: str
+    config_type: type
+    run: Callable[..., ClaimResult]
+    check: Callable[[Any, Any], None]
+
+    def default_config(self) -> Any:
+        return self.config_type()
+
+    def config(self, values: Mapping[str, Any] | None = None, base: Any = None) -> Any:
+        """``base`` (default: the dataclass defaults) with ``values`` applied (:func:`configure`)."""
+        return configure(self.config_type() if base is None else base, values or {}, self.section)
+
+
+# ------------------------------------------------------------------ typed configuration
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(h) for h in typing.get_args(hint))
+    if origin in (tuple, list):
+        inner = typing.get_args(hint)[0]
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(inner, "values")
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as the annotation ``hint`` (int, float, str, bool, tuple[X, ...], unions), else UsageError."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for h in typing.get_args(hint):
+            try:
+                return _coerce(value, h, where)
+            except UsageError:
+                continue
+        raise UsageError(f"{where} must be {_type_name(hint)}, got {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"{where} must be {_type_name(hint)}, got {value!r}")
+        inner = typing.get_args(hint)[0]
+        try:
+            return tuple(_coerce(v, inner, where) for v in value)
+        except UsageError:
+            raise UsageError(f"{where} must be {_type_name(hint)}, got {value!r}") from None
+    ok = False
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+    elif hint is str:
+        ok = isinstance(value, str)
+    else:  # pragma: no cover - an annotation this function does not know
+        raise TypeError(f"{where}: unsupported configuration type {hint!r}")
+    if not ok:
+        raise UsageError(f"{where} must be {_type_name(hint)}, got {value!r}")
+    return value
+
+
+def field_names(cls_or_obj: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls_or_obj))
+
+
+def configure(base: Any, values: Mapping[str, Any], section: str) -> Any:
+    """``base`` (a frozen configuration dataclass) with ``values`` applied, checked and validated.
+
+    Unknown keys are a :class:`UsageError` naming ``section.key`` and listing the known
+    keys; a value of the wrong type names ``section.key`` and the expected type; the
+    dataclass then validates the values (its ``__post_init__``).
+    """
+    if not isinstance(values, Mapping):
+        raise UsageError(f"[{section}] must be a table of keys in the configuration")
+    names = field_names(base)
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise UsageError(f"unknown key{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(f'{section}.{k}' for k in unknown)} in the configuration; "
+                         f"known keys of [{section}]: {', '.join(sorted(names))}")
+    hints = typing.get_type_hints(type(base))
+    changes = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+def result_config(model: Any, config: Any, **extra: Any) -> dict[str, Any]:
+    """The ``config`` of a claim's result: the model's fields, the claim's fields, then ``extra``."""
+    return {**jsonable(model), **jsonable(config), **jsonable(extra)}
+
+
+# ------------------------------------------------------------------ validation helpers
+
+
+def positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def in_open_interval(name: str, value: float, lo: float, hi: float, why: str = "") -> float:
+    v = float(value)
+    if not lo < v < hi:
+        raise UsageError(f"{name} must lie in ({lo:g}, {hi:g}){why}, got {value!r}")
+    return v
+
+
+def check_lr(lr: str | float) -> str | float:
+    """``'auto'`` or a finite positive number (the base step of gradient descent)."""
+    if lr == "auto":
+        return lr
+    try:
+        v = float(lr)
+    except (TypeError, ValueError):
+        raise UsageError(f"lr must be 'auto' or a positive number, got {lr!r}") from None
+    if isinstance(lr, bool) or not math.isfinite(v) or v <= 0:
+        raise UsageError(f"lr must be 'auto' or a positive number, got {lr!r}")
+    return v
+
+
+def check_widths(widths: Any, name: str = "widths") -> tuple[int, ...]:
+    """At least two different positive widths, sorted and without repeats."""
+    try:
+        ws = [int(w) for w in widths]
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must hold at least two different positive widths, got {widths!r}") from None
+    if len(set(ws)) < 2 or min(ws) < 1 or any(int(w) != w for w in widths):
+        raise UsageError(f"{name} must hold at least two different positive widths, got {widths!r}")
+    return tuple(sorted(set(ws)))
+
+
+def check_scalar_model(model: Any, claim: str) -> None:
+    """The training claims use scalar sequences: n_in = n_out = 1."""
+    if model.n_in != 1 or model.n_out != 1:
+        raise UsageError(f"the {claim} claim trains on scalar sequences: it needs [model] n_in = 1 and n_out = 1, "
+                         f"got n_in = {model.n_in}, n_out = {model.n_out}")
+
+
+def set_fields(obj: Any, **values: Any) -> None:
+    """Assign normalised values in a frozen dataclass's ``__post_init__``."""
+    for k, v in values.items():
+        object.__setattr__(obj, k, v)
+
+
+# ------------------------------------------------------------------ the training claims' shared fields
+
+
+TEACHERS = ("decay", "spike", "oscillator")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Data, optimiser and test sizes shared by the training claims (defaults: the dynamics claim's).
+
+    The model (parameterization, variances, learning-rate multipliers, q) is not
+    here: it is the ``[model]`` table.
+    """
+
+    loss: str = "all"
+    seq_len: int = 16
+    n_seq: int = 32
+    teacher: str = "decay"
+    rho: float = 0.8
+    delay: int = 4
+    r: float = 0.9
+    omega: float = 0.5
+    inputs: str = "white"
+    phi: float = 0.0
+    noise: float = 0.0
+    seeds: int = 10
+    steps: int = 100
+    lr: str | float = "auto"
+    lr_factor: float = 0.5
+    alpha: float = 1e-3
+    controls: tuple[str, ...] = ("no_linear_term", "q_times_1.1")
+
+    def __post_init__(self) -> None:
+        for key in ("seq_len", "n_seq", "steps", "seeds"):
+            set_fields(self, **{key: positive_int(key, getattr(self, key))})
+        in_open_interval("alpha", self.alpha, 0, 1)
+        in_open_interval("lr_factor", self.lr_factor, 0, 2, " (2 is the stability limit)")
+        set_fields(self, lr=check_lr(self.lr), controls=tuple(self.controls))
+        if self.teacher not in TEACHERS:
+            raise UsageError(f"unknown teacher {self.teacher!r}; choose one of {', '.join(TEACHERS)}")

@@ -1,0 +1,45 @@
+"""Claim ``nngp``: the initial impulse response L_j(0) = C W^j F has the derived NNGP covariance.
+
+Statistic: max |z| over the upper-triangle entries of the second moment of L(0) at
+the largest width (bias-corrected, Holm thresholds), from the shared width sweep
+``[ntk]``. Control: the NNGP variance with q replaced by 1.1 q.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from linrnn.verify.claims import ntk_sweep
+from linrnn.verify.claims.base import Claim, ClaimResult, Progress
+
+Config = ntk_sweep.NtkConfig
+check = ntk_sweep.check
+
+
+def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dtype: str = "float64",
+        progress: Progress | None = None) -> ClaimResult:
+    from linrnn.derive import derive_lag_weights
+    from linrnn.derive.latex import latex
+
+    check(config, model)
+    j = ntk_sweep.sweep(config, model, seed=seed, backend=backend, dtype=dtype)
+    c = ntk_sweep.checks(j)["nngp_entries"]
+    stat, thr = ntk_sweep.entry_stat(c)
+    var = latex(derive_lag_weights(model.param).nngp)
+    return ntk_sweep.result(
+        j, config, model,
+        id="nngp", title="NNGP of the initial impulse response",
+        statement="At initialisation the impulse response L_j(0) = C W^j F of a wide linear RNN has independent "
+                  "entries with the derived variance.",
+        formula=r"\mathrm{E}\left[L_i(0)[a,b]\,L_j(0)[a',b']\right] = \delta_{ij}\,\delta_{aa'}\,\delta_{bb'}\,"
+                + var,
+        statistic=stat, threshold=thr, verdict=c["verdict"],
+        figures={"per_lag": ntk_sweep.per_lag_figure(j, "nngp_", c, r"$\mathrm{Var}\,L_j(0)[0,0]$ (dimensionless)",
+                                                     "NNGP variance")},
+        controls=ntk_sweep.controls(j, "nngp"),
+        notes=[j["design"]["test"] + "."],
+    )
+
+
+CLAIM = Claim(name="nngp", section=ntk_sweep.SECTION, experiment="ntk", title="NNGP of the initial impulse response",
+              config_type=Config, run=run, check=check)

@@ -1,0 +1,142 @@
+"""The width sweep shared by the claims ``ntk_limit``, ``nngp`` and ``width_rate`` (table ``[ntk]``).
+
+One :func:`linrnn.verify.check_ntk.check_lag_ntk` run over the widths measures the lag
+NTK, the NNGP second moment and the per-draw relative error at once; each of the three
+claims reads its part. :func:`sweep` is memoised per process on its full input
+(configuration, model, seed, backend kind, dtype), so the three claims of one suite
+run share one computation, while each claim stays a pure function of its inputs
+(a claim run in another process recomputes the sweep and gets the same numbers).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from linrnn.core.errors import UsageError
+from linrnn.verify.claims.base import ClaimResult, result_config, set_fields
+
+SECTION = "ntk"
+
+
+@dataclass(frozen=True)
+class NtkConfig:
+    """Sizes of the lag-NTK width sweep (defaults: the paper-scale ``full`` profile).
+
+    ``lags``: lags of the lag NTK; ``widths``: the sweep (two or more distinct widths;
+    the entrywise checks run at the largest); ``replicas``: draws per width;
+    ``alpha``: family-wise false-failure level; ``max_memory``: memory bound of a
+    batch of draws ("8GB", or bytes).
+    """
+
+    lags: int = 32
+    widths: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
+    replicas: int = 1024
+    alpha: float = 1e-3
+    max_memory: str | int = "8GB"
+
+    def __post_init__(self) -> None:
+        set_fields(self, widths=tuple(self.widths))
+        if len(set(self.widths)) < 2:
+            raise UsageError("ntk.widths needs at least two different widths (the rate is fitted over them)")
+
+
+def check(config: NtkConfig, model: Any) -> None:
+    """Nothing beyond the dataclass's own validation (the sweep validates sizes as it starts)."""
+
+
+@functools.lru_cache(maxsize=4)
+def _sweep(config: NtkConfig, model: Any, seed: int, backend: str, dtype: str) -> dict[str, Any]:
+    from linrnn.verify.check_ntk import check_lag_ntk
+    from linrnn.verify.montecarlo import parse_memory
+
+    r = check_lag_ntk(model, list(config.widths), lags=config.lags, replicas=config.replicas,
+                      seed=seed, backend=backend, dtype=dtype, max_memory=parse_memory(config.max_memory),
+                      alpha=config.alpha, progress=False)
+    return r.to_json()
+
+
+def sweep(config: NtkConfig, model: Any, *, seed: int, backend: str = "numpy", dtype: str = "float64") -> dict[str, Any]:
+    """The results object of :func:`check_lag_ntk` for this sweep (a private copy; memoised)."""
+    if not isinstance(backend, str):
+        backend = backend.name
+    return copy.deepcopy(_sweep(config, model, seed, backend, dtype))
+
+
+def checks(j: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in j["checks"]}
+
+
+def entry_stat(check: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Statistic and threshold of an entrywise check (max |z|, Holm thresholds)."""
+    stat = {"name": "max |z| over the entries (bias-corrected estimate vs theory)", "value": check["value"],
+            "entries_tested": check["entries_tested"], "entries_rejected_holm": check["entries_rejected_holm"]}
+    thr = {"description": f"every |z| below Holm's thresholds, the first t_{{{check['dof']:g}}} critical value "
+                          f"at family-wise alpha = {check['alpha']:.3g}",
+           "value": check["threshold"]}
+    return stat, thr
+
+
+def rate_stat(check: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Statistic and threshold of the rate check (fitted slope, expected slope inside its interval)."""
+    stat = {"name": "fitted log-log slope of the relative error against n", "value": check["value"],
+            "stderr": check["stderr"], "ci": check["ci"]}
+    thr = {"description": f"expected slope {check['expected']:g} inside the {100 * check['ci_level']:.4g}% interval",
+           "value": check["ci"]}
+    return stat, thr
+
+
+_DESCRIPTIONS = {
+    "ntk:no_linear_term": "lag weights without the W-gradient term linear in j",
+    "ntk:q_times_1.1": "lag weights with q replaced by 1.1 q",
+    "nngp:q_times_1.1": "NNGP variance with q replaced by 1.1 q",
+    "rate:minus_1": "the relative error falls like n^-1 (fluctuations of order 1/n)",
+}
+
+
+def controls(j: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """The negative controls of the sweep whose name starts with ``prefix`` (ntk, nngp or rate)."""
+    out = []
+    for name, ctrl in j["controls"].items():
+        if name.split(":")[0] != prefix:
+            continue
+        first = ctrl["checks"][0]
+        stat, thr = rate_stat(first) if first["name"] == "rate" else entry_stat(first)
+        out.append({
+            "id": name, "statement": _DESCRIPTIONS.get(name, f"wrong theory {name}"),
+            "formula": ctrl.get("formula"), "statistic": stat, "threshold": thr, "verdict": first["verdict"],
+        })
+    return out
+
+
+def per_lag_figure(j: Mapping[str, Any], prefix: str, check: Mapping[str, Any], ylabel: str, what: str) -> dict[str, Any]:
+    """Kind ``per_lag``: the diagonal entries (lag j, output 0, input 0) at the largest width against theory."""
+    import numpy as np
+
+    L = j["shape"][0]
+    diag = [(k, 0, 0, k, 0, 0) for k in range(L)]
+    th, est, se, raw = (np.asarray(j[prefix + k], dtype=np.float64)
+                        for k in ("theory", "corrected_mean", "corrected_stderr", "mean"))
+    top, comp = j["width"], j["companion_width"]
+    t = check["threshold"]
+    e = np.array([est[d] for d in diag])
+    s = np.array([se[d] for d in diag])
+    return {
+        "kind": "per_lag", "title": f"{what}: Monte Carlo against theory per lag",
+        "caption": f"Diagonal entries (lag j, output 0, input 0) at width n = {top} over {j['replicas']} draws. "
+                   f"Circles: bias-corrected estimate (two-point fit at n = {top} and n = {comp}), with "
+                   f"simultaneous intervals of +-{t:.2f} standard errors (the Holm/Bonferroni threshold of the "
+                   f"test); open squares: the raw mean at n = {top}; line: the derived limit.",
+        "lags": list(range(L)), "theory": [th[d] for d in diag], "estimate": e, "lower": e - t * s,
+        "upper": e + t * s, "raw": [raw[d] for d in diag], "ylabel": ylabel,
+        "theory_label": "derived limit", "estimate_label": "bias-corrected Monte Carlo",
+        "interval_label": f"+-{t:.2f} SE, simultaneous", "raw_label": f"raw mean at n = {top}",
+    }
+
+
+def result(j: Mapping[str, Any], config: NtkConfig, model: Any, **fields: Any) -> ClaimResult:
+    """A claim of the sweep: its own fields, with the shared configuration and backend."""
+    return ClaimResult(config=result_config(model, config), backend=j["backend"], **fields)
