@@ -36,11 +36,10 @@ impulse responses do not suffer from this).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import warnings
 
 import numpy as np
 
