@@ -469,7 +469,7 @@ def _cache_write(path: Path, entry: Mapping[str, Any]) -> None:
 
 
 _CLAIM_KEYS = ("id", "title", "statement", "formula", "statistic", "threshold", "verdict", "figures", "config",
-               "notes")
+               "notes", "statistic_verdict", "error", "alpha", "design")
 
 
 def to_schema_claim(claim: Mapping[str, Any], experiment: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -682,18 +682,24 @@ def _maybe_pdf(tmp: Path, cfg: DerivationConfig, results: Mapping[str, Any], say
 
 
 def main_summary(results: Mapping[str, Any]) -> str:
-    """Plain-text verdict table printed by the command."""
-    lines = [f"{'claim':<24} {'statistic':>12}  verdict"]
+    """Plain-text verdict table printed by the command: each claim's own test, its controls, its verdict."""
+    from linrnn.reports.text import controls_outcome, format_alpha, stated_sentences, statistic_outcome
+
+    def num(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = [f"{'claim':<22} {'statistic':>11} {'alpha':>9}  {'own test':<9} {'controls':<18} verdict"]
+    notes = []
     for c in results["claims"]:
-        v = c["statistic"]["value"]
-        vs = f"{v:.4g}" if isinstance(v, float) else str(v)
-        lines.append(f"{c['id']:<24} {vs:>12}  {c['verdict']}")
+        ctrls = [x for x in results["controls"] if x["claim"] == c["id"]]
+        lines.append(f"{c['id']:<22} {num(c['statistic']['value']):>11} {format_alpha(c):>9}  "
+                     f"{statistic_outcome(c):<9} {controls_outcome(ctrls):<18} {c['verdict'].upper() if c['verdict'] != 'pass' else 'pass'}")
+        notes += [f"  {c['id']}: {t}" for t in stated_sentences(c) if c["verdict"] != "pass"]
+    lines += notes
     lines.append("")
     lines.append(f"{'negative control':<24} {'statistic':>12}  outcome")
     for x in results["controls"]:
-        v = x["statistic"]["value"]
-        vs = f"{v:.4g}" if isinstance(v, float) else str(v)
-        lines.append(f"{x['id']:<24} {vs:>12}  {x['verdict'].replace('_', ' ')}")
+        lines.append(f"{x['id']:<24} {num(x['statistic']['value']):>12}  {x['verdict'].replace('_', ' ')}")
     lines.append("")
     lines.append(f"verdict: {results['verdict'].upper()}")
     return "\n".join(lines)
