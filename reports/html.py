@@ -190,7 +190,8 @@ def render_html(results: Mapping[str, Any], figures: Mapping[str, Sequence[Figur
             f"<tr><th>verdict</th><td colspan=\"2\">{_verdict_cell(c['verdict'])}</td></tr>",
             "</table>",
         ]
-        parts += [f"<p><strong>{esc(t)}</strong></p>" for t in stated_sentences(c)]
+        parts += [f"<p><strong>{esc(t)}</strong></p>" if c["verdict"] != "pass" else f'<p class="muted">{esc(t)}</p>'
+                  for t in stated_sentences(c)]
         ctrls = [x for x in results["controls"] if x["claim"] == c["id"]]
         if ctrls:
             parts.append("<p><strong>Negative controls</strong> (each should be rejected):</p><ul>")

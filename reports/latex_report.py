@@ -92,7 +92,7 @@ def render_latex(results: Mapping[str, Any], figures: Mapping[str, Sequence[Figu
                 rf"Statistic: {tex(c['statistic']['name'])} $=$ {tex(format_number(c['statistic']['value']))}; "
                 rf"threshold: {tex(format_threshold(c['threshold']))}; stated alpha: {tex(format_alpha(c))}.",
                 rf"Outcome: {tex(outcome_line(c, ctrls_of(c)))}."]
-        out += [rf"\textbf{{{tex(t)}}}" for t in stated_sentences(c)]
+        out += [rf"\textbf{{{tex(t)}}}" if c["verdict"] != "pass" else tex(t) for t in stated_sentences(c)]
         for x in (x for x in results["controls"] if x["claim"] == c["id"]):
             out.append(rf"Control: {tex(x['statement'])}: {tex(format_number(x['statistic']['value']))}, "
                        rf"{_verdict(x['verdict'], True)}.")

@@ -94,7 +94,7 @@ def render_markdown(results: Mapping[str, Any], figures: Mapping[str, Sequence[F
                 f"- threshold: {md(format_threshold(c['threshold']))}",
                 f"- stated alpha: {md(format_alpha(c))}",
                 f"- outcome: {md(outcome_line(c, ctrls_of(c)))}"]
-        out += [f"- **{md(t)}**" for t in stated_sentences(c)]
+        out += [f"- **{md(t)}**" if c["verdict"] != "pass" else f"- {md(t)}" for t in stated_sentences(c)]
         out.append("")
         for x in (x for x in results["controls"] if x["claim"] == c["id"]):
             out.append(f"- control: {md(x['statement'].rstrip('.'))}: {md(x['statistic']['name'])} = "
