@@ -162,7 +162,7 @@ def test_render_subcommand_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["report", "render", str(FIXTURE), "-o", str(tmp_path / "ok")]) == 2
     assert main(["report", "render", str(FIXTURE), "-o", str(tmp_path / "ok"), "--force"]) == 0
     failing = json.loads(FIXTURE.read_text())
-    failing["claims"][0]["verdict"] = "fail"
+    failing["claims"][0]["verdict"] = failing["claims"][0]["statistic_verdict"] = "fail"
     failing["verdict"] = "fail"
     bad = tmp_path / "failing.json"
     bad.write_text(json.dumps(failing))
