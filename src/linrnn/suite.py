@@ -375,7 +375,13 @@ def _run_experiments(exps: Mapping[str, Callable[[Context], dict[str, Any]]], co
     local = [g for g in groups if g not in remote]
     if len(remote) < 2:  # one task gains nothing from another process
         local, remote = groups, []
-    pool = process_pool(min(workers, len(remote))) if remote else None
+    pool = None
+    if remote:
+        try:
+            pool = process_pool(min(workers, len(remote)))
+        except (OSError, NotImplementedError) as exc:  # no process support here (e.g. no semaphores)
+            say(f"worker processes unavailable ({exc}); running the experiments in this process")
+            local, remote = groups, []
     try:
         futures = {}
         if pool is not None:
@@ -391,9 +397,17 @@ def _run_experiments(exps: Mapping[str, Callable[[Context], dict[str, Any]]], co
         if futures:
             from concurrent.futures import as_completed
 
+            failure: BaseException | None = None
             for fut in as_completed(futures):
-                for name, (payload, seconds) in fut.result().items():
+                try:
+                    done = fut.result()
+                except Exception as exc:  # the other tasks still finish and reach the cache first
+                    failure = failure or exc
+                    continue
+                for name, (payload, seconds) in done.items():
                     finished(name, payload, seconds)
+            if failure is not None:
+                raise failure
     except BaseException:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
