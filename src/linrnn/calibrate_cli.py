@@ -73,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"linrnn: interrupted; finished records are kept in {args.output}/records and a re-run resumes "
               f"from them.", file=sys.stderr)
         return 130
-    from linrnn.reports.calibration import render_calibration_markdown
-
     s = result.summary
     for c in s["claims"]:
         ff = c["false_failure"]
@@ -85,5 +83,4 @@ def run(args: argparse.Namespace) -> int:
             print(f"  control {x['id']:<22} power {x['rejected']}/{x['runs']}")
     print(f"verdict: {s['verdict'].upper()}")
     print(f"calibration: {result.output / 'calibration.html'}")
-    del render_calibration_markdown
     return result.exit_status

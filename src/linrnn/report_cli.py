@@ -1,9 +1,9 @@
 """The ``linrnn report`` command group: argument parsing only, standard library at import time.
 
 * ``linrnn report [-o DIR] [--profile quick|full] [--config FILE.toml] [--backend ...]
-  [--seed N] [--force] [--no-cache]`` runs the claim suite (:func:`linrnn.suite.run_report`)
-  and writes the report directory; exit 0 when every claim passes and every
-  negative control is rejected, 1 otherwise, 2 for bad input.
+  [--seed N] [--force] [--no-cache] [--workers K]`` runs the claim suite
+  (:func:`linrnn.suite.run_report`) and writes the report directory; exit 0 pass, 1 fail
+  or error, 2 bad input, 3 inconclusive (:mod:`linrnn.core.outcome`).
 * ``linrnn report render RESULTS.json -o DIR [--force]`` re-renders a report from its
   results file alone (:func:`linrnn.reports.render.render`).
 """
