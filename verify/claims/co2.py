@@ -197,6 +197,9 @@ class _Setup:
             self.specs.append(spec)
             self.lrs.append(lr)
             self.mu_lr.append(lr * LagCurvature(self.corr, lam).mu_max)
+            if not self.mu_lr[-1] < 2.0:
+                raise UsageError(f"the step lr = {lr:g} exceeds the stability limit of the theory at q = {q:g} "
+                                 f"(lr mu_max = {self.mu_lr[-1]:.3g} >= 2); use a smaller lr or lr = 'auto'")
             self.theory.append(expected_test_loss(self.corr, self.ctest, lam, nngp, lr, config.steps) / self.base)
             wrong = wrong_weights(spec, T, lam, config.controls)
             for k in config.controls:
