@@ -27,12 +27,30 @@ the sizes the run uses. The sizes come from this design, never from trying seeds
 
 The simulation test in ``tests/test_design.py`` checks the false-failure rate and the
 power of this design on a cheap synthetic claim over thousands of runs.
+
+**Critical values that depend on the size.** A t-test's critical value falls with its
+degrees of freedom, so :func:`replicas_for_crit` iterates R -> crit(R) -> R to a fixed
+point (from the normal quantile, at most a few steps); the entrywise Holm tests use
+their first (Bonferroni) critical value t_{1 - alpha / (2 m)}(R - 1) at the claim's
+own ``alpha``.
+
+**Finite-width bias (the allowance).** The theories are n -> oo limits; a fixed-width
+estimate carries a bias that a growing R eventually detects. The lag-NTK checks remove
+the O(1/n) term by the two-point fit at n and n / 2, which leaves a remainder
+r = -2 c / n^2. The pilot also measures n / 4, so r is estimated per entry as
+(a(n, n/2) - a(n/2, n/4)) / 3 with its standard error; its significant part
+b = max(0, |r| - 2 SE_r) caps the main stage at :func:`bias_cap`
+R_bias = (f s / b)^2 (s the per-replica sd of the corrected entry, f =
+:data:`BIAS_FRACTION`), so that a remainder the pilot can see stays below f standard
+errors (it then moves a z-score by at most f). A remainder too small for the pilot to
+see is below about 2 SE_r; it is not capped, and the run says so. A cap by the bias
+means only a larger width can decide the controls, and the result says that.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from linrnn.core.errors import UsageError
@@ -128,6 +146,35 @@ class Plan:
                 "capped_by": self.capped_by}
 
 
+def size(
+    needed: Mapping[str, float],
+    design: Design,
+    *,
+    seconds_per_replica: float | None = None,
+    bias_cap: float | None = None,
+) -> Plan:
+    """Main-stage size from the replicas each control needs: max(needed, min_replicas), then the caps.
+
+    Caps, in order: ``max_replicas``, ``budget_seconds / seconds_per_replica`` and
+    the bias allowance ``bias_cap`` (:func:`bias_cap`); the last cap that binds is
+    ``capped_by``. A control that no size can see (infinite need) asks for ``max_replicas``.
+    """
+    want = max([design.min_replicas, *[v for v in needed.values() if math.isfinite(v)]])
+    if any(math.isinf(v) for v in needed.values()):
+        want = max(want, design.max_replicas)
+    capped_by = None
+    n = want
+    if n > design.max_replicas:
+        n, capped_by = design.max_replicas, "max_replicas"
+    if design.budget_seconds is not None and seconds_per_replica and seconds_per_replica > 0:
+        affordable = int(design.budget_seconds / seconds_per_replica)
+        if affordable < n:
+            n, capped_by = max(2, affordable), "budget_seconds"
+    if bias_cap is not None and math.isfinite(bias_cap) and bias_cap < n:
+        n, capped_by = max(2, int(bias_cap)), "bias"
+    return Plan(int(n), dict(needed), capped_by)
+
+
 def plan(
     effects: Mapping[str, tuple[float, float]],
     crit: float,
@@ -143,15 +190,34 @@ def plan(
     and by ``budget_seconds / seconds_per_replica``.
     """
     needed = {k: replicas_for(e, sd_upper(sd, pilot_dof), crit, design.power) for k, (e, sd) in effects.items()}
-    want = max([design.min_replicas, *[v for v in needed.values() if math.isfinite(v)]])
-    if any(math.isinf(v) for v in needed.values()):
-        want = design.max_replicas
-    capped_by = None
-    size = want
-    if size > design.max_replicas:
-        size, capped_by = design.max_replicas, "max_replicas"
-    if design.budget_seconds is not None and seconds_per_replica and seconds_per_replica > 0:
-        affordable = int(design.budget_seconds / seconds_per_replica)
-        if affordable < size:
-            size, capped_by = max(2, affordable), "budget_seconds"
-    return Plan(int(size), needed, capped_by)
+    return size(needed, design, seconds_per_replica=seconds_per_replica)
+
+
+#: The bias allowance: a remainder the pilot can see is kept below this many standard errors.
+BIAS_FRACTION = 0.25
+
+
+def replicas_for_crit(effect: float, sd: float, crit: Callable[[float], float], power: float = POWER) -> float:
+    """:func:`replicas_for` with a critical value that depends on R (e.g. a t quantile with R - 1 dof).
+
+    Iterates R -> crit(R) from crit(inf) to a fixed point (the need only grows, since
+    crit falls with R); at most 8 steps.
+    """
+    r = replicas_for(effect, sd, crit(math.inf), power)
+    for _ in range(8):
+        if math.isinf(r):
+            return r
+        nxt = replicas_for(effect, sd, crit(max(r, 2.0)), power)
+        if nxt <= r:
+            return r
+        r = nxt
+    return r
+
+
+def bias_cap(remainder: float, remainder_se: float, sd: float, fraction: float = BIAS_FRACTION,
+             k: float = 2.0) -> float:
+    """R_bias = (fraction sd / b)^2 with b = max(0, |remainder| - k SE): infinite when the pilot sees no remainder."""
+    b = abs(remainder) - k * remainder_se
+    if not (math.isfinite(b) and math.isfinite(sd)) or b <= 0:
+        return math.inf
+    return max(2.0, (fraction * sd / b) ** 2)
