@@ -437,24 +437,27 @@ def precision_error(estimates: dict[int, WidthEstimate], th: Theories, dtype: st
     L = th.ntk.shape[0]
     fix = "rerun with --dtype float64" if dtype == "float32" else "use fewer lags or a smaller --sigma-w2"
 
-    def lag_rows(a: np.ndarray) -> np.ndarray:  # per lag i: whether row i of the array has a non-finite entry
-        return ~np.all(np.isfinite(a.reshape(L, -1)), axis=1)
+    # entry (i, ., j, .) involves lags up to max(i, j): the first lag whose entries are not finite
+    lag_of = np.maximum.outer(np.arange(L), np.arange(L))
 
     first_bad: int | None = None
     for e in estimates.values():
-        rows = np.zeros(L, dtype=bool)
+        bad = np.zeros((L, L), dtype=bool)
         for a in (e.ntk_mean, e.ntk_stderr, e.nngp_mean, e.nngp_stderr):
-            rows |= lag_rows(np.asarray(a))
+            a = np.asarray(a)
+            x = int(round(math.sqrt(a.size // (L * L))))  # outputs x inputs per lag
+            bad |= ~np.all(np.isfinite(a.reshape(L, x, L, x)), axis=(1, 3))
         rel_bad = not all(math.isfinite(v) for v in [*e.rel_error_mean.values(), *e.rel_error_stderr.values()])
-        if rows.any():
-            lag = int(np.argmax(rows))
+        if bad.any():
+            lag = int(lag_of[bad].min())
             first_bad = lag if first_bad is None else min(first_bad, lag)
         elif rel_bad:
             first_bad = L - 1 if first_bad is None else first_bad
     if first_bad is not None:
         diag = np.array([th.ntk[(j, 0, 0, j, 0, 0)] for j in range(L)])
-        return (f"{dtype} overflowed at lag {first_bad} (the lag-NTK entries reach {np.max(np.abs(diag)):.2g}, "
-                f"the largest {dtype} is {info.max:.2g}); {fix}")
+        return (f"{dtype} overflowed at lag {first_bad} (the lag-NTK entries and the products that make them "
+                f"exceed the largest {dtype}, {info.max:.2g}; the derived entries reach "
+                f"{np.max(np.abs(diag)):.2g} at lag {L - 1}); {fix}")
     n = max(estimates)
     floor = n * float(info.tiny)
     low = []
