@@ -283,7 +283,9 @@ class NTKCheck:
                     "verdict": self.control_outcome(name),
                     "power": self.power.get(name),
                     "needed": _int_or_none(self.needed.get(name, math.inf)),
-                    "checks": [{**c.summary(), "outcome": self.check_outcome(c), "verdict": self.check_outcome(c)}
+                    "checks": [{**c.summary(), "outcome": self.check_outcome(c), "verdict": self.check_outcome(c),
+                                "power": self.power.get(f"{name}|{c.name}"),
+                                "needed": _int_or_none(self.needed.get(f"{name}|{c.name}", math.inf))}
                                for c in tests],
                 }
                 for name, tests in self.controls.items()
@@ -588,8 +590,8 @@ def control_needs(estimates: dict[int, WidthEstimate], top: int, companion: int 
             sd_used = dsg.sd_upper(sd, dof) if inflate and math.isfinite(sd) else sd
             r = dsg.replicas_for_crit(eff, sd_used, crit, power) if math.isfinite(eff) and math.isfinite(sd) \
                 else math.inf
-            if r < best or name not in effects:
-                effects[name] = (eff, sd, crit)
+            effects[f"{name}|{c.name}"] = (eff, sd, crit)
+            need[f"{name}|{c.name}"] = r
             best = min(best, r)
         need[name] = best
     return need, effects
@@ -712,10 +714,15 @@ def check_lag_ntk(
                 need, effects = control_needs(pest, top, companion, th, pchecks, pcontrols, a_check, power,
                                               inflate=True)
                 cap = remainder_cap(pest, top, th, a_check)
-                plan = dsg.size(need, plan_design, seconds_per_replica=per_rep, bias_cap=cap)
+                plan = dsg.size({k: v for k, v in need.items() if "|" not in k}, plan_design,
+                                seconds_per_replica=per_rep, bias_cap=cap)
+                plan.needed.update({k: v for k, v in need.items() if "|" in k})
                 for k, (eff, sd, crit) in effects.items():
                     pilot_power[k] = (dsg.predicted_power(eff, sd, plan.replicas, crit(plan.replicas))
                                       if math.isfinite(eff) and math.isfinite(sd) else None)
+                for k in pcontrols:  # a control is rejected when any of its checks is: at least the best one's
+                    pw = [v for key, v in pilot_power.items() if key.split("|")[0] == k and v is not None]
+                    pilot_power[k] = max(pw) if pw else None
             else:  # the pilot says the arithmetic failed: the main stage runs at the minimum size, to report it
                 cap = math.inf
                 plan = dsg.Plan(replicas, {k: math.inf for k in pcontrols}, None)
@@ -762,8 +769,10 @@ def check_lag_ntk(
         "power_target": power,
         "alpha_per_check": a_check,
         "capped_by": plan.capped_by if plan else None,
-        "needed": {k: _int_or_none(v) for k, v in (plan.needed if plan else needed).items()},
-        "needed_main": {k: _int_or_none(v) for k, v in needed.items()},
+        "needed": {k: _int_or_none(v) for k, v in (plan.needed if plan else needed).items() if "|" not in k},
+        "needed_checks": {k: _int_or_none(v) for k, v in (plan.needed if plan else needed).items() if "|" in k},
+        "needed_main": {k: _int_or_none(v) for k, v in needed.items() if "|" not in k},
+        "needed_main_checks": {k: _int_or_none(v) for k, v in needed.items() if "|" in k},
         **pilot_info,
         "correction": f"Holm step-down over the m entries of each symmetric array's upper triangle, "
                       f"family-wise alpha = {alpha:g} split by Bonferroni over {n_checks} checks",

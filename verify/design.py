@@ -29,8 +29,8 @@ The simulation test in ``tests/test_design.py`` checks the false-failure rate an
 power of this design on a cheap synthetic claim over thousands of runs.
 
 **Critical values that depend on the size.** A t-test's critical value falls with its
-degrees of freedom, so :func:`replicas_for_crit` iterates R -> crit(R) -> R to a fixed
-point (from the normal quantile, at most a few steps); the entrywise Holm tests use
+degrees of freedom, so :func:`replicas_for_crit` finds the smallest R that its own
+critical value crit(R) sizes for (a bisection from the normal quantile); the entrywise Holm tests use
 their first (Bonferroni) critical value t_{1 - alpha / (2 m)}(R - 1) at the claim's
 own ``alpha``.
 
@@ -200,18 +200,29 @@ BIAS_FRACTION = 0.25
 def replicas_for_crit(effect: float, sd: float, crit: Callable[[float], float], power: float = POWER) -> float:
     """:func:`replicas_for` with a critical value that depends on R (e.g. a t quantile with R - 1 dof).
 
-    Iterates R -> crit(R) from crit(inf) to a fixed point (the need only grows, since
-    crit falls with R); at most 8 steps.
+    The smallest R >= 2 with R >= replicas_for(effect, sd, crit(R)): crit falls with R,
+    so the predicate is monotone and a bisection between the normal-quantile need and
+    the need at R = 2 finds it.
     """
-    r = replicas_for(effect, sd, crit(math.inf), power)
-    for _ in range(8):
-        if math.isinf(r):
-            return r
-        nxt = replicas_for(effect, sd, crit(max(r, 2.0)), power)
-        if nxt <= r:
-            return r
-        r = nxt
-    return r
+    def need(r: float) -> float:
+        return replicas_for(effect, sd, crit(r), power)
+
+    lo = max(2.0, replicas_for(effect, sd, crit(math.inf), power))
+    if math.isinf(lo):
+        return lo
+    if lo >= need(lo):
+        return lo
+    hi = max(lo, need(lo))
+    while hi < need(hi):  # need(hi) <= need(lo) = hi already; guard against rounding
+        hi *= 2
+    lo_i, hi_i = int(lo), int(math.ceil(hi))
+    while hi_i - lo_i > 1:
+        mid = (lo_i + hi_i) // 2
+        if mid >= need(mid):
+            hi_i = mid
+        else:
+            lo_i = mid
+    return float(hi_i)
 
 
 def bias_cap(remainder: float, remainder_se: float, sd: float, fraction: float = BIAS_FRACTION,
