@@ -45,6 +45,25 @@ R_bias = (f s / b)^2 (s the per-replica sd of the corrected entry, f =
 errors (it then moves a z-score by at most f). A remainder too small for the pilot to
 see is below about 2 SE_r; it is not capped, and the run says so. A cap by the bias
 means only a larger width can decide the controls, and the result says that.
+
+**Per claim (the lag-NTK sweep, :func:`linrnn.verify.check_ntk.check_lag_ntk`).**
+One pilot serves the three claims of the sweep ``[ntk]``, and the main stage uses the
+largest size any of their controls needs (the same R at every width). The sweep's
+``alpha`` is split by Bonferroni over its three checks; each claim states its share.
+
+* ``ntk_limit`` (entrywise Holm test of the bias-corrected lag NTK at the largest
+  width): a control's effect is max_k |control_k - theory_k| / s_k over the tested
+  entries, s_k the per-replica sd of the two-point estimate,
+  s = sqrt((n sd_n)^2 + (h sd_h)^2) / (n - h); critical value Holm's first,
+  t_{1 - alpha / (2 m)}(R - 1). Controls: no linear term in j; q -> 1.1 q.
+* ``nngp``: the same for the second moment of L(0). Control: q -> 1.1 q.
+* ``width_rate`` (the fitted log-log slope's interval must contain -1/2): the effect of
+  the wrong rate -1 is |-1 - (-1/2)| over the slope's per-replica sd (SE sqrt(R),
+  Birge-inflated), at the normal critical value; the effect of each wrong kernel
+  (``rate:ntk:...``) is the distance of its fitted slope from -1/2.
+
+A control that is rejected by any of its checks counts as rejected; its predicted
+power at the size used is the best of its checks'.
 """
 
 from __future__ import annotations
