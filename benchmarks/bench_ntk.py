@@ -80,7 +80,9 @@ def peak_bandwidth(backend: Backend) -> float | None:
     """Theoretical device memory bandwidth in bytes/s (GPU only): 2 x memory clock x bus width."""
     if backend.name != "cupy":
         return None
-    props = backend.xp.cuda.runtime.getDeviceProperties(backend.xp.cuda.Device().id)
+    import cupy  # type: ignore[import-not-found]
+
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
     return 2.0 * props["memoryClockRate"] * 1e3 * props["memoryBusWidth"] / 8
 
 
@@ -107,7 +109,6 @@ def bench_structured_vs_dense(backend: Backend, n: int, lags: int, repeats: int)
 
 
 def bench_montecarlo(backend: Backend, n: int, lags: int, replicas: int, repeats: int) -> dict[str, Any]:
-    xp = backend.xp
     # the Monte Carlo first, after a pause: an OpenBLAS pool used with several threads
     # just before keeps spinning for a while and would steal the cores it needs
     time.sleep(1.0)
@@ -122,13 +123,13 @@ def bench_montecarlo(backend: Backend, n: int, lags: int, replicas: int, repeats
     t_draw, W = timed(lambda: backend.normal((n, n)), backend, repeats)
     # (b) one memory pass over W, timed as a matrix-vector product
     x = backend.normal((n, 1))
-    t_pass, _, how_pass = timed_best(lambda: xp.matmul(W, x), backend, 20 * repeats)
+    t_pass, _, how_pass = timed_best(lambda: W @ x, backend, 20 * repeats)
     passes = 2 * (lags - 1)
     floor = max(t_draw, passes * t_pass)
     # the Krylov passes as the estimator runs them
     draw = RNNDraw(W, backend.normal((n, 1)), backend.normal((1, n)), ModelSpec())
     t_krylov, _, how_krylov = timed_best(lambda: krylov_vectors(draw, lags), backend, repeats)
-    itemsize = np.dtype(backend.dtype).itemsize
+    itemsize = backend.itemsize
     bandwidth = passes * n * n * itemsize / t_krylov
     peak = peak_bandwidth(backend)
     return {

@@ -17,7 +17,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from linrnn.reports.figures import FigureFiles, formula_png
-from linrnn.reports.text import format_number, format_threshold, verdict_word
+from linrnn.reports.text import (
+    OUTCOME_WORDS,
+    controls_outcome,
+    format_alpha,
+    format_number,
+    format_threshold,
+    outcome_line,
+    stated_sentences,
+    statistic_outcome,
+    verdict_word,
+)
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, sans-serif; color: #1b1b1b;
@@ -32,6 +42,9 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .verdict { font-weight: bold; white-space: nowrap; padding: 0.1em 0.5em; border-radius: 3px; }
 .good { background: #d8f0d8; border: 1px solid #2e7d32; color: #1b4d1f; }
 .bad { background: #fbd9d3; border: 2px dashed #b71c1c; color: #7f1010; }
+.v-fail { background: #fbd9d3; border: 2px dashed #b71c1c; color: #7f1010; }
+.v-inconclusive { background: #fff1c2; border: 2px dotted #b26a00; color: #6b3f00; }
+.v-error { background: #e6dcf2; border: 2px solid #5e35b1; color: #311b6b; }
 .banner { font-size: 1.15em; padding: 0.6em 1em; margin: 1em 0; }
 figure { margin: 1.2em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
@@ -58,7 +71,8 @@ def data_uri(png: bytes) -> str:
 
 def _verdict_cell(verdict: str, *, control: bool = False) -> str:
     word, good = verdict_word(verdict, control=control)
-    return f'<span class="verdict {"good" if good else "bad"}">{esc(word)}</span>'
+    kind = "good" if good else "bad" + ("" if control else f" v-{verdict}")
+    return f'<span class="verdict {kind}">{esc(word)}</span>'
 
 
 def formula_html(latex: str, label: str = "") -> str:
@@ -87,16 +101,21 @@ def _compact(v: Any) -> str:
     return json.dumps(v, sort_keys=True, ensure_ascii=False)
 
 
-def _summary(results: Mapping[str, Any]) -> str:
+def _summary(results: Mapping[str, Any]) -> tuple[str, str]:
     rows = []
     for c in results["claims"]:
+        ctrls = [x for x in results["controls"] if x["claim"] == c["id"]]
+        stat = statistic_outcome(c)
         rows.append(
             f'<tr><td><a href="#claim-{esc(c["id"])}">{esc(c["title"])}</a></td><td>{esc(c["statement"])}</td>'
             f'<td>{esc(c["statistic"]["name"])}</td><td class="num">{esc(format_number(c["statistic"]["value"]))}</td>'
-            f'<td>{esc(format_threshold(c["threshold"]))}</td><td>{_verdict_cell(c["verdict"])}</td></tr>'
+            f'<td>{esc(format_threshold(c["threshold"]))}</td><td class="num">{esc(format_alpha(c))}</td>'
+            f'<td>{_verdict_cell(stat)}</td><td>{esc(controls_outcome(ctrls))}</td>'
+            f'<td>{_verdict_cell(c["verdict"])}</td></tr>'
         )
     claims = ("<table><tr><th>claim</th><th>statement</th><th>statistic</th><th>value</th><th>threshold</th>"
-              "<th>verdict</th></tr>" + "".join(rows) + "</table>")
+              "<th>alpha</th><th>statistic outcome</th><th>controls</th><th>verdict</th></tr>"
+              + "".join(rows) + "</table>")
     crow = []
     for c in results["controls"]:
         crow.append(
@@ -115,11 +134,12 @@ _BANNER = {"pass": "&#10003; PASS", "fail": "&#10007; FAIL", "inconclusive": "? 
 def render_html(results: Mapping[str, Any], figures: Mapping[str, Sequence[FigureFiles]]) -> str:
     """The page for ``results`` (validated) with ``figures`` drawn per owner ("derivation" or a claim id)."""
     overall = results["verdict"]
-    n_pass = sum(c["verdict"] == "pass" for c in results["claims"])
     n_rej = sum(c["verdict"] == "rejected" for c in results["controls"])
-    banner_good = overall == "pass"
-    banner = (f'<div class="verdict banner {"good" if banner_good else "bad"}">'
-              f'{_BANNER.get(overall, "&#10007; ERROR")}: {n_pass} of {len(results["claims"])} claims pass; '
+    counts = ", ".join(f"{sum(c['verdict'] == o for c in results['claims'])} {o}" for o in OUTCOME_WORDS
+                       if any(c["verdict"] == o for c in results["claims"]))
+    kind = "good" if overall == "pass" else f"bad v-{overall}"
+    banner = (f'<div class="verdict banner {kind}">'
+              f'{_BANNER.get(overall, "&#10007; ERROR")}: {len(results["claims"])} claims ({esc(counts or "none")}); '
               f'{n_rej} of {len(results["controls"])} negative controls rejected.</div>')
     claims_table, controls_table = _summary(results)
     der = results["derivation"]
@@ -136,7 +156,9 @@ def render_html(results: Mapping[str, Any], figures: Mapping[str, Sequence[Figur
         "<p>Each claim is a statistical test of a derived formula against an experiment; it passes when its "
         "statistic lies within its threshold. Each negative control runs the same test against a deliberately "
         "wrong theory and should be <em>rejected</em>: a verifier that cannot reject a wrong formula proves "
-        "nothing. The run passes only if every claim passes and every control is rejected.</p>",
+        "nothing. A claim whose statistic passes but whose control is not rejected is <em>inconclusive</em> "
+        "(the run lacks power; the design names the sizes that would decide it); a statistic that cannot be "
+        "computed is an <em>error</em>. The run passes only if every claim passes.</p>",
         claims_table,
         "<h3>Negative controls</h3>",
         controls_table,
@@ -151,6 +173,9 @@ def render_html(results: Mapping[str, Any], figures: Mapping[str, Sequence[Figur
         parts.append(formula_html(f["latex"]))
     parts += [_figure(f) for f in figures.get("derivation", ())]
     parts += [f"<p>{esc(n)}</p>" for n in der["notes"]]
+    def ctrls_of(c: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        return [x for x in results["controls"] if x["claim"] == c["id"]]
+
     for c in results["claims"]:
         parts += [
             f'<h2 id="claim-{esc(c["id"])}">{esc(c["title"])} {_verdict_cell(c["verdict"])}</h2>',
@@ -160,9 +185,13 @@ def render_html(results: Mapping[str, Any], figures: Mapping[str, Sequence[Figur
             f"<tr><th>statistic</th><td>{esc(c['statistic']['name'])}</td>"
             f"<td class=\"num\">{esc(format_number(c['statistic']['value']))}</td></tr>",
             f"<tr><th>threshold</th><td colspan=\"2\">{esc(format_threshold(c['threshold']))}</td></tr>",
+            f"<tr><th>stated alpha</th><td colspan=\"2\">{esc(format_alpha(c))}</td></tr>",
+            f"<tr><th>outcome</th><td colspan=\"2\">{esc(outcome_line(c, ctrls_of(c)))}</td></tr>",
             f"<tr><th>verdict</th><td colspan=\"2\">{_verdict_cell(c['verdict'])}</td></tr>",
             "</table>",
         ]
+        parts += [f"<p><strong>{esc(t)}</strong></p>" if c["verdict"] != "pass" else f'<p class="muted">{esc(t)}</p>'
+                  for t in stated_sentences(c)]
         ctrls = [x for x in results["controls"] if x["claim"] == c["id"]]
         if ctrls:
             parts.append("<p><strong>Negative controls</strong> (each should be rejected):</p><ul>")

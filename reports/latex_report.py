@@ -11,7 +11,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from linrnn.reports.figures import FigureFiles
-from linrnn.reports.text import format_number, format_threshold
+from linrnn.reports.text import (
+    controls_outcome,
+    format_alpha,
+    format_number,
+    format_threshold,
+    outcome_line,
+    stated_sentences,
+    statistic_outcome,
+)
 
 _TEX_SPECIALS = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
@@ -39,8 +47,12 @@ def _figure(f: FigureFiles) -> str:
 
 
 def render_latex(results: Mapping[str, Any], figures: Mapping[str, Sequence[FigureFiles]]) -> str:
+    def ctrls_of(c: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        return [x for x in results["controls"] if x["claim"] == c["id"]]
+
     rows = "\n".join(
         rf"{tex(c['title'])} & {tex(c['statistic']['name'])} & {tex(format_number(c['statistic']['value']))} & "
+        rf"{tex(format_alpha(c))} & {_verdict(statistic_outcome(c))} & {tex(controls_outcome(ctrls_of(c)))} & "
         rf"{_verdict(c['verdict'])} \\"
         for c in results["claims"]
     )
@@ -61,8 +73,8 @@ def render_latex(results: Mapping[str, Any], figures: Mapping[str, Sequence[Figu
         rf"\textbf{{Verdict: {tex(results['verdict'].upper())}.}} A claim passes when its statistic lies within its "
         r"threshold; a negative control applies the same test to a wrong theory and should be rejected.",
         r"\section*{Verdicts}",
-        r"\begin{tabular}{>{\raggedright}p{4cm}>{\raggedright}p{6cm}rl}",
-        r"claim & statistic & value & verdict \\ \hline", rows, r"\end{tabular}",
+        r"\begin{tabular}{>{\raggedright}p{3cm}>{\raggedright}p{4.2cm}rrl>{\raggedright}p{2cm}l}",
+        r"claim & statistic & value & alpha & statistic & controls & verdict \\ \hline", rows, r"\end{tabular}",
     ]
     if crow:
         out += [r"\subsection*{Negative controls}", r"\begin{tabular}{l>{\raggedright}p{7cm}rl}",
@@ -78,7 +90,9 @@ def render_latex(results: Mapping[str, Any], figures: Mapping[str, Sequence[Figu
         out += [rf"\section{{{tex(c['title'])}: {_verdict(c['verdict'])}}}", tex(c["statement"]),
                 r"\begin{equation*}" + c["formula"] + r"\end{equation*}",
                 rf"Statistic: {tex(c['statistic']['name'])} $=$ {tex(format_number(c['statistic']['value']))}; "
-                rf"threshold: {tex(format_threshold(c['threshold']))}."]
+                rf"threshold: {tex(format_threshold(c['threshold']))}; stated alpha: {tex(format_alpha(c))}.",
+                rf"Outcome: {tex(outcome_line(c, ctrls_of(c)))}."]
+        out += [rf"\textbf{{{tex(t)}}}" if c["verdict"] != "pass" else tex(t) for t in stated_sentences(c)]
         for x in (x for x in results["controls"] if x["claim"] == c["id"]):
             out.append(rf"Control: {tex(x['statement'])}: {tex(format_number(x['statistic']['value']))}, "
                        rf"{_verdict(x['verdict'], True)}.")

@@ -10,7 +10,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from linrnn.reports.figures import FigureFiles
-from linrnn.reports.text import format_number, format_threshold, verdict_word
+from linrnn.reports.text import (
+    OUTCOME_WORDS,
+    controls_outcome,
+    format_alpha,
+    format_number,
+    format_threshold,
+    outcome_line,
+    stated_sentences,
+    statistic_outcome,
+    verdict_word,
+)
 
 
 def md(text: Any) -> str:
@@ -32,28 +42,36 @@ def _fig(f: FigureFiles) -> list[str]:
 
 
 def render_markdown(results: Mapping[str, Any], figures: Mapping[str, Sequence[FigureFiles]]) -> str:
-    n_pass = sum(c["verdict"] == "pass" for c in results["claims"])
     n_rej = sum(c["verdict"] == "rejected" for c in results["controls"])
+    counts = ", ".join(f"{sum(c['verdict'] == o for c in results['claims'])} {o}" for o in OUTCOME_WORDS
+                       if any(c["verdict"] == o for c in results["claims"])) or "none"
+
+    def ctrls_of(c: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        return [x for x in results["controls"] if x["claim"] == c["id"]]
+
     out = [
         f"# {md(results['title'])}",
         "",
         f"{md(results['tool']['name'])} {md(results['tool']['version'])}, profile **{md(results['profile'])}**, "
         f"created {md(results['created'])}.",
         "",
-        f"**Verdict: {results['verdict'].upper()}** ({n_pass} of {len(results['claims'])} claims pass; "
+        f"**Verdict: {results['verdict'].upper()}** ({len(results['claims'])} claims: {counts}; "
         f"{n_rej} of {len(results['controls'])} negative controls rejected).",
         "",
         "## Verdicts",
         "",
         "A claim passes when its statistic lies within its threshold; a negative control is the same test "
-        "applied to a deliberately wrong theory and should be rejected.",
+        "applied to a deliberately wrong theory and should be rejected. A claim whose statistic passes while a "
+        "control is not rejected is inconclusive (too little power); a statistic that cannot be computed is an "
+        "error.",
         "",
-        "| claim | statistic | value | threshold | verdict |",
-        "|---|---|---:|---|---|",
+        "| claim | statistic | value | threshold | alpha | statistic outcome | controls | verdict |",
+        "|---|---|---:|---|---:|---|---|---|",
     ]
     for c in results["claims"]:
         out.append(f"| [{md(c['title'])}](#{c['id'].replace('_', '-')}) | {md(c['statistic']['name'])} | "
                    f"{md(format_number(c['statistic']['value']))} | {md(format_threshold(c['threshold']))} | "
+                   f"{md(format_alpha(c))} | {_verdict(statistic_outcome(c))} | {md(controls_outcome(ctrls_of(c)))} | "
                    f"{_verdict(c['verdict'])} |")
     if results["controls"]:
         out += ["", "| claim | wrong theory | statistic | value | outcome |", "|---|---|---|---:|---|"]
@@ -73,7 +91,11 @@ def render_markdown(results: Mapping[str, Any], figures: Mapping[str, Sequence[F
         out += [f'<a id="{c["id"].replace("_", "-")}"></a>', "", f"## {md(c['title'])}: {_verdict(c['verdict'])}", "",
                 md(c["statement"]), "", "$$", c["formula"], "$$", "",
                 f"- statistic: {md(c['statistic']['name'])} = {md(format_number(c['statistic']['value']))}",
-                f"- threshold: {md(format_threshold(c['threshold']))}", ""]
+                f"- threshold: {md(format_threshold(c['threshold']))}",
+                f"- stated alpha: {md(format_alpha(c))}",
+                f"- outcome: {md(outcome_line(c, ctrls_of(c)))}"]
+        out += [f"- **{md(t)}**" if c["verdict"] != "pass" else f"- {md(t)}" for t in stated_sentences(c)]
+        out.append("")
         for x in (x for x in results["controls"] if x["claim"] == c["id"]):
             out.append(f"- control: {md(x['statement'].rstrip('.'))}: {md(x['statistic']['name'])} = "
                        f"{md(format_number(x['statistic']['value']))}, {_verdict(x['verdict'], True)}")

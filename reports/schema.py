@@ -15,7 +15,10 @@ One data model, written by :mod:`linrnn.suite` and read by every renderer in
 * ``claims``: one object per claim of ``docs/claims.md`` (``id``, ``title``,
   ``statement``, ``formula``, ``statistic`` {name, value}, ``threshold``
   {description, value}, ``verdict`` "pass"/"fail"/"inconclusive"/"error" (:mod:`linrnn.core.outcome`), ``figures``, ``config``,
-  ``notes``, ``experiment``, ``data``), without their controls, which are lifted into
+  ``notes``, ``experiment``, ``data``; optionally ``statistic_verdict`` (the claim's own
+  test: pass/fail/error), ``error`` (one sentence, or null), ``alpha`` (the stated
+  false-failure rate) and ``design`` (the sizes used and needed)), without their
+  controls, which are lifted into
 * ``controls``: every negative control with the ``claim`` it belongs to (``id``,
   ``statement``, ``formula``, ``statistic``, ``threshold``, ``verdict``: "rejected"
   (wanted: the wrong theory was rejected), "not_rejected" or "error");
@@ -37,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.core.outcome import CONTROL_OUTCOMES, OUTCOMES, combine
+from linrnn.core.outcome import CONTROL_OUTCOMES, OUTCOMES, claim_outcome, combine
 
 SCHEMA_VERSION = 2
 VERDICTS = OUTCOMES
@@ -50,7 +53,9 @@ _CLAIM_REQUIRED = {
     "id": str, "title": str, "statement": str, "formula": str, "statistic": dict, "threshold": dict,
     "verdict": str, "figures": dict,
 }
-_CLAIM_OPTIONAL = {"config": dict, "notes": list, "experiment": str, "data": dict}
+_CLAIM_OPTIONAL = {"config": dict, "notes": list, "experiment": str, "data": dict,
+                   "statistic_verdict": str, "error": (str, type(None)), "alpha": (int, float, type(None)),
+                   "design": dict}
 _CONTROL_REQUIRED = {"claim": str, "id": str, "statement": str, "statistic": dict, "threshold": dict, "verdict": str}
 _CONTROL_OPTIONAL = {"formula": (str, type(None))}
 _DERIVATION = {"param": str, "formulas": list, "figures": dict, "notes": list, "tex": (str, type(None))}
@@ -140,6 +145,7 @@ def validate(results: Mapping[str, Any]) -> dict[str, Any]:
         _check_keys(f, {"label": str, "latex": str}, {"description": str}, f"derivation.formulas[{i}]")
     _check_figures(results["derivation"]["figures"], "derivation")
     ids: set[str] = set()
+    claim_stats: dict[str, str | None] = {}
     for i, claim in enumerate(results["claims"]):
         where = f"claims[{i}]"
         _check_keys(claim, _CLAIM_REQUIRED, _CLAIM_OPTIONAL, where)
@@ -149,6 +155,10 @@ def validate(results: Mapping[str, Any]) -> dict[str, Any]:
         _check_statistic(claim["statistic"], where)
         _check_threshold(claim["threshold"], where)
         _check_verdict(claim["verdict"], where)
+        if claim.get("statistic_verdict", "pass") not in ("pass", "fail", "error"):
+            raise SchemaError(f"{where}.statistic_verdict must be one of pass, fail, error, "
+                              f"got {claim['statistic_verdict']!r}")
+        claim_stats[claim["id"]] = claim.get("statistic_verdict")
         _check_figures(claim["figures"], where)
     for i, ctrl in enumerate(results["controls"]):
         where = f"controls[{i}]"
@@ -158,6 +168,14 @@ def validate(results: Mapping[str, Any]) -> dict[str, Any]:
         _check_statistic(ctrl["statistic"], where)
         _check_threshold(ctrl["threshold"], where)
         _check_verdict(ctrl["verdict"], where, CONTROL_OUTCOMES)
+    for i, claim in enumerate(results["claims"]):
+        stat = claim_stats[claim["id"]]
+        if stat is None:
+            continue
+        want = claim_outcome(stat, [x["verdict"] for x in results["controls"] if x["claim"] == claim["id"]])
+        if claim["verdict"] != want:
+            raise SchemaError(f"claims[{i}].verdict is {claim['verdict']!r} but its statistic ({stat}) and "
+                              f"controls give {want!r}")
     expected = overall_verdict(results["claims"], results["controls"])
     if results["verdict"] != expected:
         raise SchemaError(f"the overall verdict is {results['verdict']!r} but the claims and controls give {expected!r}")

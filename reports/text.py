@@ -52,3 +52,77 @@ def slug(text: str) -> str:
     """A file-name-safe stem: lower-case letters, digits, '-' and '_'."""
     out = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_" else "-" for ch in text.lower())
     return out.strip("-") or "figure"
+
+
+# ------------------------------------------------------------------ outcomes of a claim
+
+#: The word of each overall outcome, for banners and headings.
+OUTCOME_WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}
+
+
+def claim_field(claim: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """A claim's ``statistic_verdict``, ``error``, ``alpha`` or ``design``: top level, or in ``data`` (older files)."""
+    if key in claim:
+        return claim[key]
+    return (claim.get("data") or {}).get(key, default)
+
+
+def statistic_outcome(claim: Mapping[str, Any]) -> str:
+    """The outcome of the claim's own test: pass, fail or error (from the combined verdict when not stored)."""
+    stat = claim_field(claim, "statistic_verdict")
+    if stat in ("pass", "fail", "error"):
+        return stat
+    if claim_field(claim, "error"):
+        return "error"
+    return {"fail": "fail", "error": "error"}.get(claim["verdict"], "pass")
+
+
+def controls_outcome(controls: list[Mapping[str, Any]]) -> str:
+    """'2 of 3 rejected' (with ', 1 error' where some could not be computed); 'none' without controls."""
+    if not controls:
+        return "none"
+    rej = sum(c["verdict"] == "rejected" for c in controls)
+    err = sum(c["verdict"] == "error" for c in controls)
+    return f"{rej} of {len(controls)} rejected" + (f", {err} error" if err else "")
+
+
+def outcome_line(claim: Mapping[str, Any], controls: list[Mapping[str, Any]]) -> str:
+    """'statistic: pass; controls: 2 of 3 rejected -> inconclusive'."""
+    return (f"statistic: {statistic_outcome(claim)}; controls: {controls_outcome(controls)} -> "
+            f"{claim['verdict']}")
+
+
+def format_alpha(claim: Mapping[str, Any]) -> str:
+    """The claim's stated false-failure rate, or the config's alpha, or 'n/a'."""
+    alpha = claim_field(claim, "alpha")
+    if alpha is None:
+        alpha = (claim.get("config") or {}).get("alpha")
+    return format_number(alpha, 3) if alpha is not None else "n/a"
+
+
+def format_design(design: Mapping[str, Any] | None) -> str:
+    """The design's sizes in one line ('pilot 16, replicas 256, capped by max_replicas; needed: a 4096, b n/a')."""
+    if not design:
+        return ""
+    parts, needed = [], ""
+    for k, v in design.items():
+        if k == "needed" and isinstance(v, Mapping):
+            needed = ", ".join(f"{n} {'unbounded' if x is None else format_number(x)}" for n, x in v.items())
+            continue
+        if v is None:
+            continue
+        parts.append(f"{k.replace('_', ' ')} {format_number(v) if not isinstance(v, str) else v}")
+    return "; ".join(p for p in (", ".join(parts), f"needed: {needed}" if needed else "") if p)
+
+
+def stated_sentences(claim: Mapping[str, Any]) -> list[str]:
+    """The error sentence and, for an inconclusive claim, the sizes that would decide it."""
+    out = []
+    err = claim_field(claim, "error")
+    if err:
+        out.append(f"Error: {err}")
+    design = format_design(claim_field(claim, "design"))
+    if design:
+        out.append(("Inconclusive at these sizes; design: " if claim["verdict"] == "inconclusive" else "Design: ")
+                   + design)
+    return out

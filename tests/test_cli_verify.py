@@ -34,7 +34,8 @@ def test_help_imports_nothing_heavy() -> None:
                             text=True, check=True)
     for flag in ("--param", "--width", "--widths", "--lags", "--n-in", "--n-out", "--sigma-w2", "--sigma-c2",
                  "--sigma-f2", "--lr-c", "--lr-f", "--lr-w", "--replicas", "--seed", "--backend", "--dtype",
-                 "--max-memory", "--json", "--save"):
+                 "--max-memory", "--json", "--save", "--pilot", "--max-replicas", "--budget-seconds",
+                 "inconclusive", "exit status"):
         assert flag in helped.stdout
 
 
@@ -42,8 +43,9 @@ def test_json_is_the_only_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     status = main(SMALL + ["--json", "--n-out", "2"])
     out, err = capsys.readouterr()
     data = json.loads(out)  # the whole of stdout is one JSON object
-    assert status in (0, 1) and data["verdict"] in ("pass", "fail")
-    assert (status == 0) == (data["verdict"] == "pass")
+    assert data["verdict"] in ("pass", "fail", "inconclusive", "error")
+    assert status == {"pass": 0, "fail": 1, "error": 1, "inconclusive": 3}[data["verdict"]] == data["exit_status"]
+    assert all(c["verdict"] in ("rejected", "not_rejected", "error") for c in data["controls"].values())
     assert np.asarray(data["z"]).shape == (3, 2, 1, 3, 2, 1)
     assert data["dtype"] == "float64" and data["config"]["n_out"] == 2
 
@@ -147,3 +149,41 @@ def test_argparse_errors_exit_2() -> None:
     proc = subprocess.run([sys.executable, "-m", "linrnn", "verify", "ntk", "--width", "abc"], capture_output=True,
                           text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") <= 3
+
+
+def test_standard_param_is_decided_by_the_design(capsys: pytest.CaptureFixture[str]) -> None:
+    """The run that used to end FAIL for lack of power: the design sizes it, and it passes."""
+    status = main(["verify", "ntk", "--param", "standard", "--width", "512", "--lags", "8", "--replicas", "64",
+                   "--backend", "numpy", "--no-progress"])
+    out, _ = capsys.readouterr()
+    assert status == 0, out
+    assert "verdict: PASS" in out and "two-stage" in out
+
+
+def test_small_max_replicas_is_inconclusive_with_the_size(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["verify", "ntk", "--width", "256", "--lags", "6", "--n-in", "2", "--n-out", "2",
+                   "--replicas", "16", "--max-replicas", "16", "--backend", "numpy", "--no-progress"])
+    out, _ = capsys.readouterr()
+    assert status == 3, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("verdict: INCONCLUSIVE (control") and "lacks power; about" in last
+    assert "replicas per width would decide it" in last
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--sigma-w2", "1.5", "--lags", "160"], "float32 overflowed at lag"),
+    (["--sigma-w2", "0.5", "--lags", "140"], "float32 underflowed"),
+])
+def test_float32_overflow_and_underflow_are_errors(extra: list[str], words: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["verify", "ntk", "--dtype", "float32", "--width", "64", "--replicas", "8", "--pilot", "0",
+                   "--backend", "numpy", "--no-progress", *extra])
+    out, _ = capsys.readouterr()
+    assert status == 1, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("verdict: ERROR (") and words in last and "--dtype float64" in last
+    assert "  pass" not in out  # no check passes on non-finite or underflowed statistics
+    status = main(["verify", "ntk", "--dtype", "float32", "--width", "64", "--replicas", "8", "--pilot", "0",
+                   "--backend", "numpy", "--no-progress", "--json", *extra])
+    data = json.loads(capsys.readouterr()[0])
+    assert data["verdict"] == "error" and words in data["error"] and data["exit_status"] == 1

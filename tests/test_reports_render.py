@@ -184,12 +184,43 @@ def test_formulas_are_typeset_or_shown_as_source() -> None:
 
 def test_failing_claim_renders_as_a_finding(results: dict, tmp_path: Path) -> None:
     r = copy.deepcopy(results)
-    r["claims"][1]["verdict"] = "fail"
+    r["claims"][1]["verdict"] = r["claims"][1]["statistic_verdict"] = "fail"
     r["verdict"] = "fail"
     write_report(r, tmp_path)
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert "&#10007; FAIL: 2 of 3 claims pass" in html
+    assert '<div class="verdict banner bad v-fail">&#10007; FAIL: 3 claims (2 pass, 1 fail)' in html
     assert "**Verdict: FAIL**" in (tmp_path / "report.md").read_text(encoding="utf-8")
+
+
+def test_outcomes_render_distinctly_in_every_format(results: dict, tmp_path: Path) -> None:
+    """Inconclusive (statistic pass, a control not rejected, the sizes needed) and error (its sentence)."""
+    from linrnn.suite import main_summary
+
+    r = copy.deepcopy(results)
+    inc, err = r["claims"][0], r["claims"][2]
+    inc["verdict"] = "inconclusive"
+    inc["design"] = {"method": "two-stage", "pilot": 16, "replicas": 256, "capped_by": "max_replicas",
+                     "needed": {"ntk:q_times_1.1": 9000, "ntk:no_linear_term": None}}
+    next(x for x in r["controls"] if x["claim"] == inc["id"])["verdict"] = "not_rejected"
+    err.update(verdict="error", statistic_verdict="error", error="the fitted slope overflowed at n = 4096.")
+    r["verdict"] = "error"
+    write_report(r, tmp_path)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    mdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    latex = (tmp_path / "report.tex").read_text(encoding="utf-8")
+    assert 'class="verdict banner bad v-error"' in html and "v-inconclusive" in html
+    line = "statistic: pass; controls: 1 of 2 rejected -&gt; inconclusive"
+    assert line in html
+    assert "statistic: pass; controls: 1 of 2 rejected -\\> inconclusive" in mdown
+    assert "needed: ntk:q\\_times\\_1.1 9000, ntk:no\\_linear\\_term unbounded" in mdown
+    assert "the fitted slope overflowed at n = 4096." in html and "overflowed" in mdown and "overflowed" in latex
+    assert "INCONCLUSIVE" in latex and "1 of 2 rejected" in latex
+    for text in (html, mdown):
+        assert "statistic outcome" in text and "alpha" in text
+    summary = main_summary(r)
+    assert "1 of 2 rejected" in summary and "INCONCLUSIVE" in summary and "ERROR" in summary
+    assert "needed: ntk:q_times_1.1 9000" in summary and "overflowed" in summary
+    assert summary.rstrip().endswith("verdict: ERROR")
 
 
 def test_render_publishes_atomically_and_needs_force(tmp_path: Path) -> None:

@@ -48,7 +48,9 @@ def _break(results: dict, how: str) -> dict:
     elif how == "verdict":
         r["claims"][0]["verdict"] = "maybe"
     elif how == "overall":
-        r["claims"][0]["verdict"] = "fail"  # the stored overall verdict still says pass
+        r["claims"][0]["verdict"] = r["claims"][0]["statistic_verdict"] = "fail"  # the overall verdict says pass
+    elif how == "inconsistent":
+        r["claims"][0]["verdict"] = "fail"  # its statistic passed and its controls were rejected
     elif how == "nan":
         r["claims"][0]["statistic"]["value"] = float("nan")
     elif how == "version":
@@ -68,7 +70,8 @@ def _break(results: dict, how: str) -> dict:
     ("how", "message"),
     [("missing", "lacks 'statistic'"), ("unknown", "unknown keys 'colour'"), ("verdict", "one of pass, fail, inconclusive, error"),
      ("overall", "overall verdict"), ("nan", "non-finite"), ("version", "schema_version 99"),
-     ("orphan", "unknown claim"), ("duplicate", "appears twice"), ("figure", "'kind'"), ("type", "type str")],
+     ("orphan", "unknown claim"), ("duplicate", "appears twice"), ("figure", "'kind'"), ("type", "type str"),
+     ("inconsistent", "its statistic \\(pass\\) and controls give 'pass'")],
 )
 def test_malformed_results_are_refused(results: dict, how: str, message: str) -> None:
     with pytest.raises(schema.SchemaError, match=message):

@@ -82,8 +82,11 @@ def test_json_and_table() -> None:
         assert key in out
     for key in ("theory", "mean", "stderr", "z", "nngp_mean", "nngp_stderr", "corrected_mean"):
         assert np.asarray(out[key]).shape == (3, 2, 1, 3, 2, 1), key
-    assert out["verdict"] in ("pass", "fail")
-    assert all(c["verdict"] in ("pass", "fail") and "rejected" in c for c in out["controls"].values())
+    assert out["verdict"] in ("pass", "fail", "inconclusive", "error")
+    assert all(c["verdict"] in ("rejected", "not_rejected", "error") and "rejected" in c
+               for c in out["controls"].values())
+    assert out["design"]["method"] == "fixed" and all(ch["entries_total"] >= ch["entries_tested"]
+                                                      for ch in out["checks"])
     assert "widths" not in out  # one width: no sweep fields
     text = r.table()
     for words in ("lag NTK diagonal", "NNGP", "negative controls", "Holm", "verdict:"):

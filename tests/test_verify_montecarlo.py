@@ -11,7 +11,7 @@ import pytest
 
 from linrnn.derive import ModelSpec, nngp_variance, weights
 from linrnn.core.errors import UsageError
-from linrnn.verify.backend import Backend, get_backend
+from linrnn.verify.backend import get_backend
 from linrnn.verify.montecarlo import bytes_per_draw, chunk_size, parse_memory, stream_seed
 from linrnn.verify.ntk import lag_ntk_and_impulse
 from linrnn.verify.sample import sample_rnn
@@ -25,7 +25,7 @@ def test_accumulation_matches_direct_computation() -> None:
     be = get_backend("numpy", seed=11)
     n, lags, R = 12, 4, 7
     est = estimate(be, n, lags=lags, n_in=2, n_out=1, param="standard", replicas=R, sigma_w2=0.7)
-    streams = [Backend("numpy", np, np.float64, stream_seed(11, n, k)) for k in range(3)]
+    streams = [be.with_seed(stream_seed(11, n, k)) for k in range(3)]
     thetas, seconds = [], []
     for _ in range(R):
         d = sample_rnn(be, spec_of(n_in=2, n_out=1, param="standard", sigma_w2=0.7), n, streams=streams)

@@ -160,3 +160,19 @@ def test_loglog_fit_without_correction_is_biased_by_inverse_term() -> None:
     se = 0.01 * vals
     assert not loglog_fit(n, vals, se, expected=-0.5, alpha=1e-3).passed
     assert loglog_fit(n, vals, se, expected=-0.5, alpha=1e-3, inverse_width_term=True).passed
+
+
+def test_entry_test_counts_every_entry_and_never_passes_a_nan() -> None:
+    from linrnn.verify.stats import entry_test
+
+    est = np.eye(3).reshape(3, 3)
+    se = np.full((3, 3), 0.1)
+    se[0, 1] = 0.0  # a structural entry: exact in every draw
+    t = entry_test("x", est, se, np.eye(3), alpha=1e-3, dof=50)
+    assert t.outcome == "pass" and t.total == 6 and t.m == 5 and t.structural == 1 and t.nonfinite == 0
+    assert "5 of 6 entries tested" in t.entries_note and "1 structural" in t.entries_note
+    est = est.copy()
+    est[1, 2] = np.nan
+    t = entry_test("x", est, se, np.eye(3), alpha=1e-3, dof=50)
+    assert t.outcome == "error" and t.nonfinite == 1 and not t.passed and t.total == 6
+    assert "not finite" in t.entries_note and t.summary()["entries_nonfinite"] == 1

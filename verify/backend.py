@@ -1,22 +1,41 @@
-"""One array namespace for CPU and GPU: NumPy by default, CuPy on request.
+"""Where arrays live and where random numbers come from: NumPy by default, CuPy on request.
 
-Every array routine in :mod:`linrnn.verify` takes a :class:`Backend` and writes its code
-once against ``backend.xp``. Random numbers come from the backend's own seeded
-generator (``numpy.random.default_rng`` or ``cupy.random.default_rng``), so draws
-differ between backends: compare them statistically, never bit for bit.
+Array code in :mod:`linrnn.verify` is written once against the Python Array API
+standard (2023.12): a routine asks an input array for its namespace with
+:func:`array_namespace` (``array_api_compat.array_namespace``, as scikit-learn and
+SciPy do) and uses only that namespace's standard functions. The standard has no
+random numbers and no notion of a default device, so a :class:`Backend` holds just
+those: the seeded generator, the working dtype and the device, plus helpers to
+create arrays there (:meth:`Backend.asarray`, :meth:`Backend.normal`) and to copy
+results back to host NumPy (:meth:`Backend.to_numpy`, the explicit boundary to the
+host-side statistics).
+
+Random numbers come from ``numpy.random.default_rng`` (NumPy) or
+``cupy.random.default_rng`` (CuPy), so draws differ between those two: compare
+them statistically, never bit for bit. The ``array_api_strict`` kind (tests only,
+not offered on the command line) runs the same code on the strict reference
+namespace to catch anything outside the standard; it draws with NumPy's generator
+and transfers, so its numbers equal the NumPy backend's for the same seed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+from array_api_compat import array_namespace, device, is_array_api_obj
 
 from linrnn.core.errors import UsageError
 
+__all__ = ["BACKENDS", "DTYPES", "KINDS", "Backend", "array_namespace", "device", "get_backend"]
+
+#: Backends offered on the command line.
 BACKENDS = ("auto", "numpy", "cupy")
+#: Every kind :func:`get_backend` resolves; ``array_api_strict`` is for the tests.
+KINDS = BACKENDS + ("array_api_strict",)
 DTYPES = ("float64", "float32")
 
 
@@ -34,48 +53,104 @@ def _cupy_or_reason() -> tuple[ModuleType | None, str]:
     return cupy, ""
 
 
+def _namespace(name: str) -> Any:
+    """The Array API namespace of backend ``name`` (the one :func:`array_namespace` gives its arrays)."""
+    if name == "numpy":
+        import array_api_compat.numpy as xp
+    elif name == "cupy":
+        import array_api_compat.cupy as xp  # type: ignore[no-redef]
+    elif name == "array_api_strict":
+        import array_api_strict as xp  # type: ignore[no-redef]
+    else:
+        raise UsageError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    return xp
+
+
 @dataclass
 class Backend:
-    """The array namespace ``xp``, its seeded generator and the working dtype."""
+    """The seeded generator, the working dtype and the device of one array library.
+
+    ``name`` is ``numpy``, ``cupy`` or ``array_api_strict``; ``dtype_name`` is
+    ``float64`` or ``float32``. ``dtype`` (the namespace's dtype object), ``device``
+    and ``rng`` follow from them. Computations never ask the backend for a namespace:
+    they take it from their input arrays (:func:`array_namespace`).
+    """
 
     name: str
-    xp: ModuleType
-    dtype: Any
+    dtype_name: str = "float64"
     seed: int | None = None
-    rng: Any = field(init=False)
+    dtype: Any = field(init=False, repr=False)
+    device: Any = field(init=False, repr=False)
+    rng: Any = field(init=False, repr=False)
+    _xp: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.rng = self.xp.random.default_rng(self.seed)
+        if self.dtype_name not in DTYPES:
+            raise UsageError(f"unknown dtype {self.dtype_name!r}; choose one of {', '.join(DTYPES)}")
+        self._xp = _namespace(self.name)
+        self.dtype = getattr(self._xp, self.dtype_name)
+        if self.name == "cupy":
+            import cupy  # type: ignore[import-not-found]
+
+            self.rng = cupy.random.default_rng(self.seed)
+            self.device = cupy.cuda.Device()
+        else:
+            self.rng = np.random.default_rng(self.seed)
+            self.device = device(self._xp.empty((0,), dtype=self.dtype))
+
+    def with_seed(self, seed: int | None) -> Backend:
+        """A backend of the same kind, dtype and device with a fresh generator seeded by ``seed``."""
+        return dataclasses.replace(self, seed=seed)
 
     @property
-    def dtype_name(self) -> str:
-        return np.dtype(self.dtype).name
+    def itemsize(self) -> int:
+        """Bytes per element of the working dtype."""
+        return np.dtype(self.dtype_name).itemsize
 
     def to_numpy(self, a: Any) -> np.ndarray:
-        """Copy an array of this backend to host NumPy (no-op for NumPy)."""
+        """Copy an array of this backend to host NumPy (no copy for NumPy): the host boundary."""
         if self.name == "cupy":
-            return self.xp.asnumpy(a)
+            import cupy  # type: ignore[import-not-found]
+
+            return cupy.asnumpy(a)
+        if self.name == "array_api_strict" and not isinstance(a, (np.ndarray, np.generic)):
+            return np.from_dlpack(a).copy()
         return np.asarray(a)
 
-    def asarray(self, a: Any) -> Any:
-        return self.xp.asarray(a, dtype=self.dtype)
+    def asarray(self, a: Any, dtype: str | None = None) -> Any:
+        """``a`` (host data or an array of this backend) as an array of this backend.
+
+        In the working dtype, or in ``dtype`` (a name such as ``"float64"``) if given.
+        """
+        xp = self._xp
+        dt = self.dtype if dtype is None else getattr(xp, dtype)
+        if self.name == "array_api_strict" and not (is_array_api_obj(a) and array_namespace(a) is xp):
+            a = np.asarray(a)  # host data: the strict namespace takes buffers, not sequences of arrays
+        return xp.asarray(a, dtype=dt, device=self.device)
 
     def normal(self, shape: tuple[int, ...], scale: float = 1.0) -> Any:
-        """Independent N(0, scale^2) entries in the working dtype."""
-        out = self.rng.standard_normal(size=shape, dtype=self.dtype)
+        """Independent N(0, scale^2) entries in the working dtype, on the device."""
+        host_dtype = np.dtype(self.dtype_name) if self.name != "cupy" else self.dtype
+        out = self.rng.standard_normal(size=shape, dtype=host_dtype)
         if scale != 1.0:
             out *= scale
+        if self.name == "array_api_strict":
+            return self._xp.asarray(out, device=self.device)
         return out
 
     def synchronize(self) -> None:
         if self.name == "cupy":
-            self.xp.cuda.Stream.null.synchronize()
+            import cupy  # type: ignore[import-not-found]
+
+            cupy.cuda.Stream.null.synchronize()
 
     def describe(self) -> dict[str, Any]:
         """Provenance for results files: backend, device and dtype."""
         info: dict[str, Any] = {"backend": self.name, "dtype": self.dtype_name}
         if self.name == "cupy":
-            props = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
+            import cupy  # type: ignore[import-not-found]
+
+            props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
             info["device"] = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
         else:
             import platform
@@ -85,19 +160,25 @@ class Backend:
 
 
 def get_backend(name: str = "auto", *, seed: int | None = 0, dtype: str = "float64") -> Backend:
-    """Resolve ``name`` in {auto, numpy, cupy} to a :class:`Backend`.
+    """Resolve ``name`` in {auto, numpy, cupy} (or ``array_api_strict``, for tests) to a :class:`Backend`.
 
     ``auto`` takes CuPy when it imports and sees a GPU, NumPy otherwise. Asking for
     ``cupy`` where it cannot run raises :class:`UsageError` (one sentence, exit 2).
     """
-    if name not in BACKENDS:
+    if name not in KINDS:
         raise UsageError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if dtype not in DTYPES:
         raise UsageError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     if name in ("auto", "cupy"):
         cupy, reason = _cupy_or_reason()
         if cupy is not None:
-            return Backend("cupy", cupy, getattr(cupy, dtype), seed)
+            return Backend("cupy", dtype, seed)
         if name == "cupy":
             raise UsageError(f"--backend cupy was requested but {reason}")
-    return Backend("numpy", np, getattr(np, dtype), seed)
+        name = "numpy"
+    if name == "array_api_strict":
+        try:
+            import array_api_strict  # noqa: F401
+        except ImportError:
+            raise UsageError("the array_api_strict backend needs the array-api-strict package (the 'test' extra)") from None
+    return Backend(name, dtype, seed)

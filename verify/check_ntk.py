@@ -30,9 +30,24 @@ rejected. The overall verdict is ``pass`` only when every check of the true theo
 passes and every control is rejected (a verifier that cannot reject a wrong
 formula proves nothing).
 
+Outcomes (:mod:`linrnn.core.outcome`): each check is pass / fail / error (error when
+any statistic or entry is not finite: never a pass, and never dropped), each control
+rejected / not_rejected / error, and the run pass / fail / inconclusive / error.
+A run whose float32 arithmetic overflowed or underflowed is an ``error`` whose
+sentence names the lag and the remedy (:func:`precision_error`).
+
+Sizes (``pilot`` > 0, :mod:`linrnn.verify.design`): a pilot of fresh draws at every
+width (and at n // 4, for the bias remainder) estimates each control's effect per
+replica; the main stage draws new replicas, at least ``replicas``, sized for power
+0.999 against every control at the Holm critical value of this run's ``alpha``,
+capped by ``max_replicas``, ``budget_seconds`` and the bias allowance. With
+``pilot = 0`` exactly ``replicas`` draws are used ("fixed" design); the result still
+says which size each unrejected control would need.
+
 False-failure budget: a true theory fails a run with probability at most ``alpha``
-(default 1e-3) when the O(n^-2) remainder is negligible; the test suite runs at most
-ten such verdicts with fixed seeds, a suite-wide budget of 1e-2.
+(default 1e-3) when the O(n^-2) remainder is negligible (the design's bias allowance
+keeps any remainder the pilot can see below a quarter of a standard error); the test
+suite runs at most ten such verdicts with fixed seeds, a suite-wide budget of 1e-2.
 """
 
 from __future__ import annotations
@@ -47,13 +62,15 @@ import numpy as np
 
 from linrnn.derive.model import ModelSpec
 from linrnn.core.errors import UsageError
+from linrnn.core.outcome import claim_outcome, exit_status
+from linrnn.verify import design as dsg
 from linrnn.verify.backend import Backend, get_backend
-from linrnn.verify.montecarlo import WidthEstimate, bytes_per_draw, chunk_size, estimate_width
+from linrnn.verify.montecarlo import WidthEstimate, bytes_per_draw, chunk_size, estimate_width, stream_seed
 from linrnn.verify.progress import Progress
 from linrnn.verify.sample import check_size
-from linrnn.verify.stats import EntryTest, RateFit, entry_test, loglog_fit, richardson
+from linrnn.verify.stats import EntryTest, RateFit, entry_test, loglog_fit, richardson, t_isf
 
-SCHEMA = "linrnn-bias/verify-ntk/1"
+SCHEMA = "linrnn-bias/verify-ntk/2"
 
 #: The rate of the per-draw relative error ||Theta_r - Theta_inf|| / ||Theta_inf||: O(n^-1/2).
 EXPECTED_SLOPE = -0.5
@@ -72,7 +89,13 @@ def kernel_from_diagonal(values: np.ndarray, n_out: int, n_in: int) -> np.ndarra
     """
     values = np.asarray(values, dtype=np.float64)
     L = values.shape[0]
-    return np.einsum("i,ij,ac,bd->iabjcd", values, np.eye(L), np.eye(n_out), np.eye(n_in))
+    # host NumPy (theory arrays); products with 0 and 1 only, so exact
+    return (
+        values[:, None, None, None, None, None]
+        * np.eye(L)[:, None, None, :, None, None]
+        * np.eye(n_out)[None, :, None, None, :, None]
+        * np.eye(n_in)[None, None, :, None, None, :]
+    )
 
 
 @dataclass
@@ -129,6 +152,10 @@ def rate_fit(
     values = np.array([e.rel_error_mean[theory] for e in est])
     errs = np.array([e.rel_error_stderr[theory] for e in est])
     extra = widths.size >= MIN_WIDTHS_FOR_CORRECTION
+    if not (np.all(np.isfinite(values)) and np.all(np.isfinite(errs)) and np.all(values > 0) and np.all(errs > 0)):
+        nan = math.nan
+        return RateFit(nan, nan, nan, (nan, nan), 1 - alpha, nan, 0, nan, expected, name,
+                       {"theory": theory, "model": "not fitted: a relative error is not finite"})
     fit = loglog_fit(widths, values, errs, expected=expected, alpha=alpha, name=name, inverse_width_term=extra)
     fit.extra.update({"theory": theory, "model": "log e = c + beta log n" + (" + d / n" if extra else "")})
     return fit
@@ -156,14 +183,38 @@ class NTKCheck:
     alpha_check: float
     dof: float
     seconds: float
-    design: dict[str, str] = field(default_factory=dict)
+    design: dict[str, Any] = field(default_factory=dict)
+    #: one sentence naming why a statistic is not finite (float32 overflow / underflow), else None
+    error: str | None = None
+    #: per control: predicted power at the size used (None without a pilot)
+    power: dict[str, float | None] = field(default_factory=dict)
+    #: per control: replicas per width that would reject it with power 0.999 (from the main stage)
+    needed: dict[str, float] = field(default_factory=dict)
 
     @property
     def theory_passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return self.statistic_outcome == "pass"
+
+    @property
+    def statistic_outcome(self) -> str:
+        """The derived theory's own tests: error (precision, not finite) > fail > pass."""
+        outs = [c.outcome for c in self.checks]
+        if self.error or "error" in outs:
+            return "error"
+        return "fail" if "fail" in outs else "pass"
+
+    def check_outcome(self, c: EntryTest | RateFit) -> str:
+        return "error" if self.error else c.outcome
+
+    def control_outcome(self, name: str) -> str:
+        """rejected when any of the control's checks fails; error when one is an error; else not_rejected."""
+        outs = [self.check_outcome(c) for c in self.controls[name]]
+        if "error" in outs:
+            return "error"
+        return "rejected" if "fail" in outs else "not_rejected"
 
     def control_rejected(self, name: str) -> bool:
-        return any(not c.passed for c in self.controls[name])
+        return self.control_outcome(name) == "rejected"
 
     @property
     def controls_rejected(self) -> bool:
@@ -171,7 +222,26 @@ class NTKCheck:
 
     @property
     def verdict(self) -> str:
-        return "pass" if self.theory_passed and self.controls_rejected else "fail"
+        """pass / fail / inconclusive / error (:func:`linrnn.core.outcome.claim_outcome`)."""
+        return claim_outcome(self.statistic_outcome, [self.control_outcome(k) for k in self.controls])
+
+    def verdict_line(self) -> str:
+        """The last line of the table: the verdict and, unless pass, why (and what size would decide it)."""
+        v = self.verdict
+        line = f"verdict: {v.upper()}"
+        if v == "error":
+            return line + f" ({self.error or 'a statistic is not finite'})"
+        if v == "inconclusive":
+            missing = [k for k in self.controls if self.control_outcome(k) == "not_rejected"]
+            need = max((self.needed.get(k, math.inf) for k in missing), default=math.inf)
+            names = ", ".join(missing)
+            tail = ("no size at this width would decide it" if not math.isfinite(need)
+                    else f"about {int(need)} replicas per width would decide it")
+            if self.design.get("capped_by") == "bias":
+                tail += (f" (the design capped the run at {self.design['replicas']} replicas so the O(n^-2) "
+                         "remainder stays below a quarter of a standard error: a larger width decides it)")
+            return line + f" (control{'s' if len(missing) > 1 else ''} {names} not rejected: the run lacks power; {tail})"
+        return line
 
     @property
     def top(self) -> WidthEstimate:
@@ -207,20 +277,29 @@ class NTKCheck:
             "nngp_corrected_mean": _nested(self.nngp_estimate),
             "nngp_corrected_stderr": _nested(self.nngp_estimate_stderr),
             "nngp_z": _nested(main["nngp_entries"].z),
-            "checks": [c.summary() for c in self.checks],
-            "theory_verdict": "pass" if self.theory_passed else "fail",
+            "checks": [{**c.summary(), "outcome": self.check_outcome(c), "verdict": self.check_outcome(c)}
+                       for c in self.checks],
+            "theory_verdict": self.statistic_outcome,
+            "statistic_verdict": self.statistic_outcome,
+            "error": self.error,
             "controls": {
                 name: {
                     "formula": self.theories.control_exprs.get(name),
                     "rejected": self.control_rejected(name),
-                    "verdict": "fail" if self.control_rejected(name) else "pass",
-                    "checks": [c.summary() for c in tests],
+                    "verdict": self.control_outcome(name),
+                    "power": self.power.get(name),
+                    "needed": _int_or_none(self.needed.get(name, math.inf)),
+                    "checks": [{**c.summary(), "outcome": self.check_outcome(c), "verdict": self.check_outcome(c),
+                                "power": self.power.get(f"{name}|{c.name}"),
+                                "needed": _int_or_none(self.needed.get(f"{name}|{c.name}", math.inf))}
+                               for c in tests],
                 }
                 for name, tests in self.controls.items()
             },
             "controls_rejected": self.controls_rejected,
             "controls_skipped": self.theories.skipped_controls,
             "verdict": self.verdict,
+            "exit_status": exit_status(self.verdict),
             "alpha": self.alpha,
             "alpha_per_check": self.alpha_check,
             "design": self.design,
@@ -278,22 +357,33 @@ class NTKCheck:
             f"checks of the derived theory (family-wise alpha = {self.alpha:g}, "
             f"{self.alpha_check:.3g} per check by Bonferroni):",
         ]
-        lines += [_check_line(c) for c in self.checks]
+        lines += [_check_line(c, self.check_outcome(c)) for c in self.checks]
+        for c in self.checks:
+            if isinstance(c, EntryTest):
+                lines.append(f"    {c.name}: {c.entries_note}")
         lines += ["", "negative controls (wrong theories; each must be rejected):"]
         for name, tests in self.controls.items():
-            worst = max(tests, key=lambda c: 0 if c.passed else 1)
-            status = "rejected" if self.control_rejected(name) else "NOT rejected"
-            lines.append(f"  {name:<24} {status:<13} {_check_line(worst, verdict=False).strip()}")
+            worst = max(tests, key=lambda c: {"fail": 2, "error": 1}.get(c.outcome, 0))
+            out = self.control_outcome(name)
+            status = {"rejected": "rejected", "not_rejected": "NOT rejected", "error": "ERROR"}[out]
+            pw = self.power.get(name)
+            tail = f"  (predicted power {pw:.4f})" if pw is not None else ""
+            lines.append(f"  {name:<24} {status:<13} {_check_line(worst, None).strip()}{tail}")
         for name in self.theories.skipped_controls:
             lines.append(f"  {name:<24} skipped: equals the derived theory for this configuration")
-        lines += ["", f"design: {self.design['correction']}; {self.design['allowance']}",
-                  f"verdict: {self.verdict.upper()}"
-                  + ("" if self.controls_rejected else " (a control was not rejected: the run lacks power)")]
+        d = self.design
+        lines += ["", f"design: {d['method']}; {d['sizing']}",
+                  f"  {d['correction']}; {d['allowance']}",
+                  self.verdict_line()]
         return "\n".join(lines)
 
 
-def _check_line(c: EntryTest | RateFit, verdict: bool = True) -> str:
-    tail = f"  {c.verdict}" if verdict else ""
+def _int_or_none(v: float) -> int | None:
+    return int(v) if math.isfinite(v) else None
+
+
+def _check_line(c: EntryTest | RateFit, outcome: str | None) -> str:
+    tail = f"  {outcome}" if outcome else ""
     if isinstance(c, EntryTest):
         return (f"  {c.name:<24} max|z| = {c.max_abs_z:8.3g} vs {c.threshold:.3g} "
                 f"(m = {c.m}, t_{c.dof:g}, Holm rejects {c.rejected}){tail}")
@@ -341,6 +431,212 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def precision_error(estimates: dict[int, WidthEstimate], th: Theories, dtype: str) -> str | None:
+    """One sentence when the working dtype overflowed or underflowed, else None.
+
+    Overflow: some estimate (mean, standard error, relative error) is not finite; the
+    sentence names the first lag with a non-finite entry and the largest theory value.
+    Underflow: some lag's derived entries fall below n * tiny (each entry sums n products
+    of the Krylov vectors' entries, each below the smallest normal number of the dtype)
+    or a diagonal entry came out exactly 0 where the theory is not: the sentence names
+    the lag beyond which the entries lost their precision.
+    """
+    info = np.finfo(np.dtype(dtype))
+    L = th.ntk.shape[0]
+    fix = "rerun with --dtype float64" if dtype == "float32" else "use fewer lags or a smaller --sigma-w2"
+
+    # entry (i, ., j, .) involves lags up to max(i, j): the first lag whose entries are not finite
+    lag_of = np.maximum.outer(np.arange(L), np.arange(L))
+
+    first_bad: int | None = None
+    for e in estimates.values():
+        bad = np.zeros((L, L), dtype=bool)
+        for a in (e.ntk_mean, e.ntk_stderr, e.nngp_mean, e.nngp_stderr):
+            a = np.asarray(a)
+            x = int(round(math.sqrt(a.size // (L * L))))  # outputs x inputs per lag
+            bad |= ~np.all(np.isfinite(a.reshape(L, x, L, x)), axis=(1, 3))
+        rel_bad = not all(math.isfinite(v) for v in [*e.rel_error_mean.values(), *e.rel_error_stderr.values()])
+        if bad.any():
+            lag = int(lag_of[bad].min())
+            first_bad = lag if first_bad is None else min(first_bad, lag)
+        elif rel_bad:
+            first_bad = L - 1 if first_bad is None else first_bad
+    if first_bad is not None:
+        diag = np.array([th.ntk[(j, 0, 0, j, 0, 0)] for j in range(L)])
+        return (f"{dtype} overflowed at lag {first_bad} (the lag-NTK entries and the products that make them "
+                f"exceed the largest {dtype}, {info.max:.2g}; the derived entries reach "
+                f"{np.max(np.abs(diag)):.2g} at lag {L - 1}); {fix}")
+    n = max(estimates)
+    floor = n * float(info.tiny)
+    low = []
+    for arr in (th.ntk, th.nngp):
+        diag = np.abs(np.array([arr[(j, 0, 0, j, 0, 0)] for j in range(L)]))
+        low.extend(j for j in range(L) if 0 < diag[j] < floor)
+    top = estimates[n]
+    for mean, arr in ((top.ntk_mean, th.ntk), (top.nngp_mean, th.nngp)):
+        low.extend(j for j in range(L) if mean[(j, 0, 0, j, 0, 0)] == 0 and arr[(j, 0, 0, j, 0, 0)] != 0)
+    if low:
+        j = min(low)
+        return (f"{dtype} underflowed: the lag-NTK entries at lags beyond {j - 1} are below {floor:.2g} "
+                f"(each sums n = {n} products below the smallest normal {dtype}, {info.tiny:.2g}) and lose "
+                f"their precision; {fix}")
+    return None
+
+
+def _corrected_sd(big: WidthEstimate, small: WidthEstimate | None, key: str) -> np.ndarray:
+    """Per-replica standard deviation of the bias-corrected entry (the two-point fit), sd = SE sqrt(R)."""
+    se_n = np.asarray(getattr(big, key + "_stderr")) * math.sqrt(big.replicas)
+    if small is None:
+        return se_n
+    n, h = big.n, small.n
+    se_h = np.asarray(getattr(small, key + "_stderr")) * math.sqrt(small.replicas)
+    return np.sqrt((n * se_n) ** 2 + (h * se_h) ** 2) / (n - h)
+
+
+def _upper(a: np.ndarray) -> np.ndarray:
+    """Mask of the upper triangle of the flattened M x M layout."""
+    M = int(round(math.sqrt(a.size)))
+    return np.triu(np.ones((M, M), dtype=bool)).reshape(a.shape)
+
+
+def entry_effect(theory: np.ndarray, control: np.ndarray, sd: np.ndarray) -> tuple[float, float]:
+    """(|control - theory|, sd) at the entry where the standardized distance is largest (the control's effect)."""
+    mask = _upper(theory) & (sd > 0) & np.isfinite(sd)
+    if not mask.any():
+        return math.nan, math.nan
+    d = np.where(mask, np.abs(control - theory) / np.where(mask, sd, 1.0), -1.0)
+    k = np.unravel_index(int(np.argmax(d)), d.shape)
+    return float(abs(control[k] - theory[k])), float(sd[k])
+
+
+def _entry_crit(alpha: float, m: int) -> Any:
+    """Holm's first critical |z| at level alpha over m entries, as a function of the replicas R (t, R - 1 dof)."""
+    return lambda r: t_isf(alpha / (2 * max(m, 1)), math.inf if math.isinf(r) else max(r - 1.0, 1.0))
+
+
+def _measure(be: Backend, spec: ModelSpec, widths: Sequence[int], *, lags: int, replicas: int, max_memory: int,
+             theories: dict[str, np.ndarray], keep_first_at: int | None, bar: Progress | None,
+             work: dict[int, float], share: float) -> dict[int, WidthEstimate]:
+    out: dict[int, WidthEstimate] = {}
+    for n in sorted(widths, reverse=True):
+        # overflow and underflow are detected in the results (precision_error), not raised midway
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            out[n] = estimate_width(
+                be, spec, n, lags=lags, replicas=replicas, max_memory=max_memory, theories=theories,
+                keep_first=keep_first_at == n,
+                on_chunk=None if bar is None else (lambda r, n=n: bar.advance(share * work[n] * r / replicas,
+                                                                              f"n={n}")),
+            )
+    return out
+
+
+def _tests(estimates: dict[int, WidthEstimate], ws: list[int], top: int, companion: int | None, th: Theories,
+           a_check: float) -> tuple[Any, ...]:
+    big = estimates[top]
+    small = estimates[companion] if companion else None
+    ntk_est, ntk_se = richardson(big.ntk_mean, big.ntk_stderr, top,
+                                 small.ntk_mean if small else None, small.ntk_stderr if small else None, companion)
+    nngp_est, nngp_se = richardson(big.nngp_mean, big.nngp_stderr, top,
+                                   small.nngp_mean if small else None, small.nngp_stderr if small else None, companion)
+    dof = float(min(big.replicas, small.replicas) - 1 if small else big.replicas - 1)
+    checks: list[EntryTest | RateFit] = [
+        entry_test("ntk_entries", ntk_est, ntk_se, th.ntk, alpha=a_check, dof=dof),
+        entry_test("nngp_entries", nngp_est, nngp_se, th.nngp, alpha=a_check, dof=dof),
+    ]
+    controls: dict[str, list[EntryTest | RateFit]] = {}
+    for name, arr in th.ntk_controls.items():
+        controls[f"ntk:{name}"] = [entry_test("ntk_entries", ntk_est, ntk_se, arr, alpha=a_check, dof=dof)]
+    for name, arr in th.nngp_controls.items():
+        controls[f"nngp:{name}"] = [entry_test("nngp_entries", nngp_est, nngp_se, arr, alpha=a_check, dof=dof)]
+    rate = None
+    if len(ws) > 1:
+        sweep_est = [estimates[n] for n in ws]
+        rate = rate_fit(sweep_est, "theory", expected=EXPECTED_SLOPE, alpha=a_check, name="rate")
+        checks.append(rate)
+        for name in th.ntk_controls:
+            controls[f"ntk:{name}"].append(
+                rate_fit(sweep_est, f"ntk:{name}", expected=EXPECTED_SLOPE, alpha=a_check, name="rate"))
+        controls["rate:minus_1"] = [
+            rate_fit(sweep_est, "theory", expected=CONTROL_SLOPE, alpha=a_check, name="rate")]
+    return checks, controls, rate, (ntk_est, ntk_se, nngp_est, nngp_se), dof
+
+
+def control_needs(estimates: dict[int, WidthEstimate], top: int, companion: int | None, th: Theories,
+                  checks: list[EntryTest | RateFit], controls: dict[str, list[EntryTest | RateFit]],
+                  a_check: float, power: float, *, inflate: bool) -> tuple[dict[str, float], dict[str, tuple]]:
+    """Per control, the replicas per width that reject it with ``power`` (min over its checks), and the effects.
+
+    Entry checks: effect = max over entries of |control - theory| / sd (sd of one replica
+    of the bias-corrected entry), at Holm's first critical value (t, R - 1 dof) of the
+    check's m entries. Rate checks: effect = |slope of the control - slope of the
+    theory| (for rate:minus_1: |-1 - (-1/2)|; for a wrong kernel: its fitted slope's
+    distance from -1/2) over the slope's sd of one replica, at the normal critical
+    value. With ``inflate`` the sd is its upper 95% bound (the pilot).
+    """
+    big = estimates[top]
+    small = estimates[companion] if companion else None
+    sds = {"ntk": _corrected_sd(big, small, "ntk"), "nngp": _corrected_sd(big, small, "nngp")}
+    truth = {"ntk": th.ntk, "nngp": th.nngp}
+    wrong = {"ntk": th.ntk_controls, "nngp": th.nngp_controls}
+    ms = {c.name: c.m for c in checks if isinstance(c, EntryTest)}
+    dof = min(big.replicas, small.replicas if small else big.replicas) - 1
+    need: dict[str, float] = {}
+    effects: dict[str, tuple] = {}
+    z_rate = t_isf(a_check / 2, math.inf)
+    for name, tests in controls.items():
+        kind, key = name.split(":", 1)
+        best = math.inf
+        for c in tests:
+            if isinstance(c, EntryTest):
+                eff, sd = entry_effect(truth[kind], wrong[kind][key], sds[kind])
+                crit = _entry_crit(a_check, ms[c.name])
+            else:
+                slope_sd = c.stderr * math.sqrt(min(e.replicas for e in estimates.values()))
+                target = EXPECTED_SLOPE if kind == "ntk" else CONTROL_SLOPE
+                slope = c.slope if kind == "ntk" else EXPECTED_SLOPE
+                eff, sd = abs(slope - target), slope_sd
+                crit = lambda r, z=z_rate: z  # noqa: E731
+            sd_used = dsg.sd_upper(sd, dof) if inflate and math.isfinite(sd) else sd
+            r = dsg.replicas_for_crit(eff, sd_used, crit, power) if math.isfinite(eff) and math.isfinite(sd) \
+                else math.inf
+            effects[f"{name}|{c.name}"] = (eff, sd, crit)
+            need[f"{name}|{c.name}"] = r
+            best = min(best, r)
+        need[name] = best
+    return need, effects
+
+
+def remainder_cap(estimates: dict[int, WidthEstimate], top: int, th: Theories, a_check: float) -> float:
+    """R_bias of :func:`linrnn.verify.design.bias_cap` from the widths n, n/2, n/4 (min over entries; inf if unseen).
+
+    The two-point estimate at n leaves r = (a(n, n/2) - a(n/2, n/4)) / 3 (for m(n) =
+    a + B/n + c/n^2); its significant part (beyond the Bonferroni 5% t critical value over
+    the entries of both arrays, pilot degrees of freedom) caps the replicas so that it stays below BIAS_FRACTION standard errors.
+    """
+    h, q = top // 2, top // 4
+    if q < 1 or h == q or not {top, h, q} <= set(estimates):
+        return math.inf
+    cap = math.inf
+    en, eh, eq = estimates[top], estimates[h], estimates[q]
+    m_all = 2 * int(np.count_nonzero(_upper(en.ntk_mean)))
+    dof = min(e.replicas for e in (en, eh, eq)) - 1.0
+    k = t_isf(0.05 / (2 * m_all), dof)  # Bonferroni 5% over both arrays: a chance detection is rare
+    for key in ("ntk", "nngp"):
+        mn, mh, mq = (np.asarray(getattr(e, key + "_mean")) for e in (en, eh, eq))
+        sn, sh, sq = (np.asarray(getattr(e, key + "_stderr")) for e in (en, eh, eq))
+        a1 = (top * mn - h * mh) / (top - h)
+        a2 = (h * mh - q * mq) / (h - q)
+        # a1 - a2 = (2 m_n - m_h) - (2 m_h - m_q) for exact halvings; general widths by the same weights
+        w = np.array([top / (top - h), -h / (top - h) - h / (h - q), q / (h - q)])
+        r = (a1 - a2) / 3.0
+        r_se = np.sqrt((w[0] * sn) ** 2 + (w[1] * sh) ** 2 + (w[2] * sq) ** 2) / 3.0
+        sd = _corrected_sd(en, eh, key)
+        mask = _upper(mn) & (sd > 0) & np.isfinite(sd) & np.isfinite(r) & np.isfinite(r_se)
+        for idx in zip(*np.nonzero(mask)):
+            cap = min(cap, dsg.bias_cap(float(r[idx]), float(r_se[idx]), float(sd[idx]), k=k))
+    return cap
+
+
 def check_lag_ntk(
     spec: ModelSpec,
     widths: Sequence[int],
@@ -354,12 +650,20 @@ def check_lag_ntk(
     alpha: float = 1e-3,
     progress: bool = True,
     keep_first: bool = False,
+    pilot: int = 0,
+    max_replicas: int = 4096,
+    budget_seconds: float | None = None,
+    power: float = dsg.POWER,
 ) -> NTKCheck:
     """Run the Monte Carlo lag-NTK and NNGP checks for ``spec`` (a :class:`linrnn.core.spec.ModelSpec`).
 
     ``widths``: one width, or a sweep (two or more distinct widths). The entrywise
     checks run at the largest width n with the bias companion n // 2 (measured
-    too when not in the sweep; none when n = 1). See the module docstring for the
+    too when not in the sweep; none when n = 1). ``pilot`` = 0: exactly ``replicas``
+    draws per width; ``pilot`` >= 2: the two-stage design of :mod:`linrnn.verify.design`
+    (``pilot`` fresh draws per width, then at least ``replicas`` new ones, as many as
+    power 0.999 against every control needs, capped by ``max_replicas``,
+    ``budget_seconds`` and the bias allowance). See the module docstring for the
     statistics. Raises :class:`UsageError` for impossible input.
     """
     t0 = time.perf_counter()
@@ -376,69 +680,117 @@ def check_lag_ntk(
         raise UsageError(f"the statistics need at least 2 replicas (standard errors), got {replicas}")
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
         raise UsageError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+    if isinstance(pilot, bool) or not isinstance(pilot, int) or pilot < 0 or pilot == 1:
+        raise UsageError(f"pilot must be 0 (no design) or an integer >= 2, got {pilot!r}")
+    plan_design = dsg.Design(pilot=max(pilot, 2), min_replicas=replicas, max_replicas=max(max_replicas, replicas)
+                             if pilot == 0 else max_replicas, budget_seconds=budget_seconds, power=power)
     be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed, dtype=dtype)
     top = ws[-1]
     companion = top // 2 if top >= 2 else None
     run_widths = sorted(set(ws) | ({companion} if companion else set()))
+    quarter = top // 4 if top >= 4 else None
+    pilot_widths = sorted(set(run_widths) | ({quarter} if quarter else set()))
     th = theories_for(spec, lags)
     rel_theories = {"theory": th.ntk, **{f"ntk:{k}": v for k, v in th.ntk_controls.items()}}
-    itemsize = np.dtype(be.dtype).itemsize
-    for n in run_widths:  # fail before any Monte Carlo if the budget cannot hold one draw
+    itemsize = be.itemsize
+    for n in pilot_widths if pilot else run_widths:  # fail before any Monte Carlo if one draw does not fit
         per_draw = bytes_per_draw(n, spec.n_in, n_out, lags, itemsize, len(rel_theories))
         chunk_size(per_draw, max_memory, replicas, be.name, n=n)
-    estimates: dict[int, WidthEstimate] = {}
-    work = {n: replicas * (float(n) ** 2 + 2e3 * n) for n in run_widths}
-    with Progress(sum(work.values()), "verify ntk", enabled=progress) as bar:
-        for n in sorted(run_widths, reverse=True):
-            estimates[n] = estimate_width(
-                be, spec, n, lags=lags, replicas=replicas,
-                max_memory=max_memory, theories=rel_theories, keep_first=keep_first and n == top,
-                on_chunk=lambda r, n=n: bar.advance(work[n] * r / replicas, f"n={n}"),
-            )
-
-    big = estimates[top]
-    small = estimates[companion] if companion else None
-    ntk_est, ntk_se = richardson(big.ntk_mean, big.ntk_stderr, top,
-                                 small.ntk_mean if small else None, small.ntk_stderr if small else None, companion)
-    nngp_est, nngp_se = richardson(big.nngp_mean, big.nngp_stderr, top,
-                                   small.nngp_mean if small else None, small.nngp_stderr if small else None, companion)
     sweep = len(ws) > 1
     n_checks = 3 if sweep else 2
     a_check = alpha / n_checks
-    dof = float(min(big.replicas, small.replicas) - 1 if small else big.replicas - 1)
+    work = {n: float(n) ** 2 + 2e3 * n for n in pilot_widths}
 
-    checks: list[EntryTest | RateFit] = [
-        entry_test("ntk_entries", ntk_est, ntk_se, th.ntk, alpha=a_check, dof=dof),
-        entry_test("nngp_entries", nngp_est, nngp_se, th.nngp, alpha=a_check, dof=dof),
-    ]
-    controls: dict[str, list[EntryTest | RateFit]] = {}
-    for name, arr in th.ntk_controls.items():
-        controls[f"ntk:{name}"] = [entry_test("ntk_entries", ntk_est, ntk_se, arr, alpha=a_check, dof=dof)]
-    for name, arr in th.nngp_controls.items():
-        controls[f"nngp:{name}"] = [entry_test("nngp_entries", nngp_est, nngp_se, arr, alpha=a_check, dof=dof)]
-    rate = None
+    plan: dsg.Plan | None = None
+    pilot_info: dict[str, Any] = {}
+    pilot_power: dict[str, float | None] = {}
+    with Progress(1.0, "verify ntk", enabled=progress) as bar:
+        main_r = replicas
+        if pilot:
+            pilot_seed = None if be.seed is None else stream_seed(be.seed, 0, 7)
+            pbe = be.with_seed(pilot_seed)
+            tp = time.perf_counter()
+            share = 0.1 / sum(work[n] * pilot for n in pilot_widths)
+            pest = _measure(pbe, spec, pilot_widths, lags=lags, replicas=pilot, max_memory=max_memory,
+                            theories=rel_theories, keep_first_at=None, bar=bar,
+                            work={n: work[n] * pilot for n in pilot_widths}, share=share)
+            pilot_seconds = time.perf_counter() - tp
+            # the cost of one replica of the main stage (the pilot also ran n // 4, whose cost is removed)
+            per_rep = pilot_seconds / pilot * sum(work[n] for n in run_widths) / sum(work[n] for n in pilot_widths)
+            p_err = precision_error(pest, th, be.dtype_name)
+            with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+                pchecks, pcontrols, _, _, _ = _tests(pest, ws, top, companion, th, a_check)
+            if p_err is None:
+                need, effects = control_needs(pest, top, companion, th, pchecks, pcontrols, a_check, power,
+                                              inflate=True)
+                cap = remainder_cap(pest, top, th, a_check)
+                plan = dsg.size({k: v for k, v in need.items() if "|" not in k}, plan_design,
+                                seconds_per_replica=per_rep, bias_cap=cap)
+                plan.needed.update({k: v for k, v in need.items() if "|" in k})
+                for k, (eff, sd, crit) in effects.items():
+                    pilot_power[k] = (dsg.predicted_power(eff, sd, plan.replicas, crit(plan.replicas))
+                                      if math.isfinite(eff) and math.isfinite(sd) else None)
+                for k in pcontrols:  # a control is rejected when any of its checks is: at least the best one's
+                    pw = [v for key, v in pilot_power.items() if key.split("|")[0] == k and v is not None]
+                    pilot_power[k] = max(pw) if pw else None
+            else:  # the pilot says the arithmetic failed: the main stage runs at the minimum size, to report it
+                cap = math.inf
+                plan = dsg.Plan(replicas, {k: math.inf for k in pcontrols}, None)
+            main_r = plan.replicas
+            pilot_info = {"pilot_seconds": pilot_seconds, "seconds_per_replica": per_rep,
+                          "bias_cap": None if math.isinf(cap) else int(cap), "pilot_widths": pilot_widths}
+        share = (0.9 if pilot else 1.0) / sum(work[n] * main_r for n in run_widths)
+        estimates = _measure(be, spec, run_widths, lags=lags, replicas=main_r, max_memory=max_memory,
+                             theories=rel_theories, keep_first_at=top if keep_first else None, bar=bar,
+                             work={n: work[n] * main_r for n in run_widths}, share=share)
+
+    error = precision_error(estimates, th, be.dtype_name)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        checks, controls, rate, arrays, dof = _tests(estimates, ws, top, companion, th, a_check)
+    ntk_est, ntk_se, nngp_est, nngp_se = arrays
     if sweep:
-        sweep_est = [estimates[n] for n in ws]
-        rate = rate_fit(sweep_est, "theory", expected=EXPECTED_SLOPE, alpha=a_check, name="rate")
-        checks.append(rate)
-        for name in th.ntk_controls:
-            controls[f"ntk:{name}"].append(
-                rate_fit(sweep_est, f"ntk:{name}", expected=EXPECTED_SLOPE, alpha=a_check, name="rate"))
-        controls["rate:minus_1"] = [
-            rate_fit(sweep_est, "theory", expected=CONTROL_SLOPE, alpha=a_check, name="rate")]
         th.control_exprs["rate:minus_1"] = "e(n) ~ n^-1 (fluctuations of order 1/n)"
+    needed, _ = (control_needs(estimates, top, companion, th, checks, controls, a_check, power, inflate=True)
+                 if error is None else ({k: math.inf for k in controls}, {}))
 
     config = {
         "param": spec.param, "sigma_w2": spec.sigma_w2, "sigma_c2": spec.sigma_c2, "sigma_f2": spec.sigma_f2,
         "n_in": spec.n_in, "n_out": n_out, "lr_c": spec.lr_c, "lr_f": spec.lr_f, "lr_w": spec.lr_w,
         "lags": lags, "replicas": replicas, "seed": be.seed, "widths": ws, "max_memory": max_memory,
-        "alpha": alpha,
+        "alpha": alpha, "pilot": pilot, "max_replicas": max_replicas, "budget_seconds": budget_seconds,
     }
-    design = {
+    if pilot:
+        assert plan is not None
+        method = "two-stage"
+        sizing = (f"a pilot of {pilot} fresh draws per width estimated each control's effect; the main stage drew "
+                  f"{main_r} new replicas per width, for power {power:g} against every control at the Holm "
+                  f"critical values of alpha = {a_check:.3g} per check (at least {replicas}"
+                  + (f"; capped by {plan.capped_by}" if plan.capped_by else "") + ")")
+    else:
+        method = "fixed"
+        sizing = f"{replicas} replicas per width, no pilot (pilot = 0): the size is not designed for power"
+    design: dict[str, Any] = {
+        "method": method,
+        "sizing": sizing,
+        "pilot": pilot,
+        "replicas": main_r,
+        "min_replicas": replicas,
+        "max_replicas": max_replicas,
+        "budget_seconds": budget_seconds,
+        "power_target": power,
+        "alpha_per_check": a_check,
+        "capped_by": plan.capped_by if plan else None,
+        "needed": {k: _int_or_none(v) for k, v in (plan.needed if plan else needed).items() if "|" not in k},
+        "needed_checks": {k: _int_or_none(v) for k, v in (plan.needed if plan else needed).items() if "|" in k},
+        "needed_main": {k: _int_or_none(v) for k, v in needed.items() if "|" not in k},
+        "needed_main_checks": {k: _int_or_none(v) for k, v in needed.items() if "|" in k},
+        **pilot_info,
         "correction": f"Holm step-down over the m entries of each symmetric array's upper triangle, "
                       f"family-wise alpha = {alpha:g} split by Bonferroni over {n_checks} checks",
         "allowance": (f"O(1/n) finite-width bias removed by a per-entry two-point fit a + B/n at n = {top} and "
-                      f"n = {companion} (Richardson); residual O(n^-2) not allowed for"
+                      f"n = {companion} (Richardson); the O(n^-2) remainder, estimated in the pilot from n, n/2 "
+                      f"and n/4, caps the replicas so that a remainder the pilot sees stays below "
+                      f"{dsg.BIAS_FRACTION:g} SE" + ("" if pilot else " (not applied: no pilot)")
                       if companion else "no bias correction at width 1"),
         "test": f"z = (corrected - theory) / SE against Student's t with {dof:g} degrees of freedom",
         "rate": "weighted log-log fit of the per-draw relative Frobenius error, expected slope -1/2; "
@@ -450,4 +802,5 @@ def check_lag_ntk(
         estimates=estimates, theories=th, ntk_estimate=ntk_est, ntk_estimate_stderr=ntk_se,
         nngp_estimate=nngp_est, nngp_estimate_stderr=nngp_se, checks=checks, controls=controls, rate=rate,
         alpha=alpha, alpha_check=a_check, dof=dof, seconds=time.perf_counter() - t0, design=design,
+        error=error, power=pilot_power, needed=needed,
     )

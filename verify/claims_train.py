@@ -177,11 +177,12 @@ def expected_test_loss(
 
         E Loss_t = Loss_t(R_yx P) + (n_y / 2) tr(A R^t_xx A^T S).
     """
+    from linrnn.verify.backend import array_namespace
     from linrnn.verify.scnn import LagCurvature, gd_filter
 
     curv = LagCurvature(corr_train, lam)
     be = corr_train.backend
-    xp = be.xp
+    xp = array_namespace(curv.mu)
     phi = gd_filter(xp, lr * curv.mu, xp.asarray(np.array([steps], dtype=np.int64)))[0]
     qs = curv.q * curv.s[:, None]
     P = be.to_numpy((qs * (lr * phi)[None, :]) @ qs.T)

@@ -55,7 +55,17 @@ def _register_ntk(sub: Any) -> None:
             "Estimate the empirical lag NTK and the NNGP of the initial impulse response over independent "
             "draws of a linear RNN, and test them entrywise (bias-corrected z-scores, Holm correction) "
             "against the formulas of `derive`, with negative controls; with --widths, also the rate at "
-            "which the per-draw relative error falls with the width."
+            "which the per-draw relative error falls with the width. The size is designed: a pilot of fresh "
+            "draws estimates each negative control's effect, and the main stage draws as many new replicas "
+            "as power 0.999 against every control needs (at least --replicas, at most --max-replicas and "
+            "--budget-seconds); --pilot 0 runs exactly --replicas draws."
+        ),
+        epilog=(
+            "exit status: 0 pass (the theory is not refuted and every control was rejected); 1 fail (the "
+            "theory is refuted at level --alpha) or error (a statistic is not finite, e.g. float32 overflow "
+            "or underflow: the message names the cause); 2 bad input; 3 inconclusive (the theory is not "
+            "refuted but a control was not rejected: the run lacks power, and the message says about how "
+            "many replicas per width would decide it)."
         ),
     )
     p.add_argument("--param", choices=("ntk", "standard"), default="ntk", help="parameterization (default ntk)")
@@ -69,7 +79,16 @@ def _register_ntk(sub: Any) -> None:
         p.add_argument(flag, type=float, default=1.0, help=f"{what} (default 1)")
     for flag, what in (("--lr-c", "eta_C"), ("--lr-f", "eta_F"), ("--lr-w", "eta_W")):
         p.add_argument(flag, type=float, default=1.0, help=f"learning-rate multiplier {what} (default 1)")
-    p.add_argument("--replicas", type=_int, default=64, metavar="R", help="draws per width (default 64)")
+    p.add_argument("--replicas", type=_int, default=64, metavar="R",
+                   help="draws per width in the main stage: the minimum the design may raise, or with --pilot 0 "
+                        "the fixed size (default 64)")
+    p.add_argument("--pilot", type=_int, default=32, metavar="P",
+                   help="fresh pilot draws per width that size the main stage for power 0.999 against every "
+                        "control; 0: no design, exactly --replicas draws (default 32)")
+    p.add_argument("--max-replicas", type=_int, default=4096, metavar="R",
+                   help="the most draws per width the design may ask for (default 4096)")
+    p.add_argument("--budget-seconds", type=float, default=None, metavar="S",
+                   help="cap the main stage at what S seconds allow at the pilot's cost per replica (default none)")
     p.add_argument("--seed", type=_int, default=0, help="random seed (default 0)")
     p.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto", help="array backend (default auto)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="working dtype (default float64)")
@@ -82,7 +101,7 @@ def _register_ntk(sub: Any) -> None:
 
 
 def run_ntk(args: argparse.Namespace) -> int:
-    """Handler of ``linrnn verify ntk``: 0 when the verdict is pass, 1 when it is fail."""
+    """Handler of ``linrnn verify ntk``: exit 0 pass, 1 fail or error, 3 inconclusive (2 bad input, raised)."""
     import numpy as np
 
     from linrnn.core.spec import ModelSpec
@@ -99,6 +118,12 @@ def run_ntk(args: argparse.Namespace) -> int:
             raise UsageError(f"every width must be at least 1, got {n}")
     if args.seed < 0:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    if args.pilot < 0 or args.pilot == 1:
+        raise UsageError(f"--pilot must be 0 (no design) or at least 2, got {args.pilot}")
+    if args.pilot and args.max_replicas < args.replicas:
+        raise UsageError(f"--max-replicas ({args.max_replicas}) is below --replicas ({args.replicas})")
+    if args.budget_seconds is not None and not args.budget_seconds > 0:
+        raise UsageError(f"--budget-seconds must be positive, got {args.budget_seconds}")
     spec = ModelSpec(
         param=args.param, sigma_w2=args.sigma_w2, sigma_c2=args.sigma_c2, sigma_f2=args.sigma_f2,
         n_in=args.n_in, n_out=args.n_out, lr_c=args.lr_c, lr_f=args.lr_f, lr_w=args.lr_w,
@@ -106,7 +131,8 @@ def run_ntk(args: argparse.Namespace) -> int:
     result = check_lag_ntk(
         spec, widths, lags=args.lags, replicas=args.replicas, seed=args.seed,
         backend=args.backend, dtype=args.dtype, max_memory=parse_memory(args.max_memory), alpha=args.alpha,
-        progress=not args.no_progress, keep_first=args.save is not None,
+        progress=not args.no_progress, keep_first=args.save is not None, pilot=args.pilot,
+        max_replicas=args.max_replicas, budget_seconds=args.budget_seconds,
     )
     if args.save is not None:
         first = result.top.first_draw
@@ -124,4 +150,6 @@ def run_ntk(args: argparse.Namespace) -> int:
         print(result.table())
         if args.save is not None:
             print(f"saved the first draw at n = {result.verdict_width} to {args.save}")
-    return 0 if result.verdict == "pass" else 1
+    from linrnn.core.outcome import exit_status
+
+    return exit_status(result.verdict)

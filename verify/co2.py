@@ -20,9 +20,11 @@ over the neighbours j in 41..61 without 50..52. (No fit, not even least squares 
 lags, puts a spike at the 52-week lag: the annual cycle of the differences is smooth
 and is predicted from recent weeks.)
 
-The claim built on this task (RNNs at several q against the AR(1..8) fit, block t
-statistic, controls) is :mod:`linrnn.verify.claims.co2`; this module holds the data,
-the baselines and the statistics it uses.
+The claim built on this task (the kernel theory's expected test error against trained
+RNNs across q) is :mod:`linrnn.verify.claims.co2`; this module holds the data, the
+baselines and the statistics it uses. :func:`windows` gives windows of any length T
+that end on the same target weeks as the 64-week windows of the AR(1..52) and AR(1..64)
+baselines, so every model of the table predicts the same test weeks.
 """
 
 from __future__ import annotations
@@ -108,6 +110,18 @@ def seasonal_z(L: np.ndarray) -> float:
     a = np.abs(np.asarray(L)[:, 0, 0])
     nb = a[NEIGHBOURS]
     return float((a[SEASON_LAG] - nb.mean()) / nb.std(ddof=1))
+
+
+def windows(seq_len: int, train_frac: float = 0.7, *, history: int = 64,
+            permute_seed: int | None = None) -> dict[str, np.ndarray]:
+    """:func:`co2_dataset` windows of length ``seq_len`` ending on the target weeks of the ``history``-week windows.
+
+    The last ``seq_len`` weeks of each ``max(seq_len, history)``-week window (same
+    targets, same standardisation, same split), so models with different window
+    lengths are trained and tested on the same target weeks.
+    """
+    full = co2_dataset(max(int(seq_len), int(history)), train_frac, permute_seed=permute_seed)
+    return {k: np.ascontiguousarray(v[:, -int(seq_len):]) for k, v in full.items()}
 
 
 def block_t(sq_err_ref: np.ndarray, sq_err_model: np.ndarray, block: int = 52) -> tuple[float, int]:

@@ -27,12 +27,49 @@ the sizes the run uses. The sizes come from this design, never from trying seeds
 
 The simulation test in ``tests/test_design.py`` checks the false-failure rate and the
 power of this design on a cheap synthetic claim over thousands of runs.
+
+**Critical values that depend on the size.** A t-test's critical value falls with its
+degrees of freedom, so :func:`replicas_for_crit` finds the smallest R that its own
+critical value crit(R) sizes for (a bisection from the normal quantile); the entrywise Holm tests use
+their first (Bonferroni) critical value t_{1 - alpha / (2 m)}(R - 1) at the claim's
+own ``alpha``.
+
+**Finite-width bias (the allowance).** The theories are n -> oo limits; a fixed-width
+estimate carries a bias that a growing R eventually detects. The lag-NTK checks remove
+the O(1/n) term by the two-point fit at n and n / 2, which leaves a remainder
+r = -2 c / n^2. The pilot also measures n / 4, so r is estimated per entry as
+(a(n, n/2) - a(n/2, n/4)) / 3 with its standard error; its significant part
+b = max(0, |r| - 2 SE_r) caps the main stage at :func:`bias_cap`
+R_bias = (f s / b)^2 (s the per-replica sd of the corrected entry, f =
+:data:`BIAS_FRACTION`), so that a remainder the pilot can see stays below f standard
+errors (it then moves a z-score by at most f). A remainder too small for the pilot to
+see is below about 2 SE_r; it is not capped, and the run says so. A cap by the bias
+means only a larger width can decide the controls, and the result says that.
+
+**Per claim (the lag-NTK sweep, :func:`linrnn.verify.check_ntk.check_lag_ntk`).**
+One pilot serves the three claims of the sweep ``[ntk]``, and the main stage uses the
+largest size any of their controls needs (the same R at every width). The sweep's
+``alpha`` is split by Bonferroni over its three checks; each claim states its share.
+
+* ``ntk_limit`` (entrywise Holm test of the bias-corrected lag NTK at the largest
+  width): a control's effect is max_k |control_k - theory_k| / s_k over the tested
+  entries, s_k the per-replica sd of the two-point estimate,
+  s = sqrt((n sd_n)^2 + (h sd_h)^2) / (n - h); critical value Holm's first,
+  t_{1 - alpha / (2 m)}(R - 1). Controls: no linear term in j; q -> 1.1 q.
+* ``nngp``: the same for the second moment of L(0). Control: q -> 1.1 q.
+* ``width_rate`` (the fitted log-log slope's interval must contain -1/2): the effect of
+  the wrong rate -1 is |-1 - (-1/2)| over the slope's per-replica sd (SE sqrt(R),
+  Birge-inflated), at the normal critical value; the effect of each wrong kernel
+  (``rate:ntk:...``) is the distance of its fitted slope from -1/2.
+
+A control that is rejected by any of its checks counts as rejected; its predicted
+power at the size used is the best of its checks'.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from linrnn.core.errors import UsageError
@@ -128,6 +165,35 @@ class Plan:
                 "capped_by": self.capped_by}
 
 
+def size(
+    needed: Mapping[str, float],
+    design: Design,
+    *,
+    seconds_per_replica: float | None = None,
+    bias_cap: float | None = None,
+) -> Plan:
+    """Main-stage size from the replicas each control needs: max(needed, min_replicas), then the caps.
+
+    Caps, in order: ``max_replicas``, ``budget_seconds / seconds_per_replica`` and
+    the bias allowance ``bias_cap`` (:func:`bias_cap`); the last cap that binds is
+    ``capped_by``. A control that no size can see (infinite need) asks for ``max_replicas``.
+    """
+    want = max([design.min_replicas, *[v for v in needed.values() if math.isfinite(v)]])
+    if any(math.isinf(v) for v in needed.values()):
+        want = max(want, design.max_replicas)
+    capped_by = None
+    n = want
+    if n > design.max_replicas:
+        n, capped_by = design.max_replicas, "max_replicas"
+    if design.budget_seconds is not None and seconds_per_replica and seconds_per_replica > 0:
+        affordable = int(design.budget_seconds / seconds_per_replica)
+        if affordable < n:
+            n, capped_by = max(2, affordable), "budget_seconds"
+    if bias_cap is not None and math.isfinite(bias_cap) and bias_cap < n:
+        n, capped_by = max(2, int(bias_cap)), "bias"
+    return Plan(int(n), dict(needed), capped_by)
+
+
 def plan(
     effects: Mapping[str, tuple[float, float]],
     crit: float,
@@ -143,15 +209,45 @@ def plan(
     and by ``budget_seconds / seconds_per_replica``.
     """
     needed = {k: replicas_for(e, sd_upper(sd, pilot_dof), crit, design.power) for k, (e, sd) in effects.items()}
-    want = max([design.min_replicas, *[v for v in needed.values() if math.isfinite(v)]])
-    if any(math.isinf(v) for v in needed.values()):
-        want = design.max_replicas
-    capped_by = None
-    size = want
-    if size > design.max_replicas:
-        size, capped_by = design.max_replicas, "max_replicas"
-    if design.budget_seconds is not None and seconds_per_replica and seconds_per_replica > 0:
-        affordable = int(design.budget_seconds / seconds_per_replica)
-        if affordable < size:
-            size, capped_by = max(2, affordable), "budget_seconds"
-    return Plan(int(size), needed, capped_by)
+    return size(needed, design, seconds_per_replica=seconds_per_replica)
+
+
+#: The bias allowance: a remainder the pilot can see is kept below this many standard errors.
+BIAS_FRACTION = 0.25
+
+
+def replicas_for_crit(effect: float, sd: float, crit: Callable[[float], float], power: float = POWER) -> float:
+    """:func:`replicas_for` with a critical value that depends on R (e.g. a t quantile with R - 1 dof).
+
+    The smallest R >= 2 with R >= replicas_for(effect, sd, crit(R)): crit falls with R,
+    so the predicate is monotone and a bisection between the normal-quantile need and
+    the need at R = 2 finds it.
+    """
+    def need(r: float) -> float:
+        return replicas_for(effect, sd, crit(r), power)
+
+    lo = max(2.0, replicas_for(effect, sd, crit(math.inf), power))
+    if math.isinf(lo):
+        return lo
+    if lo >= need(lo):
+        return lo
+    hi = max(lo, need(lo))
+    while hi < need(hi):  # need(hi) <= need(lo) = hi already; guard against rounding
+        hi *= 2
+    lo_i, hi_i = int(lo), int(math.ceil(hi))
+    while hi_i - lo_i > 1:
+        mid = (lo_i + hi_i) // 2
+        if mid >= need(mid):
+            hi_i = mid
+        else:
+            lo_i = mid
+    return float(hi_i)
+
+
+def bias_cap(remainder: float, remainder_se: float, sd: float, fraction: float = BIAS_FRACTION,
+             k: float = 2.0) -> float:
+    """R_bias = (fraction sd / b)^2 with b = max(0, |remainder| - k SE): infinite when the pilot sees no remainder."""
+    b = abs(remainder) - k * remainder_se
+    if not (math.isfinite(b) and math.isfinite(sd)) or b <= 0:
+        return math.inf
+    return max(2.0, (fraction * sd / b) ** 2)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from linrnn.core.errors import UsageError
-from linrnn.verify.backend import Backend
+from linrnn.verify.backend import Backend, array_namespace
 from linrnn.core.spec import ModelSpec
 from linrnn.core.validate import check_size
 from linrnn.verify.ntk import lag_ntk_and_impulse
@@ -181,9 +181,8 @@ def estimate_width(
     n, lags = check_size("width n", n), check_size("lags", lags)
     n_in, n_out = spec.n_in, spec.n_out
     replicas = check_size("replicas", replicas, 2)
-    xp = backend.xp
     theories = dict(theories or {})
-    itemsize = np.dtype(backend.dtype).itemsize
+    itemsize = backend.itemsize
     per_draw = bytes_per_draw(n, n_in, n_out, lags, itemsize, len(theories))
     chunk_size(per_draw, max_memory, replicas, backend.name, n=n)  # raises if one draw does not fit
     # NumPy: draw the next chunk in a second thread while this one is processed,
@@ -191,7 +190,7 @@ def estimate_width(
     in_flight = (n * n + n * (n_in + n_out)) * itemsize
     prefetch = backend.name == "numpy" and per_draw + in_flight <= max_memory and spare_core()
     chunk = chunk_size(per_draw + in_flight if prefetch else per_draw, max_memory, replicas, backend.name, n=n)
-    streams = [Backend(backend.name, xp, backend.dtype, stream_seed(backend.seed, n, k)) for k in range(3)]
+    streams = [backend.with_seed(stream_seed(backend.seed, n, k)) for k in range(3)]
 
     def draws() -> Iterator[RNNDraw]:
         done = 0
@@ -200,7 +199,8 @@ def estimate_width(
             yield sample_rnn(backend, spec, n, batch=r, streams=streams)
             done += r
 
-    dev_theories = {name: xp.asarray(t, dtype=xp.float64).reshape(-1) for name, t in theories.items()}
+    # theory arrays come from the host (linrnn.derive); their flat float64 copies go to the device once
+    dev_theories = {name: backend.asarray(np.reshape(np.asarray(t), (-1,)), dtype="float64") for name, t in theories.items()}
     theory_norms = {name: float(np.linalg.norm(np.asarray(t))) for name, t in theories.items()}
     ntk_m, nngp_m = Moments(), Moments()
     rel = {name: Moments() for name in theories}
@@ -211,22 +211,24 @@ def estimate_width(
         for draw in _prefetched(draws()) if prefetch else draws():
             r = int(draw.W.shape[0])
             theta, L = lag_ntk_and_impulse(draw, lags)
-            theta64 = theta.reshape(r, M * M).astype(xp.float64)
-            L64 = L.reshape(r, M).astype(xp.float64)
+            xp = array_namespace(theta)
+            theta64 = xp.astype(xp.reshape(theta, (r, M * M)), xp.float64)
+            L64 = xp.astype(xp.reshape(L, (r, M)), xp.float64)
             second = L64[:, :, None] * L64[:, None, :]
-            for acc, values in ((ntk_m, theta64), (nngp_m, second.reshape(r, M * M))):
-                mean = values.mean(axis=0)
-                m2 = ((values - mean) ** 2).sum(axis=0)
+            # chunk summaries on the device; only their (M^2,) means and sums of squares cross to the host
+            for acc, values in ((ntk_m, theta64), (nngp_m, xp.reshape(second, (r, M * M)))):
+                mean = xp.mean(values, axis=0)
+                m2 = xp.sum((values - mean) ** 2, axis=0)
                 acc.add_summary(r, backend.to_numpy(mean), backend.to_numpy(m2))
             for name, t in dev_theories.items():
-                errs = xp.sqrt(((theta64 - t) ** 2).sum(axis=1)) / theory_norms[name]
+                errs = xp.sqrt(xp.sum((theta64 - t) ** 2, axis=1)) / theory_norms[name]
                 rel[name].add(backend.to_numpy(errs))
             if keep_first and first is None:
                 first = {
-                    "W": backend.to_numpy(draw.W[0]).copy(),
-                    "F": backend.to_numpy(draw.F[0]).copy(),
-                    "C": backend.to_numpy(draw.C[0]).copy(),
-                    "ntk": backend.to_numpy(theta[0]).copy(),
+                    "W": backend.to_numpy(draw.W[0, ...]).copy(),
+                    "F": backend.to_numpy(draw.F[0, ...]).copy(),
+                    "C": backend.to_numpy(draw.C[0, ...]).copy(),
+                    "ntk": backend.to_numpy(theta[0, ...]).copy(),
                 }
             del draw, theta, L, theta64, L64, second
             if on_chunk is not None:

@@ -37,15 +37,16 @@ from typing import Any
 
 from linrnn.core.spec import ModelSpec
 from linrnn.core.validate import check_size
-from linrnn.verify.sample import RNNDraw, array_namespace, impulse_response_from_krylov, krylov_vectors
+from linrnn.verify.backend import array_namespace, device
+from linrnn.verify.sample import RNNDraw, impulse_response_from_krylov, krylov_vectors
 
 
 def gram(X: Any) -> Any:
     """G[..., m, b, p, b'] = <X[..., m, b, :], X[..., p, b', :]> for X of shape (..., L, k, n)."""
     xp = array_namespace(X)
-    lead, (L, k, n) = X.shape[:-3], X.shape[-3:]
-    flat = X.reshape(lead + (L * k, n))
-    return xp.matmul(flat, xp.swapaxes(flat, -1, -2)).reshape(lead + (L, k, L, k))
+    lead, (L, k, n) = tuple(X.shape[:-3]), tuple(X.shape[-3:])
+    flat = xp.reshape(X, lead + (L * k, n))
+    return xp.reshape(flat @ xp.matrix_transpose(flat), lead + (L, k, L, k))
 
 
 def split_point_sum(Gu: Any, Gv: Any) -> Any:
@@ -61,34 +62,33 @@ def split_point_sum(Gu: Any, Gv: Any) -> Any:
     """
     xp = array_namespace(Gu)
     lead = tuple(Gu.shape[:-4])
+    nd = len(lead)
     L, ny, nx = Gu.shape[-4], Gu.shape[-3], Gv.shape[-3]
+    dev = device(Gu)
     if L < 2:
-        return xp.zeros(lead + (L, ny, nx, L, ny, nx), dtype=Gu.dtype)
+        return xp.zeros(lead + (L, ny, nx, L, ny, nx), dtype=Gu.dtype, device=dev)
     M = L - 1  # split points and lags of the factors run over 0 .. L-2
-    i = xp.arange(L)[:, None]
-    m = xp.arange(M)[None, :]
-    idx = i - 1 - m  # (L, M): the lag of Gu paired with Gv lag m for output lag i
+
+    # the Toeplitz index i - 1 - m over (i, m) in (L, M), flattened for xp.take (0 where
+    # negative, and masked); the same index serves K (i, m) and Bt (j, l)
+    i = xp.arange(L, device=dev)[:, None]
+    m = xp.arange(M, device=dev)[None, :]
+    idx = i - 1 - m
     valid = idx >= 0
-    idx = xp.where(valid, idx, 0)
-    mask = valid.astype(Gu.dtype)
+    mask = xp.astype(valid, Gu.dtype)  # (L, M)
+    idx = xp.reshape(xp.where(valid, idx, xp.zeros_like(idx)), (L * M,))
     A = Gu[..., :M, :, :M, :]  # (..., M, ny, M, ny): indices k, a, l, a'
-    # K[..., i, m, a, l, a'] = A[..., i-1-m, a, l, a']
-    K = A[..., idx, :, :, :] * mask[:, :, None, None, None]
+    # K[..., i, m, a, l, a'] = A[..., i-1-m, a, l, a'] (zero when i-1-m < 0)
+    K = xp.reshape(xp.take(A, idx, axis=nd), lead + (L, M, ny, M, ny)) * mask[:, :, None, None, None]
     B = Gv[..., :M, :, :, :]  # (..., M, nx, L, nx): indices m, b, p, b'
     # Bt[..., m, b, j, l, b'] = B[..., m, b, j-1-l, b'] (zero when j-1-l < 0)
-    j = xp.arange(L)[:, None]
-    l_ = xp.arange(M)[None, :]
-    jdx = j - 1 - l_  # (L, M)
-    jvalid = jdx >= 0
-    jdx = xp.where(jvalid, jdx, 0)
-    Bt = B[..., :, :, jdx, :] * jvalid.astype(Gu.dtype)[:, :, None]  # (..., M, nx, L, M, nx)
+    Bt = xp.reshape(xp.take(B, idx, axis=nd + 2), lead + (M, nx, L, M, nx)) * mask[:, :, None]
     # contract over (m, l): K -> (..., i, a, a', m, l), Bt -> (..., m, l, b, j, b')
-    nd = len(lead)
     keep = tuple(range(nd))
-    Kmat = K.transpose(keep + tuple(nd + d for d in (0, 2, 4, 1, 3))).reshape(lead + (L * ny * ny, M * M))
-    Bmat = Bt.transpose(keep + tuple(nd + d for d in (0, 3, 1, 2, 4))).reshape(lead + (M * M, nx * L * nx))
-    T = xp.matmul(Kmat, Bmat).reshape(lead + (L, ny, ny, nx, L, nx))  # i, a, a', b, j, b'
-    return T.transpose(keep + tuple(nd + d for d in (0, 1, 3, 4, 2, 5)))
+    Kmat = xp.reshape(xp.permute_dims(K, keep + tuple(nd + d for d in (0, 2, 4, 1, 3))), lead + (L * ny * ny, M * M))
+    Bmat = xp.reshape(xp.permute_dims(Bt, keep + tuple(nd + d for d in (0, 3, 1, 2, 4))), lead + (M * M, nx * L * nx))
+    T = xp.reshape(Kmat @ Bmat, lead + (L, ny, ny, nx, L, nx))  # i, a, a', b, j, b'
+    return xp.permute_dims(T, keep + tuple(nd + d for d in (0, 1, 3, 4, 2, 5)))
 
 
 def lag_ntk_from_krylov(V: Any, U: Any, spec: ModelSpec, n: int) -> Any:
@@ -105,12 +105,13 @@ def lag_ntk_from_krylov(V: Any, U: Any, spec: ModelSpec, n: int) -> Any:
     L, nx, ny = V.shape[-3], V.shape[-2], U.shape[-2]
     Gv = gram(V)  # (..., L, nx, L, nx)
     Gu = gram(U)  # (..., L, ny, L, ny)
-    theta = xp.zeros(V.shape[:-3] + (L, ny, nx, L, ny, nx), dtype=V.dtype)
+    dev = device(V)
+    theta = xp.zeros(tuple(V.shape[:-3]) + (L, ny, nx, L, ny, nx), dtype=V.dtype, device=dev)
     if eta_c:
-        eye_y = xp.eye(ny, dtype=V.dtype)[None, :, None, None, :, None]
+        eye_y = xp.eye(ny, dtype=V.dtype, device=dev)[None, :, None, None, :, None]
         theta += (s * eta_c * a_c**2) * Gv[..., :, None, :, :, None, :] * eye_y
     if eta_f:
-        eye_x = xp.eye(nx, dtype=V.dtype)[None, None, :, None, None, :]
+        eye_x = xp.eye(nx, dtype=V.dtype, device=dev)[None, None, :, None, None, :]
         theta += (s * eta_f * a_f**2) * Gu[..., :, :, None, :, :, None] * eye_x
     if eta_w and L > 1:
         theta += (s * eta_w * a_w**2) * split_point_sum(Gu, Gv)

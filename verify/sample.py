@@ -11,7 +11,8 @@ W (n x n); effective matrices C_e = alpha_C C, F_e = alpha_F F, W_e = alpha_W W 
 
 The impulse response (Markov parameters) is L_j = C_e W_e^j F_e, j = 0 .. lags-1,
 an array of shape (lags, n_y, n_x). Everything here works on a leading batch axis
-of independent draws as well, and is written once against the backend's ``xp``.
+of independent draws as well, and uses only the Array API standard (the namespace of
+the input arrays, :func:`linrnn.verify.backend.array_namespace`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from linrnn.core.errors import UsageError
 from linrnn.core.spec import ModelSpec
 from linrnn.core.validate import check_size
-from linrnn.verify.backend import Backend
+from linrnn.verify.backend import Backend, array_namespace
 
 @dataclass(frozen=True)
 class RNNDraw:
@@ -96,17 +97,6 @@ def sample_rnn(
     return RNNDraw(W, F, C, spec)
 
 
-def array_namespace(a: Any) -> Any:
-    """The array namespace of ``a`` (CuPy arrays carry ``__cuda_array_interface__``)."""
-    if hasattr(a, "__cuda_array_interface__"):
-        import cupy  # type: ignore[import-not-found]
-
-        return cupy
-    import numpy
-
-    return numpy
-
-
 def _krylov(W: Any, start: Any, lags: int, scale: float, *, rows: bool) -> Any:
     """Krylov sequences of W without transposing it, shape (..., lags, k, n).
 
@@ -114,16 +104,24 @@ def _krylov(W: Any, start: Any, lags: int, scale: float, *, rows: bool) -> Any:
     columns of (W^T)^m start^T). Otherwise x_0 = start (..., n, k) and
     x_{m+1} = scale * W x_m (column vectors), returned transposed to (..., lags, k, n).
     W is only ever the left or right factor as stored, so no backend has to copy a
-    transposed view of it.
+    transposed view of it. Each step is a fresh product, scaled in place; the steps
+    are joined by one concatenation at the end (the Array API has no ``out=``; this
+    copies O(lags n k) numbers, small against the 2 (lags - 1) passes over the n x n
+    matrix W), and column vectors are transposed into rows by one row-major reshape.
     """
     xp = array_namespace(W)
-    X = xp.empty(start.shape[:-2] + (lags,) + start.shape[-2:], dtype=W.dtype)
-    steps = [X[..., m, :, :] for m in range(lags)]
-    steps[0][...] = start
-    for m in range(1, lags):
-        prev = steps[m - 1]
-        xp.multiply(xp.matmul(prev, W) if rows else xp.matmul(W, prev), scale, out=steps[m])
-    return X if rows else xp.ascontiguousarray(xp.swapaxes(X, -1, -2))
+    steps = [start]
+    x = start
+    for _ in range(1, lags):
+        x = x @ W if rows else W @ x
+        x *= scale  # in place: the product is a fresh array
+        steps.append(x)
+    lead, (a, b) = tuple(start.shape[:-2]), tuple(start.shape[-2:])
+    if rows:  # (..., lags k, n) -> (..., lags, k, n), a view
+        return xp.reshape(xp.concat(steps, axis=-2), lead + (lags, a, b))
+    # (..., n, lags k) -> rows (..., lags k, n), copied in row-major order -> (..., lags, k, n)
+    Y = xp.matrix_transpose(xp.concat(steps, axis=-1))
+    return xp.reshape(xp.reshape(Y, lead + (lags * b * a,)), lead + (lags, b, a))
 
 
 def krylov_vectors(draw: RNNDraw, lags: int) -> tuple[Any, Any]:
@@ -144,8 +142,7 @@ def krylov_vectors(draw: RNNDraw, lags: int) -> tuple[Any, Any]:
 
 def impulse_response_from_krylov(V: Any, C_e: Any) -> Any:
     """L_j[a, b] = <c_a, v_j^b>: (..., lags, n_x, n) and C_e (..., n_y, n) -> (..., lags, n_y, n_x)."""
-    xp = array_namespace(V)
-    return xp.matmul(C_e[..., None, :, :], xp.swapaxes(V, -1, -2))
+    return C_e[..., None, :, :] @ array_namespace(V).matrix_transpose(V)
 
 
 def impulse_response(draw: RNNDraw, lags: int) -> Any:

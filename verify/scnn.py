@@ -42,6 +42,7 @@ import numpy as np
 
 from linrnn.core.errors import UsageError
 from linrnn.core.validate import check_positive
+from linrnn.verify.backend import array_namespace, device
 from linrnn.verify.train import Correlations, check_steps, from_mat, loss_grad_mat, to_mat
 
 #: Largest stable multiple of 1/mu_max for discrete GD on a quadratic.
@@ -69,15 +70,16 @@ class LagCurvature:
     """
 
     def __init__(self, corr: Correlations, lam: Any) -> None:
-        xp = corr.backend.xp
+        xp = array_namespace(corr.rxx)
         lam_h = check_lag_weights(lam, corr.lags)
         self.corr = corr
         self.lam = lam_h
+        # the lag weights are host data (linrnn.derive); s goes to the device once
         self.s = corr.backend.asarray(np.repeat(np.sqrt(lam_h), corr.n_x))
         m = self.s[:, None] * corr.rxx * self.s[None, :]
         m = 0.5 * (m + m.T)
         mu, q = xp.linalg.eigh(m)
-        self.mu = xp.maximum(mu, 0.0)
+        self.mu = xp.clip(mu, min=0.0)
         self.q = q
 
     @property
@@ -107,20 +109,22 @@ class LagCurvature:
 
     def cutoff(self, rcond: float | None) -> float:
         if rcond is None:
-            rcond = 1e2 * self.corr.dim * float(np.finfo(self.corr.backend.dtype).eps)
+            rcond = 1e2 * self.corr.dim * float(array_namespace(self.mu).finfo(self.mu.dtype).eps)
         return float(rcond) * self.mu_max
 
 
 def gd_filter(xp: Any, z: Any, k: Any) -> Any:
     """sum_{l<k} (1 - z)^l = (1 - (1 - z)^k) / z, (K, dim), without cancellation for small z (= k at z = 0)."""
-    kk = k[:, None].astype(z.dtype)
+    kk = xp.astype(k[:, None], z.dtype)
     small = xp.abs(z) < 0.5
-    zs = xp.where(small, z, 0.25)[None, :]
+    zs = xp.where(small, z, xp.full_like(z, 0.25))[None, :]
     nonzero = zs != 0
     num = -xp.expm1(kk * xp.log1p(-zs))
-    phi_small = xp.where(nonzero, num / xp.where(nonzero, zs, 1.0), kk)
-    zl = xp.where(small, 1.0, z)[None, :]
-    phi_large = (1.0 - (1.0 - zl) ** k[:, None]) / zl
+    phi_small = xp.where(nonzero, num / xp.where(nonzero, zs, xp.ones_like(zs)), kk)
+    zl = xp.where(small, xp.ones_like(z), z)[None, :]
+    # the integer powers in float64 whatever the working dtype (NumPy's promotion of an
+    # integer exponent, which the standard leaves undefined, made explicit)
+    phi_large = (1.0 - (1.0 - zl) ** xp.astype(k[:, None], xp.float64)) / zl
     return xp.where(small[None, :], phi_small, phi_large)
 
 
@@ -136,7 +140,7 @@ def scnn_trajectory(
     """
     curv = LagCurvature(corr, lam)
     lr = curv.check_step(lr)
-    xp = corr.backend.xp
+    xp = array_namespace(corr.rxx)
     if at is None:
         if steps is None:
             raise UsageError("give the number of steps or the steps at which to evaluate the trajectory")
@@ -146,7 +150,7 @@ def scnn_trajectory(
         if ks.ndim != 1 or not np.all(ks == np.round(ks)) or np.any(ks < 0):
             raise UsageError("the steps at which to evaluate the trajectory must be non-negative integers")
     lm0, b = curv.start(L0)
-    phi = gd_filter(xp, lr * curv.mu, xp.asarray(ks.astype(np.int64)))  # (K, dim)
+    phi = gd_filter(xp, lr * curv.mu, xp.asarray(ks.astype(np.int64), device=device(curv.mu)))  # (K, dim)
     coeff = lr * b[None, :, :] * phi[:, None, :]
     return curv.assemble(lm0, coeff)
 
@@ -157,14 +161,14 @@ def scnn_flow(L0: Any, corr: Correlations, lam: Any, times: Any) -> np.ndarray:
     c_i(t) = b_i (1 - exp(-t mu_i)) / mu_i (= b_i t at mu_i = 0); t corresponds to k eta steps.
     """
     curv = LagCurvature(corr, lam)
-    xp = corr.backend.xp
+    xp = array_namespace(corr.rxx)
     t = np.atleast_1d(np.asarray(times, dtype=np.float64))
     if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t < 0):
         raise UsageError("the gradient-flow times must be finite and non-negative")
     tt = corr.backend.asarray(t)[:, None]
     mu = curv.mu[None, :]
     nonzero = mu != 0
-    phi = xp.where(nonzero, -xp.expm1(-tt * mu) / xp.where(nonzero, mu, 1.0), tt)
+    phi = xp.where(nonzero, -xp.expm1(-tt * mu) / xp.where(nonzero, mu, xp.ones_like(mu)), tt)
     lm0, b = curv.start(L0)
     return curv.assemble(lm0, b[None, :, :] * phi[:, None, :])
 
@@ -177,9 +181,9 @@ def min_norm_solution(L0: Any, corr: Correlations, lam: Any, *, rcond: float | N
     Lags with lambda_j = 0 keep L_j(0). Host array (lags, n_y, n_x).
     """
     curv = LagCurvature(corr, lam)
-    xp = corr.backend.xp
+    xp = array_namespace(curv.mu)
     keep = curv.mu > curv.cutoff(rcond)
-    inv = xp.where(keep, 1.0 / xp.where(keep, curv.mu, 1.0), 0.0)
+    inv = xp.where(keep, 1.0 / xp.where(keep, curv.mu, xp.ones_like(curv.mu)), xp.zeros_like(curv.mu))
     lm0, b = curv.start(L0)
     return curv.assemble(lm0, b * inv[None, :])
 
@@ -193,15 +197,15 @@ def scnn_gd(L0: Any, corr: Correlations, lam: Any, *, lr: float, steps: int) -> 
     curv = LagCurvature(corr, lam)
     lr = curv.check_step(lr)
     steps = check_steps(steps)
-    xp = corr.backend.xp
     lm = to_mat(L0, corr)
+    xp = array_namespace(lm)
     d = curv.s * curv.s
-    out = xp.empty((steps + 1, corr.n_y, corr.dim), dtype=corr.backend.dtype)
-    out[0] = lm
+    out = xp.empty((steps + 1, corr.n_y, corr.dim), dtype=lm.dtype, device=device(lm))
+    out[0, ...] = lm
     for k in range(steps):
         _, g = loss_grad_mat(lm, corr)
         lm = lm - lr * (g * d)
-        out[k + 1] = lm
+        out[k + 1, ...] = lm
     return corr.backend.to_numpy(from_mat(out, corr))
 
 

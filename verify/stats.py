@@ -168,14 +168,36 @@ class EntryTest:
     rejected: int
     structural: int
     structural_mismatch: int
+    #: entries of the upper triangle (all of them: tested, structural or not finite)
+    total: int = 0
+    #: entries whose estimate or standard error is not finite (never dropped: they make the test an error)
+    nonfinite: int = 0
 
     @property
     def passed(self) -> bool:
-        return self.rejected == 0 and self.structural_mismatch == 0
+        return self.rejected == 0 and self.structural_mismatch == 0 and self.nonfinite == 0
+
+    @property
+    def outcome(self) -> str:
+        """pass / fail / error: error when any entry is not finite (never a pass)."""
+        if self.nonfinite or not math.isfinite(self.max_abs_z):
+            return "error"
+        return "pass" if self.passed else "fail"
 
     @property
     def verdict(self) -> str:
-        return "pass" if self.passed else "fail"
+        return self.outcome
+
+    @property
+    def entries_note(self) -> str:
+        """How many entries were tested and why any were left out of the Holm family."""
+        out = f"{self.m} of {self.total} entries tested"
+        if self.structural:
+            out += (f"; {self.structural} structural (zero standard error: exact in every draw), "
+                    f"compared exactly ({self.structural_mismatch} differ)")
+        if self.nonfinite:
+            out += f"; {self.nonfinite} not finite (an error)"
+        return out
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -189,6 +211,9 @@ class EntryTest:
             "entries_rejected_holm": self.rejected,
             "structural_zeros": self.structural,
             "structural_mismatches": self.structural_mismatch,
+            "entries_total": self.total,
+            "entries_nonfinite": self.nonfinite,
+            "entries_note": self.entries_note,
             "alpha": self.alpha,
             "dof": _finite_or_none(self.dof),
             "correction": "Holm step-down over the entries tested (family-wise error <= alpha)",
@@ -250,13 +275,17 @@ def entry_test(
         tested = np.triu(np.ones((M, M), dtype=bool)).reshape(z.shape)
     else:
         tested = np.ones(z.shape, dtype=bool)
-    structural = tested & (stderr == 0)
+    bad = tested & ~(np.isfinite(estimate) & np.isfinite(stderr) & np.isfinite(theory))
+    structural = tested & ~bad & (stderr == 0)
     mismatch = int(np.count_nonzero(structural & (dev != 0)))
-    stochastic = tested & (stderr > 0)
+    stochastic = tested & ~bad & (stderr > 0)
     abs_z = np.abs(z[stochastic])
     rejected, threshold = holm_rejections(abs_z, alpha, dof)
-    masked = np.where(tested, np.abs(z), -1.0)
-    worst = np.unravel_index(int(np.argmax(masked)), z.shape)
+    masked = np.where(tested, np.where(bad, np.nan, np.abs(z)), -1.0)
+    if np.any(bad):
+        worst = np.unravel_index(int(np.argmax(bad)), z.shape)
+    else:
+        worst = np.unravel_index(int(np.argmax(masked)), z.shape)
     return EntryTest(
         name=name,
         z=z,
@@ -269,6 +298,8 @@ def entry_test(
         rejected=rejected,
         structural=int(np.count_nonzero(structural)),
         structural_mismatch=mismatch,
+        total=int(np.count_nonzero(tested)),
+        nonfinite=int(np.count_nonzero(bad)),
     )
 
 
@@ -296,8 +327,15 @@ class RateFit:
         return self.ci[0] <= self.expected <= self.ci[1]
 
     @property
-    def verdict(self) -> str:
+    def outcome(self) -> str:
+        """pass / fail / error: error when the slope or its standard error is not finite."""
+        if not (math.isfinite(self.slope) and math.isfinite(self.stderr)):
+            return "error"
         return "pass" if self.passed else "fail"
+
+    @property
+    def verdict(self) -> str:
+        return self.outcome
 
     @property
     def z(self) -> float:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from linrnn.core.errors import UsageError
-from linrnn.verify.backend import Backend, get_backend
+from linrnn.verify.backend import Backend, array_namespace, get_backend
 
 TEACHERS: tuple[str, ...] = ("decay", "spike", "oscillator")
 INPUTS: tuple[str, ...] = ("white", "ar1")
@@ -121,24 +121,24 @@ def ar1_inputs(N: int, T: int, n_x: int, phi: float, backend: Backend) -> Any:
         raise UsageError(f"the AR(1) coefficient phi must satisfy |phi| < 1 for a stationary input, got {phi!r}")
     e = backend.normal((N, T, n_x))
     scale = math.sqrt(1.0 - phi * phi)
-    x = backend.xp.empty_like(e)
-    x[:, 0] = e[:, 0]
+    x = array_namespace(e).empty_like(e)
+    x[:, 0, :] = e[:, 0, :]
     for t in range(1, T):
-        x[:, t] = phi * x[:, t - 1] + scale * e[:, t]
+        x[:, t, :] = phi * x[:, t - 1, :] + scale * e[:, t, :]
     return x
 
 
 def convolve(L: Any, x: Any, backend: Backend) -> Any:
     """Causal convolution y_t = sum_{j <= t, j < lags} L_j x_{t-j}: (N, T, n_x) -> (N, T, n_y)."""
-    xp = backend.xp
     L = backend.asarray(L)
     x = backend.asarray(x)
+    xp = array_namespace(x)
     N, T, n_x = x.shape
     if L.ndim != 3 or L.shape[2] != n_x:
         raise UsageError(f"the impulse response must have shape (lags, n_y, n_x={n_x}), got {tuple(L.shape)}")
-    y = xp.zeros((N, T, L.shape[1]), dtype=backend.dtype)
+    y = xp.zeros((N, T, L.shape[1]), dtype=backend.dtype, device=backend.device)
     for j in range(min(int(L.shape[0]), T)):
-        y[:, j:, :] += x[:, : T - j, :] @ L[j].T
+        y[:, j:, :] += x[:, : T - j, :] @ L[j, ...].T
     return y
 
 

@@ -36,6 +36,7 @@ impulse responses do not suffer from this).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +46,7 @@ import numpy as np
 from linrnn.core.errors import UsageError
 from linrnn.core.spec import ModelSpec
 from linrnn.core.validate import check_positive
-from linrnn.verify.backend import Backend, get_backend
+from linrnn.verify.backend import Backend, array_namespace, device, get_backend
 from linrnn.verify.sample import RNNDraw
 
 LOSSES: tuple[str, ...] = ("all", "last")
@@ -112,11 +113,12 @@ class Correlations:
 
     @property
     def rxx_lags(self) -> Any:
-        return self.rxx.reshape(self.lags, self.n_x, self.lags, self.n_x)
+        return array_namespace(self.rxx).reshape(self.rxx, (self.lags, self.n_x, self.lags, self.n_x))
 
     @property
     def ryx_lags(self) -> Any:
-        return self.ryx.reshape(self.n_y, self.lags, self.n_x).transpose(1, 0, 2)
+        xp = array_namespace(self.ryx)
+        return xp.permute_dims(xp.reshape(self.ryx, (self.n_y, self.lags, self.n_x)), (1, 0, 2))
 
 
 def lagged_correlations(
@@ -127,13 +129,14 @@ def lagged_correlations(
     ``x`` has shape (N, T, n_x) and ``y`` (N, T, n_y); ``lags`` defaults to T (every
     lag that can influence an output). For loss ``all`` the block R_xx[j, j+d] is a
     truncated autocorrelation, sum_{u=0}^{T-1-j-d} x_{u+d} x_u^T, obtained for all j at
-    once from a cumulative sum, so the cost is O(N T lags n_x^2), not O(N T lags^2).
+    once from a cumulative sum along a lag diagonal of the time-by-time product matrix
+    (one BLAS matrix product, :func:`_lag_sums`), not as O(lags^2) separate sums.
     """
     backend = backend if backend is not None else get_backend("numpy")
-    xp = backend.xp
     _check_choice("loss", loss, LOSSES)
     x = backend.asarray(x)
     y = backend.asarray(y)
+    xp = array_namespace(x, y)
     if x.ndim != 3 or y.ndim != 3:
         raise UsageError(f"x and y must have shapes (N, T, n_x) and (N, T, n_y), got {x.shape} and {y.shape}")
     if x.shape[:2] != y.shape[:2]:
@@ -150,25 +153,13 @@ def lagged_correlations(
 
     if loss == "last":
         # Z[s, (j, a)] = x^s_{T-1-j}[a]
-        z = x[:, ::-1, :][:, :lags, :].reshape(n_seq, lags * n_x)
+        z = xp.reshape(xp.flip(x[:, seq_len - lags :, :], axis=1), (n_seq, lags * n_x))
         rxx = z.T @ z / n_seq
         y_last = y[:, seq_len - 1, :]
         ryx = y_last.T @ z / n_seq
         ryy = float(xp.sum(y_last * y_last)) / n_seq
     else:
-        rxx4 = xp.zeros((lags, n_x, lags, n_x), dtype=backend.dtype)
-        ryx3 = xp.zeros((lags, n_y, n_x), dtype=backend.dtype)
-        for d in range(lags):
-            # P[u] = (1/N) sum_s x_{u+d} x_u^T for u = 0..T-1-d; R_xx[j, j+d] = sum_{u <= T-1-j-d} P[u]
-            prod = xp.einsum("sua,sub->uab", x[:, d:, :], x[:, : seq_len - d, :]) / n_seq
-            cum = xp.cumsum(prod, axis=0)
-            j = xp.arange(lags - d)
-            block = cum[seq_len - 1 - d - j]
-            rxx4[j, :, j + d, :] = block
-            rxx4[j + d, :, j, :] = block.transpose(0, 2, 1)
-            ryx3[d] = xp.einsum("stp,sta->pa", y[:, d:, :], x[:, : seq_len - d, :]) / n_seq
-        rxx = rxx4.reshape(lags * n_x, lags * n_x)
-        ryx = ryx3.transpose(1, 0, 2).reshape(n_y, lags * n_x)
+        rxx, ryx = _lag_sums(x, y, lags, backend.device)
         ryy = float(xp.sum(y * y)) / n_seq
     return Correlations(
         loss=loss,
@@ -177,16 +168,75 @@ def lagged_correlations(
         n_seq=n_seq,
         n_x=n_x,
         n_y=n_y,
-        rxx=xp.ascontiguousarray(rxx),
-        ryx=xp.ascontiguousarray(ryx),
+        rxx=rxx,
+        ryx=ryx,
         ryy=ryy,
         backend=backend,
     )
 
 
+#: Above this many entries of the time-by-time product matrices (T n_x)^2 + T^2 n_x n_y,
+#: :func:`_lag_sums` forms the products lag by lag instead (memory O(lags^2 n_x^2)).
+LAG_SUMS_MAX_ENTRIES = 2**22
+
+
+def _lag_sums(x: Any, y: Any, lags: int, dev: Any) -> tuple[Any, Any]:
+    """R_xx (lags n_x, lags n_x) and R_yx (n_y, lags n_x) for loss ``all`` (see :func:`lagged_correlations`).
+
+    With P_d[u] = (1/N) sum_s x_{u+d} x_u^T, R_xx[j, j+d] = sum_{u <= T-1-j-d} P_d[u] (a
+    cumulative sum along each lag diagonal) and R_yx[d] = (1/N) sum_{s,t} y_{t+d} x_t^T.
+    Both need only the time-by-time products M[t', t] = (1/N) sum_s x_{t'} x_t^T and
+    Q[t', t] = (1/N) sum_s y_{t'} x_t^T, one matrix product each (BLAS), read along their
+    lag diagonals t' - t = d. When those matrices would be large (long sequences), the
+    products are formed lag by lag instead.
+    """
+    xp = array_namespace(x)
+    n_seq, T, n_x = (int(v) for v in x.shape)
+    n_y = int(y.shape[2])
+    d = xp.arange(lags, device=dev)[:, None]
+    j = xp.arange(lags, device=dev)[:, None]
+    jp = xp.arange(lags, device=dev)[None, :]
+    if T * T * n_x * (n_x + n_y) <= LAG_SUMS_MAX_ENTRIES:
+        X2 = xp.reshape(x, (n_seq, T * n_x))
+        M = xp.reshape(X2.T @ X2 / n_seq, (T, n_x, T, n_x))  # M[t', a, t, b]
+        Q = xp.reshape(xp.reshape(y, (n_seq, T * n_y)).T @ X2 / n_seq, (T, n_y, T, n_x))  # Q[t', p, t, a]
+        # lag diagonals: D[d, u] = M[u + d, u] for u < T - d (zero past the end)
+        u = xp.arange(T, device=dev)[None, :]
+        inside = (u + d) < T
+        diag = xp.reshape(xp.where(inside, (u + d) * T + u, xp.zeros_like(u + d)), (lags * T,))
+        mask = xp.astype(inside, x.dtype)[:, :, None, None]
+        Mp = xp.reshape(xp.permute_dims(M, (0, 2, 1, 3)), (T * T, n_x, n_x))
+        Qp = xp.reshape(xp.permute_dims(Q, (0, 2, 1, 3)), (T * T, n_y, n_x))
+        cum = xp.cumulative_sum(xp.reshape(xp.take(Mp, diag, axis=0), (lags, T, n_x, n_x)) * mask, axis=1)
+        ryx3 = xp.sum(xp.reshape(xp.take(Qp, diag, axis=0), (lags, T, n_y, n_x)) * mask, axis=1)
+        cum = xp.reshape(cum, (lags * T, n_x, n_x))  # row d T + v: sum_{u <= v} P_d[u]
+        stride, offset = T, 0
+    else:
+        xt = xp.permute_dims(x, (1, 2, 0))  # (T, n_x, N)
+        xr = xp.permute_dims(x, (1, 0, 2))  # (T, N, n_x)
+        cums, ryx_lag = [], []
+        for e in range(lags):
+            c = xp.cumulative_sum((xt[e:, ...] @ xr[: T - e, ...]) / n_seq, axis=0)  # (T - e, n_x, n_x)
+            # keep rows v = T-lags .. T-1-e (the ones read below), zero-padded to lags rows
+            pad = xp.zeros((e, n_x, n_x), dtype=c.dtype, device=dev)
+            cums.append(xp.concat([c[T - lags :, ...], pad], axis=0))
+            ryx_lag.append(xp.tensordot(y[:, e:, :], x[:, : T - e, :], axes=([0, 1], [0, 1])) / n_seq)
+        cum = xp.concat(cums, axis=0)  # row d lags + v - (T - lags): sum_{u <= v} P_d[u]
+        ryx3 = xp.stack(ryx_lag, axis=0)
+        stride, offset = lags, T - lags
+    # R_xx[j, j'] = cum_d[T-1-max(j, j')] with d = |j - j'|, transposed on and below the diagonal
+    dd = xp.abs(j - jp)
+    rows = dd * stride + (T - 1 - offset) - xp.maximum(j, jp)
+    G = xp.reshape(xp.take(cum, xp.reshape(rows, (lags * lags,)), axis=0), (lags, lags, n_x, n_x))
+    R = xp.where((j < jp)[:, :, None, None], G, xp.matrix_transpose(G))
+    rxx = xp.reshape(xp.permute_dims(R, (0, 2, 1, 3)), (lags * n_x, lags * n_x))
+    ryx = xp.reshape(xp.permute_dims(ryx3, (1, 0, 2)), (n_y, lags * n_x))
+    return rxx, ryx
+
+
 def loss_grad_mat(lm: Any, corr: Correlations) -> tuple[float, Any]:
     """Loss and gradient for L in matrix layout lm (n_y, lags*n_x): G = L R_xx - R_yx."""
-    xp = corr.backend.xp
+    xp = array_namespace(lm)
     lr = lm @ corr.rxx
     loss = 0.5 * corr.ryy - float(xp.sum(lm * corr.ryx)) + 0.5 * float(xp.sum(lm * lr))
     return loss, lr - corr.ryx
@@ -199,14 +249,17 @@ def to_mat(L: Any, corr: Correlations) -> Any:
         raise UsageError(
             f"the impulse response must have shape (lags, n_y, n_x) = {(corr.lags, corr.n_y, corr.n_x)}, got {tuple(L.shape)}"
         )
-    return L.transpose(1, 0, 2).reshape(corr.n_y, corr.dim)
+    xp = array_namespace(L)
+    return xp.reshape(xp.permute_dims(L, (1, 0, 2)), (corr.n_y, corr.dim))
 
 
 def from_mat(lm: Any, corr: Correlations) -> Any:
     """Matrix layout (..., n_y, lags*n_x) -> (..., lags, n_y, n_x)."""
-    lead = lm.shape[:-2]
-    out = lm.reshape(*lead, corr.n_y, corr.lags, corr.n_x)
-    return out.swapaxes(-3, -2)
+    xp = array_namespace(lm)
+    lead = tuple(lm.shape[:-2])
+    out = xp.reshape(lm, lead + (corr.n_y, corr.lags, corr.n_x))
+    nd = len(lead)
+    return xp.permute_dims(out, tuple(range(nd)) + (nd + 1, nd, nd + 2))
 
 
 def impulse_loss_and_grad(L: Any, corr: Correlations) -> tuple[float, Any]:
@@ -239,55 +292,58 @@ def _rnn_core(
     """Loss, L (matrix layout) and, if asked, the effective-matrix gradients (dC_e, dF_e, dW_e).
 
     Krylov vectors are kept as rows, so every product below is one contiguous matmul:
-    ``vt[m] = V_m^T = F_e^T (W_e^T)^m`` (n_x, n) and ``ut[k] = U_k^T = C_e W_e^k`` (n_y, n).
-    ``d_we_out``, if given, is an (n, n) buffer that receives dW_e.
+    ``vt[m] = V_m^T = F_e^T (W_e^T)^m`` (n_x, n) and ``ut[k] = U_k^T = C_e W_e^k`` (n_y, n);
+    each product is a fresh array, and each sequence is joined by one concatenation (the
+    Array API has no ``out=``; this copies O(T n (n_x + n_y)) numbers, small against the
+    T passes over W_e). ``d_we_out``, if given, is an (n, n) array that receives dW_e by
+    assignment; the returned dW_e is then that array.
     """
-    xp = corr.backend.xp
-    n = we.shape[0]
+    xp = array_namespace(we)
     T, n_x, n_y = corr.lags, corr.n_x, corr.n_y
     we_t = we.T
-    vt = xp.empty((T, n_x, n), dtype=we.dtype)
-    vt[0] = fe.T
-    for m in range(1, T):
-        xp.matmul(vt[m - 1], we_t, out=vt[m])
-    vs = vt.reshape(T * n_x, n)  # rows (j, a): V_j[:, a]
+    rows = [fe.T]
+    for _ in range(1, T):
+        rows.append(rows[-1] @ we_t)
+    vs = xp.concat(rows, axis=0)  # (T n_x, n), rows (j, a): V_j[:, a]
     lm = ce @ vs.T  # (n_y, T n_x): L_j = C_e V_j
     loss, gm = loss_grad_mat(lm, corr)
     if not need_grads:
         return loss, lm, None, None, None
-    ut = xp.empty((T, n_y, n), dtype=we.dtype)
-    ut[0] = ce
-    for k in range(1, T):
-        xp.matmul(ut[k - 1], we, out=ut[k])
-    us = ut.reshape(T * n_y, n)  # rows (k, p): U_k[:, p]
-    g3 = gm.reshape(n_y, T, n_x)  # g3[p, j, a] = G_j[p, a]
+    rows = [ce]
+    for _ in range(1, T):
+        rows.append(rows[-1] @ we)
+    us = xp.concat(rows, axis=0)  # (T n_y, n), rows (k, p): U_k[:, p]
+    dev = device(we)
+    g3 = xp.reshape(gm, (n_y, T, n_x))  # g3[p, j, a] = G_j[p, a]
     d_ce = gm @ vs  # sum_j G_j V_j^T
-    d_fe = us.T @ g3.transpose(1, 0, 2).reshape(T * n_y, n_x)  # sum_j U_j G_j
-    if d_we_out is None:
-        d_we_out = xp.empty_like(we)
+    d_fe = us.T @ xp.reshape(xp.permute_dims(g3, (1, 0, 2)), (T * n_y, n_x))  # sum_j U_j G_j
     if T > 1:
         # block-Hankel matrix Gh[(k, p), (m, a)] = G_{k+1+m}[p, a] (0 past lag T-1), k, m = 0..T-2
-        gpad = xp.concatenate([g3[:, 1:, :], xp.zeros((n_y, T - 1, n_x), dtype=gm.dtype)], axis=1)
-        idx = xp.arange(T - 1)[:, None] + xp.arange(T - 1)[None, :]
-        gh = gpad[:, idx, :].transpose(1, 0, 2, 3).reshape((T - 1) * n_y, (T - 1) * n_x)
-        h_mat = gh @ vs[: (T - 1) * n_x]  # rows (k, p): H_k = sum_m G_{k+1+m} V_m^T
-        xp.matmul(us[: (T - 1) * n_y].T, h_mat, out=d_we_out)  # sum_k U_k H_k
+        gpad = xp.concat([g3[:, 1:, :], xp.zeros((n_y, T - 1, n_x), dtype=gm.dtype, device=dev)], axis=1)
+        idx = xp.arange(T - 1, device=dev)[:, None] + xp.arange(T - 1, device=dev)[None, :]
+        gh = xp.reshape(xp.take(gpad, xp.reshape(idx, ((T - 1) ** 2,)), axis=1), (n_y, T - 1, T - 1, n_x))
+        gh = xp.reshape(xp.permute_dims(gh, (1, 0, 2, 3)), ((T - 1) * n_y, (T - 1) * n_x))
+        h_mat = gh @ vs[: (T - 1) * n_x, :]  # rows (k, p): H_k = sum_m G_{k+1+m} V_m^T
+        d_we = us[: (T - 1) * n_y, :].T @ h_mat  # sum_k U_k H_k
     else:
-        d_we_out[...] = 0.0
-    return loss, lm, d_ce, d_fe, d_we_out
+        d_we = xp.zeros_like(we)
+    if d_we_out is not None:
+        d_we_out[...] = d_we
+        d_we = d_we_out
+    return loss, lm, d_ce, d_fe, d_we
 
 
 def rnn_impulse(draw: RNNDraw, lags: int, *, backend: Backend | None = None) -> Any:
     """Impulse response L_j = C_e W_e^j F_e, j < lags, of the raw parameters of ``draw`` (backend array (lags, n_y, n_x))."""
     backend = backend if backend is not None else get_backend("numpy")
-    xp = backend.xp
     C, F, W = backend.asarray(draw.C), backend.asarray(draw.F), backend.asarray(draw.W)
+    xp = array_namespace(W)
     n = int(W.shape[0])
     a_c, a_f, a_w = draw.spec.scales(n)
     v = a_f * F
-    out = xp.empty((lags, C.shape[0], F.shape[1]), dtype=backend.dtype)
+    out = xp.empty((lags, C.shape[0], F.shape[1]), dtype=backend.dtype, device=backend.device)
     for j in range(lags):
-        out[j] = a_c * (C @ v)
+        out[j, ...] = a_c * (C @ v)
         v = a_w * (W @ v)
     return out
 
@@ -399,8 +455,8 @@ def train_rnn(
         if backend is not None and backend is not corr.backend:
             raise UsageError("the correlations live on a different backend than the one requested")
         backend = corr.backend
-    xp = backend.xp
     C, F, W = backend.asarray(draw.C), backend.asarray(draw.F), backend.asarray(draw.W)
+    xp = array_namespace(W)
     n = _check_params(C, F, W, corr)
     a_c, a_f, a_w = spec.scales(n)
     step = lr * spec.step_factor(n)
@@ -409,20 +465,25 @@ def train_rnn(
     rate_c, rate_f, rate_w = step * eta_c * a_c**2, step * eta_f * a_f**2, step * eta_w * a_w**2
     T = corr.lags
 
-    impulse = xp.empty((steps + 1, T, corr.n_y, corr.n_x), dtype=backend.dtype) if record_impulse else None
+    impulse = (
+        xp.empty((steps + 1, T, corr.n_y, corr.n_x), dtype=backend.dtype, device=backend.device)
+        if record_impulse
+        else None
+    )
     losses: list[float] = []
     diverged_step: int | None = None
     diverged_loss: float | None = None
     ref = 0.0
     prev = (ce, fe, we)
-    # W_e lives in two buffers used in turn (the new iterate is written over the one before
-    # the previous), so a step allocates no n x n array; d_w is the gradient buffer.
-    spare = xp.empty_like(we)
-    d_w = xp.empty_like(we)
-    with np.errstate(over="ignore", invalid="ignore"):
+    # A step allocates one n x n array, the gradient dW_e (a matmul result); it is scaled
+    # and updated in place into the new iterate W_e, so the previous iterate survives
+    # (for the roll-back on divergence) without a second buffer.
+    with warnings.catch_warnings():
+        # a diverging run overflows on purpose; it is detected from the loss below
+        warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
         for k in range(steps + 1):
             need = k < steps
-            value, lm, d_ce, d_fe, d_we = _rnn_core(ce, fe, we, corr, need_grads=need, d_we_out=d_w)
+            value, lm, d_ce, d_fe, d_we = _rnn_core(ce, fe, we, corr, need_grads=need)
             if k == 0:
                 if not math.isfinite(value):
                     raise UsageError(
@@ -436,15 +497,17 @@ def train_rnn(
                 break
             losses.append(value)
             if impulse is not None:
-                impulse[k] = from_mat(lm, corr)
+                impulse[k, ...] = from_mat(lm, corr)
             if progress is not None:
                 progress(k, value)
             if need:
                 prev = (ce, fe, we)
                 ce = ce - rate_c * d_ce
                 fe = fe - rate_f * d_fe
-                d_we *= rate_w
-                we, spare = xp.subtract(we, d_we, out=spare), we
+                # W_e - rate_w dW_e, computed in the gradient's own array: -(r d) + w is exactly w - r d
+                d_we *= -rate_w
+                d_we += we
+                we = d_we
     done = len(losses) - 1
     return TrainResult(
         # raw parameters; a frozen one (eta_P = 0) is returned exactly as given
@@ -452,7 +515,7 @@ def train_rnn(
         F=backend.to_numpy(F if eta_f == 0 else fe / a_f),
         W=backend.to_numpy(W if eta_w == 0 else we / a_w),
         loss=np.asarray(losses, dtype=np.float64),
-        impulse=backend.to_numpy(impulse[: done + 1]) if impulse is not None else None,
+        impulse=backend.to_numpy(impulse[: done + 1, ...]) if impulse is not None else None,
         steps=steps,
         steps_done=done,
         diverged=diverged_step is not None,

@@ -406,7 +406,12 @@ def _sweep_q_table(res: Any) -> str:
 
 
 def _run_co2(args: argparse.Namespace, model: Any, backend: Any) -> int:
-    """``--teacher co2``: the CO2 claim (:mod:`linrnn.verify.claims.co2`) with the options that apply."""
+    """``--teacher co2``: the CO2 claim (:mod:`linrnn.verify.claims.co2`) with the options that apply.
+
+    ``--replicas R`` sets the design's least main-stage size (``min_replicas``). Exit
+    status of the claim's outcome: 0 pass, 1 fail or error, 3 inconclusive.
+    """
+    from linrnn.core.outcome import exit_status
     from linrnn.verify.claims import co2
     from linrnn.verify.progress import Progress
 
@@ -414,22 +419,37 @@ def _run_co2(args: argparse.Namespace, model: Any, backend: Any) -> int:
         raise UsageError("the co2 task compares several q: give --sigma-w2s (two or more) instead of --sigma-w2")
     if args.widths is not None or args.save is not None:
         raise UsageError("--teacher co2 runs the CO2 comparison; --widths and --save do not apply")
-    cfg = _config(args, co2.Config())
-    with Progress(float(len(cfg.sigma_w2s)), "verify train --teacher co2", enabled=not args.no_progress) as bar:
+    base = co2.Config()
+    extra: dict[str, Any] = {}
+    if args.replicas is not None:
+        extra = {"min_replicas": args.replicas, "max_replicas": max(args.replicas, base.max_replicas)}
+    cfg = _config(args, base, **extra)
+    with Progress(1.0, "verify train --teacher co2", enabled=not args.no_progress) as bar:
         res = co2.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
     if args.json:
-        json.dump({"schema_version": 1, "mode": "co2", "verdict": res.verdict, "claim": res.claim_dict()}, sys.stdout,
+        json.dump({"schema_version": 2, "mode": "co2", "verdict": res.verdict, "claim": res.claim_dict()}, sys.stdout,
                   allow_nan=False)
         sys.stdout.write("\n")
-    else:
-        print(f"# {res.title}: {res.statement}")
-        print(f"{'model':>16} {'q':>6} {'test R^2':>10} {'SE':>8} {'z_52':>8}")
-        for r in res.figures["comparison"]["rows"]:
-            q = "" if r["sigma_w2"] is None else f"{r['sigma_w2']:g}"
-            z = "" if r["seasonal_z"] is None else f"{r['seasonal_z']:.2f}"
-            print(f"{r['model']:>16} {q:>6} {r['test_r2']:10.4f} {r['test_r2_se']:8.3f} {z:>8}")
-        print(f"block t {res.statistic['value']:.3g} vs {res.threshold['value']:.3g}")
-        for c in res.controls:
-            print(f"  control {c['id']:<24} {'rejected' if c['verdict'] == 'fail' else 'NOT rejected'}")
+        return exit_status(res.verdict)
+    print(f"# {res.title}: {res.statement}")
+    if res.error:
+        print(f"error: {res.error}")
         print(f"verdict: {res.verdict.upper()}")
-    return 0 if res.verdict == "pass" else 1
+        return exit_status(res.verdict)
+    fig = res.figures["test_error_vs_q"]
+    print(f"{'q':>6} {'theory':>10} {'RNN (bias-corr.)':>17} {'SE':>8} {'z':>7}   relative test error")
+    for q, t, a, s, z in zip(fig["sigma_w2"], fig["theory"], fig["bias_corrected"], fig["bias_corrected_se"],
+                             fig["z"]):
+        print(f"{q:>6g} {t:10.4f} {a:17.4f} {s:8.4f} {'-' if z is None else f'{z:7.2f}':>7}")
+    stat = res.statistic["value"]
+    print(f"max |z| {'-' if stat is None else f'{stat:.3g}'} vs {res.threshold['value']:.3g} "
+          f"(alpha {res.alpha:g}, {res.design.get('replicas')} replica pairs after a pilot of {res.design.get('pilot')})")
+    for c in res.controls:
+        print(f"  control {c['id']:<28} {c['verdict'].replace('_', ' ')} (predicted power {c.get('power', 0):.4f})")
+    print("descriptive (no verdict):")
+    print(f"{'model':>32} {'q':>6} {'test R^2':>10} {'SE':>8}")
+    for r in res.figures["comparison"]["rows"]:
+        q = "" if r["sigma_w2"] is None else f"{r['sigma_w2']:g}"
+        print(f"{r['model']:>32} {q:>6} {r['test_r2']:10.4f} {r['test_r2_se']:8.4f}")
+    print(f"verdict: {res.verdict.upper()}")
+    return exit_status(res.verdict)

@@ -20,6 +20,7 @@ _GROUPS = (
     ("derive", "linrnn.derive.cli", "closed forms in q = sigma_W^2: lag weights, NNGP, LaTeX derivation"),
     ("verify", "linrnn.verify.cli", "Monte Carlo checks of the derived formulas on wide linear RNNs"),
     ("report", "linrnn.report_cli", "run the claim suite and write a self-contained report"),
+    ("calibrate", "linrnn.calibrate_cli", "run every claim over many seeds on Dask: false-failure rates and power"),
 )
 
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"linrnn-bias {__version__}")
-    groups = parser.add_subparsers(dest="group", metavar="{derive,verify,report}", parser_class=_Parser)
+    groups = parser.add_subparsers(dest="group", metavar="{derive,verify,report,calibrate}", parser_class=_Parser)
     groups.required = True
     for name, module_name, help_text in _GROUPS:
         try:

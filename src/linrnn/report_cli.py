@@ -1,9 +1,9 @@
 """The ``linrnn report`` command group: argument parsing only, standard library at import time.
 
 * ``linrnn report [-o DIR] [--profile quick|full] [--config FILE.toml] [--backend ...]
-  [--seed N] [--force] [--no-cache]`` runs the claim suite (:func:`linrnn.suite.run_report`)
-  and writes the report directory; exit 0 when every claim passes and every
-  negative control is rejected, 1 otherwise, 2 for bad input.
+  [--seed N] [--force] [--no-cache] [--workers K]`` runs the claim suite
+  (:func:`linrnn.suite.run_report`) and writes the report directory; exit 0 pass, 1 fail
+  or error, 2 bad input, 3 inconclusive (:mod:`linrnn.core.outcome`).
 * ``linrnn report render RESULTS.json -o DIR [--force]`` re-renders a report from its
   results file alone (:func:`linrnn.reports.render.render`).
 """
@@ -25,6 +25,16 @@ def _seed(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     """Add the ``report`` group to the top-level subparsers ``groups``."""
     parser = groups.add_parser(
@@ -32,8 +42,9 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
         description=(
             "Derive, verify and present: run the claim suite (derived formulas, Monte Carlo checks with negative "
             "controls) and write DIR/report.html, report.md, report.json, report.tex, figures/ and "
-            "derivation.tex. Exit status 0 when every claim passes and every control is rejected, 1 when a "
-            "claim fails (the report is still written), 2 for bad input."
+            "derivation.tex. Exit status 0 when every claim passes (its statistic and every control rejected), "
+            "1 when a claim fails or errs (the report is still written), 2 for bad input, 3 when a claim is "
+            "inconclusive (a control not rejected)."
         ),
     )
     parser.add_argument("-o", "--output", default="linrnn-report", metavar="DIR",
@@ -52,6 +63,9 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="replace an existing report in DIR")
     parser.add_argument("--no-cache", action="store_true",
                         help="neither reuse nor store experiment results in DIR/.cache")
+    parser.add_argument("--workers", type=_positive, default=None, metavar="K",
+                        help="worker processes running the claims (default: min(2, cores); 1: in this process); "
+                             "the report does not depend on it")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(func=run_report)
     sub = parser.add_subparsers(dest="report_command", metavar="{render}", parser_class=type(parser))
@@ -81,9 +95,11 @@ def run_report(args: argparse.Namespace) -> int:
     if args.backend:
         argv += ["--backend", args.backend]
     argv += ["--seed", str(args.seed)] + (["--force"] if args.force else []) + (["--no-cache"] if args.no_cache else [])
+    if args.workers is not None:
+        argv += ["--workers", str(args.workers)]
     try:
         result = run(args.output, profile=args.profile, config=args.config, backend=args.backend, seed=args.seed,
-                     force=args.force, use_cache=not args.no_cache, log=_log(args), argv=argv)
+                     force=args.force, use_cache=not args.no_cache, log=_log(args), argv=argv, workers=args.workers)
     except KeyboardInterrupt:
         print(f"linrnn: interrupted; no report was written; finished experiments are kept in "
               f"{args.output}/.cache and a re-run resumes from them.", file=sys.stderr)

@@ -48,7 +48,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,22 +83,38 @@ class DerivationConfig:
             raise UsageError(f"derivation.figure_lags must be a positive integer, got {self.figure_lags!r}")
 
 
+#: The family-wise false-failure level of a run when the profile sets none.
+FAMILY_ALPHA = 1e-3
+
+
 @dataclass(frozen=True)
 class SuiteConfig:
-    """A resolved configuration: the backend name, the model and one configuration object per section."""
+    """A resolved configuration: the backend name, the model and one configuration object per section.
+
+    ``family_alpha``: the family-wise false-failure level of a run (the top-level key
+    ``family_alpha``); ``explicit_alpha``: the sections whose ``alpha`` a profile or
+    override table sets itself (Bonferroni leaves them alone); ``alphas``: how
+    :func:`with_family_alpha` set each section's alpha (empty before).
+    """
 
     profile: str
     backend: str
     model: Any
     sections: Mapping[str, Any]
+    family_alpha: float = FAMILY_ALPHA
+    explicit_alpha: frozenset[str] = frozenset()
+    alphas: Mapping[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, section: str) -> Any:
         return self.sections[section]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: ``backend``, ``model`` and the sections, as written to the results' ``config``."""
-        return {"backend": self.backend, "model": _clean(self.model),
-                **{name: _clean(cfg) for name, cfg in self.sections.items()}}
+        out = {"backend": self.backend, "model": _clean(self.model),
+               **{name: _clean(cfg) for name, cfg in self.sections.items()}}
+        out["family_alpha"] = {"family_alpha": self.family_alpha, "method": "bonferroni",
+                               "sections": _clean(dict(self.alphas))}
+        return out
 
 
 def profile_names() -> tuple[str, ...]:
@@ -137,22 +154,38 @@ def default_sections() -> dict[str, Any]:
     return out
 
 
-def _apply(backend: str, model: Any, sections: dict[str, Any], tables: Mapping[str, Any]) -> tuple[str, Any]:
-    """Apply the TOML ``tables`` to (backend, model, sections); ``sections`` is updated in place."""
+def _family_alpha(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise UsageError(f"family_alpha must be a number strictly between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _apply(backend: str, model: Any, sections: dict[str, Any], tables: Mapping[str, Any],
+           extra: dict[str, Any] | None = None) -> tuple[str, Any]:
+    """Apply the TOML ``tables`` to (backend, model, sections); ``sections`` is updated in place.
+
+    ``extra`` collects ``family_alpha`` and, in ``explicit_alpha``, the sections whose
+    table sets ``alpha``.
+    """
     from linrnn.verify.claims.base import configure
 
+    extra = {} if extra is None else extra
     for section, over in tables.items():
         if section == "backend":
             if not isinstance(over, str):
                 raise UsageError(f"backend must be a string (one of {', '.join(BACKEND_CHOICES)}), got {over!r}")
             backend = over
+        elif section == "family_alpha":
+            extra["family_alpha"] = _family_alpha(over)
         elif section == "model":
             model = configure(model, over, "model")
         elif section in sections:
             sections[section] = configure(sections[section], over, section)
+            if isinstance(over, Mapping) and "alpha" in over:
+                extra.setdefault("explicit_alpha", set()).add(section)
         else:
             raise UsageError(f"unknown section [{section}] in the configuration; known sections: "
-                             f"{', '.join(sorted(['model', *sections]))} (and the key backend)")
+                             f"{', '.join(sorted(['model', *sections]))} (and the keys backend, family_alpha)")
     return backend, model
 
 
@@ -166,9 +199,45 @@ def resolve_config(profile: str, overrides: Mapping[str, Any] | None = None) -> 
 
     tables = load_profile(profile)
     sections = default_sections()
-    backend, model = _apply("auto", ModelSpec(), sections, tables)
-    backend, model = _apply(backend, model, sections, overrides or {})
-    return SuiteConfig(profile=profile, backend=backend, model=model, sections=sections)
+    extra: dict[str, Any] = {}
+    backend, model = _apply("auto", ModelSpec(), sections, tables, extra)
+    backend, model = _apply(backend, model, sections, overrides or {}, extra)
+    return SuiteConfig(profile=profile, backend=backend, model=model, sections=sections,
+                       family_alpha=extra.get("family_alpha", FAMILY_ALPHA),
+                       explicit_alpha=frozenset(extra.get("explicit_alpha", ())))
+
+
+def with_family_alpha(cfg: SuiteConfig, claims: Sequence[str]) -> SuiteConfig:
+    """``cfg`` with each claim section's ``alpha`` set by Bonferroni over the ``claims`` run.
+
+    Each of the m claims run gets ``family_alpha / m``. A section shared by k of them
+    (``[ntk]``: one sweep whose ``alpha`` is already family-wise over its claims) gets
+    ``k * family_alpha / m``, so the run's family-wise false-failure rate is at most
+    ``family_alpha`` (the union bound). A section whose table sets ``alpha`` itself
+    keeps it (recorded as ``explicit``). The choices go to ``cfg.alphas`` and from
+    there into the results' ``config.family_alpha``.
+    """
+    from linrnn.verify.claims import REGISTRY
+
+    names = [n for n in claims if n in REGISTRY]
+    m = len(names)
+    per_section: dict[str, list[str]] = {}
+    for n in names:
+        per_section.setdefault(REGISTRY[n].section, []).append(n)
+    sections = dict(cfg.sections)
+    alphas: dict[str, Any] = {}
+    for section, members in per_section.items():
+        conf = sections[section]
+        if not any(f.name == "alpha" for f in dataclasses.fields(conf)):
+            continue
+        if section in cfg.explicit_alpha:
+            alphas[section] = {"alpha": float(conf.alpha), "source": "explicit", "claims": members}
+            continue
+        alpha = cfg.family_alpha * len(members) / m
+        sections[section] = dataclasses.replace(conf, alpha=alpha)
+        alphas[section] = {"alpha": alpha, "source": f"bonferroni: {len(members)} of {m} claims",
+                           "claims": members}
+    return dataclasses.replace(cfg, sections=sections, alphas=alphas)
 
 
 def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -278,8 +347,75 @@ def _claim_experiment(claim: Any) -> Callable[[Context], dict[str, Any]]:
 
     run.__name__ = f"experiment_{claim.name}"
     run.section = claim.section  # type: ignore[attr-defined]
+    run.experiment = claim.experiment  # type: ignore[attr-defined]
+    run.portable = True  # type: ignore[attr-defined]  # another process can rebuild it from experiments()
     run.check = check  # type: ignore[attr-defined]
     return run
+
+
+experiment_derivation.portable = True  # type: ignore[attr-defined]
+
+
+def _run_experiments(exps: Mapping[str, Callable[[Context], dict[str, Any]]], contexts: Mapping[str, Context],
+                     todo: Sequence[str], workers: int, finished: Callable[[str, dict[str, Any], float], None],
+                     say: Callable[[str], None]) -> None:
+    """Run the experiments ``todo``, calling ``finished(name, payload, seconds)`` as each one ends.
+
+    Experiments of one computation (``experiment`` attribute: the three NTK claims)
+    run as one task, so their shared sweep is computed once. With ``workers > 1`` the
+    tasks of *portable* experiments (the derivation and the registry's claims, which
+    a worker rebuilds from :func:`experiments`) go to a pool of that many spawned
+    processes; any other experiment runs here. Each task is a pure function of its
+    contexts, so the payloads do not depend on ``workers``.
+    """
+    from linrnn.parallel import group_by_experiment, process_pool, run_experiments
+
+    groups = group_by_experiment(todo, {n: getattr(exps[n], "experiment", n) for n in todo})
+    remote = [g for g in groups if workers > 1 and all(getattr(exps[n], "portable", False) for n in g)]
+    local = [g for g in groups if g not in remote]
+    if len(remote) < 2:  # one task gains nothing from another process
+        local, remote = groups, []
+    pool = None
+    if remote:
+        try:
+            pool = process_pool(min(workers, len(remote)))
+        except (OSError, NotImplementedError) as exc:  # no process support here (e.g. no semaphores)
+            say(f"worker processes unavailable ({exc}); running the experiments in this process")
+            local, remote = groups, []
+    try:
+        futures = {}
+        if pool is not None:
+            say(f"running {sum(map(len, remote))} experiments in {len(remote)} tasks on "
+                f"{min(workers, len(remote))} worker processes")
+            futures = {pool.submit(run_experiments, g, {n: contexts[n] for n in g}): g for g in remote}
+        for g in local:
+            for name in g:
+                say(f"[{list(exps).index(name) + 1}/{len(exps)}] {name} ...")
+                t0 = time.perf_counter()
+                payload = _clean(exps[name](contexts[name]))
+                finished(name, payload, time.perf_counter() - t0)
+        if futures:
+            from concurrent.futures import as_completed
+
+            failure: BaseException | None = None
+            for fut in as_completed(futures):
+                try:
+                    done = fut.result()
+                except Exception as exc:  # the other tasks still finish and reach the cache first
+                    failure = failure or exc
+                    continue
+                for name, (payload, seconds) in done.items():
+                    finished(name, payload, seconds)
+            if failure is not None:
+                raise failure
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 def experiments() -> dict[str, Callable[[Context], dict[str, Any]]]:
@@ -347,7 +483,7 @@ def _cache_write(path: Path, entry: Mapping[str, Any]) -> None:
 
 
 _CLAIM_KEYS = ("id", "title", "statement", "formula", "statistic", "threshold", "verdict", "figures", "config",
-               "notes")
+               "notes", "statistic_verdict", "error", "alpha", "design")
 
 
 def to_schema_claim(claim: Mapping[str, Any], experiment: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -410,15 +546,21 @@ def run_report(
     log: Callable[[str], None] | None = None,
     argv: Sequence[str] | None = None,
     only: Sequence[str] | None = None,
+    workers: int | None = None,
 ) -> SuiteRun:
     """Run the claim suite and write the report directory ``output``.
 
     ``config``: a TOML path or a mapping of overrides (tables by section, as in a
     profile). ``backend``: numpy, cupy or auto (default: the profile's). ``only``: run a
-    subset of the experiments, by name (``derivation`` and the registry's claims). Exit status 0 when every claim passes and every
-    control is rejected, 1 otherwise (a failing claim is a finding: the report is
-    still written).
+    subset of the experiments, by name (``derivation`` and the registry's claims).
+    ``workers``: processes running the experiments (default :func:`linrnn.parallel.default_workers`;
+    1 runs them in this process); the results do not depend on it. Each claim's
+    ``alpha`` is ``family_alpha`` split over the claims run (:func:`with_family_alpha`).
+    Exit status (:mod:`linrnn.core.outcome`): 0 pass, 1 fail or error, 3 inconclusive
+    (a failing claim is a finding: the report is still written).
     """
+    from linrnn.parallel import check_workers, default_workers
+
     from linrnn.reports.output import CACHE_NAME, atomic_dir, check_target
     from linrnn.reports.render import write_report
     from linrnn.reports.schema import SCHEMA_VERSION, overall_verdict
@@ -436,12 +578,16 @@ def run_report(
     resolved = get_backend(backend_name, seed=seed)  # a missing GPU is a UsageError before any work
     out = Path(output)
     check_target(out, force)
+    workers = default_workers() if workers is None else check_workers(workers)
     exps = experiments()
     if only is not None:
         unknown = sorted(set(only) - set(exps))
         if unknown:
             raise UsageError(f"unknown experiments {', '.join(unknown)}")
         exps = {k: v for k, v in exps.items() if k in only}
+    from linrnn.verify.claims import REGISTRY as _REGISTRY
+
+    cfg = with_family_alpha(cfg, [name for name in exps if name in _REGISTRY])
     contexts = {name: Context(config=cfg.sections.get(getattr(fn, "section", name), {}), backend=resolved.name,
                               seed=seed, dtype="float64", model=cfg.model) for name, fn in exps.items()}
     for name, fn in exps.items():  # every configuration checked before any work
@@ -454,24 +600,27 @@ def run_report(
     payloads: dict[str, dict[str, Any]] = {}
     wall: dict[str, float] = {}
     cached: list[str] = []
-    for i, (name, fn) in enumerate(exps.items(), 1):
-        ctx = contexts[name]
-        key = cache_key(name, ctx)
-        path = cache_dir / f"{name}-{key}.json"
-        entry = _cache_read(path, key) if use_cache else None
+    keys = {name: cache_key(name, contexts[name]) for name in exps}
+    paths = {name: cache_dir / f"{name}-{keys[name]}.json" for name in exps}
+    index = {name: i for i, name in enumerate(exps, 1)}
+    todo: list[str] = []
+    for name in exps:
+        entry = _cache_read(paths[name], keys[name]) if use_cache else None
         if entry is not None:
             payloads[name], wall[name] = entry["payload"], float(entry["seconds"])
             cached.append(name)
-            say(f"[{i}/{len(exps)}] {name}: reused from {path} ({wall[name]:.1f} s when computed)")
-            continue
-        say(f"[{i}/{len(exps)}] {name} ...")
-        t0 = time.perf_counter()
-        payload = _clean(fn(ctx))
-        wall[name] = time.perf_counter() - t0
-        payloads[name] = payload
-        say(f"[{i}/{len(exps)}] {name}: {wall[name]:.1f} s")
+            say(f"[{index[name]}/{len(exps)}] {name}: reused from {paths[name]} ({wall[name]:.1f} s when computed)")
+        else:
+            todo.append(name)
+
+    def finished(name: str, payload: dict[str, Any], seconds: float) -> None:
+        payloads[name], wall[name] = payload, seconds
+        say(f"[{index[name]}/{len(exps)}] {name}: {seconds:.1f} s")
         if use_cache:
-            _cache_write(path, {"key": key, "experiment": name, "seconds": wall[name], "payload": payload})
+            _cache_write(paths[name], {"key": keys[name], "experiment": name, "seconds": seconds, "payload": payload})
+
+    _run_experiments(exps, contexts, todo, workers, finished, say)
+    payloads = {name: payloads[name] for name in exps}  # report order, whatever order they finished in
 
     claims: list[dict[str, Any]] = []
     controls: list[dict[str, Any]] = []
@@ -499,6 +648,7 @@ def run_report(
         "device": device.get("device", "unknown"),
         "dtype": device.get("dtype", "float64"),
         "seed": seed,
+        "workers": workers,
         "wall_time": {k: round(v, 3) for k, v in wall.items()},
         "cached": cached,
         "claims_not_run": not_run,
@@ -546,18 +696,24 @@ def _maybe_pdf(tmp: Path, cfg: DerivationConfig, results: Mapping[str, Any], say
 
 
 def main_summary(results: Mapping[str, Any]) -> str:
-    """Plain-text verdict table printed by the command."""
-    lines = [f"{'claim':<24} {'statistic':>12}  verdict"]
+    """Plain-text verdict table printed by the command: each claim's own test, its controls, its verdict."""
+    from linrnn.reports.text import controls_outcome, format_alpha, stated_sentences, statistic_outcome
+
+    def num(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = [f"{'claim':<22} {'statistic':>11} {'alpha':>9}  {'own test':<9} {'controls':<18} verdict"]
+    notes = []
     for c in results["claims"]:
-        v = c["statistic"]["value"]
-        vs = f"{v:.4g}" if isinstance(v, float) else str(v)
-        lines.append(f"{c['id']:<24} {vs:>12}  {c['verdict']}")
+        ctrls = [x for x in results["controls"] if x["claim"] == c["id"]]
+        lines.append(f"{c['id']:<22} {num(c['statistic']['value']):>11} {format_alpha(c):>9}  "
+                     f"{statistic_outcome(c):<9} {controls_outcome(ctrls):<18} {c['verdict'].upper() if c['verdict'] != 'pass' else 'pass'}")
+        notes += [f"  {c['id']}: {t}" for t in stated_sentences(c) if c["verdict"] != "pass"]
+    lines += notes
     lines.append("")
     lines.append(f"{'negative control':<24} {'statistic':>12}  outcome")
     for x in results["controls"]:
-        v = x["statistic"]["value"]
-        vs = f"{v:.4g}" if isinstance(v, float) else str(v)
-        lines.append(f"{x['id']:<24} {vs:>12}  {x['verdict'].replace('_', ' ')}")
+        lines.append(f"{x['id']:<24} {num(x['statistic']['value']):>12}  {x['verdict'].replace('_', ' ')}")
     lines.append("")
     lines.append(f"verdict: {results['verdict'].upper()}")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
     check(config, model)
     j = ntk_sweep.sweep(config, model, seed=seed, backend=backend, dtype=dtype)
     c = ntk_sweep.checks(j)["nngp_entries"]
+    ctrls = ntk_sweep.controls(j, "nngp", "nngp_entries")
     stat, thr = ntk_sweep.entry_stat(c)
     var = latex(derive_lag_weights(model.param).nngp)
     return ntk_sweep.result(
@@ -33,10 +34,10 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
                   "entries with the derived variance.",
         formula=r"\mathrm{E}\left[L_i(0)[a,b]\,L_j(0)[a',b']\right] = \delta_{ij}\,\delta_{aa'}\,\delta_{bb'}\,"
                 + var,
-        statistic=stat, threshold=thr, verdict=c["verdict"],
+        statistic=stat, threshold=thr, verdict=c["outcome"] if c["outcome"] != "error" else "error",
         figures={"per_lag": ntk_sweep.per_lag_figure(j, "nngp_", c, r"$\mathrm{Var}\,L_j(0)[0,0]$ (dimensionless)",
                                                      "NNGP variance")},
-        controls=ntk_sweep.controls(j, "nngp"),
+        controls=ctrls, **ntk_sweep.claim_fields(j, c, ctrls),
         notes=[j["design"]["test"] + "."],
     )
 

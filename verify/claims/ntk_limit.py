@@ -28,6 +28,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
     check(config, model)
     j = ntk_sweep.sweep(config, model, seed=seed, backend=backend, dtype=dtype)
     c = ntk_sweep.checks(j)["ntk_entries"]
+    ctrls = ntk_sweep.controls(j, "ntk", "ntk_entries")
     stat, thr = ntk_sweep.entry_stat(c)
     L, M = j["shape"][0], int(np.prod(j["shape"][:3]))
     top = j["width"]
@@ -43,7 +44,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
                   "diagonal kernel with the derived lag weights lambda_j.",
         formula=r"\Theta_\infty[(i,a,b),(j,a',b')] = \lambda_i\,\delta_{ij}\,\delta_{aa'}\,\delta_{bb'},"
                 r"\quad \lambda_j = " + lam,
-        statistic=stat, threshold=thr, verdict=c["verdict"],
+        statistic=stat, threshold=thr, verdict=c["outcome"] if c["outcome"] != "error" else "error",
         figures={
             "heatmap": {
                 "kind": "heatmap", "title": "Empirical lag NTK against its limit",
@@ -58,7 +59,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
             "per_lag": ntk_sweep.per_lag_figure(j, "", c, r"NTK diagonal $\Theta[(j,0,0),(j,0,0)]$ (dimensionless)",
                                                 "Lag NTK"),
         },
-        controls=ntk_sweep.controls(j, "ntk"),
+        controls=ctrls, **ntk_sweep.claim_fields(j, c, ctrls),
         notes=[design["correction"] + ".", design["allowance"] + "."],
     )
 

@@ -27,9 +27,13 @@ class NtkConfig:
     """Sizes of the lag-NTK width sweep (defaults: the paper-scale ``full`` profile).
 
     ``lags``: lags of the lag NTK; ``widths``: the sweep (two or more distinct widths;
-    the entrywise checks run at the largest); ``replicas``: draws per width;
-    ``alpha``: family-wise false-failure level; ``max_memory``: memory bound of a
-    batch of draws ("8GB", or bytes).
+    the entrywise checks run at the largest); ``replicas``: the fewest draws per width
+    of the main stage (with ``pilot = 0``: exactly this many); ``pilot``: fresh pilot
+    draws per width that size the main stage for power 0.999 against every control
+    (:mod:`linrnn.verify.design`); ``max_replicas``, ``budget_seconds`` (0: none): the
+    caps of the design; ``alpha``: the family-wise false-failure level of the sweep,
+    split equally by Bonferroni over its three claims (each claim's stated ``alpha``
+    is ``alpha / 3``); ``max_memory``: memory bound of a batch of draws ("8GB", or bytes).
     """
 
     lags: int = 32
@@ -37,9 +41,18 @@ class NtkConfig:
     replicas: int = 1024
     alpha: float = 1e-3
     max_memory: str | int = "8GB"
+    pilot: int = 64
+    max_replicas: int = 8192
+    budget_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         set_fields(self, widths=tuple(self.widths))
+        if self.pilot < 0 or self.pilot == 1:
+            raise UsageError(f"ntk.pilot must be 0 (no design) or at least 2, got {self.pilot}")
+        if self.pilot and self.max_replicas < self.replicas:
+            raise UsageError(f"ntk.max_replicas ({self.max_replicas}) is below ntk.replicas ({self.replicas})")
+        if self.budget_seconds < 0:
+            raise UsageError(f"ntk.budget_seconds must be 0 (no budget) or positive, got {self.budget_seconds}")
         if len(set(self.widths)) < 2:
             raise UsageError("ntk.widths needs at least two different widths (the rate is fitted over them)")
 
@@ -55,7 +68,8 @@ def _sweep(config: NtkConfig, model: Any, seed: int, backend: str, dtype: str) -
 
     r = check_lag_ntk(model, list(config.widths), lags=config.lags, replicas=config.replicas,
                       seed=seed, backend=backend, dtype=dtype, max_memory=parse_memory(config.max_memory),
-                      alpha=config.alpha, progress=False)
+                      alpha=config.alpha, progress=False, pilot=config.pilot, max_replicas=config.max_replicas,
+                      budget_seconds=config.budget_seconds or None)
     return r.to_json()
 
 
@@ -97,19 +111,56 @@ _DESCRIPTIONS = {
 }
 
 
-def controls(j: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
-    """The negative controls of the sweep whose name starts with ``prefix`` (ntk, nngp or rate)."""
+def controls(j: Mapping[str, Any], prefix: str, check: str) -> list[dict[str, Any]]:
+    """The negative controls of one claim: every control's ``check`` ("ntk_entries", "nngp_entries" or "rate").
+
+    A control of the sweep whose name starts with ``prefix`` (ntk, nngp) is tested
+    by that check; for the rate claim (prefix "rate") the controls are the wrong rate
+    (``rate:minus_1``) and the rate fits against every wrong kernel (``rate:ntk:...``).
+    Each carries verdict rejected / not_rejected / error, the predicted ``power`` at
+    the size used and the replicas per width ``needed`` for power 0.999.
+    """
     out = []
     for name, ctrl in j["controls"].items():
-        if name.split(":")[0] != prefix:
+        kind = name.split(":")[0]
+        if prefix == "rate":
+            if kind not in ("rate", "ntk"):
+                continue
+        elif kind != prefix:
             continue
-        first = ctrl["checks"][0]
-        stat, thr = rate_stat(first) if first["name"] == "rate" else entry_stat(first)
-        out.append({
-            "id": name, "statement": _DESCRIPTIONS.get(name, f"wrong theory {name}"),
-            "formula": ctrl.get("formula"), "statistic": stat, "threshold": thr, "verdict": first["verdict"],
-        })
+        for c in ctrl["checks"]:
+            if c["name"] != check:
+                continue
+            stat, thr = rate_stat(c) if c["name"] == "rate" else entry_stat(c)
+            cid = name if kind == "rate" or prefix != "rate" else f"rate:{name}"
+            statement = _DESCRIPTIONS.get(name, f"wrong theory {name}")
+            if cid != name:
+                statement = "the rate fit of the relative error against " + statement
+            out.append({
+                "id": cid, "statement": statement, "formula": ctrl.get("formula"), "statistic": stat,
+                "threshold": thr, "verdict": {"fail": "rejected", "pass": "not_rejected"}.get(c["outcome"], "error"),
+                "power": c.get("power"), "needed": c.get("needed"),
+            })
     return out
+
+
+def claim_fields(j: Mapping[str, Any], check: Mapping[str, Any], ctrls: list[dict[str, Any]]) -> dict[str, Any]:
+    """statistic_verdict, error, alpha and design of one claim of the sweep."""
+    d = j["design"]
+    stat = "error" if j.get("error") else check["outcome"]
+    error = j.get("error") or (f"the statistic of {check['name']} is not finite" if stat == "error" else None)
+    return {
+        "statistic_verdict": stat,
+        "error": error,
+        "alpha": j["alpha_per_check"],
+        "design": {
+            "method": d["method"], "pilot": d["pilot"], "replicas": d["replicas"],
+            "replicas_per_width": {str(n): d["replicas"] for n in j.get("widths", [j["width"]])},
+            "power_target": d["power_target"], "capped_by": d["capped_by"], "bias_cap": d.get("bias_cap"),
+            "needed": {c["id"]: c.get("needed") for c in ctrls},
+            "sizing": d["sizing"], "allowance": d["allowance"],
+        },
+    }
 
 
 def per_lag_figure(j: Mapping[str, Any], prefix: str, check: Mapping[str, Any], ylabel: str, what: str) -> dict[str, Any]:

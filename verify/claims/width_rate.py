@@ -21,6 +21,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
     check(config, model)
     j = ntk_sweep.sweep(config, model, seed=seed, backend=backend, dtype=dtype)
     c = ntk_sweep.checks(j)["rate"]
+    ctrls = ntk_sweep.controls(j, "rate", "rate")
     stat, thr = ntk_sweep.rate_stat(c)
     return ntk_sweep.result(
         j, config, model,
@@ -28,7 +29,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
         statement="The per-draw relative Frobenius error of the empirical lag NTK against its limit falls "
                   "like n^(-1/2).",
         formula=r"e(n) = \frac{\|\Theta_r - \Theta_\infty\|_F}{\|\Theta_\infty\|_F} \propto n^{-1/2}",
-        statistic=stat, threshold=thr, verdict=c["verdict"],
+        statistic=stat, threshold=thr, verdict=c["outcome"] if c["outcome"] != "error" else "error",
         figures={"width_rate": {
             "kind": "width_rate", "title": "Relative error of the lag NTK against the width",
             "caption": f"Mean per-draw relative error e(n) over {j['replicas']} draws per width (bars: +-2 "
@@ -38,7 +39,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
             "slope": j["slope"], "slope_ci": j["slope_ci"], "expected_slope": j["expected_slope"],
             "ylabel": r"relative error $e(n)$ (dimensionless)",
         }},
-        controls=ntk_sweep.controls(j, "rate"),
+        controls=ctrls, **ntk_sweep.claim_fields(j, c, ctrls),
         notes=[j["design"]["rate"] + "."],
     )
 

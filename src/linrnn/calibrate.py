@@ -1,0 +1,316 @@
+"""``linrnn calibrate``: run every claim over many seeds on Dask and measure its error rates.
+
+Each (claim, seed) is one task, except that the claims of one computation (the three
+NTK claims share one memoised sweep) run as one task per seed. Tasks run on a Dask
+``distributed`` cluster: a ``LocalCluster`` over this machine's cores (worker
+processes, one thread each), or a running scheduler (``--scheduler ADDRESS``: ``dask
+scheduler`` with ``dask worker``s, or a dask-jobqueue cluster).
+
+Configuration: resolved as ``linrnn report`` resolves it (profile TOML, ``--config``
+overrides; the model from ``[model]``), and each claim's ``alpha`` is the profile's
+``family_alpha`` split by Bonferroni over *every claim of the registry* (the family of a
+full ``linrnn report``), whichever claims are calibrated, so the rates measured are
+those of the report.
+
+Store (``DIR/records/``): one JSON record per (claim, configuration hash, seed),
+written atomically (a temporary file, then ``os.replace``) as each task finishes; the
+hash covers the claim's configuration, the model, backend, dtype and the code
+(:func:`linrnn.suite.code_hash`). A re-run skips the records it finds, so a killed run
+loses at most the tasks in flight. At the end, ``DIR/calibration.json`` (versioned,
+:data:`CALIBRATION_VERSION`) summarises the records of the requested seeds, and
+:mod:`linrnn.reports.calibration` renders ``calibration.html`` and ``calibration.md``
+from it alone.
+
+Summary per claim: the outcome counts; the false-failure rate (the share of seeds at
+which the claim's own statistic failed; every claim's theory is true, so each one is a
+false failure) with its Clopper-Pearson 95% interval and the stated alpha; the median
+seconds per task; and per negative control, its power (share of runs rejected) with
+its Clopper-Pearson 95% interval. Exit status 0 when no claim failed at any seed and
+every control's power is at least :data:`POWER_TARGET`, else 1 (2 for bad input).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from linrnn import __version__
+from linrnn.core.errors import UsageError
+
+CALIBRATION_VERSION = 1
+#: A control's power below this makes ``linrnn calibrate`` exit 1.
+POWER_TARGET = 0.98
+RECORDS = "records"
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> list[float] | None:
+    """The exact (Clopper-Pearson) ``level`` interval of a binomial rate k / n; None when n = 0."""
+    if n == 0:
+        return None
+    from scipy.stats import beta
+
+    a = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return [lo, hi]
+
+
+# ------------------------------------------------------------------ the store
+
+
+def config_hash(claim: str, config: Any, model: Any, backend: str, dtype: str) -> str:
+    from linrnn.suite import _clean, code_hash
+
+    blob = json.dumps({"claim": claim, "config": _clean(config), "model": _clean(model), "backend": backend,
+                       "dtype": dtype, "code": code_hash()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def record_path(directory: Path, claim: str, chash: str, seed: int) -> Path:
+    return directory / RECORDS / f"{claim}-{chash}-{seed}.json"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and "result" in rec else None
+
+
+# ------------------------------------------------------------------ summary
+
+
+def summarize_claim(name: str, records: Sequence[Mapping[str, Any]], stated: float | None) -> dict[str, Any]:
+    """The calibration entry of one claim from its records."""
+    counts = {k: 0 for k in ("pass", "fail", "inconclusive", "error")}
+    false = 0
+    controls: dict[str, list[int]] = {}
+    for rec in records:
+        res = rec["result"]
+        counts[res.get("verdict", "error") if res.get("verdict") in counts else "error"] += 1
+        false += res.get("statistic_verdict") == "fail"
+        for c in res.get("controls") or []:
+            runs = controls.setdefault(c["id"], [0, 0])
+            runs[0] += 1
+            runs[1] += c.get("verdict") == "rejected"
+    n = len(records)
+    seconds = [float(r["seconds"]) for r in records if r.get("seconds") is not None]
+    alphas = {r["result"].get("alpha") for r in records} - {None}
+    if alphas:
+        stated = max(alphas)
+    return {
+        "id": name, "seeds": n, **counts,
+        "false_failure": {"failures": false, "rate": false / n if n else None, "ci95": clopper_pearson(false, n),
+                          "stated": stated},
+        "seconds": statistics.median(seconds) if seconds else None,
+        "controls": [{"id": cid, "runs": r, "rejected": k, "power": k / r if r else None,
+                      "power_ci": clopper_pearson(k, r)} for cid, (r, k) in controls.items()],
+    }
+
+
+def calibration_verdict(claims: Sequence[Mapping[str, Any]]) -> str:
+    """"pass" when no claim's statistic failed and every control's power is >= POWER_TARGET, else "fail"."""
+    ok = all(c["false_failure"]["failures"] == 0 for c in claims) and all(
+        x["power"] is not None and x["power"] >= POWER_TARGET for c in claims for x in c["controls"])
+    return "pass" if ok and claims else "fail"
+
+
+# ------------------------------------------------------------------ the run
+
+
+@dataclass
+class CalibrationRun:
+    summary: dict[str, Any]
+    output: Path
+    exit_status: int
+    computed: int
+    reused: int
+
+
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """SIGTERM raises KeyboardInterrupt (the cluster is closed, finished records kept); returns the undo."""
+    try:
+        old = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    except ValueError:  # not the main thread
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, old)
+
+
+def run_calibration(
+    output: str | os.PathLike[str] = "linrnn-calibration",
+    *,
+    profile: str = "quick",
+    config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    claims: Sequence[str] | None = None,
+    seeds: int = 50,
+    first_seed: int = 0,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    argv: Sequence[str] | None = None,
+) -> CalibrationRun:
+    """Run ``claims`` (default: every registry claim) at seeds ``first_seed .. first_seed + seeds - 1``."""
+    from linrnn import parallel, suite
+    from linrnn.verify.claims import REGISTRY
+
+    say = log or (lambda _msg: None)
+    for what, v, low in (("--seeds", seeds, 1), ("--first-seed", first_seed, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise UsageError(f"{what} must be an integer >= {low}, got {v!r}")
+    if workers is not None:
+        parallel.check_workers(workers)
+    names = list(REGISTRY) if not claims else list(dict.fromkeys(claims))
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise UsageError(f"unknown claim{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                         f"choose from {', '.join(REGISTRY)}")
+    parallel.import_distributed()  # before any work: one sentence on how to install it
+    overrides = suite.load_toml(config) if isinstance(config, (str, os.PathLike)) else (config or {})
+    cfg = suite.with_family_alpha(suite.resolve_config(profile, overrides), list(REGISTRY))
+    if cfg.backend not in suite.BACKEND_CHOICES:
+        raise UsageError(f"unknown backend {cfg.backend!r}; choose one of auto, numpy, cupy")
+    from linrnn.verify.backend import get_backend
+
+    backend = get_backend(cfg.backend, seed=first_seed).name
+    dtype = "float64"
+    configs = {n: cfg.sections[REGISTRY[n].section] for n in names}
+    for n in names:
+        REGISTRY[n].check(configs[n], cfg.model)
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{str(out)!r} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    hashes = {n: config_hash(n, configs[n], cfg.model, backend, dtype) for n in names}
+    seed_list = list(range(first_seed, first_seed + seeds))
+    groups = parallel.group_by_experiment(names, {n: REGISTRY[n].experiment for n in names})
+    tasks: list[tuple[list[str], int]] = []
+    reused = 0
+    for seed in seed_list:
+        for g in groups:
+            have = [n for n in g if read_record(record_path(out, n, hashes[n], seed)) is not None]
+            if len(have) == len(g):
+                reused += 1
+            else:
+                tasks.append((g, seed))
+    total = reused + len(tasks)
+    say(f"{total} tasks ({len(names)} claims in {len(groups)} experiments x {seeds} seeds); "
+        f"{reused} reused from {out / RECORDS}")
+    computed = 0
+    t_start = time.perf_counter()
+    if tasks:
+        computed = _run_tasks(out, tasks, configs, cfg.model, backend, dtype, hashes, scheduler, workers,
+                              total, reused, progress, say)
+    summary = _summary(out, names, configs, hashes, seed_list, cfg, profile, backend, dtype, scheduler, workers,
+                       argv, time.perf_counter() - t_start, computed, reused)
+    from linrnn.reports.calibration import write_calibration
+
+    write_calibration(summary, out)
+    say(f"wrote {out}/calibration.json, calibration.html and calibration.md (verdict {summary['verdict']})")
+    return CalibrationRun(summary, out, 0 if summary["verdict"] == "pass" else 1, computed, reused)
+
+
+def _run_tasks(out: Path, tasks: Sequence[tuple[list[str], int]], configs: Mapping[str, Any], model: Any,
+               backend: str, dtype: str, hashes: Mapping[str, str], scheduler: str | None, workers: int | None,
+               total: int, reused: int, progress: bool, say: Callable[[str], None]) -> int:
+    """Submit ``tasks`` to Dask and write each record as its task finishes; return the tasks computed."""
+    from tqdm import tqdm
+
+    from linrnn import parallel
+
+    distributed = parallel.import_distributed()
+    undo = _sigterm_as_interrupt()
+    client = cluster = None
+    done = 0
+    try:
+        client, cluster = parallel.dask_client(scheduler, workers)
+        say(f"Dask: {'scheduler ' + scheduler if scheduler else 'local cluster'} with "
+            f"{len(client.scheduler_info().get('workers', {}))} workers")
+        futures = [client.submit(parallel.run_claims, g, {n: configs[n] for n in g}, model, seed, backend, dtype,
+                                 pure=False, key=f"calibrate-{'+'.join(g)}-{seed}-{os.getpid()}-{i}")
+                   for i, (g, seed) in enumerate(tasks)]
+        with tqdm(total=total, initial=reused, desc="calibrate", unit="task", file=sys.stderr,
+                  disable=not progress, dynamic_ncols=True) as bar:
+            for fut in distributed.as_completed(futures):
+                for rec in fut.result():
+                    name = rec["claim"]
+                    rec = {"calibration_version": CALIBRATION_VERSION, "config_hash": hashes[name], **rec}
+                    write_atomic(record_path(out, name, hashes[name], rec["seed"]),
+                                 json.dumps(rec, sort_keys=True, allow_nan=False) + "\n")
+                done += 1
+                bar.update(1)
+                fut.release()
+    finally:
+        undo()
+        for closer in (client, cluster):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception:  # noqa: BLE001 - closing after an interrupt; the records are already safe
+                    pass
+    return done
+
+
+def _summary(out: Path, names: Sequence[str], configs: Mapping[str, Any], hashes: Mapping[str, str],
+             seed_list: Sequence[int], cfg: Any, profile: str, backend: str, dtype: str, scheduler: str | None,
+             workers: int | None, argv: Sequence[str] | None, seconds: float, computed: int,
+             reused: int) -> dict[str, Any]:
+    from linrnn.suite import _versions
+
+    records = {n: [r for s in seed_list if (r := read_record(record_path(out, n, hashes[n], s))) is not None]
+               for n in names}
+    claims = [summarize_claim(n, records[n], getattr(configs[n], "alpha", None)) for n in names]
+    by_seed: dict[int, list[str]] = {}
+    for n in names:
+        for r in records[n]:
+            by_seed.setdefault(int(r["seed"]), []).append(r["result"].get("statistic_verdict", "error"))
+    complete = [s for s, v in by_seed.items() if len(v) == len(names)]
+    failed = sum("fail" in by_seed[s] for s in complete)
+    return {
+        "calibration_version": CALIBRATION_VERSION,
+        "tool": {"name": "linrnn-bias", "version": __version__},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "profile": profile,
+        "seeds": {"first": seed_list[0], "count": len(seed_list)},
+        "power_target": POWER_TARGET,
+        "claims": claims,
+        "family": {"claims": list(names), "runs": len(complete), "failed": failed,
+                   "rate": failed / len(complete) if complete else None,
+                   "ci95": clopper_pearson(failed, len(complete)), "stated": cfg.family_alpha,
+                   "note": "seeds at which any calibrated claim's statistic failed (all claims recorded)"},
+        "verdict": calibration_verdict(claims),
+        "config": cfg.as_dict(),
+        "provenance": {
+            "command": " ".join(["linrnn", "calibrate", *(argv or [])]),
+            "python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "packages": _versions(), "backend": backend, "dtype": dtype,
+            "scheduler": scheduler or "LocalCluster", "workers": workers,
+            "tasks_computed": computed, "tasks_reused": reused, "seconds": round(seconds, 3),
+            "config_hashes": dict(hashes),
+        },
+    }

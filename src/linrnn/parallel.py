@@ -1,0 +1,139 @@
+"""Running claims in other processes: tasks grouped by experiment, a process pool, Dask.
+
+A *task* is a list of experiment names run one after another in one process, so that
+the claims of one computation (the three NTK claims share one memoised width sweep,
+:mod:`linrnn.verify.claims.ntk_sweep`) compute it once: :func:`group_by_experiment`
+groups names by their :attr:`Claim.experiment`. A task's function is a top-level,
+picklable function of picklable inputs (configuration dataclasses, the
+:class:`~linrnn.core.spec.ModelSpec`), so any executor can run it:
+
+* :func:`run_experiments` (``linrnn report``): the suite's experiments by name, with
+  their :class:`linrnn.suite.Context`;
+* :func:`run_claims` (``linrnn calibrate``): registry claims ``run(config, model, seed=...)``.
+
+:func:`process_pool` is the executor of ``linrnn report --workers K``: a standard
+library ``ProcessPoolExecutor`` with the ``spawn`` start method (no fork of a process
+holding threads). :func:`dask_client` is the Dask ``distributed`` client of ``linrnn
+calibrate``: a ``LocalCluster`` over this machine's cores, or a running scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from linrnn.core.errors import UsageError
+
+DISTRIBUTED_MISSING = ("this command needs Dask distributed; install it with "
+                       "pip install 'linrnn-bias[distributed]' (or pip install 'distributed>=2024.1').")
+
+
+def group_by_experiment(names: Iterable[str], experiment_of: Mapping[str, str]) -> list[list[str]]:
+    """``names`` grouped by their experiment (``experiment_of[name]``, default the name), in first-seen order."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(experiment_of.get(n, n), []).append(n)
+    return list(groups.values())
+
+
+def default_workers() -> int:
+    """min(2, the cores this process may use)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(2, cores))
+
+
+def check_workers(workers: Any) -> int:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UsageError(f"the number of workers must be a positive integer, got {workers!r}")
+    return workers
+
+
+# ------------------------------------------------------------------ task functions
+
+
+def run_experiments(names: Sequence[str], contexts: Mapping[str, Any]) -> dict[str, tuple[dict[str, Any], float]]:
+    """Run the suite's experiments ``names`` in order, in this process: name -> (payload, seconds)."""
+    from linrnn import suite
+
+    exps = suite.experiments()
+    out: dict[str, tuple[dict[str, Any], float]] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        payload = suite._clean(exps[name](contexts[name]))
+        out[name] = (payload, time.perf_counter() - t0)
+    return out
+
+
+def run_claims(names: Sequence[str], configs: Mapping[str, Any], model: Any, seed: int, backend: str = "numpy",
+               dtype: str = "float64") -> list[dict[str, Any]]:
+    """Run the registry claims ``names`` (one experiment) at ``seed``; one record body per claim.
+
+    A record: ``claim``, ``seed``, ``seconds`` (of the whole task), and the claim's
+    ``claim_dict()`` without its figures (``result``). An exception inside a claim
+    becomes a result with verdict ``error`` and the exception's sentence.
+    """
+    from linrnn.verify.claims import REGISTRY
+
+    t0 = time.perf_counter()
+    results: list[tuple[str, dict[str, Any]]] = []
+    for name in names:
+        claim = REGISTRY[name]
+        try:
+            res = claim.run(configs[name], model, seed=seed, backend=backend, dtype=dtype, progress=None)
+            d = res.claim_dict()
+            d.pop("figures", None)
+        except Exception as exc:  # noqa: BLE001 - recorded as the outcome "error", never a pass
+            d = {"id": name, "verdict": "error", "statistic_verdict": "error", "controls": [],
+                 "error": f"the claim raised {type(exc).__name__}: {exc}", "alpha": getattr(configs[name], "alpha", None)}
+        results.append((name, d))
+    seconds = time.perf_counter() - t0
+    return [{"claim": name, "seed": seed, "seconds": seconds, "result": d} for name, d in results]
+
+
+# ------------------------------------------------------------------ executors
+
+
+def process_pool(workers: int) -> Any:
+    """A ``ProcessPoolExecutor`` of ``workers`` spawned processes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def import_distributed() -> Any:
+    """The ``distributed`` module, or a :class:`UsageError` saying in one sentence how to install it."""
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError(DISTRIBUTED_MISSING) from None
+    return distributed
+
+
+def dask_client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
+    """(client, cluster): a client of the scheduler at ``scheduler``, or of a new ``LocalCluster``.
+
+    The local cluster has ``workers`` worker processes (default: this machine's
+    cores), one thread each, no dashboard, and its logs silenced; ``cluster`` is None
+    for a running scheduler. Close both when done.
+    """
+    import logging
+
+    distributed = import_distributed()
+    if scheduler:
+        try:
+            return distributed.Client(scheduler, timeout="30s"), None
+        except (OSError, TimeoutError) as exc:
+            raise UsageError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc})") from None
+    n = workers or (os.cpu_count() or 1)
+    for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny",
+                 "distributed.core", "distributed.http.proxy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR)
+    return distributed.Client(cluster), cluster
