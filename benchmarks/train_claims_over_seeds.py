@@ -16,10 +16,10 @@ import time
 
 
 def run(out: str, seeds: list[int], names: list[str]) -> None:
-    from linrnn.suite import resolve_config
+    from linrnn.suite import resolve_config, with_family_alpha
     from linrnn.verify.claims import REGISTRY
 
-    cfg = resolve_config("quick")
+    cfg = with_family_alpha(resolve_config("quick"), list(REGISTRY))  # each claim's alpha as in `linrnn report`
     with open(out, "a", encoding="utf-8") as fh:
         for s in seeds:
             for name in names:
