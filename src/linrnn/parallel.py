@@ -134,6 +134,8 @@ def dask_client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
     for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny",
                  "distributed.core", "distributed.http.proxy"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                       silence_logs=logging.ERROR)
+    # dashboard_address=None still serves /metrics on :8787 in current distributed: ":0" takes any free
+    # port, so two clusters (two calibrations, or a test beside a running one) never collide
+    cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                       scheduler_port=0, silence_logs=logging.ERROR)
     return distributed.Client(cluster), cluster
