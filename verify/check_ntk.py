@@ -610,8 +610,9 @@ def remainder_cap(estimates: dict[int, WidthEstimate], top: int, th: Theories, a
     """R_bias of :func:`linrnn.verify.design.bias_cap` from the widths n, n/2, n/4 (min over entries; inf if unseen).
 
     The two-point estimate at n leaves r = (a(n, n/2) - a(n/2, n/4)) / 3 (for m(n) =
-    a + B/n + c/n^2); its significant part (beyond the Bonferroni 5% t critical value over
-    the entries of both arrays, pilot degrees of freedom) caps the replicas so that it stays below BIAS_FRACTION standard errors.
+    a + B/n + c/n^2); its significant part (beyond the Bonferroni t critical value at
+    :data:`linrnn.verify.design.BIAS_LEVEL` over the entries of both arrays, pilot degrees
+    of freedom) caps the replicas so that it stays below BIAS_FRACTION standard errors.
     """
     h, q = top // 2, top // 4
     if q < 1 or h == q or not {top, h, q} <= set(estimates):
@@ -620,7 +621,7 @@ def remainder_cap(estimates: dict[int, WidthEstimate], top: int, th: Theories, a
     en, eh, eq = estimates[top], estimates[h], estimates[q]
     m_all = 2 * int(np.count_nonzero(_upper(en.ntk_mean)))
     dof = min(e.replicas for e in (en, eh, eq)) - 1.0
-    k = t_isf(0.05 / (2 * m_all), dof)  # Bonferroni 5% over both arrays: a chance detection is rare
+    k = t_isf(dsg.BIAS_LEVEL / (2 * m_all), dof)  # Bonferroni over both arrays: a chance detection is rare
     for key in ("ntk", "nngp"):
         mn, mh, mq = (np.asarray(getattr(e, key + "_mean")) for e in (en, eh, eq))
         sn, sh, sq = (np.asarray(getattr(e, key + "_stderr")) for e in (en, eh, eq))
