@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from linrnn.core.errors import UsageError
+from linrnn.core.files import write_text_atomic
 from linrnn.reports.html import STYLE, esc
 from linrnn.reports.markdown import md
 from linrnn.reports.text import format_number
@@ -105,17 +105,6 @@ def render_calibration_html(data: Mapping[str, Any]) -> str:
     ]) + "\n"
 
 
-def _write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_calibration(data: Mapping[str, Any], directory: str | os.PathLike[str]) -> list[Path]:
     """Write ``calibration.json``, ``.html`` and ``.md`` into ``directory``, each atomically."""
     data = validate(data)
@@ -124,5 +113,5 @@ def write_calibration(data: Mapping[str, Any], directory: str | os.PathLike[str]
              "calibration.html": render_calibration_html(data),
              "calibration.md": render_calibration_markdown(data)}
     for name, text in texts.items():
-        _write(d / name, text)
+        write_text_atomic(d / name, text)
     return [d / n for n in texts]

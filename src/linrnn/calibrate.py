@@ -39,7 +39,6 @@ import platform
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from typing import Any
 
 from linrnn import __version__
 from linrnn.core.errors import UsageError
+from linrnn.core.files import write_text_atomic
 
 CALIBRATION_VERSION = 1
 #: A control's power below this makes ``linrnn calibrate`` exit 1.
@@ -83,15 +83,7 @@ def record_path(directory: Path, claim: str, chash: str, seed: int) -> Path:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
