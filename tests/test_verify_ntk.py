@@ -18,7 +18,16 @@ from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
 from linrnn.core.spec import ModelSpec
 from linrnn.verify import reference
-from linrnn.verify.ntk import empirical_lag_ntk, gram, lag_ntk_and_impulse, split_point_sum
+from linrnn.verify.ntk import (
+    _exact_cheaper,
+    choose_tilt,
+    empirical_lag_ntk,
+    gram,
+    lag_ntk_and_impulse,
+    split_point_sum,
+    split_point_sum_exact,
+    split_point_sum_fft,
+)
 from linrnn.verify.sample import RNNDraw, impulse_response, krylov_vectors, sample_rnn
 
 SIGMAS = {"sigma_w2": 0.8, "sigma_f2": 1.3, "sigma_c2": 0.7}
@@ -229,3 +238,122 @@ def test_value_errors(kw: dict) -> None:
     lags = kw.pop("lags", 3)
     with pytest.raises(UsageError):
         ntk_of(np.eye(4), np.ones((4, 1)), np.ones((1, 4)), lags, **kw)
+
+
+# ---- the W-part at long horizons: the tilted FFT convolution against the exact sum ----
+
+def _grams(q: float, n: int, lags: int, n_in: int = 1, n_out: int = 1, seed: int = 0, batch: int | None = None):
+    spec = ModelSpec(sigma_w2=q, n_in=n_in, n_out=n_out)
+    V, U = krylov_vectors(sample_rnn(get_backend("numpy", seed=seed), spec, n, batch=batch), lags)
+    return gram(U), gram(V)
+
+
+#: Diagonals below this carry no relative accuracy in float64 (smallest normal / eps: the Grams
+#: behind them have underflowed, q^i at long lags); their rows are outside the comparison.
+REPRESENTABLE = float(np.finfo(np.float64).smallest_normal / np.finfo(np.float64).eps)
+
+
+def _relative_to_diagonal(got: np.ndarray, ref: np.ndarray) -> float:
+    """max |got - ref| / sqrt(ref_ii ref_jj) over the entries whose two diagonals are representable."""
+    K = int(np.sqrt(ref.size))
+    diag = np.abs(np.diagonal(ref.reshape(K, K)))
+    d = np.sqrt(diag)
+    norm = d[:, None] * d[None, :]
+    rows = diag >= REPRESENTABLE
+    keep = rows[:, None] & rows[None, :]
+    assert keep.sum() > K  # the comparison covers more than one row
+    return float(np.max(np.abs(got - ref).reshape(K, K)[keep] / norm[keep]))
+
+
+@pytest.mark.parametrize("q", [0.3, 0.6, 1.0, 1.5])
+@pytest.mark.parametrize("lags, n, n_in, n_out", [(96, 64, 1, 1), (200, 512, 1, 1), (64, 24, 2, 3)])
+def test_fft_route_matches_exact_sum(q: float, lags: int, n: int, n_in: int, n_out: int) -> None:
+    Gu, Gv = _grams(q, n, lags, n_in, n_out, seed=lags + n)
+    exact = split_point_sum_exact(Gu, Gv)
+    fft, estimate = split_point_sum_fft(Gu, Gv)
+    err = _relative_to_diagonal(fft, exact)
+    assert err < 1e-12
+    assert float(estimate) < 1e-12  # the a-posteriori estimate lets ``auto`` keep it
+    assert np.array_equal(split_point_sum(Gu, Gv, "exact"), exact)
+    # auto takes the FFT here, and the full lag NTK agrees with the exact one to the same accuracy
+    assert not _exact_cheaper(lags, n_in, n_out)
+    assert _relative_to_diagonal(split_point_sum(Gu, Gv), exact) < 1e-12
+
+
+def test_untilted_fft_is_caught() -> None:
+    """Negative control: without the tilt (rho = 1) the convolution loses the decaying entries,
+    the comparison sees it, and the estimate says so, so ``auto`` would not keep it."""
+    Gu, Gv = _grams(0.5, 64, 128)
+    exact = split_point_sum_exact(Gu, Gv)
+    plain, estimate = split_point_sum_fft(Gu, Gv, log_rho=0.0)
+    assert _relative_to_diagonal(plain, exact) > 1e-6
+    assert float(estimate) > 1e-6
+    # a tilt from the data: log rho near log sqrt(q)
+    g = float(choose_tilt(Gu, Gv))
+    assert abs(g - 0.5 * np.log(0.5)) < 0.15
+
+
+def test_auto_falls_back_to_exact_where_the_estimate_fails() -> None:
+    """Grams that are not positive semi-definite have no usable diagonal: ``auto`` gives the exact sum, per draw."""
+    rng = np.random.default_rng(5)
+    L = 80
+    good_u, good_v = _grams(0.8, 32, L, batch=2)
+    bad_u = good_u.copy()
+    bad_u[1] = rng.standard_normal((L, 1, L, 1))  # draw 1: random signs
+    exact = split_point_sum_exact(bad_u, good_v)
+    fft, estimate = split_point_sum_fft(bad_u, good_v)
+    assert estimate[0] < 1e-12 and not estimate[1] < 1e-12
+    auto = split_point_sum(bad_u, good_v)
+    assert np.array_equal(auto[1], exact[1])  # the failing draw: exact
+    assert np.array_equal(auto[0], fft[0])  # the other keeps its FFT result
+    with pytest.raises(UsageError, match="split-point method"):
+        split_point_sum(good_u, good_v, "direct")
+
+
+def test_switch_takes_exact_for_short_horizons_and_many_outputs() -> None:
+    assert _exact_cheaper(8, 1, 1) and _exact_cheaper(16, 4, 4)
+    assert not _exact_cheaper(128, 1, 1) and not _exact_cheaper(128, 4, 4)
+    Gu, Gv = _grams(0.9, 16, 8, 2, 2)
+    assert np.array_equal(split_point_sum(Gu, Gv), split_point_sum_exact(Gu, Gv))
+
+
+def test_exact_sum_in_blocks_equals_one_block() -> None:
+    Gu, Gv = _grams(1.2, 16, 40, 2, 1)
+    one = split_point_sum_exact(Gu, Gv, block_bytes=2**40)
+    many = split_point_sum_exact(Gu, Gv, block_bytes=1)  # one split point per block
+    assert _relative_to_diagonal(many, one) < 1e-14  # the same products, summed in another order
+
+
+def test_reference_rows_match_exact_sum() -> None:
+    """The direct row reference used at L = 1024 agrees with the exact Toeplitz sum where both run."""
+    Gu, Gv = _grams(0.7, 32, 60)
+    exact = split_point_sum_exact(Gu, Gv).reshape(60, 60)
+    rows, diag = reference.split_point_rows(Gu[:, 0, :, 0], Gv[:, 0, :, 0], [1, 7, 59])
+    assert np.allclose(rows, exact[[1, 7, 59]], rtol=1e-13, atol=0)
+    assert np.allclose(diag, np.diagonal(exact), rtol=1e-13, atol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("q", [0.3, 1.0, 1.5])
+def test_fft_route_at_lags_1024(q: float) -> None:
+    """L = 1024 (n = 64, so the Krylov vectors are cheap): rows 1, 2, 3, 300, 512 and 1023 (those
+    that are representable) and the whole diagonal against the direct reference, relative to
+    sqrt(T_ii T_jj), within 1e-12; ``auto`` takes the FFT (the exact sum would take minutes)."""
+    L = 1024
+    Gu, Gv = _grams(q, 64, L, seed=11)
+    assert float(split_point_sum_fft(Gu, Gv)[1]) < 1e-12
+    got = split_point_sum(Gu, Gv).reshape(L, L)
+    rows = [1, 2, 3, 300, 512, L - 1]
+    ref_rows, diag = reference.split_point_rows(Gu[:, 0, :, 0], Gv[:, 0, :, 0], rows)
+    d = np.sqrt(np.abs(diag))
+    keep = diag >= REPRESENTABLE
+    assert keep.sum() > (550 if q < 1 else L - 2)  # q = 0.3: the Grams underflow beyond lag 590 or so
+    checked = 0
+    for r, i in enumerate(rows):
+        if not keep[i]:
+            continue
+        norm = d[i] * d
+        assert float(np.max(np.abs(got[i] - ref_rows[r])[keep] / norm[keep])) < 1e-12
+        checked += 1
+    assert checked >= 4
+    assert float(np.max(np.abs(np.diagonal(got) - diag)[keep] / diag[keep])) < 1e-12

@@ -43,7 +43,7 @@ from linrnn.core.errors import UsageError
 from linrnn.verify.backend import Backend, array_namespace
 from linrnn.core.spec import ModelSpec
 from linrnn.core.validate import check_size
-from linrnn.verify.ntk import lag_ntk_and_impulse
+from linrnn.verify.ntk import lag_ntk_and_impulse, split_point_items
 from linrnn.verify.sample import RNNDraw, sample_rnn
 from linrnn.verify.threads import blas_threads
 from linrnn.verify.stats import Moments
@@ -57,14 +57,14 @@ def bytes_per_draw(n: int, n_in: int, n_out: int, lags: int, itemsize: int, theo
     """Peak working memory of one draw in a chunk (bytes), an upper estimate.
 
     In the working dtype: W, F, C, (n^2 + n (n_x + n_y)) items; the Krylov vectors and
-    their transposed copy, (lags + 2) n (n_x + n_y); the Toeplitz arrangements of the
-    Gram tensors and their reshaped copies, 4 lags^3 (n_x^2 + n_y^2); the lag NTK and
-    its parts, 4 M^2 with M = lags n_x n_y. In float64: the NTK and NNGP second moment,
-    their deviations from the chunk mean, and the relative errors against each
-    theory, (4 + 2 theories) M^2.
+    their transposed copy, (lags + 2) n (n_x + n_y); the split-point sum of the W-part,
+    :func:`linrnn.verify.ntk.split_point_items` (O(lags^2 n_x^2 n_y^2): the tilted FFT
+    convolution, or the exact sum's Toeplitz blocks); the lag NTK and its parts, 4 M^2
+    with M = lags n_x n_y. In float64: the NTK and NNGP second moment, their deviations
+    from the chunk mean, and the relative errors against each theory, (4 + 2 theories) M^2.
     """
     M2 = (lags * n_in * n_out) ** 2
-    working = n * n + n * (n_in + n_out) * (lags + 2) + 4 * lags**3 * (n_in**2 + n_out**2) + 4 * M2
+    working = n * n + n * (n_in + n_out) * (lags + 2) + split_point_items(lags, n_in, n_out) + 4 * M2
     return int(working * itemsize + 8 * (4 + 2 * theories) * M2)
 
 

@@ -187,3 +187,30 @@ def check_saved_draw(path: str) -> float:
     lags = int(saved["ntk"].shape[0])
     ref = autodiff_lag_ntk(RNNDraw(saved["W"], saved["F"], saved["C"], saved_spec(saved)), lags)
     return float(np.max(np.abs(saved["ntk"] - ref)) / np.max(np.abs(ref)))
+
+
+def split_point_rows(Gu: np.ndarray, Gv: np.ndarray, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and the diagonal of the split-point sum for one output and one input (n_x = n_y = 1), directly.
+
+    T[i, j] = sum_{k<i, l<j} Gu[k, l] Gv[i-1-k, j-1-l] for Gu, Gv of shape (L, L). Row i is
+    sum_{k<i} of the full 1-D convolutions of Gu[k, :] with Gv[i-1-k, :] (numpy.convolve,
+    a direct sum), taken at j - 1; the diagonal T[i, i] is the sum of the products of
+    Gu[:i, :i] and the reversed block Gv[i-1::-1, i-1::-1]. Memory O(L^2) and time
+    O(|rows| L^3 + L^4 / 3) products at most, so it reaches L = 1024 where the Toeplitz
+    product of :func:`linrnn.verify.ntk.split_point_sum_exact` is slow: a reference that
+    shares no code with either route of :mod:`linrnn.verify.ntk`. Returns (rows (len(rows), L), diagonal (L,)).
+    """
+    Gu, Gv = np.asarray(Gu, dtype=np.float64), np.asarray(Gv, dtype=np.float64)
+    L = Gu.shape[0]
+    out = np.zeros((len(rows), L))
+    for r, i in enumerate(rows):
+        acc = np.zeros(2 * L - 1)
+        # outputs past L - 2 (discarded) may overflow for growing Grams; each output is its own sum
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(i):
+                acc += np.convolve(Gu[k], Gv[i - 1 - k])
+        out[r, 1:] = acc[: L - 1]
+    diag = np.zeros(L)
+    for i in range(1, L):
+        diag[i] = float(np.sum(Gu[:i, :i] * Gv[i - 1::-1, i - 1::-1]))
+    return out, diag
