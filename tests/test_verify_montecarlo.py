@@ -14,22 +14,22 @@ from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
 from linrnn.verify.montecarlo import bytes_per_draw, chunk_size, parse_memory, stream_seed
 from linrnn.verify.ntk import lag_ntk_and_impulse
-from linrnn.verify.sample import sample_rnn
+from linrnn.verify.draws import draw_replicas, generator, streams_per_draw
 
 from helpers import draw_of, estimate, spec_of
 from linrnn.verify.stats import entry_test
 
 
 def test_accumulation_matches_direct_computation() -> None:
-    """Means and standard errors equal those of the draws recomputed one by one from the same streams."""
+    """Means and standard errors equal those of the draws recomputed one by one from their own streams."""
     be = get_backend("numpy", seed=11)
     n, lags, R = 12, 4, 7
     est = estimate(be, n, lags=lags, n_in=2, n_out=1, param="standard", replicas=R, sigma_w2=0.7)
-    streams = [be.with_seed(stream_seed(11, n, k)) for k in range(3)]
     thetas, seconds = [], []
-    for _ in range(R):
-        d = sample_rnn(be, spec_of(n_in=2, n_out=1, param="standard", sigma_w2=0.7), n, streams=streams)
+    for r in range(R):
+        d = draw_replicas(be, spec_of(n_in=2, n_out=1, param="standard", sigma_w2=0.7), n, r, 1)
         t, L = lag_ntk_and_impulse(d, lags)
+        t, L = t[0], L[0]
         thetas.append(t)
         flat = L.reshape(-1)
         seconds.append(np.outer(flat, flat).reshape(t.shape))
@@ -146,19 +146,38 @@ def test_finite_width_bias_exists() -> None:
     assert not raw.passed and raw.worst_index[0] // 4 == 3
 
 
-@pytest.mark.parametrize("idle", [True, False])
-def test_prefetch_does_not_change_results(idle: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worker-thread draws (used when a core is idle) give the same numbers as the serial loop.
+@pytest.mark.parametrize("n", [48, 1024])
+def test_workers_do_not_change_results(n: int) -> None:
+    """One worker thread or three: the same draws bit for bit, so the same estimates (up to the
+    order of the chunk sums, which the memory budget fixes and the workers do not change)."""
+    kw = {"lags": 3, "n_in": 2, "replicas": 5}
+    if n == 1024:
+        assert streams_per_draw(n) == 4  # W in 4 row blocks, filled by different threads
+        kw["replicas"] = 3
+    runs = [estimate(get_backend("numpy", seed=8), n, workers=w, **kw) for w in (1, 2, 3)]
+    assert [r.workers for r in runs] == [1, 2, 3]
+    for r in runs[1:]:
+        assert np.array_equal(r.ntk_mean, runs[0].ntk_mean) and np.array_equal(r.nngp_stderr, runs[0].nngp_stderr)
+    other = estimate(get_backend("numpy", seed=9), n, workers=2, **kw)
+    assert not np.allclose(other.ntk_mean, runs[0].ntk_mean, rtol=1e-3)  # control: another seed differs
+    spec = spec_of(n_in=2)
+    a = draw_replicas(get_backend("numpy", seed=8), spec, n, 0, 3, workers=1)
+    b = draw_replicas(get_backend("numpy", seed=8), spec, n, 1, 2, workers=3)
+    assert np.array_equal(a.W[1:], b.W) and np.array_equal(a.F[1:], b.F) and np.array_equal(a.C[1:], b.C)
 
-    (Up to rounding: the two paths may chunk differently, which changes the order of the sums.)
-    """
-    import linrnn.verify.montecarlo as mc
 
-    kw = {"lags": 4, "n_in": 2, "replicas": 6, "max_memory": 2 * bytes_per_draw(48, 2, 1, 4, 8) + 48 * 48 * 8}
-    monkeypatch.setattr(mc, "spare_core", lambda: idle)
-    a = estimate(get_backend("numpy", seed=8), 48, **kw)
-    monkeypatch.setattr(mc, "spare_core", lambda: not idle)
-    b = estimate(get_backend("numpy", seed=8), 48, **kw)
-    assert np.allclose(a.ntk_mean, b.ntk_mean, rtol=1e-13) and np.allclose(a.nngp_stderr, b.nngp_stderr, rtol=1e-11)
-    c = estimate(get_backend("numpy", seed=9), 48, **kw)
-    assert not np.allclose(a.ntk_mean, c.ntk_mean, rtol=1e-3)  # control: another seed differs
+def test_streams_are_independent_and_normal() -> None:
+    """Blocks of one draw and draws of one width come from different streams (no repeated numbers),
+    and the entries of a drawn W have the stated variance (a z-test on the sample variance)."""
+    x = generator(0, 64, 0, 0).standard_normal(1000)
+    for key in ((64, 0, 1), (64, 1, 0), (32, 0, 0)):
+        y = generator(0, *key).standard_normal(1000)
+        assert abs(np.corrcoef(x, y)[0, 1]) < 0.2
+    spec = spec_of(sigma_w2=0.8)
+    d = draw_replicas(get_backend("numpy", seed=4), spec, 1024, 0, 1, workers=2)
+    W = d.W[0]
+    var = spec.raw_stds(1024)[2] ** 2
+    z = (W.var() - var) / (var * np.sqrt(2.0 / W.size))
+    assert abs(z) < 4.0
+    halves = (W[:256].var(), W[768:].var())  # the first and last stream's rows
+    assert all(abs(h - var) < 5 * var * np.sqrt(2.0 / (256 * 1024)) for h in halves)

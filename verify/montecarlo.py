@@ -16,23 +16,24 @@ Draws are batched and chunked: a chunk of r draws holds r copies of W and the
 per-draw work arrays (:func:`bytes_per_draw`), and r is the largest count that fits
 ``max_memory`` (NumPy additionally caps a chunk at 16 MB, :data:`CPU_CHUNK_BYTES`, so
 that the chunk's matrices stay in cache across the passes; batching on a CPU only
-saves Python overhead). On NumPy the next chunk is drawn in a worker thread while
-the current one is processed, when the budget holds both and a core is idle
-(:func:`spare_core`); the time per draw is then the larger of drawing and the
-passes over W, not their sum. BLAS is held to one thread on NumPy: the passes are
-memory-bound matrix-vector products, one thread streams W nearly as fast as many,
-and spare threads would only compete with the generator (on a shared machine a
-spinning BLAS pool slows a matrix-vector product by several times). Random
-numbers come from three backend generators (for W, F and C) seeded from (seed, n, stream), so a width's draws do not depend on the
-chunk size, on the other widths of a sweep, or on the order in which they run.
+saves Python overhead). Random numbers come from independent streams per draw and
+per block of rows of W (:mod:`linrnn.verify.draws`, ``numpy.random.SeedSequence``
+spawning keyed by (seed, n, draw, block)), filled by ``workers`` threads: the next
+chunk is drawn by helper threads while the current one is processed (when the
+budget holds both), and the calling thread fills what is left when it needs the
+chunk. So both cores generate, the time per draw approaches the larger of drawing
+with both cores and the passes over W, and the numbers, hence the results, do not
+depend on the number of workers, on the chunk size, on the other widths of a sweep
+or on the order in which they run. BLAS is held to one thread on NumPy: the passes
+are memory-bound matrix-vector products, one thread streams W nearly as fast as
+many, and spare threads would only compete with the generators (on a shared machine
+a spinning BLAS pool slows a matrix-vector product by several times).
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +45,7 @@ from linrnn.verify.backend import Backend, array_namespace
 from linrnn.core.spec import ModelSpec
 from linrnn.core.validate import check_size
 from linrnn.verify.ntk import lag_ntk_and_impulse, split_point_items
-from linrnn.verify.sample import RNNDraw, sample_rnn
+from linrnn.verify.draws import DrawMaker, default_workers
 from linrnn.verify.threads import blas_threads
 from linrnn.verify.stats import Moments
 
@@ -102,37 +103,6 @@ def chunk_size(per_draw: int, max_memory: int, replicas: int, backend_name: str,
     return max(1, min(replicas, budget // per_draw))
 
 
-def _prefetched(items: Iterator[RNNDraw]) -> Iterator[RNNDraw]:
-    """Yield from ``items`` while a worker thread already produces the next item.
-
-    At most two items exist at a time: the one yielded and the one being made.
-    NumPy's generator and BLAS release the GIL, so drawing and the matrix-vector
-    passes overlap on two cores.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-draws") as pool:
-        future = pool.submit(next, items, None)
-        while True:
-            item = future.result()
-            if item is None:
-                return
-            future = pool.submit(next, items, None)
-            yield item
-
-
-def spare_core() -> bool:
-    """Whether a second CPU thread would find an idle core: 1-minute load < cores - 1/2.
-
-    Drawing in a worker thread while the passes run only pays when a core is free;
-    on a saturated (shared) machine the two threads share one core and the
-    switching costs more than it saves. Results do not depend on this choice.
-    """
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return True
-    return load < (os.cpu_count() or 1) - 0.5
-
-
 def stream_seed(seed: int | None, n: int, stream: int) -> int | None:
     """An integer seed for generator ``stream`` (0: W, 1: F, 2: C) at width n, from ``seed``."""
     if seed is None:
@@ -156,6 +126,7 @@ class WidthEstimate:
     seconds: float = 0.0
     chunk: int = 1
     prefetch: bool = False
+    workers: int = 1
     first_draw: dict[str, np.ndarray] | None = None
 
 
@@ -170,13 +141,16 @@ def estimate_width(
     theories: Mapping[str, np.ndarray] | None = None,
     keep_first: bool = False,
     on_chunk: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> WidthEstimate:
     """Mean and standard error of the lag NTK and of the NNGP second moment over ``replicas`` draws.
 
     ``theories`` maps names to arrays of the lag-NTK shape; for each, the per-draw
     relative Frobenius error is averaged (module docstring). ``keep_first`` keeps the
     raw W, F, C and the lag NTK of the first draw (host copies). ``on_chunk(r)`` is
-    called after every chunk of r draws (for a progress bar).
+    called after every chunk of r draws (for a progress bar). ``workers`` threads draw the
+    random numbers (default min(2, cores)); draw r's numbers come from streams of its own
+    (:mod:`linrnn.verify.draws`), so the result does not depend on ``workers`` or on the chunking.
     """
     n, lags = check_size("width n", n), check_size("lags", lags)
     n_in, n_out = spec.n_in, spec.n_out
@@ -185,19 +159,12 @@ def estimate_width(
     itemsize = backend.itemsize
     per_draw = bytes_per_draw(n, n_in, n_out, lags, itemsize, len(theories))
     chunk_size(per_draw, max_memory, replicas, backend.name, n=n)  # raises if one draw does not fit
-    # NumPy: draw the next chunk in a second thread while this one is processed,
-    # when the budget holds the next chunk's parameters as well
+    # the next chunk is drawn (by the helper threads) while this one is processed, when the
+    # budget holds the next chunk's parameters as well
     in_flight = (n * n + n * (n_in + n_out)) * itemsize
-    prefetch = backend.name == "numpy" and per_draw + in_flight <= max_memory and spare_core()
-    chunk = chunk_size(per_draw + in_flight if prefetch else per_draw, max_memory, replicas, backend.name, n=n)
-    streams = [backend.with_seed(stream_seed(backend.seed, n, k)) for k in range(3)]
-
-    def draws() -> Iterator[RNNDraw]:
-        done = 0
-        while done < replicas:
-            r = min(chunk, replicas - done)
-            yield sample_rnn(backend, spec, n, batch=r, streams=streams)
-            done += r
+    pipelined = backend.name != "cupy" and per_draw + in_flight <= max_memory
+    chunk = chunk_size(per_draw + in_flight if pipelined else per_draw, max_memory, replicas, backend.name, n=n)
+    workers = default_workers() if workers is None else check_size("workers", workers)
 
     # theory arrays come from the host (linrnn.derive); their flat float64 copies go to the device once
     dev_theories = {name: backend.asarray(np.reshape(np.asarray(t), (-1,)), dtype="float64") for name, t in theories.items()}
@@ -207,8 +174,13 @@ def estimate_width(
     first: dict[str, np.ndarray] | None = None
     M = lags * n_out * n_in
     t0 = time.perf_counter()
-    with blas_threads(1) if backend.name == "numpy" else nullcontext():
-        for draw in _prefetched(draws()) if prefetch else draws():
+    with blas_threads(1) if backend.name == "numpy" else nullcontext(), DrawMaker(backend, spec, n, workers=workers) as maker:
+        pending: Any = maker.start(0, min(chunk, replicas))
+        while pending is not None:
+            current = pending
+            draw = maker.finish(current)
+            after = current.first + current.count
+            pending = maker.start(after, min(chunk, replicas - after)) if after < replicas else None
             r = int(draw.W.shape[0])
             theta, L = lag_ntk_and_impulse(draw, lags)
             xp = array_namespace(theta)
@@ -231,6 +203,7 @@ def estimate_width(
                     "ntk": backend.to_numpy(theta[0, ...]).copy(),
                 }
             del draw, theta, L, theta64, L64, second
+            maker.recycle(current)
             if on_chunk is not None:
                 on_chunk(r)
     backend.synchronize()
@@ -247,6 +220,7 @@ def estimate_width(
         rel_error_stderr={k: float(v.stderr) for k, v in rel.items()},
         seconds=time.perf_counter() - t0,
         chunk=chunk,
-        prefetch=prefetch,
+        prefetch=pipelined and workers > 1,
+        workers=workers,
         first_draw=first,
     )

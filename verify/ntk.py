@@ -199,7 +199,7 @@ def _diagonal_profile(Gu: Any, Gv: Any) -> tuple[Any, Any, Any, Any]:
     return lu, lv, logD, representable
 
 
-def choose_tilt(Gu: Any, Gv: Any, grid: int = 33) -> Any:
+def choose_tilt(Gu: Any, Gv: Any, grid: int = 33, *, profile: tuple[Any, Any, Any, Any] | None = None) -> Any:
     """The log of the tilt rho, per draw (shape of the batch axes), chosen from the Gram diagonals.
 
     The FFT route convolves A~[k,l] = rho^-(k+l) Gu[k,l] and B~[m,p] = rho^-(m+p) Gv[m,p]. Its
@@ -220,7 +220,7 @@ def choose_tilt(Gu: Any, Gv: Any, grid: int = 33) -> Any:
     xp = array_namespace(Gu)
     dev = device(Gu)
     M = Gu.shape[-4] - 1
-    lu, lv, logD, representable = _diagonal_profile(Gu, Gv)
+    lu, lv, logD, representable = _diagonal_profile(Gu, Gv) if profile is None else profile
     # the bracket: the extreme step-to-step rates of the diagonals (half, as rho^2 is the rate)
     steps = xp.concat([lu[..., 1:] - lu[..., :-1], lv[..., 1:] - lv[..., :-1]], axis=-1) / 2
     ok = xp.abs(steps) < 1e3
@@ -258,7 +258,9 @@ def _levels(M: int) -> list[tuple[int, int]]:
     return out
 
 
-def split_point_sum_fft(Gu: Any, Gv: Any, log_rho: Any | None = None) -> tuple[Any, Any]:
+def split_point_sum_fft(
+    Gu: Any, Gv: Any, log_rho: Any | None = None, *, profile: tuple[Any, Any, Any, Any] | None = None
+) -> tuple[Any, Any]:
     """The split-point sum by tilted 2-D FFT convolutions, and its estimated relative error per draw.
 
     With g = log rho (:func:`choose_tilt` unless given; one per draw),
@@ -293,18 +295,20 @@ def split_point_sum_fft(Gu: Any, Gv: Any, log_rho: Any | None = None) -> tuple[A
     if L < 2:
         return (xp.zeros(lead + (L, ny, nx, L, ny, nx), dtype=dt, device=dev), xp.zeros(lead, dtype=dt, device=dev))
     M = L - 1
-    g = choose_tilt(Gu, Gv) if log_rho is None else xp.asarray(log_rho, dtype=dt, device=dev)
+    profile = _diagonal_profile(Gu, Gv) if profile is None else profile
+    g = choose_tilt(Gu, Gv, profile=profile) if log_rho is None else xp.asarray(log_rho, dtype=dt, device=dev)
     g = xp.broadcast_to(g, lead)
     k = xp.astype(xp.arange(M, device=dev), dt)
-    # rho^-k applied as two factors rho^(-k/2) per axis, so that no factor overflows while the
-    # entries it lifts (about rho^(k+l) Gu[0,0]) are representable
-    half = xp.exp(-0.5 * g[..., None] * k)  # (..., M)
+    # rho^-k per axis, as one factor where no factor overflows, else as two factors rho^(-k/2), so
+    # that the entries it lifts (about rho^(k+l) Gu[0,0]) stay representable on the way
+    parts = 1 if float(xp.max(xp.abs(g))) * M <= _MAX_TILT_EXPONENT else 2
+    factor = xp.exp(-(g[..., None] * k) / parts)  # (..., M)
     A, B = Gu[..., :M, :, :M, :], Gv[..., :M, :, :M, :]
-    for _ in range(2):
-        A = A * half[..., :, None, None, None]
-        A = A * half[..., None, None, :, None]
-        B = B * half[..., :, None, None, None]
-        B = B * half[..., None, None, :, None]
+    for _ in range(parts):
+        A = A * factor[..., :, None, None, None]
+        A = A * factor[..., None, None, :, None]
+        B = B * factor[..., :, None, None, None]
+        B = B * factor[..., None, None, :, None]
     eps = float(xp.finfo(dt).eps)
     # squared norms of the rows of A~ and B~ per component pair, cumulated: ||A~[:r]_aa'||_F^2
     rows_a = xp.cumulative_sum(xp.sum(A * A, axis=nd + 2), axis=nd)  # (..., M, ny, ny)
@@ -337,7 +341,7 @@ def split_point_sum_fft(Gu: Any, Gv: Any, log_rho: Any | None = None) -> tuple[A
     diag = xp.reshape(xp.linalg.diagonal(xp.reshape(C, lead + (K, K))), lead + (M, ny, nx))
     # rows below the normal range of the dtype (underflowed Grams, q^i at long lags) carry no
     # relative accuracy in any route and are left out of the estimate
-    counted = _diagonal_profile(Gu, Gv)[3][..., :, None, None]
+    counted = profile[3][..., :, None, None]
     diag = xp.where(counted, diag, xp.full_like(diag, float(xp.finfo(dt).max)))
     rel = xp.zeros(lead, dtype=dt, device=dev)
     later = None  # min over the rows of this and later levels of the diagonal, less its error
@@ -351,15 +355,14 @@ def split_point_sum_fft(Gu: Any, Gv: Any, log_rho: Any | None = None) -> tuple[A
         ratio = xp.reshape(bound / xp.sqrt(lo[..., :, :, None, None] * la[..., None, None, :, :]), lead + (ny * nx * ny * nx,))
         level = xp.where(ok, xp.max(ratio, axis=-1), xp.full(lead, math.inf, dtype=dt, device=dev))
         rel = xp.maximum(rel, level)
-    back = xp.exp(0.5 * g[..., None] * k)  # (..., M): rho^((i-1)/2), applied twice per axis
-    for _ in range(2):
+    back = xp.exp((g[..., None] * k) / parts)  # (..., M): rho^((i-1)/parts)
+    for _ in range(parts):
         C = C * back[..., :, None, None, None, None, None]
-        C = C * back[..., None, None, None, :, None, None]
+        C *= back[..., None, None, None, :, None, None]
     # zero row and column for i = 0 and j = 0
-    zi = xp.zeros(lead + (1, ny, nx, M, ny, nx), dtype=dt, device=dev)
-    C = xp.concat([zi, C], axis=nd)
-    zj = xp.zeros(lead + (L, ny, nx, 1, ny, nx), dtype=dt, device=dev)
-    return xp.concat([zj, C], axis=nd + 3), rel
+    out = xp.zeros(lead + (L, ny, nx, L, ny, nx), dtype=dt, device=dev)
+    out[..., 1:, :, :, 1:, :, :] = C
+    return out, rel
 
 
 def _exact_cheaper(L: int, nx: int, ny: int) -> bool:
@@ -439,10 +442,11 @@ def split_point_sum(Gu: Any, Gv: Any, method: str = "auto", *, tol: float | None
         tol = FFT_TOLERANCE_EPS * float(xp.finfo(Gu.dtype).eps)
     if not bool(xp.all(xp.isfinite(Gu))) or not bool(xp.all(xp.isfinite(Gv))):
         return split_point_sum_exact(Gu, Gv)  # overflowed Grams: the plain sums say where
-    g = choose_tilt(Gu, Gv)
+    profile = _diagonal_profile(Gu, Gv)
+    g = choose_tilt(Gu, Gv, profile=profile)
     if float(xp.max(xp.abs(g))) * (L - 2) / 2 > _MAX_TILT_EXPONENT:
         return split_point_sum_exact(Gu, Gv)
-    T, rel = split_point_sum_fft(Gu, Gv, g)
+    T, rel = split_point_sum_fft(Gu, Gv, g, profile=profile)
     good = rel <= tol
     if bool(xp.all(good)):
         return T
