@@ -21,6 +21,22 @@ Every figure is a ratio measured in this one run (``python benchmarks/bench_ntk.
    time, and on a GPU its fraction of the device's peak (memory clock x bus width).
 
 Results go to ``benchmarks/results/bench_ntk_<backend>.json`` (or ``--out``).
+
+For the suite (``python benchmarks/run.py``), :func:`cases` measures, side by side:
+
+* ``lag_ntk_fft_vs_exact``: ``empirical_lag_ntk`` (the tilted FFT route of the W-part) against
+  the same function with the exact split-point sum in one block, the algorithm before
+  issue 11, at n = 512, L = 512 (target >= 50x), and their agreement relative to
+  sqrt(Theta_ii Theta_jj);
+* ``lag_ntk_L1024``: the time per draw at n = 512, L = 1024 against the budget of 0.5 s
+  (ratio = 0.5 s / time, target >= 1);
+* ``lag_ntk_vs_autodiff`` and ``lag_ntk_vs_dense_jacobian`` at n = 512, L = 32 (item 1 above);
+* ``split_point_switch``: the route ``auto`` takes against the faster of the two routes,
+  at short horizons and several n_x = n_y (ratio = chosen / fastest, target <= 2);
+* ``montecarlo_floor``: ``linrnn verify ntk``'s per-draw time at n = 2048, L = 16
+  (``estimate_width``, two workers) against the floor of both cores, the larger of drawing
+  the n x n matrix with two generator streams in two threads and the 2 (L - 1) passes
+  over W (target <= 1.2).
 """
 
 from __future__ import annotations
@@ -41,10 +57,14 @@ import numpy as np
 from linrnn.verify.backend import Backend, get_backend
 from linrnn.core.spec import ModelSpec
 from linrnn.verify.montecarlo import estimate_width
+from linrnn.verify import ntk as ntk_mod
 from linrnn.verify.ntk import empirical_lag_ntk
 from linrnn.verify.reference import autodiff_lag_ntk, dense_jacobian_lag_ntk
 from linrnn.verify.sample import RNNDraw, krylov_vectors, sample_rnn
 from linrnn.verify.threads import blas_threads
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
 
 
 def timed(fn: Callable[[], Any], backend: Backend, repeats: int) -> tuple[float, Any]:
@@ -141,6 +161,151 @@ def bench_montecarlo(backend: Backend, n: int, lags: int, replicas: int, repeats
         "peak_bandwidth_GBps": None if peak is None else peak / 1e9,
         "bandwidth_fraction": None if peak is None else bandwidth / peak,
     }
+
+
+def _rel_to_diagonal(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| / sqrt(b_ii b_jj) (entries whose diagonals are normal numbers)."""
+    K = int(round(np.sqrt(b.size)))
+    d = np.abs(np.diagonal(b.reshape(K, K)))
+    keep = d >= np.finfo(np.float64).smallest_normal / np.finfo(np.float64).eps
+    norm = np.sqrt(d[:, None] * d[None, :])
+    mask = keep[:, None] & keep[None, :]
+    return float(np.max(np.abs(a - b).reshape(K, K)[mask] / norm[mask]))
+
+
+def _one_block_exact(draw: RNNDraw, lags: int) -> Any:
+    """empirical_lag_ntk with the exact split-point sum in one Toeplitz block: the algorithm before issue 11."""
+    old = ntk_mod.EXACT_BLOCK_BYTES
+    ntk_mod.EXACT_BLOCK_BYTES = 2**62
+    try:
+        return empirical_lag_ntk(draw, lags, method="exact")
+    finally:
+        ntk_mod.EXACT_BLOCK_BYTES = old
+
+
+def case_fft_vs_exact(n: int, lags: int, repeats: int, command: str) -> dict[str, Any]:
+    be = get_backend("numpy", seed=0)
+    draw = sample_rnn(be, ModelSpec(), n)
+    t_new, new = harness.best_time(lambda: empirical_lag_ntk(draw, lags), repeats)
+    t_old, old = harness.best_time(lambda: _one_block_exact(draw, lags), max(1, repeats // 3), warmup=0)
+    return harness.case(
+        f"lag_ntk_fft_vs_exact_n{n}_L{lags}", subject="empirical_lag_ntk (tilted FFT route)",
+        baseline="empirical_lag_ntk, exact split-point sum in one block (before issue 11)",
+        seconds={"subject": t_new, "baseline": t_old}, target=50.0 if (n, lags) == (512, 512) else None, command=command,
+        detail={"n": n, "lags": lags, "n_x": 1, "n_y": 1, "dtype": "float64", "q": 1.0,
+                "agreement_rel_to_sqrt_diag": _rel_to_diagonal(new, old), "blas": "default threads"})
+
+
+def case_budget(n: int, lags: int, repeats: int, command: str, budget: float = 0.5) -> dict[str, Any]:
+    be = get_backend("numpy", seed=1)
+    draw = sample_rnn(be, ModelSpec(sigma_w2=0.9), n)
+    t, _ = harness.best_time(lambda: empirical_lag_ntk(draw, lags), repeats)
+    return harness.case(
+        f"lag_ntk_n{n}_L{lags}_budget", subject=f"empirical_lag_ntk at n = {n}, L = {lags}",
+        baseline=f"budget {budget:g} s per draw (issue 11)", seconds={"subject": t, "baseline": budget},
+        target=1.0, command=command, detail={"n": n, "lags": lags, "q": 0.9, "seconds_per_draw": t})
+
+
+def cases_dense(n: int, lags: int, repeats: int, command: str) -> list[dict[str, Any]]:
+    s = bench_structured_vs_dense(get_backend("numpy", seed=0), n, lags, repeats)
+    det = {"n": n, "lags": lags, "dtype": "float64", "structured_setting": s["structured_setting"]}
+    return [
+        harness.case(f"lag_ntk_vs_autodiff_n{n}_L{lags}", subject="empirical_lag_ntk",
+                     baseline="reverse-mode autodiff Jacobian NTK emulated in NumPy (verify.reference)",
+                     seconds={"subject": s["structured_s"], "baseline": s["autodiff_s"]}, target=None, command=command,
+                     detail={**det, "agreement": s["agreement_vs_autodiff"]}),
+        harness.case(f"lag_ntk_vs_dense_jacobian_n{n}_L{lags}", subject="empirical_lag_ntk",
+                     baseline="dense-Jacobian NTK, one GEMM per lag (verify.reference)",
+                     seconds={"subject": s["structured_s"], "baseline": s["dense_jacobian_s"]}, target=None,
+                     command=command, detail={**det, "agreement": s["agreement_vs_dense"]}),
+    ]
+
+
+def case_switch(configs: list[tuple[int, int]], repeats: int, command: str) -> dict[str, Any]:
+    """The route ``auto`` takes against the faster route, at each (L, n_x = n_y); the worst ratio."""
+    rows = []
+    with blas_threads(1):
+        for lags, k in configs:
+            be = get_backend("numpy", seed=lags + k)
+            V, U = krylov_vectors(sample_rnn(be, ModelSpec(n_in=k, n_out=k), 64), lags)
+            Gu, Gv = ntk_mod.gram(U), ntk_mod.gram(V)
+            t_exact, _ = harness.best_time(lambda: ntk_mod.split_point_sum_exact(Gu, Gv), repeats)
+            t_fft, _ = harness.best_time(lambda: ntk_mod.split_point_sum_fft(Gu, Gv), repeats)
+            t_auto, _ = harness.best_time(lambda: ntk_mod.split_point_sum(Gu, Gv), repeats)
+            chosen = "exact" if ntk_mod._exact_cheaper(lags, k, k) else "fft"
+            rows.append({"lags": lags, "n_x": k, "n_y": k, "exact_s": t_exact, "fft_s": t_fft, "auto_s": t_auto,
+                         "chosen": chosen, "ratio": t_auto / min(t_exact, t_fft)})
+    worst = max(rows, key=lambda r: r["ratio"])
+    return harness.case(
+        "split_point_switch", subject="split_point_sum(method='auto')", baseline="the faster of the exact and FFT routes",
+        seconds={"subject": worst["auto_s"], "baseline": min(worst["exact_s"], worst["fft_s"])}, ratio=worst["ratio"],
+        goal="<=", target=2.0, command=command, detail={"configs": rows, "worst": worst, "blas": "1 thread"})
+
+
+def two_stream_draw(n: int, itemsize: int = 8) -> float:
+    """Seconds to fill an n x n matrix with standard normals from two generators in two threads (best of 5)."""
+    import threading
+
+    W = np.empty((n, n), dtype=np.float64 if itemsize == 8 else np.float32)
+    halves = ((0, n // 2), (n // 2, n))
+
+    def once() -> None:
+        gens = [np.random.default_rng(k) for k in range(2)]
+        ts = [threading.Thread(target=g.standard_normal, kwargs={"dtype": W.dtype, "out": W[a:b]})
+              for g, (a, b) in zip(gens, halves)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    return harness.best_time(once, 5)[0]
+
+
+def case_montecarlo(n: int, lags: int, replicas: int, repeats: int, command: str) -> dict[str, Any]:
+    be = get_backend("numpy", seed=0)
+    time.sleep(1.0)  # an OpenBLAS pool used with several threads just before keeps spinning for a while
+    per: dict[int, list[float]] = {2: [], 1: []}
+    for _ in range(repeats):
+        for w in (2, 1):
+            t0 = time.perf_counter()
+            estimate_width(be, ModelSpec(), n, lags=lags, replicas=replicas, workers=w)
+            per[w].append((time.perf_counter() - t0) / replicas)
+    t_draw2 = two_stream_draw(n)
+    W = be.normal((n, n))
+    x = be.normal((n, 1))
+    with blas_threads(1):
+        t_pass = harness.median_time(lambda: W @ x, 20 * repeats)
+    passes = 2 * (lags - 1)
+    floor = max(t_draw2, passes * t_pass)
+    subject = min(per[2])
+    return harness.case(
+        f"montecarlo_floor_n{n}_L{lags}", subject="estimate_width per draw, 2 workers (linrnn verify ntk)",
+        baseline="floor of both cores: max(draw W with two streams, 2 (L-1) passes over W)",
+        seconds={"subject": subject, "baseline": floor, "one_worker": min(per[1]), "draw_two_streams": t_draw2,
+                 "passes": passes * t_pass},
+        ratio=subject / floor, goal="<=", target=1.2 if (n, lags) == (2048, 16) else None, command=command,
+        detail={"n": n, "lags": lags, "replicas": replicas, "repeats": repeats, "floor_is": "draw" if t_draw2 >= passes * t_pass else "passes",
+                "per_draw_runs_2_workers": per[2], "per_draw_runs_1_worker": per[1]})
+
+
+def cases(quick: bool) -> list[dict[str, Any]]:
+    """The suite's NTK cases (module docstring); ``quick``: small sizes."""
+    cmd = "python benchmarks/run.py --only ntk" + (" --quick" if quick else "")
+    out: list[dict[str, Any]] = []
+    if quick:
+        out.append(case_fft_vs_exact(128, 96, 3, cmd))
+        out.append(case_budget(128, 256, 2, cmd))
+        out += cases_dense(128, 16, 2, cmd)
+        out.append(case_switch([(16, 1), (64, 1)], 3, cmd))
+        out.append(case_montecarlo(256, 8, 4, 1, cmd))
+        return out
+    out.append(case_fft_vs_exact(512, 512, 3, cmd))
+    out.append(case_fft_vs_exact(512, 256, 5, cmd))
+    out.append(case_budget(512, 1024, 3, cmd))
+    out += cases_dense(512, 32, 5, cmd)
+    out.append(case_switch([(8, 1), (16, 1), (32, 1), (64, 1), (16, 2), (32, 2), (16, 4), (32, 4), (48, 4)], 5, cmd))
+    out.append(case_montecarlo(2048, 16, 16, 3, cmd))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,7 +95,7 @@ def _fast_length(n: int) -> int:
     return best
 
 
-def split_point_sum_exact(Gu: Any, Gv: Any, *, block_bytes: int = EXACT_BLOCK_BYTES) -> Any:
+def split_point_sum_exact(Gu: Any, Gv: Any, *, block_bytes: int | None = None) -> Any:
     """T[i,a,b,j,a',b'] = sum_{k<i, l<j} Gu[k,a,l,a'] Gv[i-1-k,b,j-1-l,b'] (zero where i or j is 0), summed exactly.
 
     ``Gu``: (..., L, n_y, L, n_y), ``Gv``: (..., L, n_x, L, n_x); result
@@ -103,7 +103,9 @@ def split_point_sum_exact(Gu: Any, Gv: Any, *, block_bytes: int = EXACT_BLOCK_BY
     where K[i,m,l] = Gu[i-1-m, l] and B[m,j,l] = Gv[m, j-1-l] (zero for negative indices):
     a matrix product of shapes (L n_y^2, (L-1)^2) x ((L-1)^2, L n_x^2), taken over blocks of
     the split point m so that the Toeplitz arrangements of one block stay within
-    ``block_bytes`` (memory O(L^2 (n_x^2 + n_y^2)) beyond that, time O(L^4 n_x^2 n_y^2)).
+    ``block_bytes`` (default :data:`EXACT_BLOCK_BYTES`; memory O(L^2 (n_x^2 + n_y^2)) beyond that,
+    time O(L^4 n_x^2 n_y^2)). With one block (a ``block_bytes`` above the whole arrangement) this is
+    the algorithm used before the FFT route, whose Toeplitz arrangements take O(L^3) memory.
     Every entry is a plain sum of products, so entries that decay like q^(i+j) keep
     their relative accuracy: this is the reference the FFT route is tested against.
     """
@@ -119,6 +121,7 @@ def split_point_sum_exact(Gu: Any, Gv: Any, *, block_bytes: int = EXACT_BLOCK_BY
     for s in lead:
         batch *= s
     per_m = 8 * batch * L * M * (nx * nx + ny * ny) * 2  # K and Bt, and their permuted copies
+    block_bytes = EXACT_BLOCK_BYTES if block_bytes is None else block_bytes
     step = max(1, min(M, block_bytes // max(per_m, 1)))
     keep = tuple(range(nd))
     i = xp.arange(L, device=dev)[:, None]
@@ -456,12 +459,12 @@ def split_point_sum(Gu: Any, Gv: Any, method: str = "auto", *, tol: float | None
     return xp.where(xp.reshape(good, good.shape + (1,) * 6), T, exact)
 
 
-def lag_ntk_from_krylov(V: Any, U: Any, spec: ModelSpec, n: int) -> Any:
+def lag_ntk_from_krylov(V: Any, U: Any, spec: ModelSpec, n: int, *, method: str = "auto") -> Any:
     """Assemble Theta (..., L, n_y, n_x, L, n_y, n_x) from Krylov vectors V (..., L, n_x, n), U (..., L, n_y, n).
 
     The prefactor s, the scales (alpha_C, alpha_F, alpha_W) and the multipliers
     (eta_C, eta_F, eta_W) come from ``spec`` at width ``n``; see the module docstring
-    for the formula.
+    for the formula. ``method`` chooses the route of the W-part (:func:`split_point_sum`).
     """
     xp = array_namespace(V)
     s = spec.ntk_prefactor(n)
@@ -479,7 +482,7 @@ def lag_ntk_from_krylov(V: Any, U: Any, spec: ModelSpec, n: int) -> Any:
         eye_x = xp.eye(nx, dtype=V.dtype, device=dev)[None, None, :, None, None, :]
         theta += (s * eta_f * a_f**2) * Gu[..., :, :, None, :, :, None] * eye_x
     if eta_w and L > 1:
-        theta += (s * eta_w * a_w**2) * split_point_sum(Gu, Gv)
+        theta += (s * eta_w * a_w**2) * split_point_sum(Gu, Gv, method)
     return theta
 
 
@@ -495,7 +498,7 @@ def lag_ntk_and_impulse(draw: RNNDraw, lags: int) -> tuple[Any, Any]:
     return theta, impulse_response_from_krylov(V, U[..., 0, :, :])
 
 
-def empirical_lag_ntk(draw: RNNDraw, lags: int) -> Any:
+def empirical_lag_ntk(draw: RNNDraw, lags: int, *, method: str = "auto") -> Any:
     """The exact lag NTK of the linear RNN ``draw`` (raw parameters W, F, C and their spec).
 
     Theta[(i,a,b), (j,a',b')] = s * sum_{P in C,F,W} eta_P <dL_i[a,b]/dP, dL_j[a',b']/dP>
@@ -505,8 +508,11 @@ def empirical_lag_ntk(draw: RNNDraw, lags: int) -> Any:
     eta_P come from ``draw.spec``.
 
     Computed from the Krylov vectors and their Gram tensors (module docstring), at
-    cost O(lags n^2 (n_x + n_y)) plus terms independent of n.
+    cost O(lags n^2 (n_x + n_y)) plus terms independent of n. ``method``: the route of
+    the W-part, ``auto`` (default), ``fft`` or ``exact`` (:func:`split_point_sum`).
     """
     lags = check_size("lags", lags)
+    if method not in SPLIT_METHODS:
+        raise UsageError(f"unknown split-point method {method!r}; choose one of {', '.join(SPLIT_METHODS)}")
     V, U = krylov_vectors(draw, lags)
-    return lag_ntk_from_krylov(V, U, draw.spec, draw.n)
+    return lag_ntk_from_krylov(V, U, draw.spec, draw.n, method=method)
