@@ -299,5 +299,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if check["identical"] else 1
 
 
+def cases(quick: bool) -> list[dict[str, Any]]:
+    """The suite's cases (``benchmarks/run.py``): one training step, engine vs BPTT (target >= 20x).
+
+    Quick: width 64 and fewer repeats. The full-size run is the issue 4 setting.
+    """
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import harness
+
+    n = 64 if quick else 256
+    cmd = "python benchmarks/run.py --only train" + (" --quick" if quick else "")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "r.json"
+        argv = ["--width", str(n), "--out", str(out)] + (["--repeats", "2", "--steps", "5"] if quick else [])
+        main(argv)
+        r = json.loads(out.read_text())
+    return [harness.case(
+        f"train_step_vs_bptt_n{n}", subject="train_rnn step (lagged correlations, Krylov vectors)",
+        baseline="BPTT step, vectorised over sequences (this file)",
+        seconds={"subject": r["timings"]["engine_step_s"]["median"], "baseline": r["timings"]["bptt_step_s"]["median"]},
+        ratio=r["speedup"]["paired_median"], target=TARGET, command=cmd,
+        detail={"config": r["config"], "identical_trajectories": r["check"]["identical"],
+                "ratio_is": "median of paired (interleaved) runs"})]
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

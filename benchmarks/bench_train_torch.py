@@ -28,7 +28,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n-seq", type=int, default=64)
     p.add_argument("--seq-len", type=int, default=64)
@@ -36,7 +36,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_train_torch.json"))
-    args = p.parse_args()
+    args = p.parse_args(argv)
     try:
         import torch
     except ImportError:
@@ -110,6 +110,35 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
+
+
+def cases(quick: bool) -> list[dict]:
+    """The suite's case: one training step, engine vs torch autograd BPTT (N = T = 64, n = 256; quick: n = 64).
+
+    (Run inside ``benchmarks/run.py`` NumPy is loaded before this module, so its OpenBLAS
+    keeps the environment's thread setting.)
+    """
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import harness
+
+    n = 64 if quick else 256
+    name, cmd = f"torch_bptt_step_n{n}", "python benchmarks/run.py --only train_torch" + (" --quick" if quick else "")
+    subject, baseline = "train_rnn step (correlation/Krylov engine)", "torch autograd BPTT step"
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return [harness.skipped(name, "PyTorch is not installed (pip install '.[bench]')", subject=subject,
+                                baseline=baseline, target=None, command=cmd)]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "r.json"
+        main(["--width", str(n), "--repeats", "2" if quick else "5", "--out", str(out)])
+        r = json.loads(out.read_text())
+    return [harness.case(name, subject=subject, baseline=f"{baseline} (torch {r['torch']})",
+                         seconds={"subject": r["seconds_per_step_engine"], "baseline": r["seconds_per_step_torch"]},
+                         target=None, command=cmd,
+                         detail={k: r[k] for k in ("N", "T", "n", "loss", "relative_difference_of_W_update_after_steps")})]
 
 
 if __name__ == "__main__":
