@@ -48,7 +48,11 @@ def test_multi_input_output() -> None:
 
 @pytest.mark.parametrize("param", ["ntk", "standard"])
 def test_width_sweep_rate(param: str) -> None:
-    r = check_lag_ntk(ModelSpec(param=param), [32, 64, 128, 256, 512], lags=4, replicas=64, seed=0,
+    # standard: the q_times_1.1 control's error is closer to the fluctuations, and its rate fit is
+    # rejected only about 3 times in 4 at 64 replicas (seeds 0-7 with the per-draw streams of
+    # verify.draws); 256 replicas rejected it at all eight
+    replicas = 256 if param == "standard" else 64
+    r = check_lag_ntk(ModelSpec(param=param), [32, 64, 128, 256, 512], lags=4, replicas=replicas, seed=0,
                       backend="numpy", progress=False)
     assert r.theory_passed, [c.summary() for c in r.checks]
     assert r.rate is not None and r.rate.passed and r.rate.extra["model"].endswith("d / n")
