@@ -377,7 +377,7 @@ def _exact_cheaper(L: int, nx: int, ny: int) -> bool:
     nf^2 log2(nf) n_x^2 n_y^2, and the tilt choice, O((L-1)^2). The constants below (seconds per
     item) were measured on this project's 2-core x86 machine with one BLAS thread (the
     crossover: L about 32 for n_x = n_y = 1 or 2, about 40 for n_x = n_y = 4); the case
-    ``split_point_sum_switch`` of ``benchmarks/bench_ntk.py`` times both sides of it.
+    ``split_point_switch`` of ``benchmarks/bench_ntk.py`` times both sides of it.
     """
     M = L - 1
     nf = _fast_length(2 * M - 1)
