@@ -273,7 +273,7 @@ def test_fft_route_matches_exact_sum(q: float, lags: int, n: int, n_in: int, n_o
     fft, estimate = split_point_sum_fft(Gu, Gv)
     err = _relative_to_diagonal(fft, exact)
     assert err < 1e-12
-    assert float(estimate) < 1e-12  # the a-posteriori estimate lets ``auto`` keep it
+    assert float(estimate) < 5e-13  # the a-posteriori estimate lets ``auto`` keep it
     assert np.array_equal(split_point_sum(Gu, Gv, "exact"), exact)
     # auto takes the FFT here, and the full lag NTK agrees with the exact one to the same accuracy
     assert not _exact_cheaper(lags, n_in, n_out)
@@ -341,7 +341,7 @@ def test_fft_route_at_lags_1024(q: float) -> None:
     sqrt(T_ii T_jj), within 1e-12; ``auto`` takes the FFT (the exact sum would take minutes)."""
     L = 1024
     Gu, Gv = _grams(q, 64, L, seed=11)
-    assert float(split_point_sum_fft(Gu, Gv)[1]) < 1e-12
+    assert float(split_point_sum_fft(Gu, Gv)[1]) < 5e-13
     got = split_point_sum(Gu, Gv).reshape(L, L)
     rows = [1, 2, 3, 300, 512, L - 1]
     ref_rows, diag = reference.split_point_rows(Gu[:, 0, :, 0], Gv[:, 0, :, 0], rows)
