@@ -377,25 +377,27 @@ def _exact_cheaper(L: int, nx: int, ny: int) -> bool:
     """Whether the exact sum is expected to be faster than the FFT route (a cost model, measured on a CPU).
 
     Exact: the matrix product's 2 L^2 (L-1)^2 n_x^2 n_y^2 flops plus the copies of its Toeplitz
-    arrangements, L (L-1)^2 (n_x^2 + n_y^2) items. FFT: a fixed cost, the transforms of the two
+    arrangements, L (L-1)^2 (n_x^2 + n_y^2) items. FFT: a fixed cost and one per row level, the transforms of the two
     Grams, nf^2 log2(nf) (n_x^2 + n_y^2), the product and inverse transform,
     nf^2 log2(nf) n_x^2 n_y^2, and the tilt choice, O((L-1)^2). The constants below (seconds per
     item) were measured on this project's 2-core x86 machine with one BLAS thread (the
-    crossover: L about 32 for n_x = n_y = 1 or 2, about 40 for n_x = n_y = 4); the case
+    crossover: L about 60 for n_x = n_y = 1, about 32 for n_x = n_y = 2 and about 40 for 4); the case
     ``split_point_switch`` of ``benchmarks/bench_ntk.py`` times both sides of it.
     """
     M = L - 1
     nf = _fast_length(2 * M - 1)
     lg = nf * nf * math.log2(max(nf, 2))
     exact = _EXACT_FLOP_S * 2.0 * L * L * M * M * nx * nx * ny * ny + _EXACT_COPY_S * L * M * M * (nx * nx + ny * ny)
-    fft = _FFT_FIXED_S + _FFT_PRODUCT_S * lg * nx * nx * ny * ny + _FFT_GRAM_S * lg * (nx * nx + ny * ny) + _TILT_ITEM_S * M * M
+    fft = (_FFT_FIXED_S + _FFT_LEVEL_S * len(_levels(M)) + _FFT_PRODUCT_S * lg * nx * nx * ny * ny
+           + _FFT_GRAM_S * lg * (nx * nx + ny * ny) + _TILT_ITEM_S * M * M)
     return exact <= fft
 
 
 #: Cost-model constants (seconds per item) of :func:`_exact_cheaper`.
 _EXACT_FLOP_S = 4.5e-11
-_EXACT_COPY_S = 1.0e-8
-_FFT_FIXED_S = 5.0e-4
+_EXACT_COPY_S = 2.0e-9
+_FFT_FIXED_S = 3.0e-4
+_FFT_LEVEL_S = 1.2e-4
 _FFT_PRODUCT_S = 5.0e-9
 _FFT_GRAM_S = 7.0e-10
 _TILT_ITEM_S = 1.0e-8
