@@ -68,6 +68,7 @@ def load(name: str, path: Path) -> Any:
 def run_module(name: str, path: Path, quick: bool) -> list[dict[str, Any]]:
     """The cases of one module, each tagged with the module; an exception becomes one error case."""
     t0 = time.perf_counter()
+    load0 = harness.load_average()
     try:
         mod = load(name, path)
         if not hasattr(mod, "cases"):
@@ -78,8 +79,10 @@ def run_module(name: str, path: Path, quick: bool) -> list[dict[str, Any]]:
         out = [{"name": f"{name}:error", "status": "error", "reason": f"{type(exc).__name__}: {exc}",
                 "subject": None, "baseline": None, "seconds": {}, "ratio": None, "target": None, "goal": ">=",
                 "met": None, "command": f"python benchmarks/run.py --only {name}", "detail": {}}]
+    load1 = harness.load_average()
     for c in out:
         c["module"] = name
+        c["load_average"] = [load0, load1]  # 1-minute load at the module's start and end
         c.setdefault("detail", {})["module_seconds"] = round(time.perf_counter() - t0, 2)
     return out
 
@@ -96,6 +99,11 @@ def _fmt_seconds(s: float) -> str:
     return f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s"
 
 
+def _fmt_load(c: dict[str, Any]) -> str:
+    loads = c.get("load_average") or []
+    return "-".join(f"{x:.1f}" for x in loads if x is not None)
+
+
 def table(result: dict[str, Any]) -> str:
     """The README performance table (Markdown) of a results file."""
     lines = [
@@ -103,22 +111,23 @@ def table(result: dict[str, Any]) -> str:
         f"{result['machine']['cpu_count']} cores, load average {result['load_average_start']:.2f} at the start and "
         f"{result['load_average_end']:.2f} at the end (a shared machine), {result['created']}; results in "
         "`benchmarks/results/bench.json`. Each ratio is the baseline's time over the subject's, measured side by "
-        "side in the same run (for a floor: the subject's time over the floor's).",
+        "side in the same run (for a floor: the subject's time over the floor's); load: the 1-minute load average at "
+        "the start and end of the case's module (2 cores; other engineers' jobs share them).",
         "",
-        "| case | subject | baseline | subject time | baseline time | ratio | target | met | command |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | subject | baseline | subject time | baseline time | ratio | target | met | load | command |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in result["cases"]:
         if c["status"] != "ok":
             lines.append(f"| {c['name']} | {c['subject'] or ''} | {c['baseline'] or ''} | | | {c['status']}: "
                          f"{c.get('reason', '')} | {'' if c['target'] is None else c['goal'] + ' ' + format(c['target'], 'g')} "
-                         f"| | `{c['command']}` |")
+                         f"| | {_fmt_load(c)} | `{c['command']}` |")
             continue
         s = c["seconds"]
         target = "" if c["target"] is None else f"{c['goal']} {c['target']:g}"
         met = "" if c["met"] is None else ("yes" if c["met"] else "**no**")
         lines.append(f"| {c['name']} | {c['subject']} | {c['baseline']} | {_fmt_seconds(s['subject'])} | "
-                     f"{_fmt_seconds(s['baseline'])} | {c['ratio']:.3g}x | {target} | {met} | `{c['command']}` |")
+                     f"{_fmt_seconds(s['baseline'])} | {c['ratio']:.3g}x | {target} | {met} | {_fmt_load(c)} | `{c['command']}` |")
     libs = ", ".join(f"{k} {v}" for k, v in result["libraries"].items() if v)
     lines += ["", f"Versions: {libs}."]
     return "\n".join(lines)

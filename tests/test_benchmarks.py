@@ -69,7 +69,7 @@ def test_readme_table_between_markers(tmp_path: Path) -> None:
     assert run.write_readme(result, readme)
     text = readme.read_text()
     assert "old table" not in text and text.startswith("intro\n") and text.endswith("rest\n")
-    assert "| fast | new | old | 10 ms | 1 s | 100x | >= 50 | yes | `python benchmarks/run.py --only ntk` |" in text
+    assert "| fast | new | old | 10 ms | 1 s | 100x | >= 50 | yes |  | `python benchmarks/run.py --only ntk` |" in text
     assert "skipped: not installed" in text and "load average 1.50" in text
     plain = tmp_path / "plain.md"
     plain.write_text("no markers\n")
