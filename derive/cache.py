@@ -1,16 +1,22 @@
 """A disk cache for derived SymPy objects, keyed by the code that derives them.
 
 A derivation takes a few seconds of SymPy work; the command line runs it once
-and keeps the resulting objects (pickled) under ``$LINRNN_CACHE_DIR`` (default
-``~/.cache/linrnn-bias``). The key hashes the source of every module in
-``derive/`` with the SymPy and Python versions, so any change to the derivation
-code or the library invalidates it. ``LINRNN_NO_CACHE=1`` turns it off. The cache
-never changes a result: a missing, stale or unreadable entry is recomputed.
+and keeps the resulting objects under ``$LINRNN_CACHE_DIR`` (default
+``~/.cache/linrnn-bias``): the SymPy objects pickled (:func:`disk_cached`), and the
+closed forms the numeric paths need as plain data, JSON (:func:`data_cached`, used by
+:mod:`linrnn.derive.formulas`), which loads without importing SymPy. The key hashes
+the source of every module in ``derive/`` with the SymPy and Python versions, so any
+change to the derivation code or the library invalidates it; computing it imports
+nothing (SymPy's version is read from its ``release.py``, found without importing
+the package). ``LINRNN_NO_CACHE=1`` turns the cache off. The cache never changes a
+result: a missing, stale or unreadable entry is recomputed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import os
 import pickle
 import sys
@@ -31,16 +37,26 @@ def cache_dir() -> Path:
     return Path(base) / "linrnn-bias"
 
 
+def _sympy_release() -> bytes:
+    """The text of SymPy's ``release.py`` (its version), found without importing SymPy."""
+    spec = importlib.util.find_spec("sympy")
+    if spec is None or spec.origin is None:  # pragma: no cover - sympy is a dependency
+        return b"sympy-missing"
+    try:
+        return (Path(spec.origin).parent / "release.py").read_bytes()
+    except OSError:  # pragma: no cover - an unusual installation: the package's own file then
+        return Path(spec.origin).read_bytes()
+
+
 @lru_cache(maxsize=1)
 def code_key() -> str:
-    import sympy
-
+    """Hash of every module of ``derive/``, SymPy's version and Python's (imports neither SymPy nor NumPy)."""
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
     for path in sorted(here.glob("*.py")):
         h.update(path.name.encode())
         h.update(path.read_bytes())
-    h.update(sympy.__version__.encode())
+    h.update(_sympy_release())
     h.update(sys.version.encode())
     return h.hexdigest()[:20]
 
@@ -61,6 +77,39 @@ def disk_cached(name: str, compute: Callable[[], T]) -> T:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}-", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except Exception:  # read-only home, full disk: the cache is optional
+        try:
+            os.unlink(tmp)  # type: ignore[possibly-undefined]
+        except Exception:
+            pass
+    return value
+
+
+def data_cached(name: str, compute: Callable[[], dict]) -> dict:
+    """Return ``compute()``, a JSON-ready dict, reusing one written by identical code.
+
+    The entry ``{name}-{code_key()}.json`` holds ``{"key": code_key(), "data": ...}``;
+    reading it needs only the standard library (no SymPy), which is what lets the
+    numeric paths start without SymPy once the derivation is cached.
+    """
+    if os.environ.get("LINRNN_NO_CACHE"):
+        return compute()
+    key = code_key()
+    path = cache_dir() / f"{name}-{key}.json"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            stored = json.load(fh)
+        if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("data"), dict):
+            return stored["data"]
+    except Exception:  # missing, stale or unreadable: recompute
+        pass
+    value = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"key": key, "data": value}, fh, indent=1, sort_keys=True)
         os.replace(tmp, path)
     except Exception:  # read-only home, full disk: the cache is optional
         try:

@@ -119,14 +119,14 @@ def theories_for(spec: ModelSpec, lags: int) -> Theories:
     ``no_linear_term`` when eta_W = 0) is no wrong theory here: it is left out and
     listed in ``skipped_controls``.
     """
-    from linrnn.derive import derive_lag_weights, evaluate, limit_lag_ntk, nngp_variance
+    from linrnn.derive import evaluate, lag_formulas, limit_lag_ntk, nngp_variance
 
-    der = derive_lag_weights(spec.param)
+    der = lag_formulas(spec.param)  # the derivation's formulas as data: no SymPy once cached
     n_out = spec.n_out
     ntk = limit_lag_ntk(spec, lags)
     nngp = kernel_from_diagonal(nngp_variance(spec, lags), n_out, spec.n_in)
-    exprs = {f"ntk:{k}": str(e) for k, e in der.controls.items()}
-    exprs.update({f"nngp:{k}": str(e) for k, e in der.nngp_controls.items()})
+    exprs = {f"ntk:{k}": e.text for k, e in der.controls.items()}
+    exprs.update({f"nngp:{k}": e.text for k, e in der.nngp_controls.items()})
     skipped: list[str] = []
 
     def wrong_ones(prefix: str, forms: dict[str, Any], truth: np.ndarray) -> dict[str, np.ndarray]:
@@ -141,7 +141,7 @@ def theories_for(spec: ModelSpec, lags: int) -> Theories:
 
     ntk_controls = wrong_ones("ntk", der.controls, ntk)
     nngp_controls = wrong_ones("nngp", der.nngp_controls, nngp)
-    return Theories(ntk, nngp, ntk_controls, nngp_controls, str(der.weight), str(der.nngp), exprs, skipped)
+    return Theories(ntk, nngp, ntk_controls, nngp_controls, der.weight.text, der.nngp.text, exprs, skipped)
 
 
 def rate_fit(

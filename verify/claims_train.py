@@ -113,9 +113,9 @@ def train_pair(draw: Any, corr: Any, lr: float, steps: int, lam: np.ndarray) -> 
 
 def wrong_weights(spec: Any, lags: int, truth: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """The lag weights of the derivation's negative controls ``names`` (all by default) that differ from the truth."""
-    from linrnn.derive import derive_lag_weights, evaluate
+    from linrnn.derive import evaluate, lag_formulas
 
-    forms = derive_lag_weights(spec.param).controls
+    forms = lag_formulas(spec.param).controls
     names = list(forms) if names is None else list(names)
     unknown = sorted(set(names) - set(forms))
     if unknown:
