@@ -369,7 +369,7 @@ def cases(quick: bool = False, backend: str = "numpy") -> list[dict[str, Any]]:
                         "seconds": {"subject": sec}, "command": "python benchmarks/run.py --backend " + backend,
                         "detail": {"width": n, "seq_len": cfg.seq_len, "steps": cfg.steps}})
             continue
-        base_t, subj_t = [], []
+        base_t, subj_t, one_t = [], [], []
         same = True
         for _ in range(repeats):
             t0 = time.perf_counter()
@@ -377,21 +377,30 @@ def cases(quick: bool = False, backend: str = "numpy") -> list[dict[str, Any]]:
             t1 = time.perf_counter()
             run = train_single(cfg, model, n, seed=0, workers=workers)
             t2 = time.perf_counter()
+            one = train_single(cfg, model, n, seed=0, workers=1)  # the same loop, one BLAS thread, one process
+            t3 = time.perf_counter()
             base_t.append(t1 - t0)
             subj_t.append(t2 - t1)
+            one_t.append(t3 - t2)
+            same &= one["replicas"] == run["replicas"]
             for a, b in zip(base, run["replicas"]):
                 same &= all(abs(a[k] - b[k]) <= 1e-9 * max(abs(a[k]), 1e-300) for k in a)
         paired = statistics.median(b / s for b, s in zip(base_t, subj_t))
+        paired_one = statistics.median(o / s for o, s in zip(one_t, subj_t))
         out.append({
             "name": f"train_replicas_n{n}", "ratio": paired, "target": 1.7,
             "baseline": f"today's loop: {replicas} replicas in sequence in one process (default BLAS threads)",
             "subject": f"train_single(workers={workers}): spawned processes, one BLAS thread each, start-up included",
             "seconds": {"baseline": {"best": min(base_t), "median": statistics.median(base_t)},
-                        "subject": {"best": min(subj_t), "median": statistics.median(subj_t)}},
+                        "subject": {"best": min(subj_t), "median": statistics.median(subj_t)},
+                        "one_worker": {"best": min(one_t), "median": statistics.median(one_t)}},
             "command": (f"linrnn verify train --width {n} --seq-len {cfg.seq_len} --n-seq {cfg.n_seq} --steps "
                         f"{cfg.steps} --lr {cfg.lr:g} --replicas {replicas} --workers {workers}"),
             "detail": {"width": n, "replicas": replicas, "workers": workers, "seq_len": cfg.seq_len,
                        "steps": cfg.steps, "repeats": repeats, "same_replicas_1e-9": bool(same),
+                       # how much of the ratio is the second process alone: train_single(workers=1), one BLAS
+                       # thread in this process, against workers=2 (the rest is the BLAS thread pool's spinning)
+                       "ratio_two_workers_vs_one_worker": paired_one,
                        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
                        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
         })
@@ -405,6 +414,7 @@ if __name__ == "__main__":
         for _c in _res:
             print(f"{_c['name']:<22} ratio {_c['ratio']:.2f}x (target {_c['target']}) "
                   f"baseline {_c['seconds']['baseline']['median']:.2f} s, subject {_c['seconds']['subject']['median']:.2f} s, "
+                  f"two workers vs one {_c['detail']['ratio_two_workers_vs_one_worker']:.2f}x, "
                   f"same replicas: {_c['detail']['same_replicas_1e-9']}, load {_c['detail']['load_average_1_5_15']}")
         _out = Path(__file__).parent / "results" / "bench_train_replicas.json"
         if not _quick:
