@@ -131,8 +131,8 @@ def register(sub: Any) -> None:
                    help="sweeps: time budget; the main stage is capped at what it allows at the pilot's cost per "
                         "replica (default: none)")
     p.add_argument("--workers", type=_int, metavar="K",
-                   help="single run: train the replicas in K processes (default min(2, cores)); "
-                        "the results do not depend on K")
+                   help="single run: train the replicas in K processes (default min(2, cores), 1 when the "
+                        "load average says the cores are busy); the results do not depend on K")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout, nothing else")
     p.add_argument("--save", metavar="PATH.npz", help="single run: save initial weights, data and trajectories")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -182,12 +182,22 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _workers(args: argparse.Namespace) -> int:
-    """``--workers`` (default: min(2, cores), never more than the replicas)."""
+    """``--workers``, by default min(2, cores) on an idle machine and 1 on a busy one.
+
+    Busy: a 1-minute load average above cores - 0.5 (the rule of the Monte Carlo's
+    draw-ahead thread). On this project's shared 2-core machine, with other processes
+    holding the cores, a second worker only added its start-up (about 1 s) and
+    contention; the results are the same for any number of workers.
+    """
     if args.workers is not None:
         return int(args.workers)
+    import os
+
     from linrnn.verify.replicas import available_cores
 
-    return max(1, min(2, available_cores()))
+    cores = available_cores()
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > cores - 0.5
+    return 1 if busy else max(1, min(2, cores))
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -414,7 +424,13 @@ def _train_replica(job: _Job, lr: float, r: int) -> tuple[dict[str, float], dict
     except UsageError as exc:
         return {}, {}, str(exc)
     assert res.impulse is not None
-    scnn = scnn_trajectory(res.impulse[0], corr, lam, lr=lr, steps=config.steps)
+    try:
+        scnn = scnn_trajectory(res.impulse[0], corr, lam, lr=lr, steps=config.steps)
+    except UsageError as exc:
+        if config.lr != "auto":
+            return {}, {}, str(exc)
+        return {}, {}, (f"the automatic step lr = {lr:g}, from the RNNs' own curvature, exceeds the stability limit "
+                        "of the scaled CNN with the derived lag weights, so the CNN would diverge; lower --lr-factor")
     d = float(np.max(np.sqrt(np.sum((res.impulse - scnn) ** 2, axis=(1, 2, 3))))) / norm
     summary = {"loss_rnn_initial": float(res.loss[0]), "loss_rnn_final": float(res.loss[-1]),
                "loss_scnn_final": float(impulse_loss_and_grad(scnn[-1], corr)[0]), "distance": d}
