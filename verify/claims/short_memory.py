@@ -30,6 +30,7 @@ from typing import Any
 from linrnn.core.errors import UsageError
 from linrnn.verify.claims.base import (
     Claim, ClaimResult, Progress, TrainConfig, check_scalar_model, errbars, result_config, set_fields,
+    training_memory,
 )
 
 
@@ -270,5 +271,11 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     )
 
 
+def memory(config: Config, model: Any) -> int:
+    """Peak bytes of one training run at the width (its test set of n_test sequences included)."""
+    return training_memory(config, model, (config.width,), n_seq=config.n_seq + config.n_test)
+
+
 CLAIM = Claim(name="short_memory", section="short_memory", experiment="short_memory",
-              title="Short-memory bias vs sigma_W^2", config_type=Config, run=run, check=check)
+              title="Short-memory bias vs sigma_W^2", config_type=Config, run=run, check=check,
+              memory=memory)
