@@ -243,6 +243,27 @@ def with_family_alpha(cfg: SuiteConfig, claims: Sequence[str]) -> SuiteConfig:
     return dataclasses.replace(cfg, sections=sections, alphas=alphas)
 
 
+def check_memory_budget(needs: Mapping[str, int], workers: int, budget: int, flag: str = "--max-memory") -> None:
+    """Refuse, before any work, a run whose ``workers`` largest experiments (peak bytes ``needs``) exceed ``budget``.
+
+    With K workers up to K experiments run at once, so the K largest estimates must
+    fit together; the sentence names them, their sizes, the budget and ``flag``.
+    """
+    from linrnn.core.validate import check_memory, format_bytes
+
+    if not needs:
+        return
+    largest = sorted(needs, key=needs.__getitem__, reverse=True)[:max(1, workers)]
+    together = sum(needs[n] for n in largest)
+    if len(largest) == 1:
+        what = f"the experiment {largest[0]}"
+    else:
+        what = (f"the {len(largest)} largest experiments, run at once on {workers} workers "
+                f"({', '.join(f'{n}: {format_bytes(needs[n])}' for n in largest)}),")
+    check_memory(what, together, budget, f"{flag} (or lower --workers)" if len(largest) > 1 else flag,
+                 plural=len(largest) > 1)
+
+
 def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a TOML configuration file (``tomllib``; ``tomli`` on Python 3.10).
 
@@ -573,7 +594,7 @@ def run_report(
     """
     from linrnn.parallel import check_workers, default_workers
 
-    from linrnn.core.validate import check_memory, format_bytes, parse_memory
+    from linrnn.core.validate import parse_memory
     from linrnn.reports.output import check_target, directory_lock
 
     say = log or (lambda _msg: None)
@@ -605,15 +626,8 @@ def run_report(
         check = getattr(fn, "check", None)
         if check is not None:
             check(contexts[name])
-    needs = {name: fn.memory(contexts[name]) for name, fn in exps.items() if getattr(fn, "memory", None)}
-    if needs:
-        largest = sorted(needs, key=needs.__getitem__, reverse=True)[:workers]
-        together = sum(needs[n] for n in largest)
-        what = (f"the experiment {largest[0]}" if len(largest) == 1 else
-                f"the {len(largest)} largest experiments run at once on {workers} workers "
-                f"({', '.join(f'{n}: {format_bytes(needs[n])}' for n in largest)})")
-        check_memory(what, together, budget, "--max-memory (or lower --workers)" if len(largest) > 1
-                     else "--max-memory", plural=len(largest) > 1)
+    check_memory_budget({name: fn.memory(contexts[name]) for name, fn in exps.items() if getattr(fn, "memory", None)},
+                        workers, budget)
     with directory_lock(output) as out:
         return _run_locked(out, output, exps, contexts, cfg, resolved, seed=seed, force=force, use_cache=use_cache,
                            say=say, argv=argv, workers=workers, profile=profile)
