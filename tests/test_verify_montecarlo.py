@@ -78,7 +78,7 @@ def test_memory_budget() -> None:
     assert chunk_size(per, 4 * 10**9, 64, "numpy", n=8192) == 1
     with pytest.raises(UsageError, match="at width 8192 needs about .* beyond the budget"):
         chunk_size(per, 10**8, 64, "numpy", n=8192)
-    with pytest.raises(UsageError, match="too small"):
+    with pytest.raises(UsageError, match="beyond the budget"):
         estimate(get_backend("numpy"), 256, lags=4, replicas=2, max_memory=10**5)
 
 

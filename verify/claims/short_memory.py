@@ -55,8 +55,8 @@ class Config(TrainConfig):
         if isinstance(self.width, bool) or int(self.width) != self.width or self.width < 2:
             raise UsageError(f"width must be an integer of at least 2, got {self.width!r}")
         qs = tuple(float(q) for q in self.sigma_w2s)
-        if len(qs) < 2 or any(not (math.isfinite(q) and q > 0) for q in qs):
-            raise UsageError(f"sigma_w2s must hold at least two positive values, got {list(self.sigma_w2s)!r}")
+        if len(set(qs)) < 2 or any(not (math.isfinite(q) and q > 0) for q in qs):
+            raise UsageError(f"sigma_w2s must hold at least two different positive values, got {list(self.sigma_w2s)!r}")
         set_fields(self, sigma_w2s=qs, width=int(self.width))
 
 
