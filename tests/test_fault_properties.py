@@ -45,7 +45,7 @@ huge_ints = st.integers(min_value=10**9, max_value=10**18).map(str)
 non_positive_floats = st.one_of(st.floats(max_value=0.0, allow_nan=False).map(repr),
                                 st.sampled_from(["nan", "-inf", "inf"]))
 bad_probability = st.one_of(st.sampled_from(["0", "1", "1.5", "-0.1", "nan", "inf"]), not_numbers)
-bad_memory = st.sampled_from(["0", "-1GB", "lots", "4XB", "GB", "0.1", "nan", "1B", "10kB"])
+bad_memory = st.sampled_from(["0", "-1GB", "lots", "4XB", "GB", "0.1", "nan", "1B", "100B"])
 bad_output_file = st.sampled_from(["/proc/linrnn-x", "/nonexistent-linrnn/x", ""])
 
 MODEL_FLAGS = {
