@@ -296,10 +296,13 @@ def run_train(args: argparse.Namespace) -> int:
     width = args.width if args.width is not None else SINGLE_DEFAULTS["width"]
     from linrnn.verify.claims.base import training_memory
 
-    _check_memory(args, training_memory(cfg, model, (width,)),
-                  f"a training run at width {width} (T = {cfg.seq_len}, {cfg.n_seq} sequences, {cfg.steps} steps)")
+    workers = _workers(args)
+    at_once = max(1, min(workers, cfg.seeds))  # replicas trained at the same time, one per worker process
+    _check_memory(args, at_once * training_memory(cfg, model, (width,)),
+                  f"a training run at width {width} (T = {cfg.seq_len}, {cfg.n_seq} sequences, {cfg.steps} steps)"
+                  + (f" in each of {at_once} worker processes" if at_once > 1 else ""))
     with Progress(float(cfg.seeds * (cfg.steps + 1)), "verify train", enabled=not args.no_progress) as bar:
-        run = train_single(cfg, model, width, seed=_seed(args), backend=backend, workers=_workers(args),
+        run = train_single(cfg, model, width, seed=_seed(args), backend=backend, workers=workers,
                            progress=lambda k, loss: bar.advance(1, f"loss {loss:.3g}"))
     if args.save is not None:
         save_run(args.save, run)
