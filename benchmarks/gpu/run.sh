@@ -10,7 +10,8 @@
 # benchmarks/results/gpu/dry-run/summary.json); a step that fails or runs out of time does not stop the others.
 # Installing: where CuPy already imports (the device image has cupy-cuda13x), the package is installed without
 # its dependencies (`pip install --no-deps`), so nothing is fetched; wheels for what the image lacks
-# (array-api-compat) may be carried in .whl/ and are installed first. Elsewhere `pip install '.[gpu]'`.
+# (array-api-compat, jsonschema and its dependencies: benchmarks/gpu/fetch_wheels.sh downloads them here into
+# .whl/, carried with the call) are installed first. Elsewhere `pip install '.[gpu]'`.
 # Exit status: 0 when every step succeeded, 1 otherwise.
 set -uo pipefail
 
@@ -60,13 +61,25 @@ PYEOF
 if [[ $DRY == 1 ]] && "$PY" -c "import linrnn" 2>/dev/null; then
   step install 60 "$PY" -c "import linrnn, sys; print('dry run: linrnn already installed at', linrnn.__file__)"
 elif "$PY" -c "import cupy" 2>/dev/null; then
-  install_cmd() {
-    if compgen -G ".whl/*.whl" > /dev/null; then
-      "$PY" -m pip install -q --no-index --no-deps --no-cache-dir .whl/*.whl || return 1
-    fi
-    "$PY" -m pip install -q --no-deps --no-build-isolation --no-cache-dir -e . && "$PY" -c "import linrnn.verify.backend as b; print(b.get_backend('$BACKEND').describe())"
-  }
-  step install 45 bash -c "$(declare -f install_cmd); PY='$PY'; BACKEND='$BACKEND'; install_cmd"
+  cat > "$WORK/install.sh" <<'INSTALL'
+set -e
+PY="$1"
+if compgen -G ".whl/*.whl" > /dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-cache-dir .whl/*.whl
+fi
+"$PY" -m pip install -q --no-deps --no-build-isolation --no-cache-dir -e .
+"$PY" - <<'CHECK'
+import importlib.util, sys
+missing = [m for m in ("numpy", "scipy", "sympy", "mpmath", "matplotlib", "tqdm", "array_api_compat", "jsonschema",
+                       "cupy") if importlib.util.find_spec(m) is None]
+if missing:
+    sys.exit("missing on this machine: " + ", ".join(missing) + "; carry their wheels in .whl/ "
+             "(benchmarks/gpu/fetch_wheels.sh downloads them)")
+import linrnn.verify.backend as b
+print(b.get_backend("cupy").describe())
+CHECK
+INSTALL
+  step install 45 bash "$WORK/install.sh" "$PY"
 else
   step install 60 "$PY" -m pip install -q ".[gpu]"
 fi
