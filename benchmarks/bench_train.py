@@ -344,7 +344,12 @@ def todays_loop(config: Any, model: Any, width: int, seed: int = 0) -> list[dict
     return reps
 
 
-def cases(quick: bool = False, backend: str = "numpy") -> list[dict[str, Any]]:
+def cases(quick: bool = False) -> list[dict[str, Any]]:
+    """The cases of this module for the harness (``benchmarks/run.py``): the replicas on both cores."""
+    return replica_cases(quick)
+
+
+def replica_cases(quick: bool = False, backend: str = "numpy") -> list[dict[str, Any]]:
     """Training 8 replicas at n = 256 and 512: today's loop against two worker processes (target 1.7x).
 
     Each width is measured ``repeats`` times, the two sides interleaved so that they
@@ -410,7 +415,7 @@ def cases(quick: bool = False, backend: str = "numpy") -> list[dict[str, Any]]:
 if __name__ == "__main__":
     if "--cases" in sys.argv[1:]:
         _quick = "--quick" in sys.argv[1:]
-        _res = cases(_quick)
+        _res = replica_cases(_quick)
         for _c in _res:
             print(f"{_c['name']:<22} ratio {_c['ratio']:.2f}x (target {_c['target']}) "
                   f"baseline {_c['seconds']['baseline']['median']:.2f} s, subject {_c['seconds']['subject']['median']:.2f} s, "

@@ -1,6 +1,6 @@
 """The measuring steps of ``benchmarks/gpu/run.sh``: training on the backend, memory bandwidth, the summary.
 
-* ``train``: the training cases of ``benchmarks/bench_train.py`` (:func:`cases`) on the
+* ``train``: the training cases of ``benchmarks/bench_train.py`` (:func:`replica_cases`) on the
   backend; on CuPy the replicas run on the one device (seconds, no ratio).
 * ``bandwidth``: the effective memory bandwidth of the operation every step of the
   Monte Carlo and of training repeats, a matrix-vector pass over an n x n matrix
@@ -110,7 +110,7 @@ def train(backend: str, quick: bool) -> dict[str, Any]:
     import bench_train
 
     return {"schema": "linrnn-bias/gpu-train/1", "device": device_properties(backend),
-            "cases": bench_train.cases(quick, backend=backend)}
+            "cases": bench_train.replica_cases(quick, backend=backend)}
 
 
 def summary(steps: Path, results: Path, start: float, dry: bool) -> dict[str, Any]:

@@ -141,9 +141,9 @@ fi
 # 4. the NTK and training benchmarks on the backend (the harness if it takes --backend, else the bench functions)
 if [[ -f benchmarks/run.py ]] && "$PY" benchmarks/run.py --help 2>/dev/null | grep -q -- "--backend"; then
   if [[ $DRY == 1 ]]; then
-    step benchmarks 120 "$PY" benchmarks/run.py --backend "$BACKEND" --quick --out "$RES/harness.json"
+    step benchmarks 120 "$PY" benchmarks/run.py --backend "$BACKEND" --quick -o "$RES/harness.json"
   else
-    step benchmarks 105 "$PY" benchmarks/run.py --backend "$BACKEND" --out "$RES/harness.json"
+    step benchmarks 105 "$PY" benchmarks/run.py --backend "$BACKEND" -o "$RES/harness.json"
   fi
 else
   if [[ $DRY == 1 ]]; then
