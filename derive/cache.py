@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 T = TypeVar("T")
 
@@ -61,29 +61,62 @@ def code_key() -> str:
     return h.hexdigest()[:20]
 
 
-def disk_cached(name: str, compute: Callable[[], T]) -> T:
-    """Return ``compute()``, reusing a pickled result made by identical code."""
-    if os.environ.get("LINRNN_NO_CACHE"):
-        return compute()
-    path = cache_dir() / f"{name}-{code_key()}.pickle"
+def _cached(path: Path, load: Callable[[Path], T | None], dump: Callable[[T, IO[Any]], None], mode: str,
+            compute: Callable[[], T]) -> T:
+    """``load(path)`` if it holds an entry, else ``compute()`` stored at ``path``; one computation at a time.
+
+    Two processes that miss the same entry do not both compute it: the second waits
+    on the entry's lock file (``fcntl.flock``, :func:`linrnn.core.files.exclusive_lock`)
+    and then finds what the first stored. Where the lock cannot be taken (a read-only
+    cache folder) the entry is computed without it; a failed write (a full disk)
+    leaves no temporary file and the result is returned all the same.
+    """
+    found = load(path)
+    if found is not None:
+        return found
+    from contextlib import nullcontext
+
+    from linrnn.core.files import exclusive_lock
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock: Any = exclusive_lock(path.with_name(f".{path.name}.lock"), f"the cache entry {path}", wait=True)
+        lock.__enter__()
+    except Exception:  # read-only or missing cache folder: no lock, no store
+        lock = nullcontext()
+    try:
+        found = load(path)  # another process may have stored it while this one waited
+        if found is not None:
+            return found
+        value = compute()
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+                dump(value, fh)
+            os.replace(tmp, path)
+        except Exception:  # read-only home, full disk: the cache is optional
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+        return value
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _load_pickle(path: Path) -> Any:
     try:
         with open(path, "rb") as fh:
             return pickle.load(fh)
     except Exception:  # missing, stale format or unreadable: recompute
-        pass
-    value = compute()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except Exception:  # read-only home, full disk: the cache is optional
-        try:
-            os.unlink(tmp)  # type: ignore[possibly-undefined]
-        except Exception:
-            pass
-    return value
+        return None
+
+
+def disk_cached(name: str, compute: Callable[[], T]) -> T:
+    """Return ``compute()``, reusing a pickled result made by identical code."""
+    if os.environ.get("LINRNN_NO_CACHE"):
+        return compute()
+    return _cached(cache_dir() / f"{name}-{code_key()}.pickle", _load_pickle,
+                   lambda v, fh: pickle.dump(v, fh, protocol=pickle.HIGHEST_PROTOCOL), "wb", compute)
 
 
 def data_cached(name: str, compute: Callable[[], dict]) -> dict:
@@ -96,24 +129,16 @@ def data_cached(name: str, compute: Callable[[], dict]) -> dict:
     if os.environ.get("LINRNN_NO_CACHE"):
         return compute()
     key = code_key()
-    path = cache_dir() / f"{name}-{key}.json"
-    try:
-        with open(path, encoding="utf-8") as fh:
-            stored = json.load(fh)
+
+    def load(path: Path) -> dict | None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                stored = json.load(fh)
+        except Exception:  # missing, stale or unreadable: recompute
+            return None
         if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("data"), dict):
             return stored["data"]
-    except Exception:  # missing, stale or unreadable: recompute
-        pass
-    value = compute()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"key": key, "data": value}, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except Exception:  # read-only home, full disk: the cache is optional
-        try:
-            os.unlink(tmp)  # type: ignore[possibly-undefined]
-        except Exception:
-            pass
-    return value
+        return None
+
+    return _cached(cache_dir() / f"{name}-{key}.json", load,
+                   lambda v, fh: json.dump({"key": key, "data": v}, fh, indent=1, sort_keys=True), "w", compute)

@@ -413,3 +413,34 @@ def test_report_tmp_and_lock_names_do_not_escape_the_parent(tmp_path: Path) -> N
     render(FIXTURE, out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
     shutil.rmtree(out)
+
+
+# ------------------------------------------------------------------ the derivation cache's lock
+
+
+_CACHE_CHILD = """
+import os, sys, time
+from pathlib import Path
+os.environ["LINRNN_CACHE_DIR"] = sys.argv[1]
+from linrnn.derive.cache import data_cached
+
+def compute():
+    with open(Path(sys.argv[1]) / "computed.log", "a") as fh:
+        fh.write("x")
+    time.sleep(1.0)
+    return {"value": 42}
+
+print(data_cached("lock-test", compute)["value"])
+"""
+
+
+def test_two_processes_missing_one_cache_entry_compute_it_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-c", _CACHE_CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert outs == ["42", "42"] and all(p.returncode == 0 for p in procs)
+    assert (tmp_path / "computed.log").read_text() == "x"  # the second waited and reused the first's entry
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".lock", ".tmp"))]
