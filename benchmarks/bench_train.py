@@ -17,6 +17,14 @@ per time step forward and backward, and the weight gradients as single large mat
 over all (time, sequence) pairs.
 
 Run: ``python benchmarks/bench_train.py`` (``--help`` for options).
+
+Training replicas on both cores (issue 11, item 2): :func:`cases` (called by the
+harness ``benchmarks/run.py``, or ``python benchmarks/bench_train.py --cases``)
+measures, side by side in one run, 8 independent replicas trained at n = 256 and
+n = 512 by today's loop (one process, one replica after the other, as
+``train_single`` did before) against :func:`linrnn.verify.train_cli.train_single`
+with ``workers = 2`` (spawned processes, one BLAS thread each, start-up included),
+and checks that both give the same replicas.
 """
 
 from __future__ import annotations
@@ -299,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if check["identical"] else 1
 
 
-def cases(quick: bool) -> list[dict[str, Any]]:
+def step_cases(quick: bool) -> list[dict[str, Any]]:
     """The suite's cases (``benchmarks/run.py``): one training step, engine vs BPTT (target >= 20x).
 
     Quick: width 64 and fewer repeats. The full-size run is the issue 4 setting.
@@ -325,5 +333,123 @@ def cases(quick: bool) -> list[dict[str, Any]]:
                 "ratio_is": "median of paired (interleaved) runs"})]
 
 
+# ------------------------------------------------------------------ replicas on both cores (harness cases)
+
+
+def _replica_config(quick: bool, replicas: int) -> Any:
+    from linrnn.verify.claims import dynamics_equivalence
+    from linrnn.verify.claims.base import configure
+
+    # a fixed step, so that both sides do exactly the same work (no curvature pass)
+    return configure(dynamics_equivalence.Config(), {"seq_len": 32 if quick else 64, "n_seq": 32,
+                                                      "steps": 20 if quick else 100, "seeds": replicas,
+                                                      "lr": 2e-3}, "bench")
+
+
+def todays_loop(config: Any, model: Any, width: int, seed: int = 0) -> list[dict[str, float]]:
+    """The replica loop of ``train_single`` before issue 11: one process, replicas in sequence, default BLAS threads."""
+    from linrnn.derive import weights
+    from linrnn.verify.claims_train import draw_rnn, make_data, resolve_backend
+    from linrnn.verify.scnn import scnn_trajectory
+    from linrnn.verify.train import impulse_loss_and_grad
+
+    backend = resolve_backend("numpy")
+    x, y, teacher = make_data(config, backend, seed)
+    corr = lagged_correlations(x, y, None, config.loss, backend)
+    lam = np.asarray(weights(model, config.seq_len), dtype=np.float64)
+    norm = float(np.linalg.norm(teacher))
+    reps = []
+    for r in range(config.seeds):
+        draw = draw_rnn(seed, model, int(width), r, backend)
+        res = train_rnn(draw, None, None, loss=config.loss, lr=float(config.lr), steps=config.steps, corr=corr)
+        res.raise_if_diverged()
+        scnn = scnn_trajectory(res.impulse[0], corr, lam, lr=float(config.lr), steps=config.steps)
+        d = float(np.max(np.sqrt(np.sum((res.impulse - scnn) ** 2, axis=(1, 2, 3))))) / norm
+        reps.append({"loss_rnn_initial": float(res.loss[0]), "loss_rnn_final": float(res.loss[-1]),
+                     "loss_scnn_final": float(impulse_loss_and_grad(scnn[-1], corr)[0]), "distance": d})
+    return reps
+
+
+def cases(quick: bool = False) -> list[dict[str, Any]]:
+    """The cases of this module for the harness (``benchmarks/run.py``): one step against BPTT, and the
+    replicas on both cores."""
+    return step_cases(quick) + replica_cases(quick)
+
+
+def replica_cases(quick: bool = False, backend: str = "numpy") -> list[dict[str, Any]]:
+    """Training 8 replicas at n = 256 and 512: today's loop against two worker processes (target 1.7x).
+
+    Each width is measured ``repeats`` times, the two sides interleaved so that they
+    see the same machine load; the ratio is the median of the paired ratios. On
+    ``backend = "cupy"`` the replicas run on the one device in this process, so only
+    the loop is timed there (ratio null).
+    """
+    from linrnn.verify.train_cli import train_single
+
+    model = ModelSpec(sigma_w2=0.9)
+    replicas, workers = 8, 2
+    cfg = _replica_config(quick, replicas)
+    repeats = 1 if quick else 3
+    out = []
+    for n in (256, 512):
+        if backend != "numpy":
+            t0 = time.perf_counter()
+            train_single(cfg, model, n, seed=0, backend=backend, workers=1)
+            sec = time.perf_counter() - t0
+            out.append({"name": f"train_replicas_n{n}_{backend}", "ratio": None, "target": None,
+                        "baseline": None, "subject": f"train_single on {backend}, {replicas} replicas",
+                        "seconds": {"subject": sec}, "command": "python benchmarks/run.py --backend " + backend,
+                        "detail": {"width": n, "seq_len": cfg.seq_len, "steps": cfg.steps}})
+            continue
+        base_t, subj_t, one_t = [], [], []
+        same = True
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            base = todays_loop(cfg, model, n)
+            t1 = time.perf_counter()
+            run = train_single(cfg, model, n, seed=0, workers=workers)
+            t2 = time.perf_counter()
+            one = train_single(cfg, model, n, seed=0, workers=1)  # the same loop, one BLAS thread, one process
+            t3 = time.perf_counter()
+            base_t.append(t1 - t0)
+            subj_t.append(t2 - t1)
+            one_t.append(t3 - t2)
+            same &= one["replicas"] == run["replicas"]
+            for a, b in zip(base, run["replicas"]):
+                same &= all(abs(a[k] - b[k]) <= 1e-9 * max(abs(a[k]), 1e-300) for k in a)
+        paired = statistics.median(b / s for b, s in zip(base_t, subj_t))
+        paired_one = statistics.median(o / s for o, s in zip(one_t, subj_t))
+        out.append({
+            "name": f"train_replicas_n{n}", "ratio": paired, "target": 1.7,
+            "baseline": f"today's loop: {replicas} replicas in sequence in one process (default BLAS threads)",
+            "subject": f"train_single(workers={workers}): spawned processes, one BLAS thread each, start-up included",
+            "seconds": {"baseline": {"best": min(base_t), "median": statistics.median(base_t)},
+                        "subject": {"best": min(subj_t), "median": statistics.median(subj_t)},
+                        "one_worker": {"best": min(one_t), "median": statistics.median(one_t)}},
+            "command": (f"linrnn verify train --width {n} --seq-len {cfg.seq_len} --n-seq {cfg.n_seq} --steps "
+                        f"{cfg.steps} --lr {cfg.lr:g} --replicas {replicas} --workers {workers}"),
+            "detail": {"width": n, "replicas": replicas, "workers": workers, "seq_len": cfg.seq_len,
+                       "steps": cfg.steps, "repeats": repeats, "same_replicas_1e-9": bool(same),
+                       # how much of the ratio is the second process alone: train_single(workers=1), one BLAS
+                       # thread in this process, against workers=2 (the rest is the BLAS thread pool's spinning)
+                       "ratio_two_workers_vs_one_worker": paired_one,
+                       "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+                       "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+        })
+    return out
+
+
 if __name__ == "__main__":
+    if "--cases" in sys.argv[1:]:
+        _quick = "--quick" in sys.argv[1:]
+        _res = replica_cases(_quick)
+        for _c in _res:
+            print(f"{_c['name']:<22} ratio {_c['ratio']:.2f}x (target {_c['target']}) "
+                  f"baseline {_c['seconds']['baseline']['median']:.2f} s, subject {_c['seconds']['subject']['median']:.2f} s, "
+                  f"two workers vs one {_c['detail']['ratio_two_workers_vs_one_worker']:.2f}x, "
+                  f"same replicas: {_c['detail']['same_replicas_1e-9']}, load {_c['detail']['load_average_1_5_15']}")
+        _out = Path(__file__).parent / "results" / "bench_train_replicas.json"
+        if not _quick:
+            _out.write_text(json.dumps(_res, indent=2) + "\n")
+        raise SystemExit(0)
     raise SystemExit(main())

@@ -4,7 +4,8 @@
     python benchmarks/run.py --readme [-o FILE]      # only regenerate the README table
 
 Each module ``bench_NAME.py`` exposes ``cases(quick: bool) -> list[dict]`` (the record is
-described in ``benchmarks/harness.py``): a case times a subject against its baseline
+described in ``benchmarks/harness.py``; a module may leave out ``status``, ``goal`` and
+``met``, and may give a time as a summary dict with ``median`` and ``best``): a case times a subject against its baseline
 in the same process, one after the other, so that both see the same machine load, and
 reports their ratio with the target it must meet. The runner imports the modules,
 runs their cases, prints one line per case and writes ``benchmarks/results/bench.json``
@@ -81,21 +82,45 @@ def run_module(name: str, path: Path, quick: bool) -> list[dict[str, Any]]:
                 "met": None, "command": f"python benchmarks/run.py --only {name}", "detail": {}}]
     load1 = harness.load_average()
     for c in out:
+        normalise(c)
         c["module"] = name
         c["load_average"] = [load0, load1]  # 1-minute load at the module's start and end
         c.setdefault("detail", {})["module_seconds"] = round(time.perf_counter() - t0, 2)
     return out
 
 
+def _seconds(v: Any) -> float | None:
+    """A time in the record: a number, or a summary dict (its median, else its best)."""
+    if isinstance(v, dict):
+        v = v.get("median", v.get("best"))
+    return None if v is None else float(v)
+
+
+def normalise(c: dict[str, Any]) -> dict[str, Any]:
+    """Fill the fields a module may leave out: status, goal, met (from ratio, target and goal)."""
+    c.setdefault("status", "ok")
+    c.setdefault("goal", ">=")
+    c.setdefault("detail", {})
+    c.setdefault("seconds", {})
+    if "met" not in c:
+        r, t = c.get("ratio"), c.get("target")
+        c["met"] = None if r is None or t is None else bool(r >= t if c["goal"] == ">=" else r <= t)
+    return c
+
+
 def line(c: dict[str, Any]) -> str:
     if c["status"] != "ok":
         return f"{c['name']}: {c['status']} ({c.get('reason', '')})"
-    target = "" if c["target"] is None else f" (target {c['goal']} {c['target']:g}: {'met' if c['met'] else 'NOT met'})"
-    secs = ", ".join(f"{k} {v * 1e3:.3g} ms" for k, v in c["seconds"].items())
-    return f"{c['name']}: {c['ratio']:.3g}x{target}; {secs}"
+    target = "" if c.get("target") is None else f" (target {c['goal']} {c['target']:g}: {'met' if c['met'] else 'NOT met'})"
+    secs = ", ".join(f"{k} {1e3 * _seconds(v):.3g} ms" for k, v in c["seconds"].items() if _seconds(v) is not None)
+    ratio = "n/a" if c.get("ratio") is None else f"{c['ratio']:.3g}x"
+    return f"{c['name']}: {ratio}{target}; {secs}"
 
 
-def _fmt_seconds(s: float) -> str:
+def _fmt_seconds(v: Any) -> str:
+    s = _seconds(v)
+    if s is None:
+        return ""
     return f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s"
 
 
@@ -126,8 +151,10 @@ def table(result: dict[str, Any]) -> str:
         s = c["seconds"]
         target = "" if c["target"] is None else f"{c['goal']} {c['target']:g}"
         met = "" if c["met"] is None else ("yes" if c["met"] else "**no**")
-        lines.append(f"| {c['name']} | {c['subject']} | {c['baseline']} | {_fmt_seconds(s['subject'])} | "
-                     f"{_fmt_seconds(s['baseline'])} | {c['ratio']:.3g}x | {target} | {met} | {_fmt_load(c)} | `{c['command']}` |")
+        ratio = "" if c.get("ratio") is None else f"{c['ratio']:.3g}x"
+        base_t = s.get("baseline", s.get("limit"))
+        lines.append(f"| {c['name']} | {c['subject']} | {c['baseline'] or ''} | {_fmt_seconds(s.get('subject'))} | "
+                     f"{_fmt_seconds(base_t)} | {ratio} | {target} | {met} | {_fmt_load(c)} | `{c['command']}` |")
     libs = ", ".join(f"{k} {v}" for k, v in result["libraries"].items() if v)
     lines += ["", f"Versions: {libs}."]
     return "\n".join(lines)

@@ -12,6 +12,9 @@ The public API (imported lazily, so ``import linrnn.derive`` does not load SymPy
 * :func:`evaluate` - evaluate any SymPy expression in ``j`` and the model symbols
   (for example a deliberately wrong theory used as a negative control).
 * :func:`consequences` - generating function, sum, ratio, peak, horizon, regimes.
+* :func:`lag_formulas`, :func:`consequence_formulas` - the same closed forms as data
+  (:class:`Formula`: text, LaTeX and lambdified source), cached on disk keyed by the
+  derivation's source, so the numeric paths run without importing SymPy.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ _LAZY = {
     "evaluate": "linrnn.derive.numeric",
     "consequences": "linrnn.derive.consequences",
     "Consequences": "linrnn.derive.consequences",
+    "Formula": "linrnn.derive.formulas",
+    "lag_formulas": "linrnn.derive.formulas",
+    "consequence_formulas": "linrnn.derive.formulas",
 }
 
 __all__ = sorted(_LAZY)

@@ -2,43 +2,45 @@ r"""Numbers from the derived closed forms.
 
 Two paths, one set of expressions:
 
-* float64: ``sympy.lambdify`` to NumPy, vectorised over the lag ``j``. Where
+* float64: the ``sympy.lambdify`` form for NumPy, vectorised over the lag ``j``. Where
   ``q^j`` leaves the float64 range the path raises :class:`NumericalRangeError`
   (overflow) or reports the first lag that underflowed, and points to ``dps``.
-* mpmath: the same expressions through ``lambdify(modules="mpmath")`` at ``dps``
-  significant digits, finite for any lag and any ``q``.
+* mpmath: the same expressions through their ``lambdify(modules="mpmath")`` form at
+  ``dps`` significant digits, finite for any lag and any ``q``.
 
-Model values enter exactly (the decimal the user wrote, as a rational) and are
-rounded once, to float64 or to the working mpmath precision.
+The expressions are the derivation's :class:`~linrnn.derive.formulas.Formula` records
+(printed once from SymPy and cached as data, so that this module runs without SymPy
+when the derivation is cached); a SymPy expression is accepted as well and printed
+on the spot. Model values enter exactly (the decimal the user wrote, as a rational)
+and are rounded once, to float64 or to the working mpmath precision; the exact
+consequences (A, B, the total, the peak threshold) are evaluated in rational
+arithmetic.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
 import mpmath
 import numpy as np
-import sympy as sp
 
-from linrnn.derive import symbols as S
-from linrnn.derive.model import ModelSpec, substitutions
 from linrnn.core.errors import NumericalRangeError, UsageError
-
-_ARGS = (S.j, *S.PARAMETERS)
-
-
-@lru_cache(maxsize=64)
-def _float_fn(expr: sp.Expr) -> Callable[..., Any]:
-    return sp.lambdify(_ARGS, expr, modules="numpy")
+from linrnn.derive.formulas import LAG_ARGS, PARAM_ARGS, Formula, consequence_formulas, formula_of, lag_formulas
+from linrnn.derive.model import ModelSpec
 
 
 @lru_cache(maxsize=64)
-def _mp_fn(expr: sp.Expr) -> Callable[..., Any]:
-    return sp.lambdify(_ARGS, expr, modules="mpmath")
+def _formula_of_expr(expr: Any) -> Formula:
+    return formula_of(expr, LAG_ARGS)
+
+
+def as_formula(expr: Formula | Any) -> Formula:
+    """``expr`` as a :class:`Formula` of (j, parameters): a Formula as it is, a SymPy expression printed."""
+    return expr if isinstance(expr, Formula) else _formula_of_expr(expr)
 
 
 def _check_lags(lags: int) -> int:
@@ -67,13 +69,23 @@ def _float_params(spec: ModelSpec) -> list[float]:
     return [float(v) for v in (spec.sigma_w2, spec.sigma_c2, spec.sigma_f2, spec.n_in, spec.lr_c, spec.lr_f, spec.lr_w)]
 
 
+def exact_params(spec: ModelSpec) -> dict[str, Fraction]:
+    """The model parameters by name (:data:`~linrnn.derive.formulas.PARAM_ARGS`) as exact rationals.
+
+    Each value is the rational of its decimal literal (``Fraction(repr(x))``), as
+    :func:`linrnn.derive.model.substitutions` gives SymPy.
+    """
+    values = (spec.sigma_w2, spec.sigma_c2, spec.sigma_f2, spec.n_in, spec.lr_c, spec.lr_f, spec.lr_w)
+    return {name: Fraction(repr(float(v))) if not isinstance(v, int) else Fraction(v)
+            for name, v in zip(PARAM_ARGS, values)}
+
+
 def _mp_params(spec: ModelSpec) -> list[mpmath.mpf]:
-    subs = substitutions(spec)
-    return [mpmath.mpf(subs[s].p) / subs[s].q for s in S.PARAMETERS]
+    return [mpmath.mpf(v.numerator) / v.denominator for v in exact_params(spec).values()]
 
 
-def evaluate(expr: sp.Expr, spec: ModelSpec, lags: int, dps: int | None = None) -> Any:
-    """Evaluate ``expr`` (in ``j`` and the model symbols) at ``j = 0 .. lags-1``.
+def evaluate(expr: Formula | Any, spec: ModelSpec, lags: int, dps: int | None = None) -> Any:
+    """Evaluate ``expr`` (a :class:`Formula` or a SymPy expression in ``j`` and the model symbols) at ``j = 0 .. lags-1``.
 
     Returns a float64 ``numpy.ndarray``, or with ``dps`` a list of ``mpmath.mpf``
     computed at ``dps`` significant digits. The float path raises
@@ -81,13 +93,13 @@ def evaluate(expr: sp.Expr, spec: ModelSpec, lags: int, dps: int | None = None) 
     """
     lags = _check_lags(lags)
     dps = _check_dps(dps)
-    extra = expr.free_symbols - set(_ARGS)
-    if extra:
-        raise ValueError(f"expression has unbound symbols {sorted(map(str, extra))}")
+    form = as_formula(expr)
+    if form.args != LAG_ARGS:
+        raise ValueError(f"a lag formula takes the arguments {LAG_ARGS}, not {form.args}")
     if dps is None:
         js = np.arange(lags, dtype=np.float64)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            values = np.asarray(_float_fn(expr)(js, *_float_params(spec)), dtype=np.float64)
+            values = np.asarray(form.numpy_fn()(js, *_float_params(spec)), dtype=np.float64)
         values = np.broadcast_to(values, js.shape).copy()
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
@@ -96,16 +108,16 @@ def evaluate(expr: sp.Expr, spec: ModelSpec, lags: int, dps: int | None = None) 
                 f"(q = {spec.sigma_w2:g}); rerun with --dps 30 (mpmath at 30 digits) for finite values."
             )
         return values
-    fn = _mp_fn(expr)
+    fn = form.mpmath_fn()
     with mpmath.workdps(dps):
         params = _mp_params(spec)
         return [+fn(mpmath.mpf(jj), *params) for jj in range(lags)]
 
 
-def first_underflow(expr: sp.Expr, spec: ModelSpec, values: np.ndarray) -> int | None:
+def first_underflow(expr: Formula | Any, spec: ModelSpec, values: np.ndarray) -> int | None:
     """First lag whose float64 value is zero or subnormal while the exact value is not."""
     tiny = np.finfo(np.float64).tiny
-    fn = _mp_fn(expr)
+    fn = as_formula(expr).mpmath_fn()
     for jj in np.flatnonzero(np.abs(values) < tiny):
         with mpmath.workdps(30):
             if fn(mpmath.mpf(int(jj)), *_mp_params(spec)) != 0:
@@ -117,18 +129,15 @@ def weights(spec: ModelSpec, lags: int, dps: int | None = None) -> Any:
     r"""The lag weights ``lambda_j``, ``j = 0 .. lags-1`` (n -> infinity).
 
     ``lambda_j`` is the diagonal of the limit lag NTK derived in
-    :func:`linrnn.derive.lag_weights.derive_lag_weights` for ``spec.param``.
+    :func:`linrnn.derive.lag_weights.derive_lag_weights` for ``spec.param``
+    (its cached formula, :func:`linrnn.derive.formulas.lag_formulas`).
     """
-    from linrnn.derive.lag_weights import derive_lag_weights
-
-    return evaluate(derive_lag_weights(spec.param).weight, spec, lags, dps)
+    return evaluate(lag_formulas(spec.param).weight, spec, lags, dps)
 
 
 def nngp_variance(spec: ModelSpec, lags: int, dps: int | None = None) -> Any:
     r"""``Var L_j(0)[a,b]`` for ``j = 0 .. lags-1`` in the n -> infinity limit."""
-    from linrnn.derive.lag_weights import derive_lag_weights
-
-    return evaluate(derive_lag_weights(spec.param).nngp, spec, lags, dps)
+    return evaluate(lag_formulas(spec.param).nngp, spec, lags, dps)
 
 
 def limit_lag_ntk(spec: ModelSpec, lags: int) -> np.ndarray:
@@ -161,11 +170,6 @@ class Summary:
     eps: float
 
 
-@lru_cache(maxsize=16)
-def _horizon_fn(expr: sp.Expr) -> Callable[..., Any]:
-    return sp.lambdify([S.eps, S.lam_max, *S.PARAMETERS], expr, modules="mpmath")
-
-
 def regime_of(q: float) -> str:
     return "decaying" if q < 1 else ("critical" if q == 1 else "exploding")
 
@@ -176,46 +180,43 @@ def summarize(spec: ModelSpec, eps: float = 1e-3, dps: int = 30) -> Summary:
     The horizon is evaluated with mpmath at ``dps`` digits: Lambert ``W_{-1}``
     when the weights have a term linear in ``j`` (``B > 0``), else the logarithm.
     """
-    from linrnn.derive.consequences import consequences
-    from linrnn.derive.lag_weights import derive_lag_weights
-
     try:
         eps = float(eps)
     except (TypeError, ValueError):
         raise UsageError(f"eps must be a number in (0, 1), got {eps!r}") from None
     if not 0 < eps < 1:
         raise UsageError(f"eps must lie strictly between 0 and 1, got {eps!r}")
-    der = derive_lag_weights(spec.param)
-    subs = substitutions(spec)
+    lf = lag_formulas(spec.param)
+    exact = exact_params(spec)
     regime = regime_of(spec.sigma_w2)
-    A, B = (x.subs(subs) for x in der.linear_form)
+    A, B = (f.exact_value(exact) for f in lf.linear_form)
     with mpmath.workdps(dps):
-        weight_at = _mp_fn(der.weight)
+        weight_at = lf.weight.mpmath_fn()
         params = _mp_params(spec)
         if regime != "decaying":
             if B == 0 and regime == "critical":  # constant weights: every lag is a maximum
                 value = weight_at(mpmath.mpf(0), *params)
                 return Summary(regime, 0, value, None, None, None, None, eps)
             return Summary(regime, None, None, None, None, None, None, eps)
-        con = consequences(spec.param)  # only the decaying regime needs the consequences
-        total = con.total.subs(subs)
-        total_value = mpmath.mpf(sp.Rational(total).p) / sp.Rational(total).q if total.is_Rational else mpmath.mpf(str(sp.N(total, dps)))
+        con = consequence_formulas(spec.param)  # only the decaying regime needs the consequences
+        total = con.total.exact_value(exact)
+        total_value = mpmath.mpf(total.numerator) / total.denominator
         if B == 0:
             peak, threshold = 0, None
         else:
-            jc = con.peak_threshold.subs(subs)
+            jc = con.peak_threshold.exact_value(exact)
             threshold = float(jc)
             if jc < 0:
                 peak = 0
-            elif sp.Integer(sp.floor(jc)) == jc:
+            elif jc.denominator == 1:
                 peak = int(jc)  # tie between j_c and j_c + 1: report the first
             else:
-                peak = int(sp.floor(jc)) + 1
+                peak = math.floor(jc) + 1
         peak_value = weight_at(mpmath.mpf(peak), *params)
         # never substitute exact values into q**(A/B): evaluate the closed form numerically
-        horizon_expr = con.horizon_geometric if B == 0 else con.horizon
-        h = _horizon_fn(horizon_expr)(mpmath.mpf(sp.Rational(repr(eps)).p) / sp.Rational(repr(eps)).q,
-                                      peak_value, *params)
+        horizon_form = con.horizon_geometric if B == 0 else con.horizon
+        e = Fraction(repr(eps))
+        h = horizon_form.mpmath_fn()(mpmath.mpf(e.numerator) / e.denominator, peak_value, *params)
         h = mpmath.re(h)
         horizon = float(h)
         horizon_lag = int(mpmath.floor(h)) + 1

@@ -14,9 +14,7 @@ from typing import Any
 
 import mpmath
 import numpy as np
-import sympy as sp
 
-from linrnn.derive import symbols as S
 from linrnn.derive.model import ModelSpec
 
 SCHEMA_VERSION = 1
@@ -46,11 +44,15 @@ class WeightsReport:
 
 
 def weights_report(spec: ModelSpec, lags: int, *, dps: int | None = None, eps: float = 1e-3) -> WeightsReport:
-    """Evaluate lambda_j and Var L_j(0) for j < lags with the consequences of ``spec``."""
-    from linrnn.derive.lag_weights import derive_lag_weights
+    """Evaluate lambda_j and Var L_j(0) for j < lags with the consequences of ``spec``.
+
+    The formulas come from the derivation's cached data
+    (:func:`linrnn.derive.formulas.lag_formulas`): with a warm cache, SymPy is not imported.
+    """
+    from linrnn.derive.formulas import lag_formulas
     from linrnn.derive.numeric import evaluate, first_underflow, summarize
 
-    der = derive_lag_weights(spec.param)
+    der = lag_formulas(spec.param)
     w = evaluate(der.weight, spec, lags, dps)
     v = evaluate(der.nngp, spec, lags, dps)
     notices: list[str] = []
@@ -66,8 +68,8 @@ def weights_report(spec: ModelSpec, lags: int, *, dps: int | None = None, eps: f
     return WeightsReport(
         spec=spec, lags=lags, dps=dps,
         weights=list(w), nngp=list(v),
-        expression=sp.latex(der.weight, symbol_names=S.LATEX_NAMES),
-        nngp_expression=sp.latex(der.nngp, symbol_names=S.LATEX_NAMES),
+        expression=der.weight.latex,
+        nngp_expression=der.nngp.latex,
         regime=summary.regime, peak_lag=summary.peak_lag, horizon=summary.horizon,
         horizon_lag=summary.horizon_lag, total=summary.total, eps=eps, notices=notices,
     )
@@ -143,7 +145,7 @@ def format_table(report: WeightsReport) -> str:
         f"# lag weights of the wide linear RNN ({spec.param} parameterization; {report.precision})",
         f"# q = sigma_W^2 = {spec.sigma_w2:g}, sigma_C^2 = {spec.sigma_c2:g}, sigma_F^2 = {spec.sigma_f2:g}, "
         f"n_x = {spec.n_in}, eta = (C {spec.lr_c:g}, F {spec.lr_f:g}, W {spec.lr_w:g})",
-        f"# lambda_j = {sp.sstr(_weight_expr(spec))}",
+        f"# lambda_j = {_weight_text(spec)}",
         f"# regime: {report.regime} ({_regime_sentence(report.regime)})",
     ]
     if report.horizon is not None:
@@ -162,10 +164,11 @@ def format_table(report: WeightsReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _weight_expr(spec: ModelSpec) -> sp.Expr:
-    from linrnn.derive.lag_weights import derive_lag_weights
+def _weight_text(spec: ModelSpec) -> str:
+    """``sympy.sstr`` of the derived lambda_j (kept in its cached formula)."""
+    from linrnn.derive.formulas import lag_formulas
 
-    return derive_lag_weights(spec.param).weight
+    return lag_formulas(spec.param).weight.text
 
 
 def _regime_sentence(regime: str) -> str:

@@ -112,6 +112,10 @@ class Theories:
     skipped_controls: list[str] = field(default_factory=list)
 
 
+#: The most theories (the derived one and its controls) whose relative errors a draw carries.
+THEORIES = 3
+
+
 def theories_for(spec: ModelSpec, lags: int) -> Theories:
     """Evaluate the derived limit kernel, NNGP and control theories for ``spec``.
 
@@ -119,14 +123,14 @@ def theories_for(spec: ModelSpec, lags: int) -> Theories:
     ``no_linear_term`` when eta_W = 0) is no wrong theory here: it is left out and
     listed in ``skipped_controls``.
     """
-    from linrnn.derive import derive_lag_weights, evaluate, limit_lag_ntk, nngp_variance
+    from linrnn.derive import evaluate, lag_formulas, limit_lag_ntk, nngp_variance
 
-    der = derive_lag_weights(spec.param)
+    der = lag_formulas(spec.param)  # the derivation's formulas as data: no SymPy once cached
     n_out = spec.n_out
     ntk = limit_lag_ntk(spec, lags)
     nngp = kernel_from_diagonal(nngp_variance(spec, lags), n_out, spec.n_in)
-    exprs = {f"ntk:{k}": str(e) for k, e in der.controls.items()}
-    exprs.update({f"nngp:{k}": str(e) for k, e in der.nngp_controls.items()})
+    exprs = {f"ntk:{k}": e.text for k, e in der.controls.items()}
+    exprs.update({f"nngp:{k}": e.text for k, e in der.nngp_controls.items()})
     skipped: list[str] = []
 
     def wrong_ones(prefix: str, forms: dict[str, Any], truth: np.ndarray) -> dict[str, np.ndarray]:
@@ -141,7 +145,7 @@ def theories_for(spec: ModelSpec, lags: int) -> Theories:
 
     ntk_controls = wrong_ones("ntk", der.controls, ntk)
     nngp_controls = wrong_ones("nngp", der.nngp_controls, nngp)
-    return Theories(ntk, nngp, ntk_controls, nngp_controls, str(der.weight), str(der.nngp), exprs, skipped)
+    return Theories(ntk, nngp, ntk_controls, nngp_controls, der.weight.text, der.nngp.text, exprs, skipped)
 
 
 def rate_fit(
@@ -655,6 +659,7 @@ def check_lag_ntk(
     max_replicas: int = 4096,
     budget_seconds: float | None = None,
     power: float = dsg.POWER,
+    memory_flag: str = "--max-memory",
 ) -> NTKCheck:
     """Run the Monte Carlo lag-NTK and NNGP checks for ``spec`` (a :class:`linrnn.core.spec.ModelSpec`).
 
@@ -665,7 +670,9 @@ def check_lag_ntk(
     (``pilot`` fresh draws per width, then at least ``replicas`` new ones, as many as
     power 0.999 against every control needs, capped by ``max_replicas``,
     ``budget_seconds`` and the bias allowance). See the module docstring for the
-    statistics. Raises :class:`UsageError` for impossible input.
+    statistics. Raises :class:`UsageError` for impossible input, and for a draw that does
+    not fit ``max_memory`` before any work (the sentence names ``memory_flag``, the
+    setting that raises the budget where the caller reads it).
     """
     t0 = time.perf_counter()
     if not widths:
@@ -691,12 +698,13 @@ def check_lag_ntk(
     run_widths = sorted(set(ws) | ({companion} if companion else set()))
     quarter = top // 4 if top >= 4 else None
     pilot_widths = sorted(set(run_widths) | ({quarter} if quarter else set()))
+    itemsize = be.itemsize
+    for n in sorted(pilot_widths if pilot else run_widths, reverse=True):  # before any work: one draw must fit
+        per_draw = bytes_per_draw(n, spec.n_in, n_out, lags, itemsize, THEORIES)
+        chunk_size(per_draw, max_memory, replicas, be.name, n=n, flag=memory_flag)
     th = theories_for(spec, lags)
     rel_theories = {"theory": th.ntk, **{f"ntk:{k}": v for k, v in th.ntk_controls.items()}}
-    itemsize = be.itemsize
-    for n in pilot_widths if pilot else run_widths:  # fail before any Monte Carlo if one draw does not fit
-        per_draw = bytes_per_draw(n, spec.n_in, n_out, lags, itemsize, len(rel_theories))
-        chunk_size(per_draw, max_memory, replicas, be.name, n=n)
+    assert len(rel_theories) <= THEORIES
     sweep = len(ws) > 1
     n_checks = 3 if sweep else 2
     a_check = alpha / n_checks

@@ -80,13 +80,17 @@ def make_data(config: Any, backend: Backend, seed: int, n_seq: int | None = None
     return x, y, teacher
 
 
-def choose_lr(config: Any, corr: Any, spec: Any) -> float:
-    """The base step: ``lr_factor`` x :func:`linrnn.verify.scnn.auto_lr_rnn` (``lr = 'auto'``) or the given float."""
+def choose_lr(config: Any, corr: Any, spec: Any, draws: Any = None) -> float:
+    """The base step: ``lr_factor`` x :func:`linrnn.verify.scnn.auto_lr_rnn` (``lr = 'auto'``) or the given float.
+
+    With ``draws`` (the initial points to be trained) the automatic step comes from their
+    finite-width Gauss-Newton curvature; without, from the wide limit's lag weights.
+    """
     from linrnn.verify.claims.base import check_lr
     from linrnn.verify.scnn import auto_lr_rnn
 
     if config.lr == "auto":
-        return float(config.lr_factor) * auto_lr_rnn(corr, spec)
+        return float(config.lr_factor) * auto_lr_rnn(corr, spec, draws)
     return float(check_lr(config.lr))
 
 
@@ -113,9 +117,9 @@ def train_pair(draw: Any, corr: Any, lr: float, steps: int, lam: np.ndarray) -> 
 
 def wrong_weights(spec: Any, lags: int, truth: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """The lag weights of the derivation's negative controls ``names`` (all by default) that differ from the truth."""
-    from linrnn.derive import derive_lag_weights, evaluate
+    from linrnn.derive import evaluate, lag_formulas
 
-    forms = derive_lag_weights(spec.param).controls
+    forms = lag_formulas(spec.param).controls
     names = list(forms) if names is None else list(names)
     unknown = sorted(set(names) - set(forms))
     if unknown:

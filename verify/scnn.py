@@ -225,16 +225,29 @@ def auto_lr(corr: Correlations, lam: Any) -> float:
     return 1.0 / curv.mu_max
 
 
-def auto_lr_rnn(corr: Correlations, spec: Any) -> float:
-    """:func:`auto_lr` with the lag weights lambda_j that :func:`linrnn.derive.weights` gives for ``spec``.
+def auto_lr_rnn(corr: Correlations, spec: Any, draws: Any = None) -> float:
+    """The base step eta = 1 / mu_max for training RNNs of ``spec`` on the data ``corr``.
 
-    ``spec`` is a :class:`linrnn.derive.ModelSpec`; its ``n_in`` must equal the data's n_x.
-    The returned eta is the base step of :func:`linrnn.verify.train.train_rnn` for that
-    configuration (the derived lambda_j already include the parameterization's
-    scaling of the step and the multipliers eta_C, eta_F, eta_W).
+    Without ``draws``: mu_max is the curvature of the wide limit, :func:`auto_lr` with the
+    lag weights lambda_j that :func:`linrnn.derive.weights` gives for ``spec`` (the derived
+    lambda_j already include the parameterization's scaling of the step and the
+    multipliers eta_C, eta_F, eta_W). With ``draws`` (a sequence of
+    :class:`~linrnn.verify.sample.RNNDraw`, the initial points to be trained): mu_max is
+    the largest, over the draws, of the finite-width Gauss-Newton curvature
+    mu_max(H^{1/2} Theta H^{1/2}) of each draw's own lag NTK Theta
+    (:func:`linrnn.verify.curvature.rnn_curvature`), so one step is stable for all of
+    them: at long sequences or q >= 1 the limit's step diverges. ``spec.n_in`` must
+    equal the data's n_x. The result is the base step of :func:`linrnn.verify.train.train_rnn`.
     """
     from linrnn.derive import weights
 
     if spec.n_in != corr.n_x:
         raise UsageError(f"the model has n_in = {spec.n_in} inputs but the data have n_x = {corr.n_x}")
+    if draws is not None:
+        from linrnn.verify.curvature import rnn_curvature
+
+        draws = list(draws)
+        if not draws:
+            raise UsageError("the finite-width step needs at least one draw")
+        return 1.0 / max(rnn_curvature(d, corr).mu_max for d in draws)
     return auto_lr(corr, np.asarray(weights(spec, corr.lags), dtype=np.float64))

@@ -95,20 +95,22 @@ class Moments:
 # ----------------------------------------------------------------- distributions
 
 
-def _dist(dof: float) -> Any:
-    """scipy's Student t with ``dof`` degrees of freedom, or the standard normal when dof is inf.
+def _special() -> Any:
+    """``scipy.special``, imported on first use.
 
-    scipy.stats is imported here, on first use, so that importing this module stays cheap.
+    The distribution functions below call the same special functions that scipy.stats'
+    ``t`` and ``norm`` call (``stdtr``, ``stdtrit``, ``ndtr``, ``ndtri``), without
+    importing scipy.stats, which costs about a second at start-up.
     """
-    from scipy import stats
+    from scipy import special
 
-    return stats.norm if math.isinf(dof) else stats.t(dof)
+    return special
 
 
 def t_sf(t: float, dof: float) -> float:
     """P(T > t) for Student's t with ``dof`` degrees of freedom (normal when dof is inf).
 
-    scipy.stats ``t.sf`` / ``norm.sf``, accurate to relative ~1e-13 in the far tails
+    ``stdtr(dof, -t)`` / ``ndtr(-t)``, i.e. scipy.stats ``t.sf`` / ``norm.sf``, accurate to relative ~1e-13 in the far tails
     (far below float64's epsilon) against the regularised incomplete beta function
     P(|T| > t) = I_{dof / (dof + t^2)}(dof / 2, 1 / 2) at high precision
     (``tests/test_verify_stats.py``).
@@ -117,15 +119,17 @@ def t_sf(t: float, dof: float) -> float:
         return math.nan
     if math.isinf(t):
         return 0.0 if t > 0 else 1.0
-    return float(_dist(dof).sf(t))
+    sc = _special()
+    return float(sc.ndtr(-t) if math.isinf(dof) else sc.stdtr(dof, -t))
 
 
 @lru_cache(maxsize=4096)
 def t_isf(p: float, dof: float) -> float:
-    """The t with P(T > t) = p, for 0 < p < 1/2 (scipy.stats ``t.isf`` / ``norm.isf``)."""
+    """The t with P(T > t) = p, for 0 < p < 1/2 (``-stdtrit(dof, p)`` / ``-ndtri(p)``, scipy.stats ``t.isf`` / ``norm.isf``)."""
     if not 0 < p < 0.5:
         raise ValueError(f"p must lie in (0, 1/2), got {p!r}")
-    return float(_dist(dof).isf(p))
+    sc = _special()
+    return float(-sc.ndtri(p) if math.isinf(dof) else -sc.stdtrit(dof, p))
 
 
 # ------------------------------------------------------------------ entry tests

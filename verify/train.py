@@ -298,22 +298,50 @@ def _rnn_core(
     T passes over W_e). ``d_we_out``, if given, is an (n, n) array that receives dW_e by
     assignment; the returned dW_e is then that array.
     """
-    xp = array_namespace(we)
-    T, n_x, n_y = corr.lags, corr.n_x, corr.n_y
-    we_t = we.T
-    rows = [fe.T]
-    for _ in range(1, T):
-        rows.append(rows[-1] @ we_t)
-    vs = xp.concat(rows, axis=0)  # (T n_x, n), rows (j, a): V_j[:, a]
+    T = corr.lags
+    vs = forward_krylov_rows(fe, we, T)  # (T n_x, n), rows (j, a): V_j[:, a]
     lm = ce @ vs.T  # (n_y, T n_x): L_j = C_e V_j
     loss, gm = loss_grad_mat(lm, corr)
     if not need_grads:
         return loss, lm, None, None, None
+    us = backward_krylov_rows(ce, we, T)
+    d_ce, d_fe, d_we = impulse_vjp(gm, vs, us, we, corr)
+    if d_we_out is not None:
+        d_we_out[...] = d_we
+        d_we = d_we_out
+    return loss, lm, d_ce, d_fe, d_we
+
+
+def forward_krylov_rows(fe: Any, we: Any, T: int) -> Any:
+    """``vs`` (T n_x, n), rows (j, a): V_j[:, a] = (W_e^j F_e)[:, a], by T - 1 vector-matrix passes."""
+    xp = array_namespace(we)
+    we_t = we.T
+    rows = [fe.T]
+    for _ in range(1, T):
+        rows.append(rows[-1] @ we_t)
+    return xp.concat(rows, axis=0)
+
+
+def backward_krylov_rows(ce: Any, we: Any, T: int) -> Any:
+    """``us`` (T n_y, n), rows (k, p): U_k[:, p] = ((W_e^T)^k C_e^T)[:, p], by T - 1 vector-matrix passes."""
+    xp = array_namespace(we)
     rows = [ce]
     for _ in range(1, T):
         rows.append(rows[-1] @ we)
-    us = xp.concat(rows, axis=0)  # (T n_y, n), rows (k, p): U_k[:, p]
-    dev = device(we)
+    return xp.concat(rows, axis=0)
+
+
+def impulse_vjp(gm: Any, vs: Any, us: Any, we: Any, corr: Correlations) -> tuple[Any, Any, Any]:
+    """J^T G: the effective-matrix gradients of <L, G> for G in matrix layout (n_y, T n_x).
+
+    dC_e = sum_j G_j V_j^T, dF_e = sum_j U_j G_j, dW_e = sum_k U_k H_k with the Hankel
+    products H_k = sum_m G_{k+1+m} V_m^T (one matmul with the block-Hankel matrix, module
+    docstring). ``vs``, ``us``: the Krylov rows of :func:`forward_krylov_rows` and
+    :func:`backward_krylov_rows`.
+    """
+    xp = array_namespace(gm)
+    T, n_x, n_y = corr.lags, corr.n_x, corr.n_y
+    dev = device(gm)
     g3 = xp.reshape(gm, (n_y, T, n_x))  # g3[p, j, a] = G_j[p, a]
     d_ce = gm @ vs  # sum_j G_j V_j^T
     d_fe = us.T @ xp.reshape(xp.permute_dims(g3, (1, 0, 2)), (T * n_y, n_x))  # sum_j U_j G_j
@@ -327,10 +355,25 @@ def _rnn_core(
         d_we = us[: (T - 1) * n_y, :].T @ h_mat  # sum_k U_k H_k
     else:
         d_we = xp.zeros_like(we)
-    if d_we_out is not None:
-        d_we_out[...] = d_we
-        d_we = d_we_out
-    return loss, lm, d_ce, d_fe, d_we
+    return d_ce, d_fe, d_we
+
+
+def impulse_jvp(d_ce: Any, d_fe: Any, d_we: Any, ce: Any, we: Any, vs: Any, corr: Correlations) -> Any:
+    """J dP: the change of L (matrix layout (n_y, T n_x)) along effective-matrix directions (dC_e, dF_e, dW_e).
+
+    dL_j = dC_e V_j + C_e dV_j with dV_0 = dF_e and dV_j = W_e dV_{j-1} + dW_e V_{j-1}
+    (the product rule for W_e^j F_e): one matmul for all dW_e V_{j-1}, then T - 1
+    vector-matrix passes, as for the Krylov vectors themselves.
+    """
+    xp = array_namespace(we)
+    T, n_x = corr.lags, corr.n_x
+    we_t = we.T
+    drive = vs[: (T - 1) * n_x, :] @ d_we.T if T > 1 else None  # rows (j-1, a): (dW_e V_{j-1})^T
+    rows = [d_fe.T]
+    for j in range(1, T):
+        rows.append(rows[-1] @ we_t + drive[(j - 1) * n_x: j * n_x, :])  # type: ignore[index]
+    dvs = xp.concat(rows, axis=0)  # (T n_x, n)
+    return d_ce @ vs.T + ce @ dvs.T
 
 
 def rnn_impulse(draw: RNNDraw, lags: int, *, backend: Backend | None = None) -> Any:
@@ -400,12 +443,18 @@ class TrainResult:
     def param(self) -> str:
         return self.spec.param
 
-    def raise_if_diverged(self) -> None:
-        """Raise :class:`UsageError` (one sentence) if the run diverged."""
+    def raise_if_diverged(self, auto: bool = False) -> None:
+        """Raise :class:`UsageError` (one sentence) if the run diverged.
+
+        ``auto``: the step was chosen by ``--lr auto``, so the advice is a smaller
+        ``--lr-factor`` (or a given step), not ``--lr auto`` again.
+        """
         if self.diverged:
+            advice = ("the automatic step was too large for this run: lower --lr-factor or give a smaller --lr"
+                      if auto else "use a smaller step or --lr auto")
             raise UsageError(
                 f"gradient descent diverged at step {self.diverged_step} of {self.steps} "
-                f"(loss {self.diverged_loss:.3g}) with lr = {self.lr:g}; use a smaller step or --lr auto"
+                f"(loss {self.diverged_loss:.3g}) with lr = {self.lr:g}; {advice}"
             )
 
 
@@ -525,3 +574,19 @@ def train_rnn(
         spec=spec,
         loss_kind=loss,
     )
+
+
+def train_bytes(n: int, n_in: int, n_out: int, seq_len: int, n_seq: int, steps: int, itemsize: int = 8) -> int:
+    """Peak working memory of one training run (bytes), an upper estimate checked before any work.
+
+    In the working dtype: the parameters W, F, C, their gradients, the update and the
+    draw's raw copy, 4 (n^2 + n (n_x + n_y)); the Krylov vectors U, V and their
+    transposed copies, 4 T n (n_x + n_y); the block-Hankel matrix of the gradients,
+    2 T^2 n_x n_y; the recorded trajectories of the RNN and the SCNN impulse responses,
+    2 (steps + 1) T n_x n_y; the data, its lagged sums and the correlations,
+    3 N T (n_x + n_y) + 4 (T n_x)^2; and the losses, steps + 1.
+    """
+    n, n_in, n_out, T, N, s = (int(v) for v in (n, n_in, n_out, seq_len, n_seq, steps))
+    items = (4 * (n * n + n * (n_in + n_out)) + 4 * T * n * (n_in + n_out) + 2 * T * T * n_in * n_out
+             + 2 * (s + 1) * T * n_in * n_out + 3 * N * T * (n_in + n_out) + 4 * (T * n_in) ** 2 + (s + 1))
+    return items * int(itemsize)

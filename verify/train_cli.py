@@ -23,6 +23,8 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from linrnn.core.errors import UsageError
@@ -31,6 +33,8 @@ TEACHER_CHOICES = ("decay", "spike", "oscillator", "co2")
 
 #: Defaults of the single-run mode (the sweeps take theirs from their claims' configuration dataclasses).
 SINGLE_DEFAULTS: dict[str, Any] = {"width": 256, "seeds": 1}
+#: The memory budget of one training run when --max-memory is not given.
+DEFAULT_MAX_MEMORY = "4GB"
 #: q = sigma_W^2 of the model when --sigma-w2 is not given.
 DEFAULT_SIGMA_W2 = 0.8
 
@@ -111,7 +115,9 @@ def register(sub: Any) -> None:
     p.add_argument("--steps", type=_int, help=f"gradient steps (default {D.steps}; {S.steps} with --sigma-w2s; "
                                               f"{C.steps} with --teacher co2)")
     p.add_argument("--lr", type=_lr, default=None, metavar="{auto,FLOAT}",
-                   help=f"base step; auto = lr-factor / mu_max of the lag-weighted curvature (default {D.lr})")
+                   help=f"base step; auto = lr-factor / mu_max of the curvature (single runs: the draws' own "
+                        f"Gauss-Newton curvature at their initial points; sweeps: the wide limit's lag-weighted "
+                        f"curvature) (default {D.lr})")
     p.add_argument("--lr-factor", type=float, help=f"safety factor of --lr auto, in (0, 2) (default {D.lr_factor:g})")
     p.add_argument("--replicas", type=_int, metavar="R",
                    help=f"single run: draws (default {SINGLE_DEFAULTS['seeds']}); sweeps: the fewest main-stage "
@@ -126,8 +132,14 @@ def register(sub: Any) -> None:
     p.add_argument("--budget-seconds", type=float, metavar="S",
                    help="sweeps: time budget; the main stage is capped at what it allows at the pilot's cost per "
                         "replica (default: none)")
+    p.add_argument("--workers", type=_int, metavar="K",
+                   help="single run: train the replicas in K processes (default min(2, cores), 1 when the "
+                        "load average says the cores are busy); the results do not depend on K")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout, nothing else")
     p.add_argument("--save", metavar="PATH.npz", help="single run: save initial weights, data and trajectories")
+    p.add_argument("--max-memory", default=DEFAULT_MAX_MEMORY, metavar="SIZE",
+                   help=f"memory budget of one training run, checked before any work, e.g. 4GB or 24GiB "
+                        f"(default {DEFAULT_MAX_MEMORY})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run_train)
 
@@ -174,9 +186,28 @@ def _seed(args: argparse.Namespace) -> int:
     return 0 if args.seed is None else int(args.seed)
 
 
+def _workers(args: argparse.Namespace) -> int:
+    """``--workers``, by default min(2, cores) on an idle machine and 1 on a busy one.
+
+    Busy: a 1-minute load average above cores - 0.5 (the rule of the Monte Carlo's
+    draw-ahead thread). On this project's shared 2-core machine, with other processes
+    holding the cores, a second worker only added its start-up (about 1 s) and
+    contention; the results are the same for any number of workers.
+    """
+    if args.workers is not None:
+        return int(args.workers)
+    import os
+
+    from linrnn.verify.replicas import available_cores
+
+    cores = available_cores()
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > cores - 0.5
+    return 1 if busy else max(1, min(2, cores))
+
+
 def _validate(args: argparse.Namespace) -> None:
     for flag, value in (("--width", args.width), ("--seq-len", args.seq_len), ("--n-seq", args.n_seq),
-                        ("--steps", args.steps), ("--replicas", args.replicas)):
+                        ("--steps", args.steps), ("--replicas", args.replicas), ("--workers", args.workers)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
     if args.widths is not None:
@@ -195,8 +226,18 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError(f"--save needs a path ending in .npz, got {args.save!r}")
         if args.widths is not None or args.sigma_w2s is not None:
             raise UsageError("--save keeps a single run; it cannot be combined with --widths or --sigma-w2s")
+        from linrnn.core.files import check_output_file
+
+        check_output_file(args.save, "the --save file")
     if isinstance(args.lr, float) and not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr must be 'auto' or a finite positive number, got {args.lr}")
+
+
+def _check_memory(args: argparse.Namespace, needed: int, what: str) -> None:
+    """A run's peak memory (a claim's ``memory(config, model)``) against ``--max-memory``, before any work."""
+    from linrnn.core.validate import check_memory, parse_memory
+
+    check_memory(what, needed, parse_memory(args.max_memory), "--max-memory")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -216,6 +257,9 @@ def run_train(args: argparse.Namespace) -> int:
         from linrnn.verify.claims import dynamics_equivalence
 
         cfg = _config(args, dynamics_equivalence.Config(), widths=args.widths, **_sweep_extra(args))
+        _check_memory(args, dynamics_equivalence.memory(cfg, model),
+                      f"one training run at width {max(cfg.widths)} (T = {cfg.seq_len}, {cfg.n_seq} sequences, "
+                      f"{cfg.steps} steps)")
         total = float(sum(n * n for n in cfg.widths) * (cfg.pilot + cfg.min_replicas))
         with Progress(total, "verify train --widths", enabled=not args.no_progress) as bar:
             res = dynamics_equivalence.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
@@ -230,6 +274,9 @@ def run_train(args: argparse.Namespace) -> int:
         from linrnn.verify.claims import short_memory
 
         cfg = _config(args, short_memory.Config(), **_sweep_extra(args))
+        _check_memory(args, short_memory.memory(cfg, model),
+                      f"one training run at width {cfg.width} (T = {cfg.seq_len}, {cfg.n_seq} sequences, "
+                      f"{cfg.steps} steps)")
         n = cfg.width
         total = float(len(cfg.sigma_w2s) * (cfg.pilot + cfg.min_replicas) * (n * n + (n // 2) ** 2))
         with Progress(total, "verify train --sigma-w2s", enabled=not args.no_progress) as bar:
@@ -247,8 +294,15 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = _config(args, dynamics_equivalence.Config(),
                   seeds=args.replicas if args.replicas is not None else SINGLE_DEFAULTS["seeds"])
     width = args.width if args.width is not None else SINGLE_DEFAULTS["width"]
+    from linrnn.verify.claims.base import training_memory
+
+    workers = _workers(args)
+    at_once = max(1, min(workers, cfg.seeds))  # replicas trained at the same time, one per worker process
+    _check_memory(args, at_once * training_memory(cfg, model, (width,)),
+                  f"a training run at width {width} (T = {cfg.seq_len}, {cfg.n_seq} sequences, {cfg.steps} steps)"
+                  + (f" in each of {at_once} worker processes" if at_once > 1 else ""))
     with Progress(float(cfg.seeds * (cfg.steps + 1)), "verify train", enabled=not args.no_progress) as bar:
-        run = train_single(cfg, model, width, seed=_seed(args), backend=backend,
+        run = train_single(cfg, model, width, seed=_seed(args), backend=backend, workers=workers,
                            progress=lambda k, loss: bar.advance(1, f"loss {loss:.3g}"))
     if args.save is not None:
         save_run(args.save, run)
@@ -268,7 +322,8 @@ def _emit(args: argparse.Namespace, obj: dict[str, Any], table: str) -> None:
 
 
 def train_single(
-    config: Any, model: Any, width: int, *, seed: int = 0, backend: Any = None, progress: Any = None
+    config: Any, model: Any, width: int, *, seed: int = 0, backend: Any = None, progress: Any = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Train ``config.seeds`` RNNs of width ``width`` and their SCNNs from the same L(0).
 
@@ -278,42 +333,140 @@ def train_single(
     SCNN losses and the distance d = max_k ||L_rnn(k) - L_scnn(k)||_F / ||L*||_F, and
     the first replica's arrays (``W0``, ``F0``, ``C0``, ``x``, ``y``, ``impulse``,
     ``scnn``, ``loss_rnn``) as host NumPy arrays. A diverging run raises :class:`UsageError`.
+
+    ``lr = 'auto'`` takes ``lr_factor`` / mu_max with mu_max the largest finite-width
+    Gauss-Newton curvature of the replicas' own initial points
+    (:func:`linrnn.verify.curvature.rnn_curvature`), one step for all of them. The
+    replicas (curvatures, then training) run in ``workers`` processes
+    (:func:`linrnn.verify.replicas.map_replicas`; NumPy only, CuPy runs them in this
+    process); the result does not depend on ``workers``. ``progress(k, loss)`` is
+    called per step with one worker, per finished replica otherwise.
     """
+    import functools
+
     import numpy as np
 
-    from linrnn.derive import weights
     from linrnn.verify.claims.base import check_scalar_model, result_config
-    from linrnn.verify.claims_train import choose_lr, draw_rnn, make_data, resolve_backend
-    from linrnn.verify.scnn import scnn_trajectory
-    from linrnn.verify.train import impulse_loss_and_grad, lagged_correlations, train_rnn
+    from linrnn.verify.claims_train import resolve_backend
+    from linrnn.verify.replicas import check_workers, replica_pool
 
     if isinstance(width, bool) or int(width) != width or width < 1:
         raise UsageError(f"the width must be a positive integer, got {width!r}")
     check_scalar_model(model, "single-run")
+    workers = check_workers(workers)
     backend = resolve_backend(backend)
-    spec = model
-    x, y, teacher = make_data(config, backend, seed)
-    corr = lagged_correlations(x, y, None, config.loss, backend)
-    lam = np.asarray(weights(spec, config.seq_len), dtype=np.float64)
-    lr = choose_lr(config, corr, spec)
-    norm = float(np.linalg.norm(teacher))
-    reps: list[dict[str, float]] = []
-    first: dict[str, Any] = {}
-    for r in range(config.seeds):
-        draw = draw_rnn(seed, spec, int(width), r, backend)
-        res = train_rnn(draw, None, None, loss=config.loss, lr=lr, steps=config.steps, corr=corr, progress=progress)
-        res.raise_if_diverged()
-        assert res.impulse is not None
-        scnn = scnn_trajectory(res.impulse[0], corr, lam, lr=lr, steps=config.steps)
-        d = float(np.max(np.sqrt(np.sum((res.impulse - scnn) ** 2, axis=(1, 2, 3))))) / norm
-        reps.append({"loss_rnn_initial": float(res.loss[0]), "loss_rnn_final": float(res.loss[-1]),
-                     "loss_scnn_final": float(impulse_loss_and_grad(scnn[-1], corr)[0]), "distance": d})
-        if r == 0:
-            first = {"W0": np.asarray(draw.W), "F0": np.asarray(draw.F), "C0": np.asarray(draw.C), "x": backend.to_numpy(x),
-                     "y": backend.to_numpy(y), "impulse": res.impulse, "scnn": scnn, "loss_rnn": res.loss}
-    return {"config": result_config(model, config, seed=seed, width=int(width)), "spec": spec, "lr": lr,
+    if backend.name != "numpy":
+        workers = 1  # one device: the replicas run in this process
+    job = _Job(config, model, int(width), int(seed), backend.name, backend.dtype_name)
+    x, y, teacher, corr, lam, norm = _job_setup(job)
+    indices = range(config.seeds)
+    if workers == 1 and progress is not None:
+        _PROGRESS[job] = progress
+    try:
+        with replica_pool(workers) as run:
+            if config.lr == "auto":
+                lr = float(config.lr_factor) / max(run(functools.partial(_replica_curvature, job), indices))
+            else:
+                from linrnn.verify.claims_train import choose_lr
+
+                lr = choose_lr(config, corr, model)
+            done = run(functools.partial(_train_replica, job, lr), indices)
+    finally:
+        _PROGRESS.pop(job, None)
+    reps = []
+    for r, (summary, first_arrays, error) in enumerate(done):
+        if error is not None:
+            raise UsageError(error)
+        reps.append(summary)
+        if workers > 1 and progress is not None:
+            for k, loss in enumerate(first_arrays.pop("loss_trace")):
+                progress(k, loss)
+        else:
+            first_arrays.pop("loss_trace", None)
+    first = done[0][1]
+    first.update({"x": backend.to_numpy(x), "y": backend.to_numpy(y)})
+    return {"config": result_config(model, config, seed=seed, width=int(width)), "spec": model, "lr": lr,
             "lr_auto": config.lr == "auto", "replicas": reps, "teacher": teacher, "lam": lam,
-            "backend": backend.describe(), **first}
+            "backend": backend.describe(), "workers": workers, **first}
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a replica of :func:`train_single` depends on besides its index (picklable, hashable)."""
+
+    config: Any
+    model: Any
+    width: int
+    seed: int
+    backend: str
+    dtype: str
+
+
+#: progress callbacks of jobs run in this process (a callback is not sent to a worker)
+_PROGRESS: dict[_Job, Any] = {}
+
+
+@lru_cache(maxsize=4)
+def _job_setup(job: _Job) -> tuple[Any, Any, Any, Any, Any, float]:
+    """(x, y, teacher, correlations, lag weights, ||L*||) of a job: the same in every process."""
+    import numpy as np
+
+    from linrnn.derive import weights
+    from linrnn.verify.claims_train import make_data, resolve_backend
+    from linrnn.verify.train import lagged_correlations
+
+    backend = resolve_backend(job.backend, dtype=job.dtype)
+    x, y, teacher = make_data(job.config, backend, job.seed)
+    corr = lagged_correlations(x, y, None, job.config.loss, backend)
+    lam = np.asarray(weights(job.model, job.config.seq_len), dtype=np.float64)
+    return x, y, teacher, corr, lam, float(np.linalg.norm(teacher))
+
+
+def _draw(job: _Job, r: int) -> Any:
+    from linrnn.verify.claims_train import draw_rnn
+
+    return draw_rnn(job.seed, job.model, job.width, r, _job_setup(job)[3].backend)
+
+
+def _replica_curvature(job: _Job, r: int) -> float:
+    """mu_max of replica r's Gauss-Newton curvature at its initial point."""
+    from linrnn.verify.curvature import rnn_curvature
+
+    return rnn_curvature(_draw(job, r), _job_setup(job)[3]).mu_max
+
+
+def _train_replica(job: _Job, lr: float, r: int) -> tuple[dict[str, float], dict[str, Any], str | None]:
+    """Train replica r and its SCNN: (summary, arrays (replica 0 only, plus the loss trace), error sentence)."""
+    import numpy as np
+
+    from linrnn.verify.scnn import scnn_trajectory
+    from linrnn.verify.train import impulse_loss_and_grad, train_rnn
+
+    _, _, _, corr, lam, norm = _job_setup(job)
+    config = job.config
+    draw = _draw(job, r)
+    progress = _PROGRESS.get(job)
+    res = train_rnn(draw, None, None, loss=config.loss, lr=lr, steps=config.steps, corr=corr, progress=progress)
+    try:
+        res.raise_if_diverged(auto=config.lr == "auto")
+    except UsageError as exc:
+        return {}, {}, str(exc)
+    assert res.impulse is not None
+    try:
+        scnn = scnn_trajectory(res.impulse[0], corr, lam, lr=lr, steps=config.steps)
+    except UsageError as exc:
+        if config.lr != "auto":
+            return {}, {}, str(exc)
+        return {}, {}, (f"the automatic step lr = {lr:g}, from the RNNs' own curvature, exceeds the stability limit "
+                        "of the scaled CNN with the derived lag weights, so the CNN would diverge; lower --lr-factor")
+    d = float(np.max(np.sqrt(np.sum((res.impulse - scnn) ** 2, axis=(1, 2, 3))))) / norm
+    summary = {"loss_rnn_initial": float(res.loss[0]), "loss_rnn_final": float(res.loss[-1]),
+               "loss_scnn_final": float(impulse_loss_and_grad(scnn[-1], corr)[0]), "distance": d}
+    arrays: dict[str, Any] = {"loss_trace": [float(v) for v in res.loss] if progress is None else []}
+    if r == 0:
+        arrays.update({"W0": np.asarray(draw.W), "F0": np.asarray(draw.F), "C0": np.asarray(draw.C),
+                       "impulse": res.impulse, "scnn": scnn, "loss_rnn": res.loss})
+    return summary, arrays, None
 
 
 def save_run(path: str, run: dict[str, Any]) -> None:
@@ -322,13 +475,16 @@ def save_run(path: str, run: dict[str, Any]) -> None:
 
     spec = run["spec"]
     cfg = run["config"]
-    np.savez(
-        path, W0=run["W0"], F0=run["F0"], C0=run["C0"], x=run["x"], y=run["y"], lr=float(run["lr"]),
-        steps=int(cfg["steps"]), param=spec.param, loss=cfg["loss"], sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
-        sigma_c2=spec.sigma_c2, lr_c=spec.lr_c, lr_f=spec.lr_f, lr_w=spec.lr_w, impulse=run["impulse"],
-        scnn=run["scnn"], lag_weights=run["lam"], teacher=run["teacher"], loss_rnn=run["loss_rnn"],
-        width=int(cfg["width"]), seed=int(cfg["seed"]), dtype=run["backend"]["dtype"],
-    )
+    from linrnn.core.files import atomic_file
+
+    with atomic_file(path, "wb") as fh:
+        np.savez(
+            fh, W0=run["W0"], F0=run["F0"], C0=run["C0"], x=run["x"], y=run["y"], lr=float(run["lr"]),
+            steps=int(cfg["steps"]), param=spec.param, loss=cfg["loss"], sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
+            sigma_c2=spec.sigma_c2, lr_c=spec.lr_c, lr_f=spec.lr_f, lr_w=spec.lr_w, impulse=run["impulse"],
+            scnn=run["scnn"], lag_weights=run["lam"], teacher=run["teacher"], loss_rnn=run["loss_rnn"],
+            width=int(cfg["width"]), seed=int(cfg["seed"]), dtype=run["backend"]["dtype"],
+        )
 
 
 def run_summary(run: dict[str, Any]) -> dict[str, Any]:
@@ -346,7 +502,8 @@ def _single_table(run: dict[str, Any], saved: str | None) -> str:
         f"# linear RNN (width {cfg['width']}, {cfg['param']}) vs scaled CNN from the same L(0); "
         f"q = {cfg['sigma_w2']:g}, T = {cfg['seq_len']}, N = {cfg['n_seq']}, loss {cfg['loss']}, "
         f"teacher {cfg['teacher']}",
-        f"step lr = {run['lr']:.6g}" + (f" (auto: {cfg['lr_factor']:g} / mu_max of the lag-weighted curvature)"
+        f"step lr = {run['lr']:.6g}" + (f" (auto: {cfg['lr_factor']:g} / mu_max of the Gauss-Newton curvature "
+                                         "H^1/2 Theta H^1/2 of the width-n draws at their initial points)"
                                          if run["lr_auto"] else " (given)") + f", {cfg['steps']} steps",
         f"{'replica':>8} {'loss(0)':>12} {'RNN loss':>12} {'SCNN loss':>12} {'sup_k |L_rnn-L_scnn|/|L*|':>26}",
     ]
@@ -424,6 +581,9 @@ def _run_co2(args: argparse.Namespace, model: Any, backend: Any) -> int:
     if args.replicas is not None:
         extra = {"min_replicas": args.replicas, "max_replicas": max(args.replicas, base.max_replicas)}
     cfg = _config(args, base, **extra)
+    co2.check(cfg, model)
+    _check_memory(args, co2.memory(cfg, model), f"one training run at width {cfg.width} on the CO2 series "
+                                                f"(T = {cfg.seq_len}, {cfg.steps} steps)")
     with Progress(1.0, "verify train --teacher co2", enabled=not args.no_progress) as bar:
         res = co2.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
     if args.json:

@@ -18,15 +18,14 @@ check = ntk_sweep.check
 
 def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dtype: str = "float64",
         progress: Progress | None = None) -> ClaimResult:
-    from linrnn.derive import derive_lag_weights
-    from linrnn.derive.latex import latex
+    from linrnn.derive import lag_formulas
 
     check(config, model)
     j = ntk_sweep.sweep(config, model, seed=seed, backend=backend, dtype=dtype)
     c = ntk_sweep.checks(j)["nngp_entries"]
     ctrls = ntk_sweep.controls(j, "nngp", "nngp_entries")
     stat, thr = ntk_sweep.entry_stat(c)
-    var = latex(derive_lag_weights(model.param).nngp)
+    var = lag_formulas(model.param).nngp.latex_doc
     return ntk_sweep.result(
         j, config, model,
         id="nngp", title="NNGP of the initial impulse response",
@@ -43,4 +42,4 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
 
 
 CLAIM = Claim(name="nngp", section=ntk_sweep.SECTION, experiment="ntk", title="NNGP of the initial impulse response",
-              config_type=Config, run=run, check=check)
+              config_type=Config, run=run, check=check, memory=ntk_sweep.memory)

@@ -22,8 +22,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
         progress: Progress | None = None) -> ClaimResult:
     import numpy as np
 
-    from linrnn.derive import derive_lag_weights
-    from linrnn.derive.latex import latex
+    from linrnn.derive import lag_formulas
 
     check(config, model)
     j = ntk_sweep.sweep(config, model, seed=seed, backend=backend, dtype=dtype)
@@ -36,7 +35,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
     mean = np.asarray(j["mean"], dtype=np.float64).reshape(M, M)
     theory = np.asarray(j["theory"], dtype=np.float64).reshape(M, M)
     design = j["design"]
-    lam = latex(derive_lag_weights(model.param).weight)
+    lam = lag_formulas(model.param).weight.latex_doc
     return ntk_sweep.result(
         j, config, model,
         id="ntk_limit", title="NTK limit of the lag weights",
@@ -65,4 +64,4 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
 
 
 CLAIM = Claim(name="ntk_limit", section=ntk_sweep.SECTION, experiment="ntk", title="NTK limit of the lag weights",
-              config_type=Config, run=run, check=check)
+              config_type=Config, run=run, check=check, memory=ntk_sweep.memory)
