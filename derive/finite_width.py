@@ -89,9 +89,12 @@ __all__ = [
     "exact_lag_ntk_part",
     "exact_nngp_cov",
     "gram_trace",
+    "nngp_from_traces",
+    "part_from_traces",
     "parse_word",
     "poly_expr",
     "trace_moment",
+    "w_part_traces",
 ]
 
 #: The parameter blocks of the lag NTK, in the order of docs/conventions.md.
@@ -270,9 +273,10 @@ def _multiplier(param: str, part: str) -> sp.Expr:
     return eta * scale
 
 
-def _w_power(total: int) -> sp.Expr:
-    """(q/n)^{total/2} for even ``total``."""
-    return (sym.q / sym.n) ** sp.Integer(total // 2)
+def _w_power(total: int | sp.Expr) -> sp.Expr:
+    """(q/n)^{total/2} (``total`` even, or a symbol)."""
+    half = sp.Integer(total // 2) if isinstance(total, int) else total / 2
+    return (sym.q / sym.n) ** half
 
 
 @lru_cache(maxsize=None)
@@ -287,8 +291,37 @@ def w_part_traces(i: int, j: int) -> IntPoly:
 def _nngp(i: int, j: int) -> sp.Expr:
     if (i + j) % 2:
         return sp.Integer(0)
-    t = poly_expr(gram_trace(i, j))
-    return sym.sigma_c2 * sym.sigma_f2 / (sym.n * sym.n_x) * _w_power(i + j) * t
+    return nngp_from_traces(i, j, poly_expr(gram_trace(i, j)))
+
+
+def nngp_from_traces(i: int | sp.Expr, j: int | sp.Expr, gram: sp.Expr) -> sp.Expr:
+    """E[L_i L_j] = sigma_C^2 sigma_F^2/(n n_x) (q/n)^{(i+j)/2} T(i, j), given ``gram`` = T(i, j)."""
+    return sym.sigma_c2 * sym.sigma_f2 / (sym.n * sym.n_x) * _w_power(i + j) * gram
+
+
+def part_from_traces(
+    param: str, part: str, i: int | sp.Expr, j: int | sp.Expr, gram: sp.Expr, wsum: sp.Expr
+) -> sp.Expr:
+    """E[Theta_P(i, j)] (same coordinates) given ``gram`` = T(i, j) and ``wsum`` = sum_{k,l} D.
+
+    The formulas Theta_C, Theta_F, Theta_W of the module docstring; ``i``, ``j`` may be
+    symbols (the closed forms in :mod:`linrnn.derive.corrections` use this).
+    """
+    mu = _multiplier(param, part)
+    if part == "C":
+        return mu * sym.sigma_f2 / sym.n_x * _w_power(i + j) * gram
+    if part == "F":
+        return mu * sym.sigma_c2 / sym.n * _w_power(i + j) * gram
+    return mu * sym.sigma_c2 * sym.sigma_f2 / (sym.n * sym.n_x) * _w_power(i + j - 2) * wsum
+
+
+@lru_cache(maxsize=None)
+def _part(param: str, part: str, i: int, j: int) -> sp.Expr:
+    if (i + j) % 2 or (part == "W" and (i == 0 or j == 0)):
+        return sp.Integer(0)
+    gram = poly_expr(gram_trace(i, j)) if part != "W" else sp.Integer(0)
+    wsum = poly_expr(w_part_traces(i, j)) if part == "W" else sp.Integer(0)
+    return part_from_traces(param, part, i, j, gram, wsum)
 
 
 def exact_nngp_cov(
@@ -305,21 +338,6 @@ def exact_nngp_cov(
     if not (same_output and same_input):
         return sp.Integer(0)
     return _nngp(i, j)
-
-
-@lru_cache(maxsize=None)
-def _part(param: str, part: str, i: int, j: int) -> sp.Expr:
-    if (i + j) % 2:
-        return sp.Integer(0)
-    mu = _multiplier(param, part)
-    if part == "C":
-        return mu * sym.sigma_f2 / sym.n_x * _w_power(i + j) * poly_expr(gram_trace(i, j))
-    if part == "F":
-        return mu * sym.sigma_c2 / sym.n * _w_power(i + j) * poly_expr(gram_trace(i, j))
-    if i == 0 or j == 0:
-        return sp.Integer(0)
-    traces = poly_expr(w_part_traces(i, j))
-    return mu * sym.sigma_c2 * sym.sigma_f2 / (sym.n * sym.n_x) * _w_power(i + j - 2) * traces
 
 
 def exact_lag_ntk_part(
