@@ -1,0 +1,303 @@
+"""Finite-width corrections in closed form in the lag, and where the wide limit breaks.
+
+The exact engine :mod:`linrnn.derive.finite_width` gives, for each lag, polynomials in
+``n`` with integer coefficients,
+
+    T(j, j)       = n^{j+1} (1 + t_1(j)/n + t_2(j)/n^2 + t_3(j)/n^3 + ...),     T(i,j) = E tr(G^i (G^T)^j),
+    S_W(j, j)     = n^{j+1} (j + s_1(j)/n + s_2(j)/n^2 + s_3(j)/n^3 + ...),     S_W = sum_{k,l} D (the W part),
+    T(j+2m, j)    = n^{j+m} (o_1(j) + ...),       S_W(j+2m, j) = n^{j+m} (w_1(j) + ...),
+
+so that ``E[L_j^2] / Var_oo = T(j,j)/n^{j+1}`` and the lag NTK (all parts and both
+parameterizations, :func:`linrnn.derive.finite_width.part_from_traces`) are fixed by
+these coefficient sequences. This module finds each sequence in closed form by
+**guessing and confirming**: the values at the lags ``0 .. g-1`` are interpolated
+(:func:`sympy.interpolate`) separately on even and odd lags by the polynomial of least
+degree that fits them all (a quasi-polynomial ``P(j) + (-1)^j Q(j)``, which is what the
+exact values turn out to be), and the closed form is then compared with the exact
+value at every lag ``g .. K`` that was *not* used to find it. A form that misses one
+is not returned (the function raises). The guesses are not derivations; the
+confirmation lags are recorded with each form (:class:`ClosedForm`).
+
+The combinations (the correction of ``E[Theta_jj] / lambda_j`` for a given
+parameterization and learning rates, the off-diagonal entries) are then SymPy
+operations on these forms: the series of the exact structure in ``1/n``.
+
+Where the limit breaks. The leading diagonal correction grows like ``j^4 / n^2``
+(``t_1 = s_1 = 0``: no ``1/n`` term on the diagonal), so the relative deviation
+``delta_j(n) = E[.](n) / E[.](oo) - 1`` is a function of ``x = j^2 / n`` to leading
+order in large ``j`` at fixed ``x``: :func:`collapse_data` tabulates it for the figure
+in ``linrnn report`` and :func:`width_needed` solves ``|delta_j(n)| <= tol`` exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+import sympy as sp
+
+from linrnn.core.errors import UsageError
+from linrnn.derive import finite_width as fw
+from linrnn.derive import symbols as sym
+
+__all__ = [
+    "ClosedForm",
+    "closed_forms",
+    "collapse_data",
+    "diagonal_ratio_coefficients",
+    "fit_quasi_polynomial",
+    "off_diagonal_leading",
+    "sequence",
+    "width_needed",
+]
+
+j = sym.j
+#: the lags at which the closed forms are confirmed (they are found from fewer)
+MAX_LAG = 16
+
+
+def _coefficient(p: fw.IntPoly, power: int) -> int:
+    return p[power] if 0 <= power < len(p) else 0
+
+
+def sequence(name: str, order: int, lags: Sequence[int], m: int = 1) -> list[int]:
+    """The exact integer coefficients of one named sequence at the given lags.
+
+    ``name`` is ``"t"`` ([n^{j+1-order}] T(j,j)), ``"s"`` ([n^{j+1-order}] S_W(j,j)),
+    ``"o"`` ([n^{j+m+1-order}] T(j+2m, j)) or ``"w"`` ([n^{j+m+1-order}] S_W(j+2m, j)).
+    """
+    out = []
+    for lag in lags:
+        if name == "t":
+            out.append(_coefficient(fw.gram_trace(lag, lag), lag + 1 - order))
+        elif name == "s":
+            out.append(_coefficient(fw.w_part_traces(lag, lag), lag + 1 - order))
+        elif name == "o":
+            out.append(_coefficient(fw.gram_trace(lag + 2 * m, lag), lag + m + 1 - order))
+        elif name == "w":
+            out.append(_coefficient(fw.w_part_traces(lag + 2 * m, lag), lag + m + 1 - order))
+        else:
+            raise UsageError(f"unknown sequence {name!r}; choose one of t, s, o, w")
+    return out
+
+
+def fit_quasi_polynomial(lags: Sequence[int], values: Sequence[int]) -> sp.Expr:
+    """The quasi-polynomial ``P(j) + (-1)^j Q(j)`` of least degree through the points.
+
+    On each parity class the interpolating polynomial (:func:`sympy.interpolate`)
+    through its first ``d + 1`` points is taken with the least ``d`` that fits every
+    point of the class; then ``P = (P_even + P_odd)/2`` and ``Q = (P_even - P_odd)/2``.
+    """
+    per: dict[int, sp.Expr] = {}
+    for parity in (0, 1):
+        pts = [(int(k), sp.Integer(v)) for k, v in zip(lags, values) if k % 2 == parity]
+        if not pts:
+            raise ValueError("need points of both parities")
+        for deg in range(len(pts)):
+            poly = sp.interpolate(pts[: deg + 1], j) if deg else pts[0][1]
+            if all(sp.sympify(poly).subs(j, k) == v for k, v in pts):
+                per[parity] = sp.expand(poly)
+                break
+    even, odd = per[0], per[1]
+    return sp.factor(sp.expand((even + odd) / 2)) + (-1) ** j * sp.factor(sp.expand((even - odd) / 2))
+
+
+@dataclass(frozen=True)
+class ClosedForm:
+    """A sequence of exact correction coefficients in closed form in the lag ``j``.
+
+    ``expr`` was found from the lags in ``guessed_from`` and agrees with the exact
+    engine at every lag in ``confirmed_at`` (none of which was used to find it).
+    """
+
+    name: str
+    description: str
+    expr: sp.Expr
+    guessed_from: tuple[int, ...]
+    confirmed_at: tuple[int, ...]
+
+
+#: (key, sequence, order, m, first lag, lags used to guess, description)
+_PLAN: tuple[tuple[str, str, int, int, int, int, str], ...] = (
+    ("t1", "t", 1, 1, 0, 6, "[n^-1] of T(j,j)/n^(j+1) = E[L_j^2]/Var_oo"),
+    ("t2", "t", 2, 1, 0, 12, "[n^-2] of T(j,j)/n^(j+1) = E[L_j^2]/Var_oo"),
+    ("t3", "t", 3, 1, 0, 14, "[n^-3] of T(j,j)/n^(j+1) = E[L_j^2]/Var_oo"),
+    ("s1", "s", 1, 1, 0, 6, "[n^-1] of S_W(j,j)/n^(j+1) (W part of the diagonal)"),
+    ("s2", "s", 2, 1, 0, 12, "[n^-2] of S_W(j,j)/n^(j+1) (W part of the diagonal)"),
+    ("o1", "o", 1, 1, 0, 6, "[n^-1] of T(j+2,j)/n^(j+2) (lags two apart)"),
+    ("o1m2", "o", 1, 2, 0, 6, "[n^-1] of T(j+4,j)/n^(j+3) (lags four apart)"),
+    ("o2", "o", 2, 1, 0, 10, "[n^-2] of T(j+2,j)/n^(j+2) (lags two apart)"),
+    ("w1", "w", 1, 1, 1, 6, "[n^-1] of S_W(j+2,j)/n^(j+2) (W part, lags two apart)"),
+    ("w1m2", "w", 1, 2, 1, 6, "[n^-1] of S_W(j+4,j)/n^(j+3) (W part, lags four apart)"),
+)
+
+
+def _max_lag(name: str, m: int) -> int:
+    """The lags checked: both lags of the entry at most :data:`MAX_LAG`."""
+    return MAX_LAG - (2 * m if name in ("o", "w") else 0)
+
+
+@lru_cache(maxsize=None)
+def closed_forms() -> dict[str, ClosedForm]:
+    """Every correction coefficient of :data:`_PLAN` in closed form, confirmed beyond its guess.
+
+    Raises ``AssertionError`` if a guessed form misses the exact value at a lag that
+    was not used to find it.
+    """
+    out: dict[str, ClosedForm] = {}
+    for key, name, order, m, lo, guess_n, desc in _PLAN:
+        guess_lags = tuple(range(lo, lo + guess_n))
+        check_lags = tuple(range(lo + guess_n, _max_lag(name, m) + 1))
+        expr = fit_quasi_polynomial(guess_lags, sequence(name, order, guess_lags, m))
+        exact = sequence(name, order, check_lags, m)
+        for lag, value in zip(check_lags, exact):
+            if sp.simplify(expr.subs(j, lag) - value) != 0:
+                raise AssertionError(f"closed form {key} = {expr} misses the exact value {value} at lag {lag}")
+        out[key] = ClosedForm(key, desc, expr, guess_lags, check_lags)
+    return out
+
+
+def _structure(param: str, gram: sp.Expr, wsum: sp.Expr, i: sp.Expr, jj: sp.Expr) -> sp.Expr:
+    return sp.Add(*(fw.part_from_traces(param, part, i, jj, gram, wsum) for part in fw.PARTS))
+
+
+def diagonal_ratio_coefficients(param: str) -> list[sp.Expr]:
+    """[r_0, r_1, r_2] with E[Theta_jj](n) / lambda_j = r_0 + r_1/n + r_2/n^2 + O(n^-3), closed in j.
+
+    The exact structure (:func:`linrnn.derive.finite_width.part_from_traces`) with
+    ``T(j,j) = n^{j+1}(1 + t_1/n + t_2/n^2)`` and ``S_W = n^{j+1}(j + s_1/n + s_2/n^2)``,
+    series-expanded in ``u = 1/n`` by SymPy; ``lambda_j`` is its own ``u^0`` term.
+    """
+    forms = closed_forms()
+    u = sp.Symbol("u", positive=True)
+    gram = sym.n ** (j + 1) * (1 + forms["t1"].expr * u + forms["t2"].expr * u**2)
+    wsum = sym.n ** (j + 1) * (j + forms["s1"].expr * u + forms["s2"].expr * u**2)
+    theta = _structure(param, gram, wsum, j, j).subs(sym.n, 1 / u)
+    theta = sp.powsimp(sp.expand_power_base(sp.expand(theta), force=True), force=True)
+    series = sp.expand(sp.series(sp.simplify(theta), u, 0, 3).removeO())
+    coeffs = [sp.factor(series.coeff(u, k)) for k in range(3)]
+    lam = coeffs[0]
+    if lam == 0:  # pragma: no cover - the limit exists in both parameterizations
+        raise AssertionError("no wide limit")
+    return [sp.Integer(1)] + [sp.factor(sp.simplify(c / lam)) for c in coeffs[1:]]
+
+
+def off_diagonal_leading(param: str) -> sp.Expr:
+    """The 1/n coefficient of E[Theta_(j+2, j)] (lags two apart), closed in ``j``.
+
+    From ``T(j+2, j) = n^{j+2}(o_1/n + ...)`` and ``S_W(j+2, j) = n^{j+2}(w_1/n + ...)``;
+    the forms ``o1m2``, ``w1m2`` show the same coefficients four lags apart.
+    """
+    forms = closed_forms()
+    u = sp.Symbol("u", positive=True)
+    gram = sym.n ** (j + 2) * forms["o1"].expr * u
+    wsum = sym.n ** (j + 2) * forms["w1"].expr * u
+    theta = _structure(param, gram, wsum, j + 2, j).subs(sym.n, 1 / u)
+    theta = sp.powsimp(sp.expand_power_base(sp.expand(theta), force=True), force=True)
+    series = sp.expand(sp.series(sp.simplify(theta), u, 0, 2).removeO())
+    return sp.factor(series.coeff(u, 1))
+
+
+# ---------------------------------------------------------------------------
+# where the limit breaks
+
+
+def _ratio_parts(expr: sp.Expr, limit: sp.Expr) -> tuple[sp.Poly, sp.Poly]:
+    """(P, Q) integer-free polynomials in n with expr/limit = P/Q and Q > 0 for n >= 1."""
+    num, den = sp.fraction(sp.cancel(sp.together(expr / limit)))
+    pn, pd = sp.Poly(num, sym.n), sp.Poly(den, sym.n)
+    if pd.LC() < 0:
+        pn, pd = -pn, -pd
+    return pn, pd
+
+
+def width_needed(expr: sp.Expr, limit: sp.Expr, tol: float | sp.Rational) -> int:
+    """The least width ``n0 >= 1`` with ``|expr(n)/limit - 1| <= tol`` for every integer ``n >= n0``.
+
+    ``expr`` is a rational function of ``n`` (no other free symbol) whose ratio to
+    ``limit`` tends to 1. With ``expr/limit = P/Q`` (``Q > 0`` for ``n >= 1``: the
+    denominators are powers of ``n``), the condition is ``P - (1+tol) Q <= 0`` and
+    ``P - (1-tol) Q >= 0``; beyond the largest real root of these two polynomials
+    both hold (their signs there are those of the limit), so ``n0`` is the least
+    integer past that root at which both hold, found by isolating the real roots
+    exactly (:meth:`sympy.Poly.intervals`) and stepping down over the integers.
+    """
+    t = sp.Rational(str(tol)) if not isinstance(tol, sp.Basic) else tol
+    if not 0 < t:
+        raise UsageError(f"the tolerance must be positive, got {tol!r}")
+    pn, pd = _ratio_parts(expr, limit)
+    upper = pn - (1 + t) * pd
+    lower = pn - (1 - t) * pd
+
+    def holds(x: int) -> bool:
+        return upper.eval(x) <= 0 and lower.eval(x) >= 0
+
+    top = 0
+    for poly in (upper, lower):
+        if poly.is_zero or poly.degree() <= 0:
+            continue
+        for (_lo, hi), _mult in poly.intervals():
+            top = max(top, int(sp.floor(hi)) + 1)
+    n0 = max(top, 1)
+    # past every root both inequalities hold; walk down while they still do
+    while n0 > 1 and holds(n0 - 1) and _no_root_between(upper, lower, n0 - 1, n0):
+        n0 -= 1
+    if not holds(n0):  # pragma: no cover - guards the root isolation
+        raise AssertionError(f"width_needed: the deviation exceeds {tol} at n = {n0}")
+    return n0
+
+
+def _no_root_between(upper: sp.Poly, lower: sp.Poly, a: int, b: int) -> bool:
+    return all(poly.is_zero or poly.degree() <= 0 or poly.count_roots(a, b) == 0 for poly in (upper, lower))
+
+
+def collapse_data(
+    param: str = "ntk",
+    widths: Sequence[int] = (16, 32, 64, 128, 256, 1024),
+    lags: int = MAX_LAG + 1,
+    ntk_lags: int = 13,
+) -> dict[str, object]:
+    """The relative deviation from the wide limit against ``x = j^2/n``, for the collapse figure.
+
+    For each width ``n`` and lag ``j >= 1``: ``delta_j(n) = E[.](n)/E[.](oo) - 1`` of
+    the NNGP variance (``j < lags``) and of the lag-NTK diagonal (``j < ntk_lags``;
+    unit variances and rates), with the leading closed form ``t_2(j)/n^2`` and
+    ``r_2(j)/n^2`` beside them. All exact, then floats (JSON-ready).
+    """
+    forms = closed_forms()
+    r2 = diagonal_ratio_coefficients(param)[2]
+    unit = {sym.q: 1, sym.sigma_c2: 1, sym.sigma_f2: 1, sym.n_x: 1, sym.eta_c: 1, sym.eta_f: 1, sym.eta_w: 1}
+    series: dict[str, list[dict[str, object]]] = {"nngp": [], "ntk_diag": []}
+    for kind, top in (("nngp", lags), ("ntk_diag", ntk_lags)):
+        for width in widths:
+            xs, dev, lead = [], [], []
+            for lag in range(1, top):
+                exact = fw.exact_nngp_cov(lag, lag) if kind == "nngp" else fw.exact_lag_ntk(param, lag, lag)
+                exact = exact.subs(unit)
+                limit = _wide(exact)
+                value = exact.subs(sym.n, width) / limit - 1
+                coef = forms["t2"].expr if kind == "nngp" else r2.subs(unit)
+                xs.append(lag * lag / width)
+                dev.append(float(value))
+                lead.append(float(coef.subs(j, lag) / sp.Integer(width) ** 2))
+            series[kind].append({"width": int(width), "x": xs, "deviation": dev, "leading": lead})
+    return {
+        "param": param,
+        "variable": "j^2/n",
+        "series": series,
+        "leading_nngp": str(forms["t2"].expr),
+        "leading_ntk": str(r2.subs(unit)),
+    }
+
+
+def _wide(expr: sp.Expr) -> sp.Expr:
+    """lim_{n -> oo} of a rational function of n (the ratio of leading coefficients)."""
+    num, den = sp.fraction(sp.cancel(sp.together(expr)))
+    pn, pd = sp.Poly(num, sym.n), sp.Poly(den, sym.n)
+    if pn.degree() > pd.degree():
+        raise ValueError("grows with n")
+    if pn.degree() < pd.degree():
+        return sp.Integer(0)
+    return sp.cancel(pn.LC() / pd.LC())
