@@ -25,16 +25,17 @@ operations on these forms: the series of the exact structure in ``1/n``.
 Where the limit breaks. The leading diagonal correction grows like ``j^4 / n^2``
 (``t_1 = s_1 = 0``: no ``1/n`` term on the diagonal), so the relative deviation
 ``delta_j(n) = E[.](n) / E[.](oo) - 1`` is a function of ``x = j^2 / n`` to leading
-order in large ``j`` at fixed ``x``: :func:`collapse_data` tabulates it for the figure
+order in large ``j`` at fixed ``x``: :func:`collapse_figure` tabulates it for the figure
 in ``linrnn report`` and :func:`width_needed` solves ``|delta_j(n)| <= tol`` exactly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import sympy as sp
 
@@ -42,13 +43,18 @@ from linrnn.core.errors import UsageError
 from linrnn.derive import finite_width as fw
 from linrnn.derive import symbols as sym
 
+if TYPE_CHECKING:
+    from linrnn.derive.steps import Derivation
+
 __all__ = [
     "ClosedForm",
+    "closed_form",
     "closed_forms",
-    "collapse_data",
+    "collapse_figure",
     "diagonal_ratio_coefficients",
     "fit_quasi_polynomial",
     "off_diagonal_leading",
+    "scaling_coefficient",
     "sequence",
     "width_needed",
 ]
@@ -140,23 +146,38 @@ def _max_lag(name: str, m: int) -> int:
 
 
 @lru_cache(maxsize=None)
-def closed_forms() -> dict[str, ClosedForm]:
-    """Every correction coefficient of :data:`_PLAN` in closed form, confirmed beyond its guess.
+def closed_form(key: str) -> ClosedForm:
+    """One correction coefficient of :data:`_PLAN` in closed form, confirmed beyond its guess (disk-cached).
 
-    Raises ``AssertionError`` if a guessed form misses the exact value at a lag that
+    Raises ``AssertionError`` if the guessed form misses the exact value at a lag that
     was not used to find it.
     """
-    out: dict[str, ClosedForm] = {}
-    for key, name, order, m, lo, guess_n, desc in _PLAN:
-        guess_lags = tuple(range(lo, lo + guess_n))
-        check_lags = tuple(range(lo + guess_n, _max_lag(name, m) + 1))
-        expr = fit_quasi_polynomial(guess_lags, sequence(name, order, guess_lags, m))
-        exact = sequence(name, order, check_lags, m)
-        for lag, value in zip(check_lags, exact):
-            if sp.simplify(expr.subs(j, lag) - value) != 0:
-                raise AssertionError(f"closed form {key} = {expr} misses the exact value {value} at lag {lag}")
-        out[key] = ClosedForm(key, desc, expr, guess_lags, check_lags)
-    return out
+    from linrnn.derive.cache import disk_cached
+
+    plans = {row[0]: row for row in _PLAN}
+    if key not in plans:
+        raise UsageError(f"unknown correction {key!r}; choose one of {', '.join(plans)}")
+    return disk_cached(f"closed-form-{key}", lambda: _find(*plans[key]))
+
+
+def _find(key: str, name: str, order: int, m: int, lo: int, guess_n: int, desc: str) -> ClosedForm:
+    guess_lags = tuple(range(lo, lo + guess_n))
+    check_lags = tuple(range(lo + guess_n, _max_lag(name, m) + 1))
+    expr = fit_quasi_polynomial(guess_lags, sequence(name, order, guess_lags, m))
+    for lag, value in zip(check_lags, sequence(name, order, check_lags, m)):
+        if sp.simplify(expr.subs(j, lag) - value) != 0:
+            raise AssertionError(f"closed form {key} = {expr} misses the exact value {value} at lag {lag}")
+    return ClosedForm(key, desc, expr, guess_lags, check_lags)
+
+
+def closed_forms() -> dict[str, ClosedForm]:
+    """Every correction coefficient of :data:`_PLAN` (:func:`closed_form` of each key)."""
+    return {row[0]: closed_form(row[0]) for row in _PLAN}
+
+
+def scaling_coefficient(expr: sp.Expr, degree: int) -> sp.Expr:
+    """lim_{j -> oo} expr / j^degree, the bounded (-1)^j parts dropped first."""
+    return sp.limit(sp.sympify(expr).subs((-1) ** j, 0) / j**degree, j, sp.oo)
 
 
 def _structure(param: str, gram: sp.Expr, wsum: sp.Expr, i: sp.Expr, jj: sp.Expr) -> sp.Expr:
@@ -170,7 +191,7 @@ def diagonal_ratio_coefficients(param: str) -> list[sp.Expr]:
     ``T(j,j) = n^{j+1}(1 + t_1/n + t_2/n^2)`` and ``S_W = n^{j+1}(j + s_1/n + s_2/n^2)``,
     series-expanded in ``u = 1/n`` by SymPy; ``lambda_j`` is its own ``u^0`` term.
     """
-    forms = closed_forms()
+    forms = {k: closed_form(k) for k in ("t1", "t2", "s1", "s2")}
     u = sp.Symbol("u", positive=True)
     gram = sym.n ** (j + 1) * (1 + forms["t1"].expr * u + forms["t2"].expr * u**2)
     wsum = sym.n ** (j + 1) * (j + forms["s1"].expr * u + forms["s2"].expr * u**2)
@@ -190,7 +211,7 @@ def off_diagonal_leading(param: str) -> sp.Expr:
     From ``T(j+2, j) = n^{j+2}(o_1/n + ...)`` and ``S_W(j+2, j) = n^{j+2}(w_1/n + ...)``;
     the forms ``o1m2``, ``w1m2`` show the same coefficients four lags apart.
     """
-    forms = closed_forms()
+    forms = {k: closed_form(k) for k in ("o1", "w1")}
     u = sp.Symbol("u", positive=True)
     gram = sym.n ** (j + 2) * forms["o1"].expr * u
     wsum = sym.n ** (j + 2) * forms["w1"].expr * u
@@ -253,42 +274,64 @@ def _no_root_between(upper: sp.Poly, lower: sp.Poly, a: int, b: int) -> bool:
     return all(poly.is_zero or poly.degree() <= 0 or poly.count_roots(a, b) == 0 for poly in (upper, lower))
 
 
-def collapse_data(
+def collapse_figure(
     param: str = "ntk",
-    widths: Sequence[int] = (16, 32, 64, 128, 256, 1024),
+    widths: Sequence[int] = (16, 64, 256, 1024),
     lags: int = MAX_LAG + 1,
     ntk_lags: int = 13,
 ) -> dict[str, object]:
-    """The relative deviation from the wide limit against ``x = j^2/n``, for the collapse figure.
+    """The figure (kind ``panels``) of the relative deviation from the wide limit against ``x = j^2/n``.
 
-    For each width ``n`` and lag ``j >= 1``: ``delta_j(n) = E[.](n)/E[.](oo) - 1`` of
-    the NNGP variance (``j < lags``) and of the lag-NTK diagonal (``j < ntk_lags``;
-    unit variances and rates), with the leading closed form ``t_2(j)/n^2`` and
-    ``r_2(j)/n^2`` beside them. All exact, then floats (JSON-ready).
+    For each width ``n`` and lag ``1 <= j``: ``delta_j(n) = E[.](n)/E[.](oo) - 1`` of the
+    NNGP variance (``j < lags``) and of the lag-NTK diagonal (``j < ntk_lags``; unit
+    variances and rates), exact, then floats. The line is the scaling limit
+    ``c x^2`` with ``c = lim_j t_2(j)/j^4`` (NNGP) or ``lim_j r_2(j)/j^4`` (lag NTK),
+    from the closed forms. ``at_x1`` lists ``delta`` at ``x = 1`` (``j = sqrt(n)``) for
+    each width where that lag is reached: equal values would be an exact collapse.
     """
-    forms = closed_forms()
-    r2 = diagonal_ratio_coefficients(param)[2]
     unit = {sym.q: 1, sym.sigma_c2: 1, sym.sigma_f2: 1, sym.n_x: 1, sym.eta_c: 1, sym.eta_f: 1, sym.eta_w: 1}
-    series: dict[str, list[dict[str, object]]] = {"nngp": [], "ntk_diag": []}
-    for kind, top in (("nngp", lags), ("ntk_diag", ntk_lags)):
+    leads = {
+        "nngp": scaling_coefficient(closed_form("t2").expr, 4),
+        "ntk_diag": scaling_coefficient(diagonal_ratio_coefficients(param)[2].subs(unit), 4),
+    }
+    panels = []
+    at_x1: dict[str, list[dict[str, float]]] = {}
+    for kind, top, title in (("nngp", lags, "NNGP variance E[L_j(0)^2]"),
+                             ("ntk_diag", ntk_lags, f"lag-NTK diagonal E[Theta_jj] ({param})")):
+        exact = [None] + [
+            (fw.exact_nngp_cov(lag, lag) if kind == "nngp" else fw.exact_lag_ntk(param, lag, lag)).subs(unit)
+            for lag in range(1, top)
+        ]
+        series = []
+        at_x1[kind] = []
+        xmin, xmax = math.inf, 0.0
         for width in widths:
-            xs, dev, lead = [], [], []
+            xs, dev = [], []
             for lag in range(1, top):
-                exact = fw.exact_nngp_cov(lag, lag) if kind == "nngp" else fw.exact_lag_ntk(param, lag, lag)
-                exact = exact.subs(unit)
-                limit = _wide(exact)
-                value = exact.subs(sym.n, width) / limit - 1
-                coef = forms["t2"].expr if kind == "nngp" else r2.subs(unit)
+                value = exact[lag].subs(sym.n, width) / _wide(exact[lag]) - 1
                 xs.append(lag * lag / width)
                 dev.append(float(value))
-                lead.append(float(coef.subs(j, lag) / sp.Integer(width) ** 2))
-            series[kind].append({"width": int(width), "x": xs, "deviation": dev, "leading": lead})
+                if lag * lag == width:
+                    at_x1[kind].append({"width": int(width), "lag": lag, "deviation": float(value)})
+            keep = [(x, d) for x, d in zip(xs, dev) if d > 0]
+            series.append({"label": f"n = {width}", "x": [x for x, _ in keep], "y": [d for _, d in keep],
+                           "style": "points"})
+            if keep:
+                xmin, xmax = min(xmin, keep[0][0]), max(xmax, keep[-1][0])
+        c = float(leads[kind])
+        grid = [xmin * (xmax / xmin) ** (k / 40) for k in range(41)] if xmax > 0 else []
+        series.append({"label": f"scaling limit {sp.sstr(leads[kind])} x^2", "x": grid, "y": [c * x * x for x in grid],
+                       "style": "line"})
+        panels.append({"title": title, "xlabel": "x = j^2 / n", "ylabel": "E(n) / E(oo) - 1",
+                       "xscale": "log", "yscale": "log", "series": series})
     return {
+        "kind": "panels",
+        "title": "Where the wide limit breaks: relative finite-width deviation against j^2/n",
+        "panels": panels,
         "param": param,
         "variable": "j^2/n",
-        "series": series,
-        "leading_nngp": str(forms["t2"].expr),
-        "leading_ntk": str(r2.subs(unit)),
+        "scaling_coefficient": {k: sp.sstr(v) for k, v in leads.items()},
+        "at_x1": at_x1,
     }
 
 
@@ -301,3 +344,69 @@ def _wide(expr: sp.Expr) -> sp.Expr:
     if pn.degree() < pd.degree():
         return sp.Integer(0)
     return sp.cancel(pn.LC() / pd.LC())
+
+
+# ---------------------------------------------------------------------------
+# the derivation as data (the LaTeX section of ``derive latex``)
+
+
+def finite_width_steps(param: str) -> Derivation:
+    """The finite-width results as :class:`linrnn.derive.steps.Derivation` steps of SymPy objects.
+
+    The exact normalised traces, the closed forms of their corrections (with the lags
+    that found and confirmed them in the notes), the correction of E[Theta_jj]/lambda_j
+    in ``param``, the leading off-diagonal entry and the scaling limit in ``j^2/n``.
+    """
+    from linrnn.derive.steps import Derivation
+
+    d = Derivation("Finite width")
+    sec = "Exact finite-width corrections"
+    T = sp.Function("T")
+    SW = sp.Function("S_W")
+    n = sym.n
+    d.add("fw-T-def", T(j, j), sp.Symbol(r"\mathbb{E}\operatorname{tr}\left(G^{j} (G^{\top})^{j}\right)"),
+          "with $G = \\sqrt{n/q}\\, W_e$ (iid standard Gaussian entries); the NNGP variance is "
+          "$\\sigma_C^2 \\sigma_F^2 q^j T(j,j) / (n_x n^{j+1})$. $T$ and the double traces of the $W$ part "
+          "are computed exactly, as polynomials in $n$, by the loop equations (Gaussian integration by parts on "
+          "words in $G$, $G^\\top$ with memoised states), for lags up to 16.", relation=":=", section=sec)
+    d.add("fw-T6", T(6, 6), sp.expand(poly_expr_of(fw.gram_trace(6, 6))),
+          "for example (the Wick enumeration agrees up to lag 7).", section=sec)
+    for key, label in (("t1", "t_1"), ("t2", "t_2"), ("s1", "s_1"), ("s2", "s_2"), ("o1", "o_1"), ("w1", "w_1")):
+        form = closed_form(key)
+        d.add(f"fw-{key}", sp.Function(label)(j), form.expr,
+              f"{_DESCRIPTIONS[key]}: found from the exact values at lags "
+              f"{form.guessed_from[0]}..{form.guessed_from[-1]} (least-degree interpolation on even and odd lags) "
+              f"and confirmed at lags {form.confirmed_at[0]}..{form.confirmed_at[-1]}.", section=sec)
+    r = diagonal_ratio_coefficients(param)
+    ratio = sp.Symbol(r"\mathbb{E}[\Theta_{jj}] / \lambda_j")
+    d.add("fw-ratio", ratio, r[0] + r[1] / n + r[2] / n**2 + sp.O(n**-3, (n, sp.oo)),
+          f"in the \\texttt{{{param}}} parameterization, from the exact structure of the three parts "
+          "with the closed forms above (a SymPy series in $1/n$).", section=sec)
+    d.add("fw-off", sp.Symbol(r"\mathbb{E}[\Theta_{j+2,j}]"), off_diagonal_leading(param) / n + sp.O(n**-2, (n, sp.oo)),
+          "the lags two apart; lags $2m$ apart have the same $1/n$ coefficients $o_1$, $w_1$ (closed forms "
+          "found and confirmed for $m = 2$ as well), so their entry carries $q^{m}$ in place of $q$.",
+          section=sec)
+    unit = {sym.eta_c: 1, sym.eta_f: 1, sym.eta_w: 1, sym.sigma_c2: 1, sym.q: 1}
+    c = scaling_coefficient(r[2].subs(unit), 4)
+    x = sp.Symbol("x", positive=True)
+    d.add("fw-scaling", sp.Symbol(r"\mathbb{E}[\Theta_{jj}] / \lambda_j - 1"), c * x**2,
+          "to leading order as $j \\to \\infty$ with $x = j^2/n$ fixed (unit rates; the NNGP variance has the "
+          f"same coefficient ${sp.latex(scaling_coefficient(closed_form('t2').expr, 4))}$): the wide limit "
+          "breaks at $j \\sim \\sqrt{n}$.", relation="~", section=sec)
+    return d
+
+
+def poly_expr_of(p: fw.IntPoly) -> sp.Expr:
+    """``sum_k p[k] n^k`` (see :func:`linrnn.derive.finite_width.poly_expr`)."""
+    return fw.poly_expr(p)
+
+
+#: The prose of each closed form in the LaTeX section.
+_DESCRIPTIONS: dict[str, str] = {
+    "t1": "the coefficient of $n^{-1}$ in $T(j,j)/n^{j+1}$",
+    "t2": "the coefficient of $n^{-2}$ in $T(j,j)/n^{j+1}$",
+    "s1": "the coefficient of $n^{-1}$ in $S_W(j,j)/n^{j+1}$, $S_W$ the double-trace sum of the $W$ part",
+    "s2": "the coefficient of $n^{-2}$ in $S_W(j,j)/n^{j+1}$",
+    "o1": "the coefficient of $n^{-1}$ in $T(j+2,j)/n^{j+2}$",
+    "w1": "the coefficient of $n^{-1}$ in $S_W(j+2,j)/n^{j+2}$",
+}
