@@ -57,7 +57,9 @@ coefficients (the number of Wick pairings by the power of ``n`` they give: the g
 expansion, orientable and non-orientable, sorted by this recursion instead of
 enumerated). States are memoised in a canonical form: each word is replaced by the
 least of its rotations and of the rotations of its transpose, the words of a state
-are sorted, and empty words are taken out as powers of ``n``. The integrated word is
+are sorted, and empty words are taken out as powers of ``n``; the terms of one step
+are collected by state before recursing, and polynomials are packed into one integer
+(``n -> 2^SLOT``, so adding is integer addition and ``n^e p`` a shift). The integrated word is
 the longest of the state, which keeps the number of distinct states small: all of
 ``T(i, j)`` for ``i, j <= 16`` take about 36 000 states (a few seconds), and the
 double traces of the lag NTK up to lag 12 reuse most of them.
@@ -117,6 +119,7 @@ def parse_word(text: str) -> Word:
         raise UsageError(f"a word is made of the letters W and T (W transposed), got {text!r}") from None
 
 
+@lru_cache(maxsize=None)
 def _transpose(w: Word) -> Word:
     """``(l_1 ... l_k)^T = l_k^T ... l_1^T``: reverse and swap G <-> G^T."""
     return tuple(1 - c for c in reversed(w))
@@ -136,13 +139,29 @@ def canonical_word(w: Word) -> Word:
     return best
 
 
-def _add_into(acc: list[int], p: IntPoly, shift: int) -> None:
-    """``acc += n^shift p`` in place."""
-    need = shift + len(p)
-    if len(acc) < need:
-        acc.extend([0] * (need - len(acc)))
+#: Bits per coefficient in the packed form of a polynomial in n (Kronecker substitution
+#: n -> 2^SLOT): a coefficient counts Wick pairings, at most (2m-1)!! for 2m letters,
+#: which stays below 2^SLOT up to :data:`MAX_LETTERS` letters.
+SLOT = 128
+MAX_LETTERS = 48
+_MASK = (1 << SLOT) - 1
+
+
+def _pack(p: Sequence[int]) -> int:
+    """``sum_k p[k] 2^(SLOT k)``: the polynomial at n = 2^SLOT (non-negative coefficients)."""
+    out = 0
     for k, c in enumerate(p):
-        acc[shift + k] += c
+        out |= int(c) << (SLOT * k)
+    return out
+
+
+def _unpack(v: int) -> IntPoly:
+    """The coefficients of a packed polynomial (``()`` for 0)."""
+    out = []
+    while v:
+        out.append(v & _MASK)
+        v >>= SLOT
+    return tuple(out)
 
 
 def _state(words: Iterable[Word]) -> tuple[int, tuple[Word, ...]]:
@@ -158,25 +177,28 @@ def _state(words: Iterable[Word]) -> tuple[int, tuple[Word, ...]]:
 
 
 @lru_cache(maxsize=None)
-def _moment(state: tuple[Word, ...]) -> IntPoly:
-    """E[prod_{w in state} tr(w)] for canonical non-empty words (the loop equations)."""
+def _moment(state: tuple[Word, ...]) -> int:
+    """E[prod_{w in state} tr(w)] for canonical non-empty words (the loop equations), packed.
+
+    The terms of one integration by parts are first collected by their canonical state
+    (equal states are counted, not recomputed); the polynomials are packed integers,
+    so ``n^e p`` is a shift and a sum of polynomials an integer sum.
+    """
     if not state:
-        return (1,)
+        return 1
     if sum(map(len, state)) % 2:
-        return ()
+        return 0
     idx = max(range(len(state)), key=lambda t: len(state[t]))
     w, others = state[idx], state[:idx] + state[idx + 1 :]
     if _G not in w:
         w = _transpose(w)
     r = w.index(_G)
     x = w[r + 1 :] + w[:r]  # tr(w) = tr(G x)
-    acc: list[int] = []
+    counts: dict[tuple[int, tuple[Word, ...]], int] = {}
 
     def term(words: Iterable[Word]) -> None:
-        empty, st = _state(words)
-        value = _moment(st)
-        if value:
-            _add_into(acc, value, empty)
+        key = _state(words)
+        counts[key] = counts.get(key, 0) + 1
 
     for p, letter in enumerate(x):
         u, v = x[:p], x[p + 1 :]
@@ -190,31 +212,37 @@ def _moment(state: tuple[Word, ...]) -> IntPoly:
         for p, letter in enumerate(y):
             u, v = y[:p], y[p + 1 :]
             term(((xt if letter == _G else x) + v + u, *rest))
-    while acc and acc[-1] == 0:
-        acc.pop()
-    return tuple(acc)
+    acc = 0
+    for (empty, st), mult in counts.items():
+        value = _moment(st)
+        if value:
+            acc += (mult * value) << (SLOT * empty)
+    return acc
+
+
+def _packed_moment(words: Sequence[Word]) -> int:
+    letters = sum(map(len, words))
+    if letters > MAX_LETTERS:
+        raise UsageError(f"the exact engine takes at most {MAX_LETTERS} letters (W factors), got {letters}")
+    need = letters // 2 * 4 + 200
+    if need > sys.getrecursionlimit():
+        sys.setrecursionlimit(need)
+    empty, st = _state(words)
+    return _moment(st) << (SLOT * empty)
 
 
 def trace_moment(*words: Word | str) -> IntPoly:
     """E[prod_t tr(w_t)] for an n x n matrix G of iid N(0, 1) entries, exactly.
 
     Each word is a tuple of letters (0 for ``G``, 1 for ``G^T``) or a string of ``W``
-    and ``T``. Returns the integer coefficients of the polynomial in ``n`` (index =
-    power; the zero polynomial is ``()``).
+    and ``T`` (at most :data:`MAX_LETTERS` letters in all). Returns the integer
+    coefficients of the polynomial in ``n`` (index = power; the zero polynomial is ``()``).
     """
     parsed = [parse_word(w) if isinstance(w, str) else tuple(int(c) for c in w) for w in words]
     for w in parsed:
         if any(c not in (_G, _GT) for c in w):
             raise UsageError(f"a word's letters are 0 (G) and 1 (G^T), got {w!r}")
-    limit = sys.getrecursionlimit()
-    need = sum(map(len, parsed)) // 2 * 4 + 200
-    if need > limit:
-        sys.setrecursionlimit(need)
-    empty, st = _state(parsed)
-    value = _moment(st)
-    if not value:
-        return ()
-    return (0,) * empty + value
+    return _unpack(_packed_moment(parsed))
 
 
 def gram_trace(i: int, j: int) -> IntPoly:
@@ -232,13 +260,6 @@ def poly_expr(p: Sequence[int]) -> sp.Expr:
     return sp.Add(*(c * sym.n**k for k, c in enumerate(p) if c))
 
 
-def _poly_sum(polys: Iterable[IntPoly]) -> IntPoly:
-    acc: list[int] = []
-    for p in polys:
-        _add_into(acc, p, 0)
-    while acc and acc[-1] == 0:
-        acc.pop()
-    return tuple(acc)
 
 
 # ---------------------------------------------------------------------------
@@ -284,7 +305,8 @@ def w_part_traces(i: int, j: int) -> IntPoly:
     """sum_{k<i, l<j} D(k, l; i-1-k, j-1-l), the W-part trace sum (coefficients in n)."""
     if (i + j) % 2:
         return ()
-    return _poly_sum(double_trace(k, l, i - 1 - k, j - 1 - l) for k in range(i) for l in range(j))
+    return _unpack(sum(_packed_moment(((_GT,) * k + (_G,) * l, (_G,) * (i - 1 - k) + (_GT,) * (j - 1 - l)))
+                       for k in range(i) for l in range(j)))
 
 
 @lru_cache(maxsize=None)
