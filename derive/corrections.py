@@ -288,7 +288,15 @@ def collapse_figure(
     ``c x^2`` with ``c = lim_j t_2(j)/j^4`` (NNGP) or ``lim_j r_2(j)/j^4`` (lag NTK),
     from the closed forms. ``at_x1`` lists ``delta`` at ``x = 1`` (``j = sqrt(n)``) for
     each width where that lag is reached: equal values would be an exact collapse.
+    Disk-cached (:mod:`linrnn.derive.cache`) per argument set.
     """
+    from linrnn.derive.cache import disk_cached
+
+    key = f"collapse-{param}-{'_'.join(str(int(w)) for w in widths)}-{int(lags)}-{int(ntk_lags)}"
+    return disk_cached(key, lambda: _collapse_figure(param, widths, lags, ntk_lags))
+
+
+def _collapse_figure(param: str, widths: Sequence[int], lags: int, ntk_lags: int) -> dict[str, object]:
     unit = {sym.q: 1, sym.sigma_c2: 1, sym.sigma_f2: 1, sym.n_x: 1, sym.eta_c: 1, sym.eta_f: 1, sym.eta_w: 1}
     leads = {
         "nngp": scaling_coefficient(closed_form("t2").expr, 4),
