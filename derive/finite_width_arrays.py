@@ -70,12 +70,9 @@ def _normalised(poly: fw.IntPoly, power: Fraction, width: int) -> float:
     return float(value / Fraction(width) ** int(power - Fraction(1, 2))) / float(np.sqrt(width))
 
 
-def exact_matrices(spec: ModelSpec, lags: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(E[Theta[(i,a,b),(j,a,b)]], E[L_i[a,b] L_j[a,b]]) at width ``width``, each ``lags x lags``, float64.
-
-    Exact expectations at finite width (the same coordinates a = a', b = b'; other
-    coordinate pairs are 0), all lag pairs, from the loop-equation engine.
-    """
+@lru_cache(maxsize=64)
+def _normalised_traces(lags: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T(i,j), S_W(i,j)) / width^{(i+j)/2+1} for i, j < lags (read-only arrays, memoised)."""
     traces = exact_traces(lags)
     g = np.zeros((lags, lags))
     s = np.zeros((lags, lags))
@@ -84,6 +81,18 @@ def exact_matrices(spec: ModelSpec, lags: int, width: int) -> tuple[np.ndarray, 
             power = Fraction(a + b, 2) + 1
             g[a, b] = _normalised(traces["T"][a][b], power, width)
             s[a, b] = _normalised(traces["S"][a][b], power, width)
+    g.flags.writeable = False
+    s.flags.writeable = False
+    return g, s
+
+
+def exact_matrices(spec: ModelSpec, lags: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(E[Theta[(i,a,b),(j,a,b)]], E[L_i[a,b] L_j[a,b]]) at width ``width``, each ``lags x lags``, float64.
+
+    Exact expectations at finite width (the same coordinates a = a', b = b'; other
+    coordinate pairs are 0), all lag pairs, from the loop-equation engine.
+    """
+    g, s = _normalised_traces(lags, width)
     ii, jj = np.meshgrid(np.arange(lags, dtype=np.float64), np.arange(lags, dtype=np.float64), indexing="ij")
     theta_fn, nngp_fn = _entry_functions(spec.param)
     params = (spec.sigma_w2, spec.sigma_c2, spec.sigma_f2, float(spec.n_in), spec.lr_c, spec.lr_f, spec.lr_w)

@@ -256,3 +256,31 @@ def test_width_needed_against_a_scan(lag: int, tol: float) -> None:
     assert abs(f(n0)) <= tol
     assert n0 == 1 or abs(f(n0 - 1)) > tol
     assert all(abs(f(m)) <= tol for m in range(n0, 4 * n0 + 50))
+
+
+def test_latex_section_is_printed_from_the_steps() -> None:
+    from linrnn.derive.latex import render_derivation
+
+    steps = corrections.finite_width_steps("ntk")
+    labels = [s.label for s in steps]
+    assert labels[:2] == ["fw-T-def", "fw-T6"] and "fw-scaling" in labels
+    text = render_derivation(steps)
+    assert r"\frac{x^{2}}{24}" in text
+    assert sp.latex(corrections.closed_form("t2").expr) in text.replace(r"\left(j \right)", "(j)") or \
+        "t_{2}" in text
+    # the confirmation lags in the notes are those of the closed forms
+    form = corrections.closed_form("s2")
+    assert f"confirmed at lags {form.confirmed_at[0]}..{form.confirmed_at[-1]}" in text
+
+
+def test_collapse_figure_data() -> None:
+    fig = corrections.collapse_figure("ntk", widths=(16, 64), lags=9, ntk_lags=9)
+    assert fig["kind"] == "panels" and len(fig["panels"]) == 2
+    assert fig["scaling_coefficient"] == {"nngp": "1/24", "ntk_diag": "1/24"}
+    for panel in fig["panels"]:
+        widths = [s for s in panel["series"] if s.get("style") == "points"]
+        assert len(widths) == 2 and all(len(s["x"]) == len(s["y"]) for s in widths)
+    # at x = j^2/n = 1 the deviation shrinks with the width (j = 4 at n = 16, 8 at 64): the
+    # collapse onto x^2/24 is only asymptotic
+    at1 = fig["at_x1"]["nngp"]
+    assert [p["width"] for p in at1] == [16, 64] and at1[0]["deviation"] > at1[1]["deviation"] > 1 / 24

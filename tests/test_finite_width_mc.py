@@ -88,3 +88,17 @@ def test_finite_width_controls_tend_to_the_limit_controls(param: str) -> None:
     spec = ModelSpec(param=param, sigma_w2=0.8, lr_w=2.0)
     assert FINITE_WIDTH_CONTROLS["no_linear_term"](spec).lr_w == 0.0
     assert FINITE_WIDTH_CONTROLS["q_times_1.1"](spec).sigma_w2 == pytest.approx(0.88)
+
+
+def test_verify_ntk_mean_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from linrnn.cli import main
+
+    code = main(["verify", "ntk", "--width", "16", "--lags", "3", "--replicas", "8", "--pilot", "0",
+                 "--mean", "richardson", "--json", "--no-progress"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["mean_theory"] == "richardson" and out["companion_width"] == 8 and code in (0, 1, 3)
+    code = main(["verify", "ntk", "--width", "16", "--lags", "17", "--replicas", "8", "--mean", "exact",
+                 "--no-progress"])
+    assert code == 2 and "at most 16 lags" in capsys.readouterr().err
