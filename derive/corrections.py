@@ -226,7 +226,7 @@ def off_diagonal_leading(param: str) -> sp.Expr:
 
 
 def _ratio_parts(expr: sp.Expr, limit: sp.Expr) -> tuple[sp.Poly, sp.Poly]:
-    """(P, Q) integer-free polynomials in n with expr/limit = P/Q and Q > 0 for n >= 1."""
+    """(P, Q): polynomials in n with expr/limit = P/Q and a positive leading coefficient of Q."""
     num, den = sp.fraction(sp.cancel(sp.together(expr / limit)))
     pn, pd = sp.Poly(num, sym.n), sp.Poly(den, sym.n)
     if pd.LC() < 0:
