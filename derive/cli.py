@@ -139,10 +139,29 @@ def spec_from_args(args: argparse.Namespace) -> Any:
                      n_in=args.n_in, lr_c=args.lr_c, lr_f=args.lr_f, lr_w=args.lr_w)
 
 
+#: The memory that ``derive weights`` may use for its values and their printed text.
+DEFAULT_MAX_MEMORY = "4GB"
+
+
+def weights_bytes(lags: int, dps: int | None) -> int:
+    """Peak bytes of ``derive weights``, an upper estimate: per lag, lambda_j and the NNGP variance as
+    numbers (8 bytes in float64; an mpmath mpf of ``dps`` digits holds about 0.42 dps bytes of mantissa
+    plus some 100 of object) and as printed text (at most dps + 32 characters each), with their list slots."""
+    per_number = 8 + 64 if dps is None else int(0.42 * dps) + 100
+    per_text = 32 + (17 if dps is None else dps)
+    return int(lags) * 2 * (per_number + per_text + 16)
+
+
 def _run_weights(args: argparse.Namespace) -> int:
+    from linrnn.core.validate import format_bytes, parse_memory
     from linrnn.derive.report import format_json, format_table, weights_report
 
     spec = spec_from_args(args)
+    needed, budget = weights_bytes(args.lags, args.dps), parse_memory(DEFAULT_MAX_MEMORY)
+    if needed > budget:
+        raise UsageError(f"--lags {args.lags}" + (f" at --dps {args.dps}" if args.dps else "") +
+                         f" needs about {format_bytes(needed)} of memory, beyond the {format_bytes(budget)} that "
+                         f"derive weights allows itself; lower --lags or --dps")
     report = weights_report(spec, args.lags, dps=args.dps, eps=args.eps)
     for notice in report.notices:
         print(f"linrnn: note: {notice}", file=sys.stderr)

@@ -23,6 +23,7 @@ from linrnn.derive import symbols as S
 from linrnn.derive.model import ModelSpec, substitutions
 from linrnn.derive.steps import Derivation, Step
 from linrnn.core.errors import ExternalToolError, UsageError
+from linrnn.core.files import atomic_file, check_output_file, write_text_atomic
 
 RELATIONS = {"=": "=", "~": r"\simeq", "->": r"\to", ":=": r"\mathrel{:=}"}
 
@@ -229,13 +230,21 @@ def find_engine() -> list[str] | None:
 
 
 def compile_pdf(tex: Path, out_dir: Path) -> Path:
-    """Compile ``tex`` in a scratch directory; move only a finished PDF to ``out_dir``."""
+    """Compile ``tex`` in a scratch directory; move only a finished PDF to ``out_dir``.
+
+    The engine sees the document under a plain name (``document.tex``), so a file name
+    with characters TeX treats specially (``%``, ``#``, spaces) compiles like any other.
+    The PDF is copied to a temporary name beside its target and renamed, and that
+    temporary file is removed on any failure (a full disk leaves nothing behind). On a
+    compile error the engine's log is copied next to the target as ``<stem>.log`` and
+    the message points at it (or, if that copy fails, says so).
+    """
     engine = find_engine()
     if engine is None:
         raise UsageError("no LaTeX engine is installed (need pdflatex, ideally with latexmk); "
                          "install TeX Live or drop --pdf")
     with tempfile.TemporaryDirectory(prefix="linrnn-latex-") as scratch:
-        src = Path(scratch) / tex.name
+        src = Path(scratch) / "document.tex"
         shutil.copyfile(tex, src)
         runs = 1 if engine[0] == "latexmk" else 2
         for _ in range(runs):
@@ -243,56 +252,41 @@ def compile_pdf(tex: Path, out_dir: Path) -> Path:
                                   timeout=300, stdin=subprocess.DEVNULL)
             if proc.returncode != 0:
                 log = out_dir / (tex.stem + ".log")
-                logfile = Path(scratch) / (tex.stem + ".log")
+                logfile = Path(scratch) / "document.log"
+                where = "the engine wrote no log"
                 if logfile.exists():
-                    shutil.copyfile(logfile, log)
-                raise ExternalToolError(f"{engine[0]} failed to compile {tex.name}; see {log}")
-        pdf = out_dir / (tex.stem + ".pdf")
-        tmp = out_dir / (f".{tex.stem}.pdf.tmp")
-        shutil.copyfile(Path(scratch) / (tex.stem + ".pdf"), tmp)
-        os.replace(tmp, pdf)
-    return pdf
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+                    try:
+                        with atomic_file(log, "wb") as fh:
+                            fh.write(logfile.read_bytes())
+                        where = f"see {log}"
+                    except (OSError, UsageError) as exc:
+                        where = f"its log could not be copied ({exc})"
+                raise ExternalToolError(f"{engine[0]} failed to compile {tex.name}; {where}")
+        with atomic_file(out_dir / (tex.stem + ".pdf"), "wb") as fh:
+            fh.write((Path(scratch) / "document.pdf").read_bytes())
+    return out_dir / (tex.stem + ".pdf")
 
 
 def write_document(spec: ModelSpec, output: str | os.PathLike[str], *, pdf: bool = False,
                    eps: float = 1e-3) -> list[Path]:
     """Write the derivation to ``output`` (and its PDF with ``pdf=True``); return the paths.
 
-    Nothing is written if the engine is missing or the directory does not exist;
-    files appear only complete (written to a temporary name, then renamed).
+    Nothing is written if the engine is missing or the path cannot be written (both
+    checked before the derivation runs); files appear only complete (written to a
+    temporary name, then renamed). If the PDF fails, the ``.tex`` stays: it is complete
+    and the compile error points at its log.
     """
-    path = Path(output)
-    if not path.parent.exists() if str(path.parent) else False:
-        raise UsageError(f"the directory {str(path.parent)!r} does not exist")
+    path = check_output_file(output, "the LaTeX output")
     if pdf and find_engine() is None:
         raise UsageError("no LaTeX engine is installed (need pdflatex, ideally with latexmk); "
                          "install TeX Live or drop --pdf")
+    if pdf:
+        check_output_file(path.with_suffix(".pdf"), "the PDF output")
     text = build_document(spec, eps=eps)
-    _atomic_write(path, text)
+    write_text_atomic(path, text)
     paths = [path]
     if pdf:
-        try:
-            paths.append(compile_pdf(path, path.parent if str(path.parent) else Path(".")))
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+        paths.append(compile_pdf(path, path.parent))
     return paths
 
 

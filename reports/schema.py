@@ -27,11 +27,15 @@ One data model, written by :mod:`linrnn.suite` and read by every renderer in
 Version 2 (this one) replaced version 1's pass/fail by these outcomes.
 
 A figure is ``{"kind": ..., "title": ..., "caption": ..., ...data}``; the kinds and
-their data are documented in :mod:`linrnn.reports.figures`.
+their data are documented in :mod:`linrnn.reports.figures` and checked against the
+JSON Schema ``figures.schema.json`` (with the ``jsonschema`` library), plus its
+``x-same-length`` groups (arrays that must have one length), by :func:`check_figure`.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import json
 import math
 import os
@@ -114,10 +118,86 @@ def _check_verdict(v: str, where: str, allowed: tuple[str, ...] = OUTCOMES) -> N
         raise SchemaError(f"{where}.verdict must be one of {', '.join(allowed)}, got {v!r}")
 
 
+@functools.lru_cache(maxsize=1)
+def figure_validators() -> dict[str, Any]:
+    """One ``jsonschema`` validator per figure kind, from ``figures.schema.json`` (shipped beside this module)."""
+    import jsonschema
+
+    doc = json.loads((importlib.resources.files("linrnn.reports") / "figures.schema.json").read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(doc)
+    out = {}
+    for kind, sub in doc["kinds"].items():
+        schema = {"$schema": doc["$schema"], "$defs": doc["$defs"], **sub}
+        cls.check_schema(schema)
+        out[kind] = (cls(schema), schema)
+    return out
+
+
+def _lengths(obj: Any, path: str) -> list[int]:
+    """Lengths of the arrays at ``path`` in ``obj`` ("key", "key[].sub", "key[]"); missing or null: none."""
+    head, _, rest = path.partition(".")
+    each = head.endswith("[]")
+    key = head[:-2] if each else head
+    if not isinstance(obj, Mapping) or obj.get(key) is None:
+        return []
+    value = obj[key]
+    if not each:
+        return [len(value)] if isinstance(value, list) else []
+    if not isinstance(value, list):
+        return []
+    if not rest:
+        return [len(v) for v in value if isinstance(v, list)]
+    return [n for v in value for n in _lengths(v, rest)]
+
+
+def _same_lengths(instance: Any, schema: Mapping[str, Any], figure: str, at: str = "") -> None:
+    """The ``x-same-length`` groups of ``schema`` (and of its nested properties and items) hold for ``instance``."""
+    for group in schema.get("x-same-length", ()):
+        found = {p: _lengths(instance, p) for p in group}
+        sizes = {n for ns in found.values() for n in ns}
+        if len(sizes) > 1:
+            shown = ", ".join(f"{p} has {'/'.join(str(n) for n in sorted(set(ns)))}" for p, ns in found.items() if ns)
+            raise SchemaError(f"{figure} is malformed{' at ' + at if at else ''}: its arrays must have one length "
+                              f"({shown} entries)")
+    if isinstance(instance, Mapping):
+        for key, sub in (schema.get("properties") or {}).items():
+            if key in instance:
+                _same_lengths(instance[key], sub, figure, f"{at}.{key}".lstrip("."))
+    if isinstance(instance, list) and isinstance(schema.get("items"), Mapping):
+        for i, item in enumerate(instance):
+            _same_lengths(item, schema["items"], figure, f"{at}[{i}]")
+
+
+def check_figure(fig: Any, where: str) -> None:
+    """A figure of a known kind must carry the data of its kind (``figures.schema.json``); unknown kinds pass.
+
+    Unknown kinds are kept and skipped by the renderers (a newer writer's figure);
+    a known kind with missing keys, wrong types or arrays of unequal length is a
+    :class:`SchemaError` naming the figure and the first problem.
+    """
+    if not isinstance(fig, Mapping) or not isinstance(fig.get("kind"), str):
+        raise SchemaError(f"{where} must be an object with a 'kind' string")
+    entry = figure_validators().get(fig["kind"])
+    if entry is None:
+        return
+    validator, schema = entry
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(validator.iter_errors(fig))
+    if error is not None:
+        at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        raise SchemaError(f"the figure {where} (kind {fig['kind']}) is malformed"
+                          f"{' at ' + at.lstrip('.') if at else ''}: {_short(error.message)}")
+    _same_lengths(fig, schema, f"the figure {where} (kind {fig['kind']})")
+
+
+def _short(message: str, limit: int = 160) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
 def _check_figures(figs: Mapping[str, Any], where: str) -> None:
     for name, fig in figs.items():
-        if not isinstance(fig, Mapping) or not isinstance(fig.get("kind"), str):
-            raise SchemaError(f"{where}.figures.{name} must be an object with a 'kind' string")
+        check_figure(fig, f"{where}.figures.{name}")
 
 
 def overall_verdict(claims: list[Mapping[str, Any]], controls: list[Mapping[str, Any]]) -> str:

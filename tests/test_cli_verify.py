@@ -122,7 +122,7 @@ def test_progress_off_a_terminal_is_one_plain_line() -> None:
         (["--n-in", "0"], "n_in"),
         (["--sigma-w2", "-1"], "sigma_w2"),
         (["--lr-c", "0", "--lr-f", "0", "--lr-w", "0"], "lr_c"),
-        (["--max-memory", "1MB", "--width", "1024"], "too small for one draw"),
+        (["--max-memory", "1MB", "--width", "1024"], "beyond the budget"),
         (["--max-memory", "plenty"], "memory size"),
         (["--save", "out.txt"], ".npz"),
         (["--backend", "cupy"], "cupy"),

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -291,7 +290,7 @@ def test_chromium_screenshot_shows_every_figure(rendered: Path, tmp_path: Path) 
     if browser is None:
         pytest.skip("chromium is not installed (CI installs Debian's chromium)")
     page = rendered / "report.html"
-    profile = tempfile.mkdtemp(prefix="linrnn-chromium-")
+    profile = tmp_path / "chromium-profile"
     try:
         shot = tmp_path / "shot.png"
         proc = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",

@@ -90,13 +90,13 @@ def test_overall_verdict_combines_the_claims(results: dict) -> None:
     assert schema.overall_verdict(claims, results["controls"]) == "fail"
 
 
-def test_reports_never_imports_verify() -> None:
+def test_reports_never_imports_verify(tmp_path: Path) -> None:
     code = (
-        "import sys, tempfile, pathlib\n"
+        "import sys, pathlib\n"
         "import linrnn.reports, reports.schema, reports.figures, reports.html, reports.markdown, reports.latex_report\n"
         "import linrnn.reports.render, reports.output, reports.text\n"
         "from linrnn.reports.render import render\n"
-        f"render({str(FIXTURE)!r}, pathlib.Path(tempfile.mkdtemp()) / 'out')\n"
+        f"render({str(FIXTURE)!r}, pathlib.Path({str(tmp_path)!r}) / 'out')\n"
         "bad = sorted(m for m in sys.modules if m == 'linrnn.verify' or m.startswith('linrnn.verify.'))\n"
         "assert not bad, bad\n"
         "import linrnn.report_cli\n"

@@ -101,7 +101,7 @@ def test_json_and_table() -> None:
         ({"replicas": 1}, "at least 2 replicas"),
         ({"alpha": 1.5}, "alpha"),
         ({"lags": 0}, "lags"),
-        ({"max_memory": 1000}, "too small for one draw"),
+        ({"max_memory": 1000}, "beyond the budget"),
         ({"backend": "tpu"}, "backend"),
     ],
 )

@@ -138,6 +138,10 @@ class Theories:
     limit_nngp: np.ndarray | None = None
 
 
+#: The most theories (the derived one and its controls) whose relative errors a draw carries.
+THEORIES = 3
+
+
 def theories_for(spec: ModelSpec, lags: int) -> Theories:
     """Evaluate the derived limit kernel, NNGP and control theories for ``spec``.
 
@@ -175,8 +179,10 @@ def exact_reaches(spec: ModelSpec, lags: int) -> bool:
     from linrnn.derive import derive_lag_weights
     from linrnn.derive.finite_width_arrays import REACH
 
+    if lags > REACH:
+        return False
     der = derive_lag_weights(spec.param)
-    return lags <= REACH and set(der.controls) | set(der.nngp_controls) <= set(FINITE_WIDTH_CONTROLS)
+    return set(der.controls) | set(der.nngp_controls) <= set(FINITE_WIDTH_CONTROLS)
 
 
 def exact_theories_for(spec: ModelSpec, lags: int, width: int, limit: Theories) -> Theories:
@@ -738,6 +744,7 @@ def check_lag_ntk(
     max_replicas: int = 4096,
     budget_seconds: float | None = None,
     power: float = dsg.POWER,
+    memory_flag: str = "--max-memory",
     mean: str = "auto",
 ) -> NTKCheck:
     """Run the Monte Carlo lag-NTK and NNGP checks for ``spec`` (a :class:`linrnn.core.spec.ModelSpec`).
@@ -749,7 +756,9 @@ def check_lag_ntk(
     (``pilot`` fresh draws per width, then at least ``replicas`` new ones, as many as
     power 0.999 against every control needs, capped by ``max_replicas``,
     ``budget_seconds`` and the bias allowance). See the module docstring for the
-    statistics. Raises :class:`UsageError` for impossible input.
+    statistics. Raises :class:`UsageError` for impossible input, and for a draw that does
+    not fit ``max_memory`` before any work (the sentence names ``memory_flag``, the
+    setting that raises the budget where the caller reads it).
 
     ``mean``: ``"exact"`` compares the raw Monte Carlo mean at each width with the exact
     finite-width expectation E[Theta](n), E[L L](n) of :mod:`linrnn.derive.finite_width`
@@ -790,15 +799,16 @@ def check_lag_ntk(
     run_widths = sorted(set(ws) | ({companion} if companion else set()))
     quarter = top // 4 if top >= 4 and not exact else None
     pilot_widths = sorted(set(run_widths) | ({quarter} if quarter else set()))
+    itemsize = be.itemsize
+    for n in sorted(pilot_widths if pilot else run_widths, reverse=True):  # before any work: one draw must fit
+        per_draw = bytes_per_draw(n, spec.n_in, n_out, lags, itemsize, THEORIES)
+        chunk_size(per_draw, max_memory, replicas, be.name, n=n, flag=memory_flag)
     limit = theories_for(spec, lags)
     by_width = {n: exact_theories_for(spec, lags, n, limit) if exact else limit for n in pilot_widths}
     th = by_width[top]
     rel_theories = {n: {"theory": t.ntk, **{f"ntk:{k}": v for k, v in t.ntk_controls.items()}}
                     for n, t in by_width.items()}
-    itemsize = be.itemsize
-    for n in pilot_widths if pilot else run_widths:  # fail before any Monte Carlo if one draw does not fit
-        per_draw = bytes_per_draw(n, spec.n_in, n_out, lags, itemsize, len(rel_theories[n]))
-        chunk_size(per_draw, max_memory, replicas, be.name, n=n)
+    assert all(len(v) <= THEORIES for v in rel_theories.values())
     sweep = len(ws) > 1
     n_checks = 3 if sweep else 2
     a_check = alpha / n_checks

@@ -114,6 +114,10 @@ def run_ntk(args: argparse.Namespace) -> int:
 
     if args.save is not None and not str(args.save).endswith(".npz"):
         raise UsageError(f"--save needs a path ending in .npz, got {args.save!r}")
+    if args.save is not None:
+        from linrnn.core.files import check_output_file
+
+        check_output_file(args.save, "the --save file")
     widths = args.widths if args.widths is not None else [args.width if args.width is not None else 1024]
     if args.widths is not None and len(set(args.widths)) < 2:
         raise UsageError("--widths needs at least two different widths; use --width for one")
@@ -141,12 +145,15 @@ def run_ntk(args: argparse.Namespace) -> int:
     if args.save is not None:
         first = result.top.first_draw
         assert first is not None
-        np.savez(
-            args.save, W=first["W"], F=first["F"], C=first["C"], ntk=first["ntk"],
-            sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2, sigma_c2=spec.sigma_c2,
-            lr_c=spec.lr_c, lr_f=spec.lr_f, lr_w=spec.lr_w, param=spec.param,
-            lags=args.lags, width=result.verdict_width, seed=args.seed, dtype=result.backend["dtype"],
-        )
+        from linrnn.core.files import atomic_file
+
+        with atomic_file(args.save, "wb") as fh:
+            np.savez(
+                fh, W=first["W"], F=first["F"], C=first["C"], ntk=first["ntk"],
+                sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2, sigma_c2=spec.sigma_c2,
+                lr_c=spec.lr_c, lr_f=spec.lr_f, lr_w=spec.lr_w, param=spec.param,
+                lags=args.lags, width=result.verdict_width, seed=args.seed, dtype=result.backend["dtype"],
+            )
     if args.json:
         json.dump(result.to_json(), sys.stdout, allow_nan=False)
         sys.stdout.write("\n")

@@ -45,6 +45,7 @@ from linrnn.core.spec import ModelSpec
 from linrnn.core.validate import check_size
 from linrnn.verify.ntk import lag_ntk_and_impulse
 from linrnn.verify.sample import RNNDraw, sample_rnn
+from linrnn.core.validate import parse_memory  # noqa: F401  (re-exported: verify's callers use it)
 from linrnn.verify.threads import blas_threads
 from linrnn.verify.stats import Moments
 
@@ -68,35 +69,19 @@ def bytes_per_draw(n: int, n_in: int, n_out: int, lags: int, itemsize: int, theo
     return int(working * itemsize + 8 * (4 + 2 * theories) * M2)
 
 
-def parse_memory(text: str | int | float) -> int:
-    """'4GB', '512MB', '24GiB', '1e9' -> bytes (k, M, G, T are powers of 1000; Ki, Mi, Gi, Ti of 1024)."""
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        s = str(text).strip().replace(" ", "")
-        units = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12,
-                 "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-        i = len(s)
-        while i > 0 and s[i - 1].isalpha():
-            i -= 1
-        number, unit = s[:i], s[i:].upper()
-        if unit not in units:
-            raise UsageError(f"cannot read the memory size {text!r}; write for example 4GB, 512MB or 24GiB")
-        try:
-            value = float(number) * units[unit]
-        except ValueError:
-            raise UsageError(f"cannot read the memory size {text!r}; write for example 4GB, 512MB or 24GiB") from None
-    if not np.isfinite(value) or value <= 0:
-        raise UsageError(f"the memory budget must be a positive size, got {text!r}")
-    return int(value)
+def chunk_size(per_draw: int, max_memory: int, replicas: int, backend_name: str, *, n: int,
+               flag: str = "--max-memory") -> int:
+    """Draws per chunk: as many as fit ``max_memory`` (and :data:`CPU_CHUNK_BYTES` on NumPy), at most ``replicas``.
 
-
-def chunk_size(per_draw: int, max_memory: int, replicas: int, backend_name: str, *, n: int) -> int:
-    """Draws per chunk: as many as fit ``max_memory`` (and :data:`CPU_CHUNK_BYTES` on NumPy), at most ``replicas``."""
+    One draw that does not fit is a :class:`UsageError` whose sentence names ``flag``,
+    the setting that raises the budget where the caller reads it.
+    """
     if per_draw > max_memory:
+        from linrnn.core.validate import format_bytes
+
         raise UsageError(
-            f"the memory budget of {max_memory / 1e9:.3g} GB is too small for one draw at width {n}, "
-            f"which needs about {per_draw / 1e9:.3g} GB; raise --max-memory or lower the width"
+            f"one draw at width {n} needs about {format_bytes(per_draw)} of memory, beyond the budget of "
+            f"{format_bytes(max_memory)}; raise {flag} or lower the width or the lags"
         )
     budget = max_memory if backend_name != "numpy" else min(max_memory, CPU_CHUNK_BYTES)
     return max(1, min(replicas, budget // per_draw))

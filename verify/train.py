@@ -525,3 +525,19 @@ def train_rnn(
         spec=spec,
         loss_kind=loss,
     )
+
+
+def train_bytes(n: int, n_in: int, n_out: int, seq_len: int, n_seq: int, steps: int, itemsize: int = 8) -> int:
+    """Peak working memory of one training run (bytes), an upper estimate checked before any work.
+
+    In the working dtype: the parameters W, F, C, their gradients, the update and the
+    draw's raw copy, 4 (n^2 + n (n_x + n_y)); the Krylov vectors U, V and their
+    transposed copies, 4 T n (n_x + n_y); the block-Hankel matrix of the gradients,
+    2 T^2 n_x n_y; the recorded trajectories of the RNN and the SCNN impulse responses,
+    2 (steps + 1) T n_x n_y; the data, its lagged sums and the correlations,
+    3 N T (n_x + n_y) + 4 (T n_x)^2; and the losses, steps + 1.
+    """
+    n, n_in, n_out, T, N, s = (int(v) for v in (n, n_in, n_out, seq_len, n_seq, steps))
+    items = (4 * (n * n + n * (n_in + n_out)) + 4 * T * n * (n_in + n_out) + 2 * T * T * n_in * n_out
+             + 2 * (s + 1) * T * n_in * n_out + 3 * N * T * (n_in + n_out) + 4 * (T * n_in) ** 2 + (s + 1))
+    return items * int(itemsize)

@@ -31,6 +31,8 @@ TEACHER_CHOICES = ("decay", "spike", "oscillator", "co2")
 
 #: Defaults of the single-run mode (the sweeps take theirs from their claims' configuration dataclasses).
 SINGLE_DEFAULTS: dict[str, Any] = {"width": 256, "seeds": 1}
+#: The memory budget of one training run when --max-memory is not given.
+DEFAULT_MAX_MEMORY = "4GB"
 #: q = sigma_W^2 of the model when --sigma-w2 is not given.
 DEFAULT_SIGMA_W2 = 0.8
 
@@ -128,6 +130,9 @@ def register(sub: Any) -> None:
                         "replica (default: none)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout, nothing else")
     p.add_argument("--save", metavar="PATH.npz", help="single run: save initial weights, data and trajectories")
+    p.add_argument("--max-memory", default=DEFAULT_MAX_MEMORY, metavar="SIZE",
+                   help=f"memory budget of one training run, checked before any work, e.g. 4GB or 24GiB "
+                        f"(default {DEFAULT_MAX_MEMORY})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run_train)
 
@@ -195,8 +200,18 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError(f"--save needs a path ending in .npz, got {args.save!r}")
         if args.widths is not None or args.sigma_w2s is not None:
             raise UsageError("--save keeps a single run; it cannot be combined with --widths or --sigma-w2s")
+        from linrnn.core.files import check_output_file
+
+        check_output_file(args.save, "the --save file")
     if isinstance(args.lr, float) and not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr must be 'auto' or a finite positive number, got {args.lr}")
+
+
+def _check_memory(args: argparse.Namespace, needed: int, what: str) -> None:
+    """A run's peak memory (a claim's ``memory(config, model)``) against ``--max-memory``, before any work."""
+    from linrnn.core.validate import check_memory, parse_memory
+
+    check_memory(what, needed, parse_memory(args.max_memory), "--max-memory")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -216,6 +231,9 @@ def run_train(args: argparse.Namespace) -> int:
         from linrnn.verify.claims import dynamics_equivalence
 
         cfg = _config(args, dynamics_equivalence.Config(), widths=args.widths, **_sweep_extra(args))
+        _check_memory(args, dynamics_equivalence.memory(cfg, model),
+                      f"one training run at width {max(cfg.widths)} (T = {cfg.seq_len}, {cfg.n_seq} sequences, "
+                      f"{cfg.steps} steps)")
         total = float(sum(n * n for n in cfg.widths) * (cfg.pilot + cfg.min_replicas))
         with Progress(total, "verify train --widths", enabled=not args.no_progress) as bar:
             res = dynamics_equivalence.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
@@ -230,6 +248,9 @@ def run_train(args: argparse.Namespace) -> int:
         from linrnn.verify.claims import short_memory
 
         cfg = _config(args, short_memory.Config(), **_sweep_extra(args))
+        _check_memory(args, short_memory.memory(cfg, model),
+                      f"one training run at width {cfg.width} (T = {cfg.seq_len}, {cfg.n_seq} sequences, "
+                      f"{cfg.steps} steps)")
         n = cfg.width
         total = float(len(cfg.sigma_w2s) * (cfg.pilot + cfg.min_replicas) * (n * n + (n // 2) ** 2))
         with Progress(total, "verify train --sigma-w2s", enabled=not args.no_progress) as bar:
@@ -247,6 +268,10 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = _config(args, dynamics_equivalence.Config(),
                   seeds=args.replicas if args.replicas is not None else SINGLE_DEFAULTS["seeds"])
     width = args.width if args.width is not None else SINGLE_DEFAULTS["width"]
+    from linrnn.verify.claims.base import training_memory
+
+    _check_memory(args, training_memory(cfg, model, (width,)),
+                  f"a training run at width {width} (T = {cfg.seq_len}, {cfg.n_seq} sequences, {cfg.steps} steps)")
     with Progress(float(cfg.seeds * (cfg.steps + 1)), "verify train", enabled=not args.no_progress) as bar:
         run = train_single(cfg, model, width, seed=_seed(args), backend=backend,
                            progress=lambda k, loss: bar.advance(1, f"loss {loss:.3g}"))
@@ -322,13 +347,16 @@ def save_run(path: str, run: dict[str, Any]) -> None:
 
     spec = run["spec"]
     cfg = run["config"]
-    np.savez(
-        path, W0=run["W0"], F0=run["F0"], C0=run["C0"], x=run["x"], y=run["y"], lr=float(run["lr"]),
-        steps=int(cfg["steps"]), param=spec.param, loss=cfg["loss"], sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
-        sigma_c2=spec.sigma_c2, lr_c=spec.lr_c, lr_f=spec.lr_f, lr_w=spec.lr_w, impulse=run["impulse"],
-        scnn=run["scnn"], lag_weights=run["lam"], teacher=run["teacher"], loss_rnn=run["loss_rnn"],
-        width=int(cfg["width"]), seed=int(cfg["seed"]), dtype=run["backend"]["dtype"],
-    )
+    from linrnn.core.files import atomic_file
+
+    with atomic_file(path, "wb") as fh:
+        np.savez(
+            fh, W0=run["W0"], F0=run["F0"], C0=run["C0"], x=run["x"], y=run["y"], lr=float(run["lr"]),
+            steps=int(cfg["steps"]), param=spec.param, loss=cfg["loss"], sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
+            sigma_c2=spec.sigma_c2, lr_c=spec.lr_c, lr_f=spec.lr_f, lr_w=spec.lr_w, impulse=run["impulse"],
+            scnn=run["scnn"], lag_weights=run["lam"], teacher=run["teacher"], loss_rnn=run["loss_rnn"],
+            width=int(cfg["width"]), seed=int(cfg["seed"]), dtype=run["backend"]["dtype"],
+        )
 
 
 def run_summary(run: dict[str, Any]) -> dict[str, Any]:
@@ -424,6 +452,9 @@ def _run_co2(args: argparse.Namespace, model: Any, backend: Any) -> int:
     if args.replicas is not None:
         extra = {"min_replicas": args.replicas, "max_replicas": max(args.replicas, base.max_replicas)}
     cfg = _config(args, base, **extra)
+    co2.check(cfg, model)
+    _check_memory(args, co2.memory(cfg, model), f"one training run at width {cfg.width} on the CO2 series "
+                                                f"(T = {cfg.seq_len}, {cfg.steps} steps)")
     with Progress(1.0, "verify train --teacher co2", enabled=not args.no_progress) as bar:
         res = co2.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
     if args.json:

@@ -47,7 +47,7 @@ from typing import Any
 
 from linrnn import __version__
 from linrnn.core.errors import UsageError
-from linrnn.core.files import write_text_atomic
+from linrnn.core.files import exclusive_lock, write_text_atomic
 
 CALIBRATION_VERSION = 1
 #: A control's power below this makes ``linrnn calibrate`` exit 1.
@@ -166,8 +166,15 @@ def run_calibration(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     argv: Sequence[str] | None = None,
+    max_memory: str | int = "8GB",
 ) -> CalibrationRun:
-    """Run ``claims`` (default: every registry claim) at seeds ``first_seed .. first_seed + seeds - 1``."""
+    """Run ``claims`` (default: every registry claim) at seeds ``first_seed .. first_seed + seeds - 1``.
+
+    Checked before the cluster starts: the arguments, the configuration (types,
+    ranges and memory: the ``workers`` largest claims together must fit
+    ``max_memory``), and the store ``output`` (writable; a second calibration on the
+    same store stops at once, one sentence).
+    """
     from linrnn import parallel, suite
     from linrnn.verify.claims import REGISTRY
 
@@ -194,9 +201,40 @@ def run_calibration(
     configs = {n: cfg.sections[REGISTRY[n].section] for n in names}
     for n in names:
         REGISTRY[n].check(configs[n], cfg.model)
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{str(out)!r} exists and is not a directory")
+    from linrnn.core.validate import parse_memory
+
+    suite.check_memory_budget({n: REGISTRY[n].memory(configs[n], cfg.model) for n in names
+                               if REGISTRY[n].memory is not None},
+                              workers or (os.cpu_count() or 1), parse_memory(max_memory))
+    out = check_store(output)
+    with exclusive_lock(out.parent / f".{out.name}.lock", f"the calibration store {os.fspath(output)}"):
+        return _calibrate_locked(out, names, configs, cfg, backend, dtype, seeds, first_seed, scheduler, workers,
+                                 progress, say, argv, profile)
+
+
+def check_store(output: str | os.PathLike[str]) -> Path:
+    """The calibration directory (absolute), once it is known that it can be created and written.
+
+    A store is added to, never emptied: an existing folder is used as it is (a re-run
+    resumes from its records), so only its writability is checked.
+    """
+    from linrnn.core.files import check_output_dir, check_output_file
+
+    text = os.fspath(output)
+    out = Path(text).resolve() if text.strip() else Path(text)
+    if text.strip() and out.is_dir():
+        check_output_file(out / "calibration.json", "the calibration store")
+        return out
+    return check_output_dir(output, "the calibration store")
+
+
+def _calibrate_locked(out: Path, names: list[str], configs: Mapping[str, Any], cfg: Any, backend: str, dtype: str,
+                      seeds: int, first_seed: int, scheduler: str | None, workers: int | None, progress: bool,
+                      say: Callable[[str], None], argv: Sequence[str] | None, profile: str) -> CalibrationRun:
+    """The body of :func:`run_calibration` once everything is checked and the store's lock is held."""
+    from linrnn import parallel
+    from linrnn.verify.claims import REGISTRY
+
     out.mkdir(parents=True, exist_ok=True)
     hashes = {n: config_hash(n, configs[n], cfg.model, backend, dtype) for n in names}
     seed_list = list(range(first_seed, first_seed + seeds))

@@ -49,6 +49,9 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
                         help="a running Dask scheduler (tcp://host:8786); default: a LocalCluster on this machine")
     parser.add_argument("--workers", type=_positive, default=None, metavar="K",
                         help="worker processes of the LocalCluster (default: the cores of this machine)")
+    parser.add_argument("--max-memory", default="8GB", metavar="SIZE",
+                        help="memory budget of one machine: its workers' largest claims together must fit it, "
+                             "checked before the cluster starts (default 8GB)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or lines on stderr")
     parser.set_defaults(func=run)
     return parser
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_calibration(args.output, profile=args.profile, config=args.config, claims=args.claims,
                                  seeds=args.seeds, first_seed=args.first_seed, scheduler=args.scheduler,
-                                 workers=args.workers, progress=not args.quiet, log=log, argv=argv)
+                                 workers=args.workers, progress=not args.quiet, log=log, argv=argv,
+                                 max_memory=args.max_memory)
     except KeyboardInterrupt:
         print(f"linrnn: interrupted; finished records are kept in {args.output}/records and a re-run resumes "
               f"from them.", file=sys.stderr)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from linrnn import __version__
-from linrnn.core.errors import ExternalToolError, NumericalRangeError, UsageError
+from linrnn.core.errors import DiskFullError, ExternalToolError, NumericalRangeError, UsageError
 
 _GROUPS = (
     ("derive", "linrnn.derive.cli", "closed forms in q = sigma_W^2: lag weights, NNGP, LaTeX derivation"),
@@ -54,23 +54,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every error the user can act on ends as one sentence on stderr.
+
+    Exit statuses (:mod:`linrnn.core.errors`, :mod:`linrnn.core.outcome`): 0 pass,
+    1 fail (or a claim that erred, a full disk, a failed external tool), 2 bad input
+    or an unwritable output, 3 inconclusive, 130 interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         status = args.func(args)
     except UsageError as exc:
-        print(f"linrnn: error: {exc}", file=sys.stderr)
+        print(f"linrnn: error: {_sentence(exc)}", file=sys.stderr)
         return 2
+    except DiskFullError as exc:
+        print(f"linrnn: error: {_sentence(exc.strerror or exc)}", file=sys.stderr)
+        return 1
     except (NumericalRangeError, ExternalToolError) as exc:
         print(f"linrnn: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("linrnn: interrupted; nothing was written.", file=sys.stderr)
         return 130
-    except OSError as exc:
-        print(f"linrnn: error: could not write output ({exc.strerror or exc}).", file=sys.stderr)
-        return 1
+    except OSError as exc:  # one that no writer classified: name the path and the reason
+        from linrnn.core.files import write_error
+
+        err = write_error(exc, exc.filename or "an output file")
+        print(f"linrnn: error: {_sentence(err.strerror if isinstance(err, OSError) else err)}", file=sys.stderr)
+        return 1 if isinstance(err, DiskFullError) else 2
     return int(status or 0)
+
+
+def _sentence(exc: object) -> str:
+    """One line ending with a full stop."""
+    text = " ".join(str(exc).split())
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 if __name__ == "__main__":  # pragma: no cover

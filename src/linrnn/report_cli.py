@@ -60,12 +60,19 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=("auto", "numpy", "cupy"), default=None,
                         help="array backend (default: numpy for quick, auto for full)")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
-    parser.add_argument("--force", action="store_true", help="replace an existing report in DIR")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing report in DIR (only a directory holding a linrnn report and "
+                             "nothing else is ever replaced; any other directory is refused)")
     parser.add_argument("--no-cache", action="store_true",
                         help="neither reuse nor store experiment results in DIR/.cache")
     parser.add_argument("--workers", type=_positive, default=None, metavar="K",
                         help="worker processes running the claims (default: min(2, cores); 1: in this process); "
                              "the report does not depend on it")
+    from linrnn.suite import DEFAULT_MAX_MEMORY
+
+    parser.add_argument("--max-memory", default=DEFAULT_MAX_MEMORY, metavar="SIZE",
+                        help=f"memory budget: the largest experiments run at once must fit it, checked before any "
+                             f"work, e.g. 4GB or 24GiB (default {DEFAULT_MAX_MEMORY})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(func=run_report)
     sub = parser.add_subparsers(dest="report_command", metavar="{render}", parser_class=type(parser))
@@ -75,7 +82,8 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
                                    "(a report.json written by `linrnn report`) into DIR.")
     r.add_argument("results", metavar="RESULTS.json", help="the results file")
     r.add_argument("-o", "--output", dest="render_output", required=True, metavar="DIR", help="report directory")
-    r.add_argument("--force", dest="render_force", action="store_true", help="replace an existing report in DIR")
+    r.add_argument("--force", dest="render_force", action="store_true",
+                   help="replace an existing report in DIR (never a directory that is not a linrnn report)")
     r.set_defaults(func=run_render)
     return parser
 
@@ -87,7 +95,7 @@ def _log(args: argparse.Namespace) -> Any:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from linrnn.suite import main_summary, run_report as run
+    from linrnn.suite import DEFAULT_MAX_MEMORY, main_summary, run_report as run
 
     argv = ["-o", args.output, "--profile", args.profile]
     if args.config:
@@ -97,9 +105,12 @@ def run_report(args: argparse.Namespace) -> int:
     argv += ["--seed", str(args.seed)] + (["--force"] if args.force else []) + (["--no-cache"] if args.no_cache else [])
     if args.workers is not None:
         argv += ["--workers", str(args.workers)]
+    if args.max_memory != DEFAULT_MAX_MEMORY:
+        argv += ["--max-memory", str(args.max_memory)]
     try:
         result = run(args.output, profile=args.profile, config=args.config, backend=args.backend, seed=args.seed,
-                     force=args.force, use_cache=not args.no_cache, log=_log(args), argv=argv, workers=args.workers)
+                     force=args.force, use_cache=not args.no_cache, log=_log(args), argv=argv, workers=args.workers,
+                     max_memory=args.max_memory)
     except KeyboardInterrupt:
         print(f"linrnn: interrupted; no report was written; finished experiments are kept in "
               f"{args.output}/.cache and a re-run resumes from them.", file=sys.stderr)

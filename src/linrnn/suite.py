@@ -94,6 +94,9 @@ class DerivationConfig:
             raise UsageError(f"derivation.figure_lags must be a positive integer, got {self.figure_lags!r}")
 
 
+#: The memory budget of ``linrnn report`` when --max-memory is not given.
+DEFAULT_MAX_MEMORY = "8GB"
+
 #: The family-wise false-failure level of a run when the profile sets none.
 FAMILY_ALPHA = 1e-3
 
@@ -251,17 +254,41 @@ def with_family_alpha(cfg: SuiteConfig, claims: Sequence[str]) -> SuiteConfig:
     return dataclasses.replace(cfg, sections=sections, alphas=alphas)
 
 
+def check_memory_budget(needs: Mapping[str, int], workers: int, budget: int, flag: str = "--max-memory") -> None:
+    """Refuse, before any work, a run whose ``workers`` largest experiments (peak bytes ``needs``) exceed ``budget``.
+
+    With K workers up to K experiments run at once, so the K largest estimates must
+    fit together; the sentence names them, their sizes, the budget and ``flag``.
+    """
+    from linrnn.core.validate import check_memory, format_bytes
+
+    if not needs:
+        return
+    largest = sorted(needs, key=needs.__getitem__, reverse=True)[:max(1, workers)]
+    together = sum(needs[n] for n in largest)
+    if len(largest) == 1:
+        what = f"the experiment {largest[0]}"
+    else:
+        what = (f"the {len(largest)} largest experiments, run at once on {workers} workers "
+                f"({', '.join(f'{n}: {format_bytes(needs[n])}' for n in largest)}),")
+    check_memory(what, together, budget, f"{flag} (or lower --workers)" if len(largest) > 1 else flag,
+                 plural=len(largest) > 1)
+
+
 def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a TOML configuration file (``tomllib``; ``tomli`` on Python 3.10)."""
+    """Read a TOML configuration file (``tomllib``; ``tomli`` on Python 3.10).
+
+    A path that is missing, a folder, unreadable, not UTF-8 text or not TOML is one
+    sentence (:class:`UsageError`) worded as a read error.
+    """
+    from linrnn.core.files import read_text_file
+
     tomllib = _toml()
-    p = Path(path)
+    text = read_text_file(path, "the configuration file")
     try:
-        with open(p, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"no configuration file at {str(p)!r}") from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"the configuration file {str(p)!r} is not valid TOML ({exc})") from None
+        raise UsageError(f"the configuration file {os.fspath(path)} is not valid TOML ({exc})") from None
 
 
 # ------------------------------------------------------------------ helpers
@@ -371,11 +398,15 @@ def _claim_experiment(claim: Any) -> Callable[[Context], dict[str, Any]]:
     def check(ctx: Context) -> None:
         claim.check(ctx.config, ctx.model)
 
+    def memory(ctx: Context) -> int:
+        return 0 if claim.memory is None else int(claim.memory(ctx.config, ctx.model))
+
     run.__name__ = f"experiment_{claim.name}"
     run.section = claim.section  # type: ignore[attr-defined]
     run.experiment = claim.experiment  # type: ignore[attr-defined]
     run.portable = True  # type: ignore[attr-defined]  # another process can rebuild it from experiments()
     run.check = check  # type: ignore[attr-defined]
+    run.memory = memory  # type: ignore[attr-defined]
     return run
 
 
@@ -494,15 +525,9 @@ def _cache_read(path: Path, key: str) -> dict[str, Any] | None:
 
 
 def _cache_write(path: Path, entry: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(entry, fh, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from linrnn.core.files import write_text_atomic
+
+    write_text_atomic(path, json.dumps(entry, allow_nan=False))
 
 
 # ------------------------------------------------------------------ assembly
@@ -573,6 +598,7 @@ def run_report(
     argv: Sequence[str] | None = None,
     only: Sequence[str] | None = None,
     workers: int | None = None,
+    max_memory: str | int = DEFAULT_MAX_MEMORY,
 ) -> SuiteRun:
     """Run the claim suite and write the report directory ``output``.
 
@@ -582,14 +608,20 @@ def run_report(
     ``workers``: processes running the experiments (default :func:`linrnn.parallel.default_workers`;
     1 runs them in this process); the results do not depend on it. Each claim's
     ``alpha`` is ``family_alpha`` split over the claims run (:func:`with_family_alpha`).
+    ``max_memory``: the memory budget ("8GB", or bytes): before any work, the peak
+    memory of the ``workers`` largest experiments together (each claim's
+    ``memory(config, model)``) must fit it.
+    Everything is checked before the first experiment: the configuration (types,
+    ranges, memory), the backend, the output directory (:func:`linrnn.reports.output.check_target`:
+    ``--force`` replaces only a report directory) and its lock (a second run on the
+    same directory stops at once).
     Exit status (:mod:`linrnn.core.outcome`): 0 pass, 1 fail or error, 3 inconclusive
     (a failing claim is a finding: the report is still written).
     """
     from linrnn.parallel import check_workers, default_workers
 
-    from linrnn.reports.output import CACHE_NAME, atomic_dir, check_target
-    from linrnn.reports.render import write_report
-    from linrnn.reports.schema import SCHEMA_VERSION, overall_verdict
+    from linrnn.core.validate import parse_memory
+    from linrnn.reports.output import check_target, directory_lock
 
     say = log or (lambda _msg: None)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -601,9 +633,9 @@ def run_report(
         raise UsageError(f"unknown backend {backend_name!r}; choose one of auto, numpy, cupy")
     from linrnn.verify.backend import get_backend
 
+    budget = parse_memory(max_memory)
     resolved = get_backend(backend_name, seed=seed)  # a missing GPU is a UsageError before any work
-    out = Path(output)
-    check_target(out, force)
+    check_target(output, force)
     workers = default_workers() if workers is None else check_workers(workers)
     exps = experiments()
     if only is not None:
@@ -620,6 +652,22 @@ def run_report(
         check = getattr(fn, "check", None)
         if check is not None:
             check(contexts[name])
+    check_memory_budget({name: fn.memory(contexts[name]) for name, fn in exps.items() if getattr(fn, "memory", None)},
+                        workers, budget)
+    with directory_lock(output) as out:
+        return _run_locked(out, output, exps, contexts, cfg, resolved, seed=seed, force=force, use_cache=use_cache,
+                           say=say, argv=argv, workers=workers, profile=profile)
+
+
+def _run_locked(out: Path, output: str | os.PathLike[str], exps: Mapping[str, Any], contexts: Mapping[str, Context],
+                cfg: SuiteConfig, resolved: Any, *, seed: int, force: bool, use_cache: bool,
+                say: Callable[[str], None], argv: Sequence[str] | None, workers: int, profile: str) -> SuiteRun:
+    """The body of :func:`run_report` once everything is checked and the directory's lock is held."""
+    from linrnn.reports.output import CACHE_NAME, atomic_dir, check_target
+    from linrnn.reports.render import write_report
+    from linrnn.reports.schema import SCHEMA_VERSION, overall_verdict
+
+    check_target(output, force)  # again, under the lock
     cache_dir = out / CACHE_NAME
     started = _dt.datetime.now(_dt.timezone.utc)
     t_start = time.perf_counter()
@@ -694,7 +742,7 @@ def run_report(
         "controls": controls,
         "verdict": overall_verdict(claims, controls),
     }
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(output, force=force, locked=True) as tmp:
         provenance["total_seconds"] = round(time.perf_counter() - t_start, 3)
         write_report(results, tmp)
         _maybe_pdf(tmp, cfg["derivation"], results, say)

@@ -7,6 +7,9 @@ of its module:
 
 * ``check(config, model)`` raises :class:`UsageError` for a configuration the claim
   cannot run (the suite calls it for every claim before running any);
+* ``memory(config, model) -> int``: the peak working memory of its largest
+  computation in bytes (an upper estimate, checked against the memory budget before
+  any claim runs);
 * ``run(config, model, *, seed, backend, dtype, progress) -> ClaimResult``: a pure
   function of (config, model, seed, backend kind, dtype). Inputs and output are
   picklable, so another process can run a claim.
@@ -174,6 +177,9 @@ class Claim:
     config_type: type
     run: Callable[..., ClaimResult]
     check: Callable[[Any, Any], None]
+    #: ``memory(config, model)``: peak bytes of the claim's largest computation, an upper estimate that the
+    #: suite checks against its memory budget before any claim runs
+    memory: Callable[[Any, Any], int] | None = None
 
     def default_config(self) -> Any:
         return self.config_type()
@@ -299,6 +305,14 @@ def check_widths(widths: Any, name: str = "widths") -> tuple[int, ...]:
     if len(set(ws)) < 2 or min(ws) < 1 or any(int(w) != w for w in widths):
         raise UsageError(f"{name} must hold at least two different positive widths, got {widths!r}")
     return tuple(sorted(set(ws)))
+
+
+def training_memory(config: Any, model: Any, widths: Any, n_seq: int | None = None) -> int:
+    """Peak bytes of one training run of ``config`` at the largest of ``widths`` (:func:`linrnn.verify.train.train_bytes`)."""
+    from linrnn.verify.train import train_bytes
+
+    return train_bytes(max(int(w) for w in widths), model.n_in, model.n_out, config.seq_len,
+                       config.n_seq if n_seq is None else n_seq, config.steps)
 
 
 def check_scalar_model(model: Any, claim: str) -> None:

@@ -535,4 +535,14 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     )
 
 
-CLAIM = Claim(name="co2", section="co2", experiment="co2", title=TITLE, config_type=Config, run=run, check=check)
+def memory(config: Config, model: Any) -> int:
+    """Peak bytes of one training run at the width, on every window of the shipped series."""
+    from linrnn.verify.co2 import load_co2
+    from linrnn.verify.train import train_bytes
+
+    weeks = int(load_co2()[1].size)
+    return train_bytes(config.width, model.n_in, model.n_out, config.seq_len, weeks, config.steps)
+
+
+CLAIM = Claim(name="co2", section="co2", experiment="co2", title=TITLE, config_type=Config, run=run, check=check,
+              memory=memory)

@@ -35,6 +35,7 @@ from typing import Any
 
 from linrnn.verify.claims.base import (
     Claim, ClaimResult, Progress, TrainConfig, check_scalar_model, check_widths, result_config, set_fields,
+    training_memory,
 )
 
 
@@ -238,5 +239,10 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     )
 
 
+def memory(config: Config, model: Any) -> int:
+    """Peak bytes of one training run at the largest width (the replicas run one after another)."""
+    return training_memory(config, model, config.widths)
+
+
 CLAIM = Claim(name="dynamics_equivalence", section="dynamics_equivalence", experiment="dynamics_equivalence",
-              title="Dynamics equivalence", config_type=Config, run=run, check=check)
+              title="Dynamics equivalence", config_type=Config, run=run, check=check, memory=memory)

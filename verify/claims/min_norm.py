@@ -31,6 +31,7 @@ from typing import Any
 from linrnn.core.errors import UsageError
 from linrnn.verify.claims.base import (
     Claim, ClaimResult, Progress, TrainConfig, check_scalar_model, check_widths, result_config, set_fields,
+    training_memory,
 )
 
 
@@ -176,5 +177,10 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     )
 
 
+def memory(config: Config, model: Any) -> int:
+    """Peak bytes of one training run at the largest width."""
+    return training_memory(config, model, config.widths)
+
+
 CLAIM = Claim(name="min_norm", section="min_norm", experiment="min_norm",
-              title="Implicit bias: lambda-weighted minimum norm", config_type=Config, run=run, check=check)
+              title="Implicit bias: lambda-weighted minimum norm", config_type=Config, run=run, check=check, memory=memory)

@@ -43,4 +43,4 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
 
 
 CLAIM = Claim(name="nngp", section=ntk_sweep.SECTION, experiment="ntk", title="NNGP of the initial impulse response",
-              config_type=Config, run=run, check=check)
+              config_type=Config, run=run, check=check, memory=ntk_sweep.memory)

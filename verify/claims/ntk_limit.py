@@ -65,4 +65,4 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
 
 
 CLAIM = Claim(name="ntk_limit", section=ntk_sweep.SECTION, experiment="ntk", title="NTK limit of the lag weights",
-              config_type=Config, run=run, check=check)
+              config_type=Config, run=run, check=check, memory=ntk_sweep.memory)

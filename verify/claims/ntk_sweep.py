@@ -61,10 +61,33 @@ class NtkConfig:
             raise UsageError(f"ntk.budget_seconds must be 0 (no budget) or positive, got {self.budget_seconds}")
         if len(set(self.widths)) < 2:
             raise UsageError("ntk.widths needs at least two different widths (the rate is fitted over them)")
+        from linrnn.core.validate import parse_memory
+
+        try:
+            parse_memory(self.max_memory)
+        except UsageError as exc:
+            raise UsageError(f"ntk.max_memory: {exc}") from None
+
+
+def memory(config: NtkConfig, model: Any) -> int:
+    """Peak bytes of one draw at the largest width (:func:`linrnn.verify.montecarlo.bytes_per_draw`).
+
+    Draws are batched into chunks no larger than ``max_memory`` (on NumPy also the
+    CPU chunk cap), so one draw is the size that must fit.
+    """
+    from linrnn.verify.check_ntk import THEORIES
+    from linrnn.verify.montecarlo import bytes_per_draw
+
+    return bytes_per_draw(max(config.widths), model.n_in, model.n_out, config.lags, 8, THEORIES)
 
 
 def check(config: NtkConfig, model: Any) -> None:
-    """Nothing beyond the dataclass's own validation (the sweep validates sizes as it starts)."""
+    """One draw at the largest width must fit the sweep's own ``max_memory`` (checked before any work)."""
+    from linrnn.core.validate import check_memory, parse_memory
+
+    check_memory(f"the lag-NTK sweep ([ntk] widths up to {max(config.widths)}, lags = {config.lags}), "
+                 f"one draw,", memory(config, model), parse_memory(config.max_memory),
+                 "[ntk] max_memory in the configuration")
 
 
 @functools.lru_cache(maxsize=4)
@@ -75,7 +98,8 @@ def _sweep(config: NtkConfig, model: Any, seed: int, backend: str, dtype: str) -
     r = check_lag_ntk(model, list(config.widths), lags=config.lags, replicas=config.replicas,
                       seed=seed, backend=backend, dtype=dtype, max_memory=parse_memory(config.max_memory),
                       alpha=config.alpha, progress=False, pilot=config.pilot, max_replicas=config.max_replicas,
-                      budget_seconds=config.budget_seconds or None, mean=config.mean)
+                      budget_seconds=config.budget_seconds or None, mean=config.mean,
+                      memory_flag="[ntk] max_memory in the configuration")
     return r.to_json()
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from linrnn.core.errors import UsageError
 from linrnn.verify.claims.base import (
     Claim, ClaimResult, Progress, TrainConfig, check_scalar_model, errbars, result_config, set_fields,
+    training_memory,
 )
 
 
@@ -54,8 +55,8 @@ class Config(TrainConfig):
         if isinstance(self.width, bool) or int(self.width) != self.width or self.width < 2:
             raise UsageError(f"width must be an integer of at least 2, got {self.width!r}")
         qs = tuple(float(q) for q in self.sigma_w2s)
-        if len(qs) < 2 or any(not (math.isfinite(q) and q > 0) for q in qs):
-            raise UsageError(f"sigma_w2s must hold at least two positive values, got {list(self.sigma_w2s)!r}")
+        if len(set(qs)) < 2 or any(not (math.isfinite(q) and q > 0) for q in qs):
+            raise UsageError(f"sigma_w2s must hold at least two different positive values, got {list(self.sigma_w2s)!r}")
         set_fields(self, sigma_w2s=qs, width=int(self.width))
 
 
@@ -270,5 +271,11 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     )
 
 
+def memory(config: Config, model: Any) -> int:
+    """Peak bytes of one training run at the width (its test set of n_test sequences included)."""
+    return training_memory(config, model, (config.width,), n_seq=config.n_seq + config.n_test)
+
+
 CLAIM = Claim(name="short_memory", section="short_memory", experiment="short_memory",
-              title="Short-memory bias vs sigma_W^2", config_type=Config, run=run, check=check)
+              title="Short-memory bias vs sigma_W^2", config_type=Config, run=run, check=check,
+              memory=memory)

@@ -47,4 +47,4 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
 
 
 CLAIM = Claim(name="width_rate", section=ntk_sweep.SECTION, experiment="ntk", title="Convergence rate in the width",
-              config_type=Config, run=run, check=check)
+              config_type=Config, run=run, check=check, memory=ntk_sweep.memory)
