@@ -52,6 +52,7 @@ __all__ = [
     "closed_forms",
     "collapse_figure",
     "diagonal_ratio_coefficients",
+    "display_form",
     "fit_quasi_polynomial",
     "off_diagonal_leading",
     "scaling_coefficient",
@@ -107,7 +108,16 @@ def fit_quasi_polynomial(lags: Sequence[int], values: Sequence[int]) -> sp.Expr:
                 per[parity] = sp.expand(poly)
                 break
     even, odd = per[0], per[1]
-    return sp.factor(sp.expand((even + odd) / 2)) + (-1) ** j * sp.factor(sp.expand((even - odd) / 2))
+    # expanded: a canonical SymPy form, the same after a pickle round trip (the disk cache)
+    return sp.expand((even + odd) / 2 + (-1) ** j * (even - odd) / 2)
+
+
+def display_form(expr: sp.Expr) -> sp.Expr:
+    """``factor(P) + (-1)^j factor(Q)`` for a quasi-polynomial ``P(j) + (-1)^j Q(j)`` (for printing)."""
+    e = sp.expand(expr)
+    alt = (-1) ** j
+    q = e.coeff(alt)
+    return sp.factor(sp.expand(e - q * alt)) + alt * sp.factor(q)
 
 
 @dataclass(frozen=True)
@@ -381,7 +391,7 @@ def finite_width_steps(param: str) -> Derivation:
           "for example (the Wick enumeration agrees up to lag 7).", section=sec)
     for key, label in (("t1", "t_1"), ("t2", "t_2"), ("s1", "s_1"), ("s2", "s_2"), ("o1", "o_1"), ("w1", "w_1")):
         form = closed_form(key)
-        d.add(f"fw-{key}", sp.Function(label)(j), form.expr,
+        d.add(f"fw-{key}", sp.Function(label)(j), display_form(form.expr),
               f"{_DESCRIPTIONS[key]}: found from the exact values at lags "
               f"{form.guessed_from[0]}..{form.guessed_from[-1]} (least-degree interpolation on even and odd lags) "
               f"and confirmed at lags {form.confirmed_at[0]}..{form.confirmed_at[-1]}.", section=sec)

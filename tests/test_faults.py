@@ -389,7 +389,8 @@ def test_every_figure_of_the_fixture_passes_its_schema() -> None:
     for owner in [results["derivation"], *results["claims"]]:
         for name, fig in owner["figures"].items():
             schema.check_figure(fig, name)
-    assert set(schema.figure_validators()) == {"lag_weights", "heatmap", "per_lag", "width_rate", "lines", "bars"}
+    assert set(schema.figure_validators()) == {"lag_weights", "heatmap", "per_lag", "width_rate", "lines", "panels",
+                                                  "bars"}
 
 
 def test_figure_schema_covers_every_drawable_kind() -> None:
@@ -413,3 +414,14 @@ def test_report_tmp_and_lock_names_do_not_escape_the_parent(tmp_path: Path) -> N
     render(FIXTURE, out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
     shutil.rmtree(out)
+
+
+def test_panels_figure_schema_checks_its_panels() -> None:
+    from linrnn.derive.corrections import collapse_figure
+
+    fig = collapse_figure("ntk", widths=(16, 64), lags=5, ntk_lags=4)
+    schema.check_figure(fig, "finite_width_collapse")
+    bad = json.loads(json.dumps(fig))
+    bad["panels"][0]["series"][0]["y"] = bad["panels"][0]["series"][0]["y"][:-1]
+    with pytest.raises(schema.SchemaError):
+        schema.check_figure(bad, "finite_width_collapse")
