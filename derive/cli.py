@@ -85,9 +85,9 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def register(groups: Any, name: str, help_text: str) -> None:
-    """Add the ``linrnn.derive`` group with ``weights`` and ``latex`` to ``groups``."""
+    """Add the ``linrnn.derive`` group with ``weights``, ``latex`` and ``finite-width`` to ``groups``."""
     group = groups.add_parser(name, help=help_text, description=help_text)
-    sub = group.add_subparsers(dest="command", metavar="{weights,latex}", parser_class=type(group))
+    sub = group.add_subparsers(dest="command", metavar="{weights,latex,finite-width}", parser_class=type(group))
     sub.required = True
 
     w = sub.add_parser(
@@ -115,6 +115,21 @@ def register(groups: Any, name: str, help_text: str) -> None:
                    help="output path (default derivation.tex)")
     x.add_argument("--pdf", action="store_true", help="also compile a PDF with the installed LaTeX engine")
     x.set_defaults(func=_run_latex)
+
+    fwp = sub.add_parser(
+        "finite-width",
+        help="exact finite-width NNGP variance and lag-NTK diagonal, ratio to the wide limit, width needed",
+        description="Exact E[L_j(0)^2] and E[Theta_jj] at a finite width n (rational functions of n, by the "
+        "loop equations of the Gaussian transition matrix), their ratio to the wide limit and the width needed "
+        "for a 1% and a 10% deviation, j = 0 .. L-1.",
+    )
+    add_model_flags(fwp)
+    fwp.add_argument("--lags", type=_positive_int("--lags", 20), default=16, metavar="L",
+                     help="number of lags L, at most 20 (default 16)")
+    fwp.add_argument("--width", type=_positive_int("--width"), default=256, metavar="N",
+                     help="width n at which to evaluate (default 256)")
+    fwp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    fwp.set_defaults(func=_run_finite_width)
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:
@@ -150,6 +165,14 @@ def _run_weights(args: argparse.Namespace) -> int:
     report = weights_report(spec, args.lags, dps=args.dps, eps=args.eps)
     for notice in report.notices:
         print(f"linrnn: note: {notice}", file=sys.stderr)
+    sys.stdout.write(format_json(report) if args.json else format_table(report))
+    return 0
+
+
+def _run_finite_width(args: argparse.Namespace) -> int:
+    from linrnn.derive.finite_width_report import finite_width_report, format_json, format_table
+
+    report = finite_width_report(spec_from_args(args), args.lags, args.width)
     sys.stdout.write(format_json(report) if args.json else format_table(report))
     return 0
 

@@ -19,6 +19,8 @@ figures read in greyscale. The figure kinds and the data each needs:
 * ``lines``: a generic x-y plot: ``xlabel``, ``ylabel``, optional ``xscale`` /
   ``yscale``, ``series`` [{``label``, ``x``, ``y``, optional ``yerr``, optional
   ``style`` ("line" or "points")}], optional ``vlines`` [{``x``, ``label``}].
+* ``panels``: ``panels`` [each a ``lines`` figure's data with a ``title``], optional
+  ``sharey``: ``lines`` plots side by side.
 * ``bars``: ``labels``, ``values``, optional ``errors``, ``xlabel``, ``ylabel``
   (bars told apart by hatching as well as colour).
 """
@@ -160,7 +162,20 @@ def draw_width_rate(fig: Figure, data: Mapping[str, Any]) -> None:
 
 
 def draw_lines(fig: Figure, data: Mapping[str, Any]) -> None:
-    ax = fig.add_subplot()
+    _lines_on(fig.add_subplot(), data)
+
+
+def draw_panels(fig: Figure, data: Mapping[str, Any]) -> None:
+    """Side-by-side ``lines`` panels, each with its own ``title`` (and optional ``sharey``)."""
+    panels = list(data["panels"])
+    axes = fig.subplots(1, len(panels), sharey=bool(data.get("sharey")), squeeze=False)[0]
+    for ax, panel in zip(axes, panels):
+        _lines_on(ax, panel)
+        if panel.get("title"):
+            ax.set_title(panel["title"], fontsize=10)
+
+
+def _lines_on(ax: Any, data: Mapping[str, Any]) -> None:
     logx = data.get("xscale") == "log"
     point_series = [i for i, s in enumerate(data["series"]) if s.get("style") == "points"]
     for i, s in enumerate(data["series"]):
@@ -212,6 +227,7 @@ DRAWERS: dict[str, tuple[Callable[[Figure, Mapping[str, Any]], None], tuple[floa
     "per_lag": (draw_per_lag, (7.0, 4.2)),
     "width_rate": (draw_width_rate, (6.4, 4.2)),
     "lines": (draw_lines, (7.0, 4.2)),
+    "panels": (draw_panels, (10.0, 4.4)),
     "bars": (draw_bars, (7.0, 4.2)),
 }
 

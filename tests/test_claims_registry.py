@@ -15,7 +15,7 @@ from linrnn.core.errors import UsageError
 from linrnn.core.spec import ModelSpec
 from linrnn.verify.claims import REGISTRY, Claim, ClaimResult
 
-REPORT_ORDER = ["ntk_limit", "nngp", "width_rate", "dynamics_equivalence", "min_norm", "short_memory", "co2"]
+REPORT_ORDER = ["ntk_limit", "nngp", "width_rate", "finite_width", "dynamics_equivalence", "min_norm", "short_memory", "co2"]
 
 #: A dynamics-equivalence run that takes a fraction of a second.
 TINY_DYNAMICS = {"widths": [16, 32], "seq_len": 6, "n_seq": 4, "steps": 5, "pilot": 2, "min_replicas": 2, "alpha": 1.4e-4,
@@ -51,7 +51,8 @@ def test_profiles_parse_with_one_model_table(profile: str) -> None:
     assert set(tables["model"]) == {f.name for f in dataclasses.fields(ModelSpec)}
     cfg = suite.resolve_config(profile)
     assert cfg.model == ModelSpec.from_mapping(tables["model"]) and cfg.model.q == 0.9  # q set once
-    assert set(cfg.sections) == {"derivation", "ntk", "dynamics_equivalence", "min_norm", "short_memory", "co2"}
+    assert set(cfg.sections) == {"derivation", "ntk", "finite_width", "dynamics_equivalence", "min_norm", "short_memory",
+                                 "co2"}
     for name, claim in REGISTRY.items():
         assert isinstance(cfg[claim.section], claim.config_type), name
         claim.check(cfg[claim.section], cfg.model)

@@ -129,3 +129,48 @@ def test_help_does_not_import_heavy_libraries() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip().splitlines()[-1] == "HEAVY:"
+
+
+# ---------------------------------------------------------------------------
+# derive finite-width
+
+
+def test_finite_width_json(capsys: pytest.CaptureFixture[str]) -> None:
+    import sympy as sp
+
+    from linrnn.derive import finite_width as fw
+    from linrnn.derive import symbols as S
+    from linrnn.derive.model import substitutions
+
+    code, out, err = run(capsys, "derive", "finite-width", "--lags", "9", "--width", "32", "--json",
+                         "--sigma-w2", "0.8", "--lr-w", "2")
+    assert code == 0, err
+    data = json.loads(out)
+    for key in ("lags", "width", "nngp", "ntk_diag", "nngp_exact", "ntk_diag_exact", "limit_ratio", "width_needed"):
+        assert key in data
+    assert data["lags"] == 9 and data["width"] == 32 and len(data["nngp"]) == len(data["ntk_diag"]) == 9
+    spec = ModelSpec(sigma_w2=0.8, lr_w=2.0)
+    subs = substitutions(spec)
+    n = sp.Symbol("n")
+    for j in (0, 4, 8):
+        parsed = sp.sympify(data["ntk_diag_exact"][j])
+        exact = fw.exact_lag_ntk("ntk", j, j).subs(subs).subs(S.n, n)
+        assert sp.simplify(parsed - exact) == 0
+        assert data["ntk_diag"][j] == pytest.approx(float(exact.subs(n, 32)), rel=1e-12)
+        assert data["nngp"][j] == pytest.approx(float(sp.sympify(data["nngp_exact"][j]).subs(n, 32)), rel=1e-12)
+    lam = weights(spec, 9)
+    assert [r * lim for r, lim in zip(data["limit_ratio"]["ntk_diag"], lam)] == pytest.approx(data["ntk_diag"])
+    needed = data["width_needed"]["ntk_diag"]
+    assert needed["0.01"][0] == 1 and all(a >= b for a, b in zip(needed["0.01"], needed["0.1"]))
+    assert needed["0.01"] == sorted(needed["0.01"])  # the deviation grows with the lag
+
+
+def test_finite_width_table_and_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "derive", "finite-width", "--lags", "4", "--width", "8")
+    assert code == 0 and "E[Theta_jj]" in out and "E[L_3^2] = " in out
+    for argv in (("--lags", "0"), ("--lags", "21"), ("--width", "0"), ("--width", "x"), ("--param", "mup")):
+        with pytest.raises(SystemExit) as exc:
+            main(["derive", "finite-width", *argv])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1, err

@@ -69,6 +69,12 @@ COMMANDS: dict[str, tuple[list[str], dict[str, st.SearchStrategy[str]]]] = {
         **MODEL_FLAGS,
         "-o": st.one_of(bad_output_file.map(lambda p: p + ".tex" if p else p), st.sampled_from(["d.txt", "."])),
     }),
+    "derive finite-width": (["derive", "finite-width", "--lags", "2", "--width", "4"], {
+        **MODEL_FLAGS,
+        "--n-in": st.one_of(non_positive_ints, not_numbers),
+        "--lags": st.one_of(non_positive_ints, huge_ints, not_numbers),
+        "--width": st.one_of(non_positive_ints, not_numbers),
+    }),
     "verify ntk": (["verify", "ntk", "--width", "16", "--lags", "2", "--replicas", "2", "--pilot", "0",
                     "--no-progress"], {
         **MODEL_FLAGS,
@@ -84,6 +90,7 @@ COMMANDS: dict[str, tuple[list[str], dict[str, st.SearchStrategy[str]]]] = {
         "--n-in": st.one_of(non_positive_ints, not_numbers),
         "--n-out": st.one_of(non_positive_ints, not_numbers),
         "--dtype": st.sampled_from(["float16", "int", ""]),
+        "--mean": st.sampled_from(["median", "", "EXACT"]),
     }),
     "verify train": (["verify", "train", "--width", "8", "--steps", "2", "--seq-len", "4", "--n-seq", "4",
                       "--no-progress"], {

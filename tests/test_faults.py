@@ -389,7 +389,8 @@ def test_every_figure_of_the_fixture_passes_its_schema() -> None:
     for owner in [results["derivation"], *results["claims"]]:
         for name, fig in owner["figures"].items():
             schema.check_figure(fig, name)
-    assert set(schema.figure_validators()) == {"lag_weights", "heatmap", "per_lag", "width_rate", "lines", "bars"}
+    assert set(schema.figure_validators()) == {"lag_weights", "heatmap", "per_lag", "width_rate", "lines", "panels",
+                                                  "bars"}
 
 
 def test_figure_schema_covers_every_drawable_kind() -> None:
@@ -444,3 +445,14 @@ def test_two_processes_missing_one_cache_entry_compute_it_once(tmp_path: Path) -
     assert outs == ["42", "42"] and all(p.returncode == 0 for p in procs)
     assert (tmp_path / "computed.log").read_text() == "x"  # the second waited and reused the first's entry
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".lock", ".tmp"))]
+
+
+def test_panels_figure_schema_checks_its_panels() -> None:
+    from linrnn.derive.corrections import collapse_figure
+
+    fig = collapse_figure("ntk", widths=(16, 64), lags=5, ntk_lags=4)
+    schema.check_figure(fig, "finite_width_collapse")
+    bad = json.loads(json.dumps(fig))
+    bad["panels"][0]["series"][0]["y"] = bad["panels"][0]["series"][0]["y"][:-1]
+    with pytest.raises(schema.SchemaError):
+        schema.check_figure(bad, "finite_width_collapse")

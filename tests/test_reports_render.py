@@ -141,7 +141,9 @@ def test_every_figure_kind_draws(results: dict) -> None:
     lines["vlines"] = [{"x": 2, "label": "j = 2"}]
     bars = {"kind": "bars", "labels": ["AR(1..8)", "RNN q=0.5"], "values": [0.3, -0.1], "errors": [0.0, 0.05],
             "ylabel": "test $R^2$"}
-    kinds = {"lines": lines, "bars": bars}
+    panels = {"kind": "panels", "title": "p", "sharey": True,
+              "panels": [{**lines, "title": "left"}, {**lines, "title": "right"}]}
+    kinds = {"lines": lines, "bars": bars, "panels": panels}
     for owner in [results["derivation"]] + results["claims"]:
         for fig in owner["figures"].values():
             kinds.setdefault(fig["kind"], fig)

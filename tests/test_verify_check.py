@@ -26,13 +26,20 @@ def _assert_all_controls_rejected(result: NTKCheck) -> None:
 
 @pytest.mark.parametrize("param", ["ntk", "standard"])
 def test_default_run_passes_and_rejects_controls(param: str) -> None:
-    """`linrnn verify ntk --width 1024 --lags 16 --replicas 64` in both parameterizations."""
-    r = check_lag_ntk(ModelSpec(param=param), [1024], lags=16, replicas=64, seed=0, backend="numpy", progress=False)
-    assert r.theory_passed, [c.summary() for c in r.checks]
-    assert set(r.controls) == {"ntk:no_linear_term", "ntk:q_times_1.1", "nngp:q_times_1.1"}
-    _assert_all_controls_rejected(r)
-    assert r.verdict == "pass"
-    assert r.companion_width == 512 and r.top.replicas == 64
+    """`linrnn verify ntk --width 1024 --lags 16 --replicas 64` in both parameterizations, both mean modes.
+
+    The default (``mean="auto"``) tests the raw mean against the exact finite-width mean
+    (no companion width); ``mean="richardson"`` the two-point estimate at 1024 and 512.
+    """
+    for mean, companion in (("auto", None), ("richardson", 512)):
+        r = check_lag_ntk(ModelSpec(param=param), [1024], lags=16, replicas=64, seed=0, backend="numpy",
+                          progress=False, mean=mean)
+        assert r.theory_passed, [c.summary() for c in r.checks]
+        assert set(r.controls) == {"ntk:no_linear_term", "ntk:q_times_1.1", "nngp:q_times_1.1"}
+        _assert_all_controls_rejected(r)
+        assert r.verdict == "pass"
+        assert r.companion_width == companion and r.top.replicas == 64
+        assert r.design["mean_theory"] == ("exact" if companion is None else "richardson")
 
 
 def test_multi_input_output() -> None:

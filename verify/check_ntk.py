@@ -98,6 +98,29 @@ def kernel_from_diagonal(values: np.ndarray, n_out: int, n_in: int) -> np.ndarra
     )
 
 
+def kernel_from_matrix(matrix: np.ndarray, n_out: int, n_in: int) -> np.ndarray:
+    """matrix[i, j] delta_aa' delta_bb', shape (L, n_out, n_in, L, n_out, n_in) (all lag pairs)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    return (
+        m[:, None, None, :, None, None]
+        * np.eye(n_out)[None, :, None, None, :, None]
+        * np.eye(n_in)[None, None, :, None, None, :]
+    )
+
+
+#: The negative controls at finite width: the same wrong theory as the limit control of
+#: ``derive_lag_weights(param).controls`` (and ``.nngp_controls``) of that name, made by
+#: changing the model before the exact finite-width expectation is taken. Their wide
+#: limits are the limit controls (checked in the tests).
+FINITE_WIDTH_CONTROLS: dict[str, Any] = {
+    "no_linear_term": lambda spec: spec.replace(lr_w=0.0),  # lambda_j = q^j (A + B j) with B = 0
+    "q_times_1.1": lambda spec: spec.replace(sigma_w2=1.1 * spec.sigma_w2),
+}
+
+#: How the Monte Carlo mean is compared with theory (``mean`` of :func:`check_lag_ntk`).
+MEAN_MODES = ("auto", "exact", "richardson")
+
+
 @dataclass
 class Theories:
     """The true limit arrays and the negative controls, all of the lag-NTK shape."""
@@ -110,6 +133,9 @@ class Theories:
     nngp_expr: str
     control_exprs: dict[str, str]
     skipped_controls: list[str] = field(default_factory=list)
+    #: exact mode: the wide limits beside the finite-width means (None in Richardson mode)
+    limit_ntk: np.ndarray | None = None
+    limit_nngp: np.ndarray | None = None
 
 
 #: The most theories (the derived one and its controls) whose relative errors a draw carries.
@@ -146,6 +172,53 @@ def theories_for(spec: ModelSpec, lags: int) -> Theories:
     ntk_controls = wrong_ones("ntk", der.controls, ntk)
     nngp_controls = wrong_ones("nngp", der.nngp_controls, nngp)
     return Theories(ntk, nngp, ntk_controls, nngp_controls, der.weight.text, der.nngp.text, exprs, skipped)
+
+
+def exact_reaches(spec: ModelSpec, lags: int) -> bool:
+    """Whether the exact finite-width mean covers this check (lags within the engine's reach, controls mapped)."""
+    from linrnn.derive import derive_lag_weights
+    from linrnn.derive.finite_width_arrays import REACH
+
+    if lags > REACH:
+        return False
+    der = derive_lag_weights(spec.param)
+    return set(der.controls) | set(der.nngp_controls) <= set(FINITE_WIDTH_CONTROLS)
+
+
+def exact_theories_for(spec: ModelSpec, lags: int, width: int, limit: Theories) -> Theories:
+    """The exact finite-width expectations at ``width`` (linrnn.derive.finite_width) and the controls there.
+
+    ``ntk``: E[Theta](n) for every entry (off-diagonal lags included); ``nngp``:
+    E[L_i L_j](n); the controls are :data:`FINITE_WIDTH_CONTROLS` of the limit's
+    control names; ``limit`` (from :func:`theories_for`) is kept beside them.
+    """
+    from linrnn.derive.finite_width_arrays import exact_matrices
+
+    n_out, n_in = spec.n_out, spec.n_in
+    theta, nngp = exact_matrices(spec, lags, width)
+    ntk_arr, nngp_arr = kernel_from_matrix(theta, n_out, n_in), kernel_from_matrix(nngp, n_out, n_in)
+    skipped: list[str] = []
+
+    def wrong(prefix: str, names: Any, truth: np.ndarray, pick: int) -> dict[str, np.ndarray]:
+        out = {}
+        for name in names:
+            arr = kernel_from_matrix(exact_matrices(FINITE_WIDTH_CONTROLS[name](spec), lags, width)[pick], n_out, n_in)
+            if np.allclose(arr, truth, rtol=1e-12, atol=0.0):
+                skipped.append(f"{prefix}:{name}")
+            else:
+                out[name] = arr
+        return out
+
+    ntk_names = list(limit.ntk_controls) + [k.split(":", 1)[1] for k in limit.skipped_controls if k.startswith("ntk:")]
+    nngp_names = list(limit.nngp_controls) + [k.split(":", 1)[1] for k in limit.skipped_controls
+                                              if k.startswith("nngp:")]
+    exprs = {k: f"exact finite-width mean of the model with {_CONTROL_CHANGE[k.split(':', 1)[1]]} "
+                f"(wide limit {v})" for k, v in limit.control_exprs.items()}
+    return Theories(ntk_arr, nngp_arr, wrong("ntk", ntk_names, ntk_arr, 0), wrong("nngp", nngp_names, nngp_arr, 1),
+                    limit.weight_expr, limit.nngp_expr, exprs, skipped, limit_ntk=limit.ntk, limit_nngp=limit.nngp)
+
+
+_CONTROL_CHANGE = {"no_linear_term": "eta_W = 0", "q_times_1.1": "q replaced by 1.1 q"}
 
 
 def rate_fit(
@@ -274,7 +347,14 @@ class NTKCheck:
             "corrected_mean": _nested(self.ntk_estimate),
             "corrected_stderr": _nested(self.ntk_estimate_stderr),
             "z": _nested(main["ntk_entries"].z),
-            "z_definition": "(corrected_mean - theory) / corrected_stderr; corrected = two-point fit at n and n // 2",
+            "z_definition": ("(mean - theory) / stderr; theory = the exact finite-width mean at n"
+                             if self.design.get("mean_theory") == "exact" else
+                             "(corrected_mean - theory) / corrected_stderr; corrected = two-point fit at n and n // 2"),
+            "mean_theory": self.design.get("mean_theory", "richardson"),
+            "limit_theory": _nested(self.theories.ntk if self.theories.limit_ntk is None
+                                    else self.theories.limit_ntk),
+            "nngp_limit_theory": _nested(self.theories.nngp if self.theories.limit_nngp is None
+                                         else self.theories.limit_nngp),
             "nngp_theory": _nested(self.theories.nngp),
             "nngp_mean": _nested(top.nngp_mean),
             "nngp_stderr": _nested(top.nngp_stderr),
@@ -326,6 +406,7 @@ class NTKCheck:
         """A readable report: theory vs Monte Carlo per lag, the checks, the controls, the verdict."""
         cfg, top = self.config, self.top
         L, ny, nx = cfg["lags"], cfg["n_out"], cfg["n_in"]
+        exact = self.design.get("mean_theory") == "exact"
         lines = [
             f"linrnn verify ntk: param={cfg['param']} q=sigma_w2={cfg['sigma_w2']:g} sigma_c2={cfg['sigma_c2']:g} "
             f"sigma_f2={cfg['sigma_f2']:g} n_x={nx} n_y={ny} lr=(C {cfg['lr_c']:g}, F {cfg['lr_f']:g}, "
@@ -333,18 +414,21 @@ class NTKCheck:
             f"backend {self.backend['backend']} ({self.backend.get('device', '?')}), dtype {self.backend['dtype']}, "
             f"seed {cfg['seed']}, {top.replicas} replicas per width, {self.seconds:.1f} s",
             f"verdict width n = {self.verdict_width}"
-            + (f" with bias companion n = {self.companion_width}" if self.companion_width else " (no bias companion)"),
+            + (f" with bias companion n = {self.companion_width}" if self.companion_width else " (no bias companion)")
+            + ("; theory = the exact finite-width mean at that width (no bias allowance)" if exact else ""),
             "",
-            f"lag NTK diagonal Theta[(j,0,0),(j,0,0)]  (theory: lambda_j = {self.theories.weight_expr})",
+            f"lag NTK diagonal Theta[(j,0,0),(j,0,0)]  (theory: "
+            + ("exact E[Theta_jj](n), whose limit is " if exact else "") + f"lambda_j = {self.theories.weight_expr})",
         ]
         z = {c.name: c for c in self.checks}
         lines += _diag_rows(self.theories.ntk, top.ntk_mean, top.ntk_stderr, self.ntk_estimate,
                             self.ntk_estimate_stderr, z["ntk_entries"].z, self.verdict_width)
-        lines.append(_offdiag_note(z["ntk_entries"].z))
-        lines += ["", f"NNGP Var L_j(0)[0,0]  (theory: {self.theories.nngp_expr})"]
+        lines.append(_offdiag_note(z["ntk_entries"].z, exact))
+        lines += ["", "NNGP Var L_j(0)[0,0]  (theory: " + ("exact E[L_j^2](n), whose limit is " if exact else "")
+                  + f"{self.theories.nngp_expr})"]
         lines += _diag_rows(self.theories.nngp, top.nngp_mean, top.nngp_stderr, self.nngp_estimate,
                             self.nngp_estimate_stderr, z["nngp_entries"].z, self.verdict_width)
-        lines.append(_offdiag_note(z["nngp_entries"].z))
+        lines.append(_offdiag_note(z["nngp_entries"].z, exact))
         if len(self.widths) > 1 and self.rate is not None:
             lines += ["", "width sweep: per-draw relative error e(n) = ||Theta_r - Theta_inf||_F / ||Theta_inf||_F",
                       f"{'n':>8} {'e(n)':>10} {'+- SE':>9}"]
@@ -406,8 +490,8 @@ def _diag_rows(theory: np.ndarray, mean: np.ndarray, se: np.ndarray, est: np.nda
     return rows
 
 
-def _offdiag_note(z: np.ndarray) -> str:
-    """The largest |z| among the entries off the (lag, output, input) diagonal, whose theory is 0."""
+def _offdiag_note(z: np.ndarray, exact: bool = False) -> str:
+    """The largest |z| among the entries off the (lag, output, input) diagonal (theory 0 in the limit)."""
     M = int(round(math.sqrt(z.size)))
     if M < 2:
         return "  (no off-diagonal entries)"
@@ -415,7 +499,8 @@ def _offdiag_note(z: np.ndarray) -> str:
     row, col = np.unravel_index(int(np.argmax(zz)), zz.shape)
     i = tuple(int(x) for x in np.unravel_index(int(row), z.shape[:3]))
     j = tuple(int(x) for x in np.unravel_index(int(col), z.shape[3:]))
-    return f"  off-diagonal entries (theory 0): max |z| = {zz[row, col]:.2f} at (lag,out,in) = {i} x {j}"
+    what = "exact finite-width theory" if exact else "theory 0"
+    return f"  off-diagonal entries ({what}): max |z| = {zz[row, col]:.2f} at (lag,out,in) = {i} x {j}"
 
 
 def _nested(a: np.ndarray) -> Any:
@@ -519,14 +604,14 @@ def _entry_crit(alpha: float, m: int) -> Any:
 
 
 def _measure(be: Backend, spec: ModelSpec, widths: Sequence[int], *, lags: int, replicas: int, max_memory: int,
-             theories: dict[str, np.ndarray], keep_first_at: int | None, bar: Progress | None,
+             theories: dict[int, dict[str, np.ndarray]], keep_first_at: int | None, bar: Progress | None,
              work: dict[int, float], share: float) -> dict[int, WidthEstimate]:
     out: dict[int, WidthEstimate] = {}
     for n in sorted(widths, reverse=True):
         # overflow and underflow are detected in the results (precision_error), not raised midway
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
             out[n] = estimate_width(
-                be, spec, n, lags=lags, replicas=replicas, max_memory=max_memory, theories=theories,
+                be, spec, n, lags=lags, replicas=replicas, max_memory=max_memory, theories=theories[n],
                 keep_first=keep_first_at == n,
                 on_chunk=None if bar is None else (lambda r, n=n: bar.advance(share * work[n] * r / replicas,
                                                                               f"n={n}")),
@@ -660,6 +745,7 @@ def check_lag_ntk(
     budget_seconds: float | None = None,
     power: float = dsg.POWER,
     memory_flag: str = "--max-memory",
+    mean: str = "auto",
 ) -> NTKCheck:
     """Run the Monte Carlo lag-NTK and NNGP checks for ``spec`` (a :class:`linrnn.core.spec.ModelSpec`).
 
@@ -673,6 +759,13 @@ def check_lag_ntk(
     statistics. Raises :class:`UsageError` for impossible input, and for a draw that does
     not fit ``max_memory`` before any work (the sentence names ``memory_flag``, the
     setting that raises the budget where the caller reads it).
+
+    ``mean``: ``"exact"`` compares the raw Monte Carlo mean at each width with the exact
+    finite-width expectation E[Theta](n), E[L L](n) of :mod:`linrnn.derive.finite_width`
+    (no companion width, no bias allowance; the controls are the same wrong theories
+    at finite width, :data:`FINITE_WIDTH_CONTROLS`); ``"richardson"`` compares the
+    two-point bias-corrected estimate with the wide limit; ``"auto"`` (default) is
+    exact wherever the engine reaches the lags (:func:`exact_reaches`).
     """
     t0 = time.perf_counter()
     if not widths:
@@ -692,19 +785,30 @@ def check_lag_ntk(
         raise UsageError(f"pilot must be 0 (no design) or an integer >= 2, got {pilot!r}")
     plan_design = dsg.Design(pilot=max(pilot, 2), min_replicas=replicas, max_replicas=max(max_replicas, replicas)
                              if pilot == 0 else max_replicas, budget_seconds=budget_seconds, power=power)
+    if mean not in MEAN_MODES:
+        raise UsageError(f"mean must be one of {', '.join(MEAN_MODES)}, got {mean!r}")
+    reaches = exact_reaches(spec, lags)
+    if mean == "exact" and not reaches:
+        from linrnn.derive.finite_width_arrays import REACH
+
+        raise UsageError(f"the exact finite-width mean reaches at most {REACH} lags, got {lags}; use mean richardson")
+    exact = mean == "exact" or (mean == "auto" and reaches)
     be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed, dtype=dtype)
     top = ws[-1]
-    companion = top // 2 if top >= 2 else None
+    companion = top // 2 if top >= 2 and not exact else None
     run_widths = sorted(set(ws) | ({companion} if companion else set()))
-    quarter = top // 4 if top >= 4 else None
+    quarter = top // 4 if top >= 4 and not exact else None
     pilot_widths = sorted(set(run_widths) | ({quarter} if quarter else set()))
     itemsize = be.itemsize
     for n in sorted(pilot_widths if pilot else run_widths, reverse=True):  # before any work: one draw must fit
         per_draw = bytes_per_draw(n, spec.n_in, n_out, lags, itemsize, THEORIES)
         chunk_size(per_draw, max_memory, replicas, be.name, n=n, flag=memory_flag)
-    th = theories_for(spec, lags)
-    rel_theories = {"theory": th.ntk, **{f"ntk:{k}": v for k, v in th.ntk_controls.items()}}
-    assert len(rel_theories) <= THEORIES
+    limit = theories_for(spec, lags)
+    by_width = {n: exact_theories_for(spec, lags, n, limit) if exact else limit for n in pilot_widths}
+    th = by_width[top]
+    rel_theories = {n: {"theory": t.ntk, **{f"ntk:{k}": v for k, v in t.ntk_controls.items()}}
+                    for n, t in by_width.items()}
+    assert all(len(v) <= THEORIES for v in rel_theories.values())
     sweep = len(ws) > 1
     n_checks = 3 if sweep else 2
     a_check = alpha / n_checks
@@ -767,6 +871,7 @@ def check_lag_ntk(
         "n_in": spec.n_in, "n_out": n_out, "lr_c": spec.lr_c, "lr_f": spec.lr_f, "lr_w": spec.lr_w,
         "lags": lags, "replicas": replicas, "seed": be.seed, "widths": ws, "max_memory": max_memory,
         "alpha": alpha, "pilot": pilot, "max_replicas": max_replicas, "budget_seconds": budget_seconds,
+        "mean": mean,
     }
     if pilot:
         assert plan is not None
@@ -796,12 +901,17 @@ def check_lag_ntk(
         **pilot_info,
         "correction": f"Holm step-down over the m entries of each symmetric array's upper triangle, "
                       f"family-wise alpha = {alpha:g} split by Bonferroni over {n_checks} checks",
-        "allowance": (f"O(1/n) finite-width bias removed by a per-entry two-point fit a + B/n at n = {top} and "
+        "mean_theory": "exact" if exact else "richardson",
+        "allowance": (f"no bias allowance: the raw Monte Carlo mean at n = {top} is compared with the exact "
+                      f"finite-width expectation E[Theta](n), E[L L](n) (linrnn.derive.finite_width, every order "
+                      f"in 1/n), the controls with the same wrong theories at n = {top}" if exact else
+                      f"O(1/n) finite-width bias removed by a per-entry two-point fit a + B/n at n = {top} and "
                       f"n = {companion} (Richardson); the O(n^-2) remainder, estimated in the pilot from n, n/2 "
                       f"and n/4, caps the replicas so that a remainder the pilot sees stays below "
                       f"{dsg.BIAS_FRACTION:g} SE" + ("" if pilot else " (not applied: no pilot)")
                       if companion else "no bias correction at width 1"),
-        "test": f"z = (corrected - theory) / SE against Student's t with {dof:g} degrees of freedom",
+        "test": (f"z = (mean - exact finite-width mean) / SE against Student's t with {dof:g} degrees of freedom"
+                 if exact else f"z = (corrected - theory) / SE against Student's t with {dof:g} degrees of freedom"),
         "rate": "weighted log-log fit of the per-draw relative Frobenius error, expected slope -1/2; "
                 f"a d/n term is fitted with {MIN_WIDTHS_FOR_CORRECTION} or more widths",
         "budget": "false failure of a true theory <= alpha per run; the test suite runs <= 10 verdicts: 1e-2",

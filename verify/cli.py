@@ -94,6 +94,10 @@ def _register_ntk(sub: Any) -> None:
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="working dtype (default float64)")
     p.add_argument("--max-memory", default="4GB", metavar="SIZE", help="peak memory of the draws, e.g. 4GB (default)")
     p.add_argument("--alpha", type=float, default=1e-3, help="family-wise false-failure level (default 1e-3)")
+    p.add_argument("--mean", choices=("auto", "exact", "richardson"), default="auto",
+                   help="compare the Monte Carlo mean with the exact finite-width expectation (exact; lags <= 16) "
+                        "or the two-point bias-corrected estimate with the wide limit (richardson); auto: exact "
+                        "wherever it reaches (default)")
     p.add_argument("--json", action="store_true", help="print the results object as JSON on stdout, nothing else")
     p.add_argument("--save", metavar="PATH.npz", help="save the first draw's W, F, C and its exact lag NTK")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -136,7 +140,7 @@ def run_ntk(args: argparse.Namespace) -> int:
         spec, widths, lags=args.lags, replicas=args.replicas, seed=args.seed,
         backend=args.backend, dtype=args.dtype, max_memory=parse_memory(args.max_memory), alpha=args.alpha,
         progress=not args.no_progress, keep_first=args.save is not None, pilot=args.pilot,
-        max_replicas=args.max_replicas, budget_seconds=args.budget_seconds,
+        max_replicas=args.max_replicas, budget_seconds=args.budget_seconds, mean=args.mean,
     )
     if args.save is not None:
         first = result.top.first_draw

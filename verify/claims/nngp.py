@@ -37,7 +37,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
         figures={"per_lag": ntk_sweep.per_lag_figure(j, "nngp_", c, r"$\mathrm{Var}\,L_j(0)[0,0]$ (dimensionless)",
                                                      "NNGP variance")},
         controls=ctrls, **ntk_sweep.claim_fields(j, c, ctrls),
-        notes=[j["design"]["test"] + "."],
+        notes=[j["design"]["test"] + ".", *ntk_sweep.exact_note(j)],
     )
 
 

@@ -33,7 +33,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
     top = j["width"]
     axis = "lag j" if M == L else "(lag, output, input), flattened"
     mean = np.asarray(j["mean"], dtype=np.float64).reshape(M, M)
-    theory = np.asarray(j["theory"], dtype=np.float64).reshape(M, M)
+    theory = np.asarray(j["limit_theory"], dtype=np.float64).reshape(M, M)
     design = j["design"]
     lam = lag_formulas(model.param).weight.latex_doc
     return ntk_sweep.result(
@@ -59,7 +59,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
                                                 "Lag NTK"),
         },
         controls=ctrls, **ntk_sweep.claim_fields(j, c, ctrls),
-        notes=[design["correction"] + ".", design["allowance"] + "."],
+        notes=[design["correction"] + ".", design["allowance"] + ".", *ntk_sweep.exact_note(j)],
     )
 
 

@@ -28,7 +28,9 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
         id="width_rate", title="Convergence rate in the width",
         statement="The per-draw relative Frobenius error of the empirical lag NTK against its limit falls "
                   "like n^(-1/2).",
-        formula=r"e(n) = \frac{\|\Theta_r - \Theta_\infty\|_F}{\|\Theta_\infty\|_F} \propto n^{-1/2}",
+        formula=(r"e(n) = \frac{\|\Theta_r - \mathrm{E}\,\Theta(n)\|_F}{\|\mathrm{E}\,\Theta(n)\|_F} \propto n^{-1/2}"
+                 if j.get("mean_theory") == "exact" else
+                 r"e(n) = \frac{\|\Theta_r - \Theta_\infty\|_F}{\|\Theta_\infty\|_F} \propto n^{-1/2}"),
         statistic=stat, threshold=thr, verdict=c["outcome"] if c["outcome"] != "error" else "error",
         figures={"width_rate": {
             "kind": "width_rate", "title": "Relative error of the lag NTK against the width",
@@ -40,7 +42,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
             "ylabel": r"relative error $e(n)$ (dimensionless)",
         }},
         controls=ctrls, **ntk_sweep.claim_fields(j, c, ctrls),
-        notes=[j["design"]["rate"] + "."],
+        notes=[j["design"]["rate"] + ".", *ntk_sweep.exact_note(j)],
     )
 
 

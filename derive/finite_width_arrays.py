@@ -1,0 +1,105 @@
+"""The exact finite-width lag NTK and NNGP as float arrays, for the Monte Carlo checks.
+
+:mod:`linrnn.derive.finite_width` gives each entry as a rational function of ``n``; the
+checks in :mod:`linrnn.verify` need all ``lags x lags`` entries at a few widths, many
+times. The integer trace polynomials ``T(i, j)`` and ``S_W(i, j)`` are computed once
+per number of lags and kept on disk (:mod:`linrnn.derive.cache`); the entries are then
+the SymPy structure of :func:`linrnn.derive.finite_width.part_from_traces` and
+:func:`~linrnn.derive.finite_width.nngp_from_traces`, turned into one NumPy function of
+``(i, j, n, model symbols, g, s)`` by ``lambdify`` (``g = T(i,j)/n^{(i+j)/2+1}`` and
+``s = S_W(i,j)/n^{(i+j)/2+1}``, evaluated exactly as fractions, so no power of ``n``
+overflows). Entries with ``a != a'`` or ``b != b'`` are 0 (see the engine).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from linrnn.core.errors import UsageError
+from linrnn.derive import finite_width as fw
+from linrnn.derive import symbols as S
+from linrnn.derive.model import ModelSpec
+
+__all__ = ["REACH", "exact_matrices", "exact_traces"]
+
+#: The most lags for which the checks use the exact mean (lags 0..15: about 15 s once, then cached).
+REACH = 16
+
+
+def exact_traces(lags: int) -> dict[str, list[list[fw.IntPoly]]]:
+    """``{"T": T(i, j), "S": S_W(i, j)}`` for ``i, j < lags`` as integer polynomials in n (disk-cached)."""
+    from linrnn.derive.cache import disk_cached
+
+    if not 1 <= lags <= REACH + 4:
+        raise UsageError(f"the exact finite-width arrays reach at most {REACH + 4} lags, got {lags}")
+
+    def compute() -> dict[str, list[list[fw.IntPoly]]]:
+        return {
+            "T": [[fw.gram_trace(i, j) for j in range(lags)] for i in range(lags)],
+            "S": [[fw.w_part_traces(i, j) for j in range(lags)] for i in range(lags)],
+        }
+
+    return disk_cached(f"finite-width-traces-{lags}", compute)
+
+
+_G, _SW = sp.symbols("g s_W")
+
+
+@lru_cache(maxsize=None)
+def _entry_functions(param: str) -> tuple[Any, Any]:
+    """NumPy functions of (i, j, n, q, sigma_C^2, sigma_F^2, n_x, eta_C, eta_F, eta_W, g, s)."""
+    i, j, n = S.i, S.j, S.n
+    scale = n ** ((i + j) / 2 + 1)
+    theta = sp.Add(*(fw.part_from_traces(param, part, i, j, _G * scale, _SW * scale) for part in fw.PARTS))
+    nngp = fw.nngp_from_traces(i, j, _G * scale)
+    args = (i, j, n, *S.PARAMETERS, _G, _SW)
+    simplify = lambda e: sp.powsimp(sp.expand(e), force=True)  # noqa: E731 - the powers of n cancel
+    return sp.lambdify(args, simplify(theta), "numpy"), sp.lambdify(args, simplify(nngp), "numpy")
+
+
+def _normalised(poly: fw.IntPoly, power: Fraction, width: int) -> float:
+    """poly(width) / width^power exactly, then a float (power is a half-integer or an integer)."""
+    value = Fraction(sum(c * width**k for k, c in enumerate(poly)))
+    if power.denominator == 1:
+        return float(value / Fraction(width) ** int(power))
+    return float(value / Fraction(width) ** int(power - Fraction(1, 2))) / float(np.sqrt(width))
+
+
+@lru_cache(maxsize=64)
+def _normalised_traces(lags: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T(i,j), S_W(i,j)) / width^{(i+j)/2+1} for i, j < lags (read-only arrays, memoised)."""
+    traces = exact_traces(lags)
+    g = np.zeros((lags, lags))
+    s = np.zeros((lags, lags))
+    for a in range(lags):
+        for b in range(lags):
+            power = Fraction(a + b, 2) + 1
+            g[a, b] = _normalised(traces["T"][a][b], power, width)
+            s[a, b] = _normalised(traces["S"][a][b], power, width)
+    g.flags.writeable = False
+    s.flags.writeable = False
+    return g, s
+
+
+def exact_matrices(spec: ModelSpec, lags: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(E[Theta[(i,a,b),(j,a,b)]], E[L_i[a,b] L_j[a,b]]) at width ``width``, each ``lags x lags``, float64.
+
+    Exact expectations at finite width (the same coordinates a = a', b = b'; other
+    coordinate pairs are 0), all lag pairs, from the loop-equation engine.
+    """
+    g, s = _normalised_traces(lags, width)
+    ii, jj = np.meshgrid(np.arange(lags, dtype=np.float64), np.arange(lags, dtype=np.float64), indexing="ij")
+    theta_fn, nngp_fn = _entry_functions(spec.param)
+    params = (spec.sigma_w2, spec.sigma_c2, spec.sigma_f2, float(spec.n_in), spec.lr_c, spec.lr_f, spec.lr_w)
+    with np.errstate(invalid="ignore"):
+        theta = np.asarray(theta_fn(ii, jj, float(width), *params, g, s), dtype=np.float64) * np.ones_like(g)
+        nngp = np.asarray(nngp_fn(ii, jj, float(width), *params, g, s), dtype=np.float64) * np.ones_like(g)
+    odd = (np.add.outer(np.arange(lags), np.arange(lags)) % 2).astype(bool)
+    theta[odd] = 0.0  # q^{(i+j)/2} with an odd sum multiplies an exact 0
+    nngp[odd] = 0.0
+    return theta, nngp
