@@ -65,7 +65,9 @@ def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("argv", [
-    ["verify", "ntk", "--width", "64", "--lags", "4", "--pilot", "0", "--replicas", "8"],
+    # the bias-corrected mean: the exact finite-width mean (issue 12, --mean exact, the default where the
+    # engine reaches the lags) still evaluates its rational functions of n through SymPy
+    ["verify", "ntk", "--width", "64", "--lags", "4", "--pilot", "0", "--replicas", "8", "--mean", "richardson"],
     ["derive", "weights", "--lags", "8", "--sigma-w2", "0.9"],
     ["derive", "weights", "--lags", "8", "--sigma-w2", "1.2", "--json"],
     ["derive", "weights", "--lags", "8", "--param", "standard", "--dps", "30"],
@@ -87,7 +89,7 @@ def test_report_render_does_not_import_sympy(warm_cache: Path, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("name, overrides", [
-    ("ntk_limit", {"lags": 3, "widths": [32, 64], "replicas": 8, "pilot": 0}),
+    ("ntk_limit", {"lags": 3, "widths": [32, 64], "replicas": 8, "pilot": 0, "mean": "richardson"}),
     ("dynamics_equivalence", {"widths": [16, 32], "seq_len": 4, "n_seq": 8, "steps": 5, "pilot": 3,
                               "min_replicas": 3, "max_replicas": 3}),
 ])
@@ -152,3 +154,10 @@ def test_cached_formulas_match_the_derivation(tmp_path: Path, monkeypatch: pytes
             h = sp.lambdify([S.eps, S.lam_max, *S.PARAMETERS], con.horizon, modules="mpmath")
             point = [mpmath.mpf("0.001"), mpmath.mpf(3), *[mpmath.mpf(subs[p].p) / subs[p].q for p in S.PARAMETERS]]
             assert cf.horizon.mpmath_fn()(*point) == h(*point)
+
+
+def test_verify_mirrors_the_exact_engines_reach() -> None:
+    from linrnn.derive.finite_width_arrays import REACH
+    from linrnn.verify.check_ntk import EXACT_REACH
+
+    assert EXACT_REACH == REACH

@@ -174,14 +174,17 @@ def theories_for(spec: ModelSpec, lags: int) -> Theories:
     return Theories(ntk, nngp, ntk_controls, nngp_controls, der.weight.text, der.nngp.text, exprs, skipped)
 
 
+#: The most lags the exact finite-width mean covers (linrnn.derive.finite_width_arrays.REACH; a test keeps them equal).
+EXACT_REACH = 16
+
+
 def exact_reaches(spec: ModelSpec, lags: int) -> bool:
     """Whether the exact finite-width mean covers this check (lags within the engine's reach, controls mapped)."""
-    from linrnn.derive import derive_lag_weights
-    from linrnn.derive.finite_width_arrays import REACH
+    from linrnn.derive.formulas import lag_formulas
 
-    if lags > REACH:
+    if lags > EXACT_REACH:
         return False
-    der = derive_lag_weights(spec.param)
+    der = lag_formulas(spec.param)  # the cached closed forms: no SymPy import with a warm cache
     return set(der.controls) | set(der.nngp_controls) <= set(FINITE_WIDTH_CONTROLS)
 
 
@@ -787,11 +790,10 @@ def check_lag_ntk(
                              if pilot == 0 else max_replicas, budget_seconds=budget_seconds, power=power)
     if mean not in MEAN_MODES:
         raise UsageError(f"mean must be one of {', '.join(MEAN_MODES)}, got {mean!r}")
-    reaches = exact_reaches(spec, lags)
+    reaches = mean != "richardson" and exact_reaches(spec, lags)
     if mean == "exact" and not reaches:
-        from linrnn.derive.finite_width_arrays import REACH
-
-        raise UsageError(f"the exact finite-width mean reaches at most {REACH} lags, got {lags}; use mean richardson")
+        raise UsageError(f"the exact finite-width mean reaches at most {EXACT_REACH} lags, got {lags}; "
+                         f"use mean richardson")
     exact = mean == "exact" or (mean == "auto" and reaches)
     be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed, dtype=dtype)
     top = ws[-1]
