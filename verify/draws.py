@@ -27,7 +27,6 @@ generator per draw (seeded from the same streams), without threads.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from linrnn.core.machine import default_workers
 from linrnn.core.spec import ModelSpec
 from linrnn.verify.backend import Backend
 from linrnn.verify.sample import RNNDraw
@@ -53,15 +53,6 @@ def streams_per_draw(n: int) -> int:
     takes a few milliseconds, long against the cost of seeding a generator (about 20 us).
     """
     return max(1, min(MAX_STREAMS, (n * n) // BLOCK_ITEMS))
-
-
-def default_workers() -> int:
-    """min(2, the cores this process may use)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(2, cores))
 
 
 def entropy_of(seed: int | None) -> int:

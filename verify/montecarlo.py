@@ -45,7 +45,8 @@ from linrnn.verify.backend import Backend, array_namespace
 from linrnn.core.spec import ModelSpec
 from linrnn.core.validate import check_size
 from linrnn.verify.ntk import lag_ntk_and_impulse, split_point_items
-from linrnn.verify.draws import DrawMaker, default_workers
+from linrnn.core.machine import default_workers
+from linrnn.verify.draws import DrawMaker
 from linrnn.core.validate import parse_memory  # noqa: F401  (re-exported: verify's callers use it)
 from linrnn.verify.threads import blas_threads
 from linrnn.verify.stats import Moments

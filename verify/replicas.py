@@ -20,23 +20,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from linrnn.core.errors import UsageError
+from linrnn.core.machine import check_workers
 
 T = TypeVar("T")
-
-
-def available_cores() -> int:
-    """The cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def check_workers(workers: Any) -> int:
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise UsageError(f"the number of workers must be a positive integer, got {workers!r}")
-    return workers
 
 
 def _worker_init() -> None:

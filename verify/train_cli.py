@@ -198,7 +198,7 @@ def _workers(args: argparse.Namespace) -> int:
         return int(args.workers)
     import os
 
-    from linrnn.verify.replicas import available_cores
+    from linrnn.core.machine import available_cores
 
     cores = available_cores()
     busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > cores - 0.5
@@ -348,7 +348,8 @@ def train_single(
 
     from linrnn.verify.claims.base import check_scalar_model, result_config
     from linrnn.verify.claims_train import resolve_backend
-    from linrnn.verify.replicas import check_workers, replica_pool
+    from linrnn.core.machine import check_workers
+    from linrnn.verify.replicas import replica_pool
 
     if isinstance(width, bool) or int(width) != width or width < 1:
         raise UsageError(f"the width must be a positive integer, got {width!r}")

@@ -48,6 +48,7 @@ from typing import Any
 from linrnn import __version__
 from linrnn.core.errors import UsageError
 from linrnn.core.files import exclusive_lock, write_text_atomic
+from linrnn.core.machine import available_cores, check_workers
 
 CALIBRATION_VERSION = 1
 #: A control's power below this makes ``linrnn calibrate`` exit 1.
@@ -183,7 +184,7 @@ def run_calibration(
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise UsageError(f"{what} must be an integer >= {low}, got {v!r}")
     if workers is not None:
-        parallel.check_workers(workers)
+        check_workers(workers)
     names = list(REGISTRY) if not claims else list(dict.fromkeys(claims))
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
@@ -205,7 +206,7 @@ def run_calibration(
 
     suite.check_memory_budget({n: REGISTRY[n].memory(configs[n], cfg.model) for n in names
                                if REGISTRY[n].memory is not None},
-                              workers or (os.cpu_count() or 1), parse_memory(max_memory))
+                              workers or available_cores(), parse_memory(max_memory))
     out = check_store(output)
     with exclusive_lock(out.parent / f".{out.name}.lock", f"the calibration store {os.fspath(output)}"):
         return _calibrate_locked(out, names, configs, cfg, backend, dtype, seeds, first_seed, scheduler, workers,

@@ -38,21 +38,6 @@ def group_by_experiment(names: Iterable[str], experiment_of: Mapping[str, str]) 
     return list(groups.values())
 
 
-def default_workers() -> int:
-    """min(2, the cores this process may use)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(2, cores))
-
-
-def check_workers(workers: Any) -> int:
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise UsageError(f"the number of workers must be a positive integer, got {workers!r}")
-    return workers
-
-
 # ------------------------------------------------------------------ task functions
 
 

@@ -45,7 +45,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 import dataclasses
@@ -605,7 +604,7 @@ def run_report(
     ``config``: a TOML path or a mapping of overrides (tables by section, as in a
     profile). ``backend``: numpy, cupy or auto (default: the profile's). ``only``: run a
     subset of the experiments, by name (``derivation`` and the registry's claims).
-    ``workers``: processes running the experiments (default :func:`linrnn.parallel.default_workers`;
+    ``workers``: processes running the experiments (default :func:`linrnn.core.machine.default_workers`;
     1 runs them in this process); the results do not depend on it. Each claim's
     ``alpha`` is ``family_alpha`` split over the claims run (:func:`with_family_alpha`).
     ``max_memory``: the memory budget ("8GB", or bytes): before any work, the peak
@@ -618,7 +617,7 @@ def run_report(
     Exit status (:mod:`linrnn.core.outcome`): 0 pass, 1 fail or error, 3 inconclusive
     (a failing claim is a finding: the report is still written).
     """
-    from linrnn.parallel import check_workers, default_workers
+    from linrnn.core.machine import check_workers, default_workers
 
     from linrnn.core.validate import parse_memory
     from linrnn.reports.output import check_target, directory_lock
