@@ -2,13 +2,20 @@
 
 :mod:`linrnn.derive.finite_width` gives each entry as a rational function of ``n``; the
 checks in :mod:`linrnn.verify` need all ``lags x lags`` entries at a few widths, many
-times. The integer trace polynomials ``T(i, j)`` and ``S_W(i, j)`` are computed once
-per number of lags and kept on disk (:mod:`linrnn.derive.cache`); the entries are then
-the SymPy structure of :func:`linrnn.derive.finite_width.part_from_traces` and
-:func:`~linrnn.derive.finite_width.nngp_from_traces`, turned into one NumPy function of
-``(i, j, n, model symbols, g, s)`` by ``lambdify`` (``g = T(i,j)/n^{(i+j)/2+1}`` and
-``s = S_W(i,j)/n^{(i+j)/2+1}``, evaluated exactly as fractions, so no power of ``n``
-overflows). Entries with ``a != a'`` or ``b != b'`` are 0 (see the engine).
+times. Both things they need are derived once and kept on disk as data
+(:func:`linrnn.derive.cache.data_cached`, JSON keyed by the derivation's source), so that
+with a warm cache this module never imports SymPy:
+
+* the integer trace polynomials ``T(i, j)`` and ``S_W(i, j)`` of the engine, per number
+  of lags (their coefficients as JSON integers);
+* the SymPy structure of :func:`linrnn.derive.finite_width.part_from_traces` and
+  :func:`~linrnn.derive.finite_width.nngp_from_traces` as the source of one NumPy
+  function of ``(i, j, n, model symbols, g, s)`` that ``lambdify`` prints
+  (:func:`linrnn.derive.formulas.lambdified_source`), where ``g = T(i,j)/n^{(i+j)/2+1}``
+  and ``s = S_W(i,j)/n^{(i+j)/2+1}`` are evaluated exactly as fractions, so no power of
+  ``n`` overflows.
+
+Entries with ``a != a'`` or ``b != b'`` are 0 (see the engine).
 """
 
 from __future__ import annotations
@@ -18,11 +25,8 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import sympy as sp
 
 from linrnn.core.errors import UsageError
-from linrnn.derive import finite_width as fw
-from linrnn.derive import symbols as S
 from linrnn.derive.model import ModelSpec
 
 __all__ = ["REACH", "exact_matrices", "exact_traces"]
@@ -30,39 +34,64 @@ __all__ = ["REACH", "exact_matrices", "exact_traces"]
 #: The most lags for which the checks use the exact mean (lags 0..15: about 15 s once, then cached).
 REACH = 16
 
+#: The engine's integer polynomials in n (coefficients, lowest power first).
+IntPoly = tuple[int, ...]
 
-def exact_traces(lags: int) -> dict[str, list[list[fw.IntPoly]]]:
-    """``{"T": T(i, j), "S": S_W(i, j)}`` for ``i, j < lags`` as integer polynomials in n (disk-cached)."""
-    from linrnn.derive.cache import disk_cached
+
+def _trace_data(lags: int) -> dict[str, Any]:
+    from linrnn.derive import finite_width as fw
+
+    return {
+        "T": [[list(fw.gram_trace(i, j)) for j in range(lags)] for i in range(lags)],
+        "S": [[list(fw.w_part_traces(i, j)) for j in range(lags)] for i in range(lags)],
+    }
+
+
+@lru_cache(maxsize=8)
+def exact_traces(lags: int) -> dict[str, list[list[IntPoly]]]:
+    """``{"T": T(i, j), "S": S_W(i, j)}`` for ``i, j < lags`` as integer polynomials in n (disk-cached data)."""
+    from linrnn.derive.cache import data_cached
 
     if not 1 <= lags <= REACH + 4:
         raise UsageError(f"the exact finite-width arrays reach at most {REACH + 4} lags, got {lags}")
-
-    def compute() -> dict[str, list[list[fw.IntPoly]]]:
-        return {
-            "T": [[fw.gram_trace(i, j) for j in range(lags)] for i in range(lags)],
-            "S": [[fw.w_part_traces(i, j) for j in range(lags)] for i in range(lags)],
-        }
-
-    return disk_cached(f"finite-width-traces-{lags}", compute)
+    d = data_cached(f"finite-width-traces-{lags}", lambda: _trace_data(lags))
+    return {k: [[tuple(int(c) for c in p) for p in row] for row in d[k]] for k in ("T", "S")}
 
 
-_G, _SW = sp.symbols("g s_W")
+def _entry_data(param: str) -> dict[str, Any]:
+    """The printed NumPy sources of the Theta and NNGP entries as functions of the traces (imports SymPy)."""
+    import sympy as sp
+
+    from linrnn.derive import finite_width as fw
+    from linrnn.derive import symbols as S
+    from linrnn.derive.formulas import lambdified_source
+
+    g, s_w = sp.symbols("g s_W")
+    i, j, n = S.i, S.j, S.n
+    scale = n ** ((i + j) / 2 + 1)
+    theta = sp.Add(*(fw.part_from_traces(param, part, i, j, g * scale, s_w * scale) for part in fw.PARTS))
+    nngp = fw.nngp_from_traces(i, j, g * scale)
+    args = (i, j, n, *S.PARAMETERS, g, s_w)
+    out: dict[str, Any] = {"param": param, "args": [str(a) for a in args]}
+    for key, expr in (("theta", theta), ("nngp", nngp)):
+        source, names = lambdified_source(args, sp.powsimp(sp.expand(expr), force=True), "numpy")  # n cancels
+        if source is None:  # pragma: no cover - rational functions and powers print to NumPy
+            raise AssertionError(f"the {key} entry does not print to NumPy")
+        out[key] = {"text": str(expr), "numpy": source, "names": names}
+    return out
 
 
 @lru_cache(maxsize=None)
 def _entry_functions(param: str) -> tuple[Any, Any]:
-    """NumPy functions of (i, j, n, q, sigma_C^2, sigma_F^2, n_x, eta_C, eta_F, eta_W, g, s)."""
-    i, j, n = S.i, S.j, S.n
-    scale = n ** ((i + j) / 2 + 1)
-    theta = sp.Add(*(fw.part_from_traces(param, part, i, j, _G * scale, _SW * scale) for part in fw.PARTS))
-    nngp = fw.nngp_from_traces(i, j, _G * scale)
-    args = (i, j, n, *S.PARAMETERS, _G, _SW)
-    simplify = lambda e: sp.powsimp(sp.expand(e), force=True)  # noqa: E731 - the powers of n cancel
-    return sp.lambdify(args, simplify(theta), "numpy"), sp.lambdify(args, simplify(nngp), "numpy")
+    """NumPy functions of (i, j, n, q, sigma_C^2, sigma_F^2, n_x, eta_C, eta_F, eta_W, g, s), from the cache."""
+    from linrnn.derive.cache import data_cached
+    from linrnn.derive.formulas import compile_source
+
+    d = data_cached(f"finite-width-entries-{param}", lambda: _entry_data(param))
+    return tuple(compile_source(d[k]["numpy"], d[k]["names"], "numpy") for k in ("theta", "nngp"))  # type: ignore[return-value]
 
 
-def _normalised(poly: fw.IntPoly, power: Fraction, width: int) -> float:
+def _normalised(poly: IntPoly, power: Fraction, width: int) -> float:
     """poly(width) / width^power exactly, then a float (power is a half-integer or an integer)."""
     value = Fraction(sum(c * width**k for k, c in enumerate(poly)))
     if power.denominator == 1:

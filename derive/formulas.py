@@ -84,6 +84,11 @@ class Formula:
         return Fraction(fn(*(values[a] for a in self.args)))
 
 
+def compile_source(source: str, names: Mapping[str, str], module: str) -> Callable[..., Any]:
+    """The function a printed source defines (:func:`lambdified_source`), its names bound from ``module``."""
+    return _compile(source, tuple(sorted(names.items())), module)
+
+
 @lru_cache(maxsize=256)
 def _compile(source: str, names: tuple[tuple[str, str], ...], module: str) -> Callable[..., Any]:
     """Execute a generated ``def`` with the names it uses bound to attributes of ``module``."""
@@ -99,10 +104,34 @@ def _compile(source: str, names: tuple[tuple[str, str], ...], module: str) -> Ca
 # ----------------------------------------------------------------- printing (SymPy side)
 
 
-def formula_of(expr: Any, args: tuple[str, ...] = LAG_ARGS) -> Formula:
-    """Print a SymPy expression in the symbols named ``args`` as a :class:`Formula` (imports SymPy)."""
+def lambdified_source(symbols: Any, expr: Any, module: str) -> tuple[str | None, dict[str, str]]:
+    """The source of ``sympy.lambdify(symbols, expr, module)`` and the names it binds from ``module``.
+
+    ``(None, {})`` where the expression needs a function the module lacks. Evaluate the
+    source with :func:`compile_source` (no SymPy).
+    """
     import inspect
 
+    import sympy as sp
+
+    try:
+        fn = sp.lambdify(symbols, expr, modules=module)
+    except Exception:  # a function the module lacks
+        return None, {}
+    mod = importlib.import_module(module)
+    names: dict[str, str] = {}
+    for name in fn.__code__.co_names:
+        obj = fn.__globals__.get(name)
+        attr = name if getattr(mod, name, None) is obj else next(
+            (a for a in dir(mod) if getattr(mod, a, None) is obj), None)
+        if attr is None:
+            return None, {}
+        names[name] = attr
+    return inspect.getsource(fn), names
+
+
+def formula_of(expr: Any, args: tuple[str, ...] = LAG_ARGS) -> Formula:
+    """Print a SymPy expression in the symbols named ``args`` as a :class:`Formula` (imports SymPy)."""
     import sympy as sp
 
     from linrnn.derive import symbols as S
@@ -114,24 +143,8 @@ def formula_of(expr: Any, args: tuple[str, ...] = LAG_ARGS) -> Formula:
     if extra:
         raise ValueError(f"expression has unbound symbols {sorted(map(str, extra))}")
 
-    def lambdified(module: str) -> tuple[str | None, dict[str, str]]:
-        try:
-            fn = sp.lambdify(symbols, expr, modules=module)
-        except Exception:  # a function the module lacks
-            return None, {}
-        mod = importlib.import_module(module)
-        names: dict[str, str] = {}
-        for name in fn.__code__.co_names:
-            obj = fn.__globals__.get(name)
-            attr = name if getattr(mod, name, None) is obj else next(
-                (a for a in dir(mod) if getattr(mod, a, None) is obj), None)
-            if attr is None:
-                return None, {}
-            names[name] = attr
-        return inspect.getsource(fn), names
-
-    np_src, np_names = lambdified("numpy")
-    mp_src, mp_names = lambdified("mpmath")
+    np_src, np_names = lambdified_source(symbols, expr, "numpy")
+    mp_src, mp_names = lambdified_source(symbols, expr, "mpmath")
     # exact arithmetic for the rational functions of the parameters (A, B, the total, j_c)
     exact = _exact_source(expr, symbols) if not expr.has(S.j) and expr.is_rational_function(*symbols) else None
     return Formula(text=str(expr), latex=sp.latex(expr, symbol_names=S.LATEX_NAMES), latex_doc=latex_doc(expr),

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import linrnn.derive
 from linrnn.core.errors import UsageError
+from linrnn.core.spec import ModelSpec
 from linrnn.derive import corrections
 from linrnn.derive import finite_width as fw
 from linrnn.derive import symbols as S
@@ -284,3 +285,28 @@ def test_collapse_figure_data() -> None:
     # collapse onto x^2/24 is only asymptotic
     at1 = fig["at_x1"]["nngp"]
     assert [p["width"] for p in at1] == [16, 64] and at1[0]["deviation"] > at1[1]["deviation"] > 1 / 24
+
+
+@pytest.mark.parametrize("spec", [
+    ModelSpec(),
+    ModelSpec(param="standard", sigma_w2=0.7, sigma_c2=1.3, sigma_f2=0.6, n_in=2, lr_c=0.5, lr_f=2.0, lr_w=1.5),
+    ModelSpec(sigma_w2=1.4, lr_w=0.0),
+])
+@pytest.mark.parametrize("width", [1, 3, 64])
+def test_cached_float_arrays_match_the_rational_functions(spec: ModelSpec, width: int) -> None:
+    """exact_matrices (printed sources and JSON traces, no SymPy) equals the engine's rational functions at n."""
+    from linrnn.derive import finite_width as fw
+    from linrnn.derive import symbols as S
+    from linrnn.derive.finite_width_arrays import exact_matrices
+
+    lags = 6
+    theta, nngp = exact_matrices(spec, lags, width)
+    values = {S.n: width, S.q: sp.nsimplify(spec.sigma_w2), S.sigma_c2: sp.nsimplify(spec.sigma_c2),
+              S.sigma_f2: sp.nsimplify(spec.sigma_f2), S.n_x: spec.n_in, S.eta_c: sp.nsimplify(spec.lr_c),
+              S.eta_f: sp.nsimplify(spec.lr_f), S.eta_w: sp.nsimplify(spec.lr_w)}
+    for i in range(lags):
+        for j in range(lags):
+            want_t = float(fw.exact_lag_ntk(spec.param, i, j).subs(values))
+            want_g = float(fw.exact_nngp_cov(i, j).subs(values))
+            assert theta[i, j] == pytest.approx(want_t, rel=1e-12, abs=0.0), (i, j)
+            assert nngp[i, j] == pytest.approx(want_g, rel=1e-12, abs=0.0), (i, j)
