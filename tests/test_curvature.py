@@ -121,3 +121,31 @@ def test_auto_lr_rnn_needs_a_draw_when_given_draws() -> None:
     _, corr, _ = _setup(spec, 8, 4)
     with pytest.raises(UsageError, match="at least one draw"):
         auto_lr_rnn(corr, spec, [])
+
+
+@pytest.mark.slow
+def test_a_sweeps_guarded_step_trains_at_long_horizons() -> None:
+    """A sweep at T = 256, q = 0.8: the wide limit's step is beyond the linear stability limit (lr mu_max >= 2)
+    of a pilot draw's own curvature, the guarded step of ``dynamics_equivalence.setup`` is capped below it with
+    headroom, and the replicas it trains, the most curved guard and others, descend at every step.
+
+    (Beyond its linear limit that draw did not diverge here: its first step, from an impulse response blown up
+    by W^255, is far outside the linear regime, which is the regime the claims compare with; the guard keeps
+    every pilot draw inside it.)"""
+    from linrnn.verify.claims_train import GUARD_HEADROOM, PILOT_OFFSET, guard_draws
+
+    spec = ModelSpec(sigma_w2=0.8)
+    cfg = configure(dynamics_equivalence.Config(), {"seq_len": 256, "steps": 8, "widths": [128, 256]}, "test")
+    be = get_backend("numpy")
+    st = dynamics_equivalence.setup(cfg, spec, 0, be)
+    limit = cfg.lr_factor * auto_lr_rnn(st["corr"], spec)
+    guards = guard_draws(cfg, 0, spec, cfg.widths, be)
+    mus = [rnn_curvature(d, st["corr"]).mu_max for d in guards]
+    assert limit * max(mus) > 2.0  # the limit's step is unstable for a guard draw
+    assert st["lr"] == pytest.approx(2.0 / (GUARD_HEADROOM * max(mus)), rel=1e-12)
+    worst = guards[int(np.argmax(mus))]
+    for d in [worst, draw_rnn(0, spec, 128, PILOT_OFFSET + 40, be), draw_rnn(0, spec, 256, 3, be)]:
+        res = train_rnn(d, None, None, loss=cfg.loss, lr=st["lr"], steps=cfg.steps, corr=st["corr"],
+                        record_impulse=False)
+        assert not res.diverged
+        assert np.all(np.diff(res.loss) < 0)

@@ -80,18 +80,55 @@ def make_data(config: Any, backend: Backend, seed: int, n_seq: int | None = None
     return x, y, teacher
 
 
-def choose_lr(config: Any, corr: Any, spec: Any, draws: Any = None) -> float:
+def choose_lr(config: Any, corr: Any, spec: Any, draws: Any = None, guard: Any = None) -> float:
     """The base step: ``lr_factor`` x :func:`linrnn.verify.scnn.auto_lr_rnn` (``lr = 'auto'``) or the given float.
 
     With ``draws`` (the initial points to be trained) the automatic step comes from their
     finite-width Gauss-Newton curvature; without, from the wide limit's lag weights.
+    ``guard`` (a sweep's pilot draws at its smallest width, the most curved ones): the
+    wide limit's step is kept while every guard draw is stable under it with headroom
+    (lr mu_max < 2 / GUARD_HEADROOM for each draw's own finite-width curvature), and is
+    capped at that limit otherwise (:func:`guarded_step`): at long sequences or q >= 1 the
+    limit's step diverges at small widths.
+    A given float is never changed.
     """
     from linrnn.verify.claims.base import check_lr
     from linrnn.verify.scnn import auto_lr_rnn
 
-    if config.lr == "auto":
+    if config.lr != "auto":
+        return float(check_lr(config.lr))
+    if draws is not None:
         return float(config.lr_factor) * auto_lr_rnn(corr, spec, draws)
-    return float(check_lr(config.lr))
+    limit = float(config.lr_factor) * auto_lr_rnn(corr, spec)
+    if guard is None:
+        return limit
+    return guarded_step(limit, corr, guard)[0]
+
+
+def guarded_step(limit: float, corr: Any, draws: Any) -> tuple[float, float]:
+    """(step, mu_max): the wide limit's step ``limit``, capped at ``2 / (GUARD_HEADROOM mu_max)`` with mu_max the
+    draws' largest finite-width curvature (:func:`linrnn.verify.curvature.rnn_curvature`).
+
+    The headroom is for the replicas the guard did not see: their curvatures scatter
+    around the guards' (a maximum over :data:`GUARD_DRAWS` draws), and a replica beyond
+    its own stability limit diverges and leaves the claim without a finite statistic."""
+    from linrnn.verify.curvature import rnn_curvature
+
+    mu = max(rnn_curvature(d, corr).mu_max for d in draws)
+    return min(limit, 2.0 / (GUARD_HEADROOM * mu)), mu
+
+
+#: How many initial points guard a sweep's automatic step, and the headroom their largest curvature must leave.
+GUARD_DRAWS = 16
+GUARD_HEADROOM = 1.25
+
+
+def guard_draws(config: Any, seed: int, spec: Any, widths: Sequence[int], backend: Backend) -> list[Any]:
+    """The initial points that guard a sweep's automatic step: at each of ``widths``, the replicas
+    r = 0..GUARD_DRAWS-1 of the pilot (index :data:`PILOT_OFFSET` + r), the same draws the pilot trains where it
+    has that many. Every width: the curvature's tail is heavy at long T (a draw whose W has a spectral
+    radius near or above 1), and the most curved draw need not be at the smallest width."""
+    return [draw_rnn(seed, spec, int(n), PILOT_OFFSET + r, backend) for n in widths for r in range(GUARD_DRAWS)]
 
 
 def draw_rnn(seed: int, spec: Any, n: int, replica: int, backend: Backend) -> Any:

@@ -117,7 +117,8 @@ def register(sub: Any) -> None:
     p.add_argument("--lr", type=_lr, default=None, metavar="{auto,FLOAT}",
                    help=f"base step; auto = lr-factor / mu_max of the curvature (single runs: the draws' own "
                         f"Gauss-Newton curvature at their initial points; sweeps: the wide limit's lag-weighted "
-                        f"curvature) (default {D.lr})")
+                        f"curvature, capped at 2 / (1.25 mu_max) of the pilot draws' own curvature at every width) "
+                        f"(default {D.lr})")
     p.add_argument("--lr-factor", type=float, help=f"safety factor of --lr auto, in (0, 2) (default {D.lr_factor:g})")
     p.add_argument("--replicas", type=_int, metavar="R",
                    help=f"single run: draws (default {SINGLE_DEFAULTS['seeds']}); sweeps: the fewest main-stage "

@@ -59,13 +59,13 @@ def setup(config: Config, model: Any, seed: int, backend: Any) -> dict[str, Any]
     import numpy as np
 
     from linrnn.derive import weights
-    from linrnn.verify.claims_train import choose_lr, make_data, stable, wrong_weights
+    from linrnn.verify.claims_train import choose_lr, guard_draws, make_data, stable, wrong_weights
     from linrnn.verify.train import lagged_correlations
 
     x, y, teacher = make_data(config, backend, seed)
     corr = lagged_correlations(x, y, None, config.loss, backend)
     lam = np.asarray(weights(model, config.seq_len), dtype=np.float64)
-    lr = choose_lr(config, corr, model)
+    lr = choose_lr(config, corr, model, guard=guard_draws(config, seed, model, config.widths, backend))
     all_wrong = wrong_weights(model, config.seq_len, lam, config.controls)
     wrong = {k: v for k, v in all_wrong.items() if stable(corr, v, lr)}
     return {"corr": corr, "lam": lam, "lr": lr, "wrong": wrong, "teacher": teacher,
@@ -231,7 +231,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         notes=[
             f"{R} main-stage replicas (pilot {design['pilot']}, fresh draws), each a draw at every width "
             f"{widths}; d = RMS over the {config.steps} steps of ||L_rnn(k) - L_scnn(k)|| / ||L*||.",
-            f"Step lr = {st['lr']:.4g} ({'lr_factor x 1/mu_max of the lag-weighted curvature' if config.lr == 'auto' else 'given'}).",
+            f"Step lr = {st['lr']:.4g} ({'lr_factor x 1/mu_max of the lag-weighted curvature, capped at 2 / (1.25 mu_max) of the pilot draws own finite-width curvature' if config.lr == 'auto' else 'given'}).",
             "Pass: the derived theory is not refuted and every control is rejected; inconclusive: not refuted, "
             "but a control was not rejected (the control names the size that would decide it).",
         ],

@@ -65,7 +65,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
 
     from linrnn.derive import weights
     from linrnn.verify.claims_train import (
-        TTest, choose_lr, control_entry, distance_figure, draw_rnn, make_data, resolve_backend, run_design, t_summary,
+        TTest, choose_lr, control_entry, guard_draws, distance_figure, draw_rnn, make_data, resolve_backend, run_design, t_summary,
         tick, train_pair, wrong_weights,
     )
     from linrnn.verify.scnn import LagCurvature, min_norm_solution
@@ -79,7 +79,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     corr = lagged_correlations(x, y, None, "last", backend)
     T = config.seq_len
     lam = np.asarray(weights(spec, T), dtype=np.float64)
-    lr = choose_lr(config, corr, spec)
+    lr = choose_lr(config, corr, spec, guard=guard_draws(config, seed, spec, config.widths, backend))
     alts = {"plain_min_norm": np.ones(T), **wrong_weights(spec, T, lam, config.controls)}
     norm = float(np.linalg.norm(teacher))
     widths = list(config.widths)

@@ -94,7 +94,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
 
     from linrnn.derive import nngp_variance, weights
     from linrnn.verify.claims_train import (
-        TTest, choose_lr, control_entry, draw_rnn, expected_test_loss, make_data, resolve_backend, run_design, stable,
+        TTest, choose_lr, control_entry, guard_draws, draw_rnn, expected_test_loss, make_data, resolve_backend, run_design, stable,
         t_summary, tick, wrong_weights,
     )
     from linrnn.verify.scnn import scnn_trajectory
@@ -122,7 +122,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         spec = model.replace(sigma_w2=q)
         lam = np.asarray(weights(spec, T), dtype=np.float64)
         nngp = np.asarray(nngp_variance(spec, T), dtype=np.float64)
-        lr = choose_lr(config, corr, spec)
+        lr = choose_lr(config, corr, spec, guard=guard_draws(config, seed, spec, (n, h), backend))
         lrs.append(lr)
         lams.append(lam)
         theory.append(expected_test_loss(corr, ctest, lam, nngp, lr, config.steps) / base)
