@@ -425,12 +425,14 @@ class NTKCheck:
         ]
         z = {c.name: c for c in self.checks}
         lines += _diag_rows(self.theories.ntk, top.ntk_mean, top.ntk_stderr, self.ntk_estimate,
-                            self.ntk_estimate_stderr, z["ntk_entries"].z, self.verdict_width)
+                            self.ntk_estimate_stderr, z["ntk_entries"].z, self.verdict_width,
+                            self.theories.limit_ntk if exact else None)
         lines.append(_offdiag_note(z["ntk_entries"].z, exact))
         lines += ["", "NNGP Var L_j(0)[0,0]  (theory: " + ("exact E[L_j^2](n), whose limit is " if exact else "")
                   + f"{self.theories.nngp_expr})"]
         lines += _diag_rows(self.theories.nngp, top.nngp_mean, top.nngp_stderr, self.nngp_estimate,
-                            self.nngp_estimate_stderr, z["nngp_entries"].z, self.verdict_width)
+                            self.nngp_estimate_stderr, z["nngp_entries"].z, self.verdict_width,
+                            self.theories.limit_nngp if exact else None)
         lines.append(_offdiag_note(z["nngp_entries"].z, exact))
         if len(self.widths) > 1 and self.rate is not None:
             lines += ["", "width sweep: per-draw relative error e(n) = ||Theta_r - Theta_inf||_F / ||Theta_inf||_F",
@@ -483,13 +485,20 @@ def _check_line(c: EntryTest | RateFit, outcome: str | None) -> str:
 
 
 def _diag_rows(theory: np.ndarray, mean: np.ndarray, se: np.ndarray, est: np.ndarray, est_se: np.ndarray,
-               z: np.ndarray, n: int) -> list[str]:
-    rows = [f"{'lag':>4} {'theory':>11} {'MC mean (n=' + str(n) + ')':>17} {'+- SE':>9} "
-            f"{'corrected':>11} {'+- SE':>9} {'z':>7}"]
+               z: np.ndarray, n: int, limit: np.ndarray | None = None) -> list[str]:
+    """Per lag: theory, Monte Carlo mean and SE, then the bias-corrected estimate and its SE (Richardson) or,
+    with ``limit`` (exact mode: the raw mean is tested, there is no corrected estimate), the wide limit."""
+    mc = f"{'MC mean (n=' + str(n) + ')':>17} {'+- SE':>9}"
+    rows = [f"{'lag':>4} {'exact mean':>11} {'wide limit':>11} {mc} {'z':>7}" if limit is not None else
+            f"{'lag':>4} {'theory':>11} {mc} {'corrected':>11} {'+- SE':>9} {'z':>7}"]
     for j in range(theory.shape[0]):
         idx = (j, 0, 0, j, 0, 0)
-        rows.append(f"{j:>4} {theory[idx]:>11.5g} {mean[idx]:>17.5g} {se[idx]:>9.2g} "
-                    f"{est[idx]:>11.5g} {est_se[idx]:>9.2g} {z[idx]:>7.2f}")
+        if limit is not None:
+            rows.append(f"{j:>4} {theory[idx]:>11.5g} {limit[idx]:>11.5g} {mean[idx]:>17.5g} {se[idx]:>9.2g} "
+                        f"{z[idx]:>7.2f}")
+        else:
+            rows.append(f"{j:>4} {theory[idx]:>11.5g} {mean[idx]:>17.5g} {se[idx]:>9.2g} "
+                        f"{est[idx]:>11.5g} {est_se[idx]:>9.2g} {z[idx]:>7.2f}")
     return rows
 
 
