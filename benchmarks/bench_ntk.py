@@ -288,8 +288,34 @@ def case_montecarlo(n: int, lags: int, replicas: int, repeats: int, command: str
                 "per_draw_runs_2_workers": per[2], "per_draw_runs_1_worker": per[1]})
 
 
-def cases(quick: bool) -> list[dict[str, Any]]:
-    """The suite's NTK cases (module docstring); ``quick``: small sizes."""
+def device_cases(quick: bool, backend_name: str) -> list[dict[str, Any]]:
+    """On a device backend (``run.py --backend cupy``): the structured lag NTK against the dense-Jacobian
+    reference on that backend, and the Monte Carlo per draw against its floor with the effective memory
+    bandwidth of the Krylov passes as a fraction of the device's peak."""
+    be = get_backend(backend_name, seed=0)
+    cmd = f"python benchmarks/run.py --only ntk --backend {backend_name}" + (" --quick" if quick else "")
+    n, lags = (128, 16) if quick else (512, 32)
+    s = bench_structured_vs_dense(be, n, lags, 2 if quick else 5)
+    out = [harness.case(
+        f"lag_ntk_vs_dense_jacobian_n{n}_L{lags}_{backend_name}", subject=f"empirical_lag_ntk on {backend_name}",
+        baseline=f"dense-Jacobian reference on {backend_name}",
+        seconds={"subject": s["structured_s"], "baseline": s["dense_jacobian_s"]}, target=None, command=cmd,
+        detail={k: v for k, v in s.items() if isinstance(v, (int, float, str, type(None)))})]
+    for n_mc in ((256,) if quick else (1024, 4096, 8192)):
+        m = bench_montecarlo(be, n_mc, 8 if quick else 16, 4 if quick else 16, 2 if quick else 3)
+        out.append(harness.case(
+            f"montecarlo_floor_n{n_mc}_L{m['lags']}_{backend_name}", subject=f"Monte Carlo per draw on {backend_name}",
+            baseline="floor: drawing the matrix or the Krylov passes, whichever is larger",
+            seconds={"subject": m["seconds_per_draw"], "limit": m["floor_s"]}, ratio=m["ratio_to_floor"], goal="<=",
+            target=None, command=cmd,
+            detail={k: v for k, v in m.items() if isinstance(v, (int, float, str, type(None)))}))
+    return out
+
+
+def cases(quick: bool, backend: str = "numpy") -> list[dict[str, Any]]:
+    """The suite's NTK cases (module docstring); ``quick``: small sizes; ``backend``: see :func:`device_cases`."""
+    if backend != "numpy":
+        return device_cases(quick, backend)
     cmd = "python benchmarks/run.py --only ntk" + (" --quick" if quick else "")
     out: list[dict[str, Any]] = []
     if quick:

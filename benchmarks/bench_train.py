@@ -370,9 +370,11 @@ def todays_loop(config: Any, model: Any, width: int, seed: int = 0) -> list[dict
     return reps
 
 
-def cases(quick: bool = False) -> list[dict[str, Any]]:
+def cases(quick: bool = False, backend: str = "numpy") -> list[dict[str, Any]]:
     """The cases of this module for the harness (``benchmarks/run.py``): one step against BPTT, and the
-    replicas on both cores."""
+    replicas on both cores (on a device ``backend``: the replicas there, timed alone)."""
+    if backend != "numpy":
+        return replica_cases(quick, backend)
     return step_cases(quick) + replica_cases(quick)
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import importlib.util
+import inspect
 import json
 import sys
 import time
@@ -66,15 +67,25 @@ def load(name: str, path: Path) -> Any:
     return mod
 
 
-def run_module(name: str, path: Path, quick: bool) -> list[dict[str, Any]]:
-    """The cases of one module, each tagged with the module; an exception becomes one error case."""
+def run_module(name: str, path: Path, quick: bool, backend: str = "numpy") -> list[dict[str, Any]]:
+    """The cases of one module, each tagged with the module; an exception becomes one error case.
+
+    ``backend`` other than numpy: a module whose ``cases`` takes a ``backend`` keyword runs its
+    cases on it; any other module (the CPU peers, the start-up times) gives one skipped case."""
     t0 = time.perf_counter()
     load0 = harness.load_average()
     try:
         mod = load(name, path)
         if not hasattr(mod, "cases"):
             return []
-        out = list(mod.cases(quick))
+        if backend == "numpy":
+            out = list(mod.cases(quick))
+        elif "backend" in inspect.signature(mod.cases).parameters:
+            out = list(mod.cases(quick, backend=backend))
+        else:
+            out = [harness.skipped(f"{name}:{backend}", f"bench_{name}.py measures the CPU (NumPy) path only",
+                                   subject=name, baseline="", target=None,
+                                   command=f"python benchmarks/run.py --only {name}")]
     except Exception as exc:
         traceback.print_exc()
         out = [{"name": f"{name}:error", "status": "error", "reason": f"{type(exc).__name__}: {exc}",
@@ -177,8 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default=None, metavar="NAME[,NAME]", help="run only these modules (bench_NAME.py)")
     p.add_argument("-o", "--out", type=Path, default=None, help="results file (default benchmarks/results/bench.json)")
     p.add_argument("--readme", action="store_true", help="regenerate the README table from the results file; run nothing")
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                   help="array backend of the cases that take one (bench_ntk, bench_train); cupy needs a GPU and "
+                        "writes benchmarks/results/bench-cupy.json unless -o is given (default numpy)")
     args = p.parse_args(argv)
-    out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
+    out = args.out or (QUICK_RESULTS if args.quick else RESULTS if args.backend == "numpy"
+                       else RESULTS.with_name(f"bench-{args.backend}.json"))
+    if args.backend != "numpy" and not args.readme:
+        try:
+            from linrnn.verify.backend import get_backend
+
+            get_backend(args.backend)
+        except Exception as exc:  # no CuPy or no device: one sentence, exit 2, nothing written
+            print(f"the {args.backend} backend is not available here ({exc})", file=sys.stderr)
+            return 2
     if args.readme:
         if not out.exists():
             print(f"no results file {out}; run the benchmarks first", file=sys.stderr)
@@ -197,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "quick": args.quick,
+        "backend": args.backend,
         "machine": harness.machine_info(),
         "libraries": harness.library_versions(),
         "load_average_start": harness.load_average(),
@@ -204,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name in names:
         print(f"== {name}", flush=True)
-        for c in run_module(name, found[name], args.quick):
+        for c in run_module(name, found[name], args.quick, args.backend):
             print("  " + line(c), flush=True)
             result["cases"].append(c)
     result["load_average_end"] = harness.load_average()

@@ -32,7 +32,7 @@ def test_every_bench_module_exposes_cases() -> None:
         tree = ast.parse(path.read_text())
         fns = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
         assert "cases" in fns, f"{path.name} has no cases(quick)"
-        assert [a.arg for a in fns["cases"].args.args] == ["quick"]
+        assert [a.arg for a in fns["cases"].args.args] in (["quick"], ["quick", "backend"])
 
 
 def test_case_ratio_goal_and_target() -> None:
@@ -91,3 +91,29 @@ def test_unknown_module_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None
     run = _load("run")
     assert run.main(["--only", "nosuch"]) == 2
     assert "unknown benchmark module" in capsys.readouterr().err
+
+
+def test_a_missing_device_backend_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("numpy")
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed here")
+    run = _load("run")
+    out = tmp_path / "bench-cupy.json"
+    assert run.main(["--backend", "cupy", "--quick", "-o", str(out)]) == 2
+    assert "cupy backend is not available" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_modules_without_a_backend_are_skipped_on_a_device(tmp_path: Path) -> None:
+    """run_module on a device backend: a module whose cases take no backend gives one skipped case, not a run."""
+    run = _load("run")
+    mod = tmp_path / "bench_cpuonly.py"
+    mod.write_text("def cases(quick):\n    raise AssertionError('must not run on a device backend')\n")
+    (c,) = run.run_module("cpuonly", mod, True, "cupy")
+    assert c["status"] == "skipped" and "CPU (NumPy) path only" in c["reason"]
+    dev = tmp_path / "bench_dev.py"
+    dev.write_text("def cases(quick, backend='numpy'):\n    return [{'name': 'x_' + backend, 'subject': 's', "
+                   "'baseline': 'b', 'seconds': {'subject': 1.0, 'baseline': 2.0}, 'ratio': 2.0, 'target': None, "
+                   "'command': 'c'}]\n")
+    (d,) = run.run_module("dev", dev, True, "cupy")
+    assert d["name"] == "x_cupy" and d["status"] == "ok"
