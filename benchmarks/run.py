@@ -162,10 +162,14 @@ def table(result: dict[str, Any]) -> str:
         s = c["seconds"]
         target = "" if c["target"] is None else f"{c['goal']} {c['target']:g}"
         met = "" if c["met"] is None else ("yes" if c["met"] else "**no**")
-        ratio = "" if c.get("ratio") is None else f"{c['ratio']:.3g}x"
-        base_t = s.get("baseline", s.get("limit"))
+        bound = bool(c.get("detail", {}).get("lower_bound"))
+        ratio = "" if c.get("ratio") is None else (">= " if bound else "") + f"{c['ratio']:.3g}x"
+        base_t = s.get("baseline", s.get("limit", s.get("baseline_lower_bound")))
+        if bound and base_t is not None:
+            base_t = f"> {_fmt_seconds(base_t)}"
         lines.append(f"| {c['name']} | {c['subject']} | {c['baseline'] or ''} | {_fmt_seconds(s.get('subject'))} | "
-                     f"{_fmt_seconds(base_t)} | {ratio} | {target} | {met} | {_fmt_load(c)} | `{c['command']}` |")
+                     f"{base_t if isinstance(base_t, str) else _fmt_seconds(base_t)} | {ratio} | {target} | {met} | "
+                     f"{_fmt_load(c)} | `{c['command']}` |")
     libs = ", ".join(f"{k} {v}" for k, v in result["libraries"].items() if v)
     lines += ["", f"Versions: {libs}."]
     return "\n".join(lines)

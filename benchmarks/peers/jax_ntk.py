@@ -77,11 +77,15 @@ def nt_ntk(lags: int, n: int, q: float, implementation: int = 3):
     return fn
 
 
-def time_it(fn, params, repeats: int) -> tuple[float, float, np.ndarray]:
-    """(first call incl. compilation, best of ``repeats`` later calls, result)."""
+def time_it(fn, params, repeats: int, progress: str | None = None) -> tuple[float, float, np.ndarray]:
+    """(first call incl. compilation, best of ``repeats`` later calls, result); ``progress``: a file that gets
+    the first call's time as soon as it is known (a caller that times out can still bound the later calls)."""
     t = time.perf_counter()
     out = np.asarray(fn(params).block_until_ready())
     first = time.perf_counter() - t
+    if progress:
+        with open(progress, "w") as fh:
+            json.dump({"first_call_s": first, "repeats": repeats}, fh)
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
@@ -98,6 +102,7 @@ def main() -> int:
     p.add_argument("--q", type=float, default=1.0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--impl", choices=("nt3", "vjp_jvp"), default="nt3")
+    p.add_argument("--progress", default=None, help="file that gets the first call's time as soon as it is known")
     args = p.parse_args()
     import jax
 
@@ -108,7 +113,7 @@ def main() -> int:
     params = {k: jnp.asarray(d[k], dtype=jnp.float64) for k in ("C", "F", "W")}
     n = d["W"].shape[0]
     fn = nt_ntk(args.lags, n, args.q) if args.impl == "nt3" else vjp_jvp_ntk(args.lags, n, args.q)
-    first, best, out = time_it(fn, params, args.repeats)
+    first, best, out = time_it(fn, params, args.repeats, args.progress)
     versions = {"jax": jax.__version__}
     try:
         import neural_tangents as nt
