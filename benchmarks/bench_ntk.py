@@ -262,30 +262,43 @@ def two_stream_draw(n: int, itemsize: int = 8) -> float:
 
 
 def case_montecarlo(n: int, lags: int, replicas: int, repeats: int, command: str) -> dict[str, Any]:
+    """Per-draw time of the Monte Carlo against the floor of both cores, paired: each repeat times the
+    Monte Carlo (2 workers, then 1) and right after it the floor's two parts, so that both see the same state
+    of the machine (the pass over a 32 MB W moved by 1.5x between runs, with the L3 cache as large as W); the
+    ratio is the median of the repeats' ratios."""
     be = get_backend("numpy", seed=0)
     time.sleep(1.0)  # an OpenBLAS pool used with several threads just before keeps spinning for a while
     per: dict[int, list[float]] = {2: [], 1: []}
+    draws, pass_times, ratios = [], [], []
+    passes = 2 * (lags - 1)
     for _ in range(repeats):
         for w in (2, 1):
             t0 = time.perf_counter()
             estimate_width(be, ModelSpec(), n, lags=lags, replicas=replicas, workers=w)
             per[w].append((time.perf_counter() - t0) / replicas)
-    t_draw2 = two_stream_draw(n)
-    W = be.normal((n, n))
-    x = be.normal((n, 1))
-    with blas_threads(1):
-        t_pass = harness.median_time(lambda: W @ x, 20 * repeats)
-    passes = 2 * (lags - 1)
-    floor = max(t_draw2, passes * t_pass)
-    subject = min(per[2])
+        draws.append(two_stream_draw(n))
+        W = be.normal((n, n))
+        x = be.normal((n, 1))
+        with blas_threads(1):
+            pass_times.append(passes * harness.median_time(lambda: W @ x, 20))
+        ratios.append(per[2][-1] / max(draws[-1], pass_times[-1]))
+    t_draw2, t_passes = statistics.median(draws), statistics.median(pass_times)
+    floor = max(t_draw2, t_passes)
     return harness.case(
         f"montecarlo_floor_n{n}_L{lags}", subject="estimate_width per draw, 2 workers (linrnn verify ntk)",
         baseline="floor of both cores: max(draw W with two streams, 2 (L-1) passes over W)",
-        seconds={"subject": subject, "baseline": floor, "one_worker": min(per[1]), "draw_two_streams": t_draw2,
-                 "passes": passes * t_pass},
-        ratio=subject / floor, goal="<=", target=1.2 if (n, lags) == (2048, 16) else None, command=command,
-        detail={"n": n, "lags": lags, "replicas": replicas, "repeats": repeats, "floor_is": "draw" if t_draw2 >= passes * t_pass else "passes",
-                "per_draw_runs_2_workers": per[2], "per_draw_runs_1_worker": per[1]})
+        seconds={"subject": statistics.median(per[2]), "baseline": floor, "one_worker": statistics.median(per[1]),
+                 "draw_two_streams": t_draw2, "passes": t_passes},
+        ratio=statistics.median(ratios), goal="<=", target=1.2 if (n, lags) == (2048, 16) else None,
+        command=command,
+        detail={"n": n, "lags": lags, "replicas": replicas, "repeats": repeats,
+                "floor_is": "draw" if t_draw2 >= t_passes else "passes", "ratio_is": "median of paired ratios",
+                "paired_ratios": ratios, "per_draw_runs_2_workers": per[2], "per_draw_runs_1_worker": per[1],
+                "floor_draw_runs": draws, "floor_passes_runs": pass_times,
+                # the issue's floor lets the draw (both cores) and the passes (one core) overlap for free; the two
+                # compete for the same two cores, so the work itself needs (2 draw + passes) / 2 at the least
+                "floor_work_conserving": (2 * t_draw2 + t_passes) / 2,
+                "ratio_to_work_conserving_floor": statistics.median(per[2]) / max(floor, (2 * t_draw2 + t_passes) / 2)})
 
 
 def device_cases(quick: bool, backend_name: str) -> list[dict[str, Any]]:
@@ -330,7 +343,7 @@ def cases(quick: bool, backend: str = "numpy") -> list[dict[str, Any]]:
     out.append(case_budget(512, 1024, 3, cmd))
     out += cases_dense(512, 32, 5, cmd)
     out.append(case_switch([(8, 1), (16, 1), (32, 1), (64, 1), (16, 2), (32, 2), (16, 4), (32, 4), (48, 4)], 5, cmd))
-    out.append(case_montecarlo(2048, 16, 16, 3, cmd))
+    out.append(case_montecarlo(2048, 16, 16, 5, cmd))
     return out
 
 

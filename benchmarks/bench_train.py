@@ -23,7 +23,8 @@ harness ``benchmarks/run.py``, or ``python benchmarks/bench_train.py --cases``)
 measures, side by side in one run, 8 independent replicas trained at n = 256 and
 n = 512 by today's loop (one process, one replica after the other, as
 ``train_single`` did before) against :func:`linrnn.verify.train_cli.train_single`
-with ``workers = 2`` (spawned processes, one BLAS thread each, start-up included),
+with ``workers = 2`` (this process and one spawned process sharing the replicas, one
+BLAS thread each, the spawn's start-up included),
 and checks that both give the same replicas.
 """
 
@@ -424,7 +425,8 @@ def replica_cases(quick: bool = False, backend: str = "numpy") -> list[dict[str,
         out.append({
             "name": f"train_replicas_n{n}", "ratio": paired, "target": 1.7,
             "baseline": f"today's loop: {replicas} replicas in sequence in one process (default BLAS threads)",
-            "subject": f"train_single(workers={workers}): spawned processes, one BLAS thread each, start-up included",
+            "subject": (f"train_single(workers={workers}): this process and {workers - 1} spawned, one BLAS thread each, "
+                        "start-up included"),
             "seconds": {"baseline": {"best": min(base_t), "median": statistics.median(base_t)},
                         "subject": {"best": min(subj_t), "median": statistics.median(subj_t)},
                         "one_worker": {"best": min(one_t), "median": statistics.median(one_t)}},
