@@ -94,7 +94,6 @@ def test_unknown_module_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_a_missing_device_backend_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("numpy")
     if importlib.util.find_spec("cupy") is not None:
         pytest.skip("CuPy is installed here")
     run = _load("run")

@@ -139,7 +139,7 @@ def test_a_sweeps_guarded_step_trains_at_long_horizons() -> None:
     be = get_backend("numpy")
     st = dynamics_equivalence.setup(cfg, spec, 0, be)
     limit = cfg.lr_factor * auto_lr_rnn(st["corr"], spec)
-    guards = guard_draws(cfg, 0, spec, cfg.widths, be)
+    guards = guard_draws(0, spec, cfg.widths, be)
     mus = [rnn_curvature(d, st["corr"]).mu_max for d in guards]
     assert limit * max(mus) > 2.0  # the limit's step is unstable for a guard draw
     assert st["lr"] == pytest.approx(2.0 / (GUARD_HEADROOM * max(mus)), rel=1e-12)

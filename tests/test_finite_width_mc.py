@@ -102,3 +102,18 @@ def test_verify_ntk_mean_flag(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["verify", "ntk", "--width", "16", "--lags", "17", "--replicas", "8", "--mean", "exact",
                  "--no-progress"])
     assert code == 2 and "at most 16 lags" in capsys.readouterr().err
+
+
+def test_verify_ntk_table_in_exact_mode_shows_the_wide_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    """Exact mode tests the raw mean: its table shows exact mean and wide limit, no bias-corrected columns."""
+    from linrnn.cli import main
+
+    main(["verify", "ntk", "--width", "16", "--lags", "3", "--replicas", "8", "--pilot", "0", "--no-progress"])
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.split()[:2] == ["lag", "exact"])
+    assert header.split()[:5] == ["lag", "exact", "mean", "wide", "limit"] and "corrected" not in out
+    from linrnn.core.spec import ModelSpec
+    from linrnn.derive import weights
+
+    row = next(line for line in out.splitlines() if line.split()[:1] == ["2"])  # the lag NTK's lag 2
+    assert float(row.split()[2]) == pytest.approx(float(weights(ModelSpec(), 3)[2]), rel=1e-4)

@@ -20,6 +20,35 @@ def _square_plus_draw(seed: int, index: int) -> float:
     return float(index**2 + np.random.default_rng([seed, index]).standard_normal())
 
 
+def _pid_after(seconds: float, index: int) -> int:
+    """A replica that takes a while and says which process ran it."""
+    import os
+    import time
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def _fails_at_three(index: int) -> int:
+    if index == 3:
+        raise ValueError("replica 3 failed")
+    return index
+
+
+def test_this_process_and_the_spawned_one_share_the_replicas() -> None:
+    """Two workers = this process + one spawned: this process starts at once, the spawned one joins in."""
+    import os
+
+    pids = map_replicas(functools.partial(_pid_after, 0.4), range(10), 2)
+    assert os.getpid() in pids  # this process did not wait for the spawn
+    assert len(set(pids)) == 2  # and the spawned process took some of the replicas
+
+
+def test_a_replicas_error_reaches_the_caller() -> None:
+    with pytest.raises(ValueError, match="replica 3 failed"):
+        map_replicas(_fails_at_three, range(8), 2)
+
+
 def test_map_replicas_keeps_order_and_values_across_workers() -> None:
     fn = functools.partial(_square_plus_draw, 7)
     one = map_replicas(fn, range(6), 1)

@@ -85,11 +85,11 @@ def choose_lr(config: Any, corr: Any, spec: Any, draws: Any = None, guard: Any =
 
     With ``draws`` (the initial points to be trained) the automatic step comes from their
     finite-width Gauss-Newton curvature; without, from the wide limit's lag weights.
-    ``guard`` (a sweep's pilot draws at its smallest width, the most curved ones): the
-    wide limit's step is kept while every guard draw is stable under it with headroom
+    ``guard`` (a sweep's pilot draws at every width, :func:`guard_draws`): the wide limit's
+    step is kept while every guard draw is inside its linear stability limit with headroom
     (lr mu_max < 2 / GUARD_HEADROOM for each draw's own finite-width curvature), and is
     capped at that limit otherwise (:func:`guarded_step`): at long sequences or q >= 1 the
-    limit's step diverges at small widths.
+    limit's step leaves the linear regime of some draws at finite width.
     A given float is never changed.
     """
     from linrnn.verify.claims.base import check_lr
@@ -110,8 +110,9 @@ def guarded_step(limit: float, corr: Any, draws: Any) -> tuple[float, float]:
     draws' largest finite-width curvature (:func:`linrnn.verify.curvature.rnn_curvature`).
 
     The headroom is for the replicas the guard did not see: their curvatures scatter
-    around the guards' (a maximum over :data:`GUARD_DRAWS` draws), and a replica beyond
-    its own stability limit diverges and leaves the claim without a finite statistic."""
+    around the guards' (a maximum over :data:`GUARD_DRAWS` draws per width), and a replica
+    beyond its own linear stability limit leaves the kernel regime the claims compare
+    with (or diverges, leaving the claim without a finite statistic)."""
     from linrnn.verify.curvature import rnn_curvature
 
     mu = max(rnn_curvature(d, corr).mu_max for d in draws)
@@ -123,7 +124,7 @@ GUARD_DRAWS = 16
 GUARD_HEADROOM = 1.25
 
 
-def guard_draws(config: Any, seed: int, spec: Any, widths: Sequence[int], backend: Backend) -> list[Any]:
+def guard_draws(seed: int, spec: Any, widths: Sequence[int], backend: Backend) -> list[Any]:
     """The initial points that guard a sweep's automatic step: at each of ``widths``, the replicas
     r = 0..GUARD_DRAWS-1 of the pilot (index :data:`PILOT_OFFSET` + r), the same draws the pilot trains where it
     has that many. Every width: the curvature's tail is heavy at long T (a draw whose W has a spectral

@@ -21,7 +21,6 @@ which a spawned process's start-up would be a third.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager

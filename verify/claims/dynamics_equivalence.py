@@ -65,7 +65,7 @@ def setup(config: Config, model: Any, seed: int, backend: Any) -> dict[str, Any]
     x, y, teacher = make_data(config, backend, seed)
     corr = lagged_correlations(x, y, None, config.loss, backend)
     lam = np.asarray(weights(model, config.seq_len), dtype=np.float64)
-    lr = choose_lr(config, corr, model, guard=guard_draws(config, seed, model, config.widths, backend))
+    lr = choose_lr(config, corr, model, guard=guard_draws(seed, model, config.widths, backend))
     all_wrong = wrong_weights(model, config.seq_len, lam, config.controls)
     wrong = {k: v for k, v in all_wrong.items() if stable(corr, v, lr)}
     return {"corr": corr, "lam": lam, "lr": lr, "wrong": wrong, "teacher": teacher,

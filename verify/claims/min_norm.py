@@ -79,7 +79,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     corr = lagged_correlations(x, y, None, "last", backend)
     T = config.seq_len
     lam = np.asarray(weights(spec, T), dtype=np.float64)
-    lr = choose_lr(config, corr, spec, guard=guard_draws(config, seed, spec, config.widths, backend))
+    lr = choose_lr(config, corr, spec, guard=guard_draws(seed, spec, config.widths, backend))
     alts = {"plain_min_norm": np.ones(T), **wrong_weights(spec, T, lam, config.controls)}
     norm = float(np.linalg.norm(teacher))
     widths = list(config.widths)

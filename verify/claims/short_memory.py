@@ -122,7 +122,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         spec = model.replace(sigma_w2=q)
         lam = np.asarray(weights(spec, T), dtype=np.float64)
         nngp = np.asarray(nngp_variance(spec, T), dtype=np.float64)
-        lr = choose_lr(config, corr, spec, guard=guard_draws(config, seed, spec, (n, h), backend))
+        lr = choose_lr(config, corr, spec, guard=guard_draws(seed, spec, (n, h), backend))
         lrs.append(lr)
         lams.append(lam)
         theory.append(expected_test_loss(corr, ctest, lam, nngp, lr, config.steps) / base)
