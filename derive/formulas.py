@@ -3,7 +3,7 @@ r"""The derived closed forms as data: printed once from SymPy, evaluated without
 The numeric paths (``linrnn verify``, ``linrnn report render``, the claims on a
 worker) need numbers from the derivation, not SymPy objects. Each closed form the
 derivation arrives at (:func:`linrnn.derive.lag_weights.derive_lag_weights`,
-:func:`linrnn.derive.consequences.consequences`) is kept here as a :class:`Formula`:
+:func:`linrnn.derive.weight_consequences.consequences`) is kept here as a :class:`Formula`:
 
 * ``text`` (``str(expr)``), ``latex`` (``sympy.latex`` with the project's symbol
   names) and ``latex_doc`` (the derivation document's printer);
@@ -193,7 +193,7 @@ class LagFormulas:
 
 @dataclass(frozen=True)
 class ConsequenceFormulas:
-    """The closed forms of :func:`~linrnn.derive.consequences.consequences` that the numeric summary evaluates."""
+    """The closed forms of :func:`~linrnn.derive.weight_consequences.consequences` that the numeric summary evaluates."""
 
     param: str
     total: Formula
@@ -215,7 +215,7 @@ def _lag_data(param: str) -> dict[str, Any]:
 
 
 def _consequence_data(param: str) -> dict[str, Any]:
-    from linrnn.derive.consequences import consequences
+    from linrnn.derive.weight_consequences import consequences
 
     con = consequences(param)
     return {"schema": SCHEMA, "param": param, "total": formula_of(con.total, PARAM_ARGS).to_dict(),

@@ -117,7 +117,7 @@ def _spec_table(spec: ModelSpec, lags: int = 8) -> str:
 
 def build_document(spec: ModelSpec, eps: float = 1e-3) -> str:
     """The full document for ``spec`` (its parameterization's derivation and values)."""
-    from linrnn.derive.consequences import consequences
+    from linrnn.derive.weight_consequences import consequences
     from linrnn.derive.lag_weights import derive_lag_weights
     from linrnn.derive.numeric import summarize
 

@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 
 from linrnn.derive import symbols as S
-from linrnn.derive.consequences import consequences
+from linrnn.derive.weight_consequences import consequences
 from linrnn.derive.lag_weights import check_gradient_rules, derive_lag_weights, evaluate_sums, parameterization
 from linrnn.derive.latex import latex, render_step
 

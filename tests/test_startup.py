@@ -118,7 +118,7 @@ def test_cached_formulas_match_the_derivation(tmp_path: Path, monkeypatch: pytes
 
     from linrnn.core.spec import ModelSpec
     from linrnn.derive import symbols as S
-    from linrnn.derive.consequences import consequences
+    from linrnn.derive.weight_consequences import consequences
     from linrnn.derive.formulas import consequence_formulas, lag_formulas
     from linrnn.derive.lag_weights import derive_lag_weights
     from linrnn.derive.model import substitutions

@@ -24,7 +24,7 @@ from typing import Any
 from linrnn.core.errors import UsageError
 from linrnn.core.spec import ModelSpec
 from linrnn.core.validate import check_size
-from linrnn.verify.backend import Backend, array_namespace
+from linrnn.verify.backend import Backend, array_namespace, get_backend
 
 @dataclass(frozen=True)
 class RNNDraw:
@@ -73,20 +73,29 @@ class RNNDraw:
 
 
 def sample_rnn(
-    backend: Backend,
+    backend: Backend | str,
     spec: ModelSpec,
     n: int,
     *,
     batch: int | None = None,
     streams: Sequence[Backend] | None = None,
+    seed: int | None = None,
 ) -> RNNDraw:
     """Draw the raw parameters of ``batch`` independent linear RNNs of ``spec`` at width ``n`` (one if None).
+
+    ``backend`` is a :class:`Backend` or the name of one (``"numpy"``, ``"cupy"``,
+    ``"auto"``), in which case it is made with ``seed`` (0 if None); ``seed`` is
+    refused beside a Backend object, which carries its own generator.
 
     The backend's seeded generator draws W, then F, then C, each as one array
     (with the batch axis first), in the backend's dtype. With ``streams`` (three
     backends of the same namespace) W, F and C come from ``streams[0]``, ``[1]``
     and ``[2]``, so that a batch of r draws equals r single draws in sequence.
     """
+    if isinstance(backend, str):
+        backend = get_backend(backend, seed=0 if seed is None else seed)
+    elif seed is not None:
+        raise UsageError("seed is given by the Backend object's generator; pass seed only with a backend name")
     n = check_size("width n", n)
     std_c, std_f, std_w = spec.raw_stds(n)
     lead: tuple[int, ...] = () if batch is None else (check_size("batch", batch),)
