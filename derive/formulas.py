@@ -135,7 +135,7 @@ def formula_of(expr: Any, args: tuple[str, ...] = LAG_ARGS) -> Formula:
     import sympy as sp
 
     from linrnn.derive import symbols as S
-    from linrnn.derive.latex import latex as latex_doc
+    from linrnn.derive.printer import latex as latex_doc
 
     by_name = {str(s): s for s in (S.j, *S.PARAMETERS, S.eps, S.lam_max)}
     symbols = [by_name[a] for a in args]

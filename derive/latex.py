@@ -16,47 +16,12 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-import sympy as sp
-from sympy.printing.latex import LatexPrinter
 
-from linrnn.derive import symbols as S
 from linrnn.derive.model import ModelSpec, substitutions
 from linrnn.derive.steps import Derivation, Step
 from linrnn.core.errors import ExternalToolError, UsageError
 from linrnn.core.files import atomic_file, check_output_file, write_text_atomic
-
-RELATIONS = {"=": "=", "~": r"\simeq", "->": r"\to", ":=": r"\mathrel{:=}"}
-
-
-class DerivationPrinter(LatexPrinter):
-    """SymPy's LaTeX printer with the project's symbol names and conventions.
-
-    * model symbols print as in the paper (``\\sigma_{C}^{2}``, ``\\eta_{W}``, ...);
-    * ``Derivative(L[j,a,b], W_e)`` prints as a partial derivative of an entry;
-    * ``Limit`` prints as ``\\lim_{n\\to\\infty}``.
-    """
-
-    def __init__(self, settings: dict | None = None) -> None:
-        base = {"symbol_names": dict(S.LATEX_NAMES), "mul_symbol": None}
-        base.update(settings or {})
-        super().__init__(base)
-
-    def _print_Derivative(self, expr: sp.Derivative) -> str:
-        (var, count), = expr.variable_count
-        return rf"\frac{{\partial {self._print(expr.expr)}}}{{\partial {self._print(var)}}}"
-
-    def _print_Indexed(self, expr: sp.Indexed) -> str:
-        base = self._print(expr.base.label)
-        if len(expr.indices) == 3:
-            lag, out, inp = (self._print(x) for x in expr.indices)
-            return rf"{base}_{{{lag}}}[{out},{inp}]"
-        return super()._print_Indexed(expr)
-
-
-def latex(expr: sp.Basic) -> str:
-    """LaTeX of ``expr`` with the project's printer."""
-    return DerivationPrinter().doprint(expr)
-
+from linrnn.derive.printer import RELATIONS, DerivationPrinter, latex  # noqa: F401  (re-exported)
 
 def render_step(step: Step, *, number: bool = True) -> str:
     """One step as an equation with its note (exact-string tested)."""
