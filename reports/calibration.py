@@ -2,9 +2,10 @@
 
 Rendered from the JSON alone (``linrnn.reports`` never imports ``linrnn.verify``).
 Version 1 of ``calibration.json`` has ``calibration_version``, ``tool``, ``created``,
-``profile``, ``seeds`` {first, count}, ``power_target``, ``verdict`` ("pass": no claim's
-statistic failed and every control's power is at least ``power_target``; else
-"fail"), ``family`` (seeds at which any claim failed: runs, failed, rate, ci95,
+``profile``, ``seeds`` {first, count}, ``power_target``, ``verdict`` ("fail": some
+claim's statistic failed or a claim erred; else "inconclusive": a control's power is
+short of ``power_target``, a claim has no control, or too few seeds support the rates;
+else "pass"), ``verdict_reason`` (one sentence saying why; absent in older files), ``family`` (seeds at which any claim failed: runs, failed, rate, ci95,
 stated), ``config``, ``provenance`` and ``claims``: per claim ``id``, ``seeds`` (runs
 counted), the counts ``pass``, ``fail``, ``inconclusive``, ``error``,
 ``false_failure`` {failures, rate, ci95 (Clopper-Pearson 95%), stated (the claim's
@@ -53,7 +54,8 @@ def _controls(c: Mapping[str, Any]) -> str:
 
 def _headline(data: Mapping[str, Any]) -> str:
     fam = data["family"]
-    return (f"{data['verdict'].upper()}: {len(data['claims'])} claims over {data['seeds']['count']} seeds "
+    why = f" ({data['verdict_reason']})" if data.get("verdict_reason") else ""
+    return (f"{data['verdict'].upper()}{why}: {len(data['claims'])} claims over {data['seeds']['count']} seeds "
             f"(from {data['seeds']['first']}); family-wise false failures {fam['failed']} of {fam['runs']} seeds "
             f"(rate {_rate(fam['rate'], fam['ci95'])}, stated {format_number(fam['stated'])}); "
             f"control power target {format_number(data['power_target'])}.")

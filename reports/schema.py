@@ -15,9 +15,11 @@ One data model, written by :mod:`linrnn.suite` and read by every renderer in
 * ``claims``: one object per claim of ``docs/claims.md`` (``id``, ``title``,
   ``statement``, ``formula``, ``statistic`` {name, value}, ``threshold``
   {description, value}, ``verdict`` "pass"/"fail"/"inconclusive"/"error" (:mod:`linrnn.core.outcome`), ``figures``, ``config``,
-  ``notes``, ``experiment``, ``data``; optionally ``statistic_verdict`` (the claim's own
-  test: pass/fail/error), ``error`` (one sentence, or null), ``alpha`` (the stated
-  false-failure rate) and ``design`` (the sizes used and needed)), without their
+  ``notes``, ``experiment``, ``data``, ``statistic_verdict`` (the claim's own test:
+  pass/fail/error; required, at the top level or, from older writers, in ``data``: the
+  claim's ``verdict`` must be the one :func:`linrnn.core.outcome.claim_outcome` gives from it
+  and the claim's controls); optionally ``error`` (one sentence, or null), ``alpha`` (the
+  stated false-failure rate) and ``design`` (the sizes used and needed)), without their
   controls, which are lifted into
 * ``controls``: every negative control with the ``claim`` it belongs to (``id``,
   ``statement``, ``formula``, ``statistic``, ``threshold``, ``verdict``: "rejected"
@@ -44,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.core.outcome import CONTROL_OUTCOMES, OUTCOMES, claim_outcome, combine
+from linrnn.core.outcome import CONTROL_OUTCOMES, OUTCOMES, STATISTIC_OUTCOMES, UNTESTED, claim_outcome, combine, untested
 
 SCHEMA_VERSION = 2
 VERDICTS = OUTCOMES
@@ -235,10 +237,7 @@ def validate(results: Mapping[str, Any]) -> dict[str, Any]:
         _check_statistic(claim["statistic"], where)
         _check_threshold(claim["threshold"], where)
         _check_verdict(claim["verdict"], where)
-        if claim.get("statistic_verdict", "pass") not in ("pass", "fail", "error"):
-            raise SchemaError(f"{where}.statistic_verdict must be one of pass, fail, error, "
-                              f"got {claim['statistic_verdict']!r}")
-        claim_stats[claim["id"]] = claim.get("statistic_verdict")
+        claim_stats[claim["id"]] = _statistic_verdict(claim, where)
         _check_figures(claim["figures"], where)
     for i, ctrl in enumerate(results["controls"]):
         where = f"controls[{i}]"
@@ -248,18 +247,36 @@ def validate(results: Mapping[str, Any]) -> dict[str, Any]:
         _check_statistic(ctrl["statistic"], where)
         _check_threshold(ctrl["threshold"], where)
         _check_verdict(ctrl["verdict"], where, CONTROL_OUTCOMES)
-    for i, claim in enumerate(results["claims"]):
+    for i, claim in enumerate(results["claims"]):  # every claim: the one rule of linrnn.core.outcome
         stat = claim_stats[claim["id"]]
-        if stat is None:
-            continue
-        want = claim_outcome(stat, [x["verdict"] for x in results["controls"] if x["claim"] == claim["id"]])
+        ctrls = [x["verdict"] for x in results["controls"] if x["claim"] == claim["id"]]
+        want = claim_outcome(stat, ctrls)
         if claim["verdict"] != want:
+            why = f" ({UNTESTED})" if untested(stat, ctrls) else ""
             raise SchemaError(f"claims[{i}].verdict is {claim['verdict']!r} but its statistic ({stat}) and "
-                              f"controls give {want!r}")
+                              f"controls give {want!r}{why}")
     expected = overall_verdict(results["claims"], results["controls"])
     if results["verdict"] != expected:
         raise SchemaError(f"the overall verdict is {results['verdict']!r} but the claims and controls give {expected!r}")
     return dict(results)
+
+
+def _statistic_verdict(claim: Mapping[str, Any], where: str) -> str:
+    """The claim's own outcome (top level, or in ``data`` from older writers); missing or unknown: a SchemaError.
+
+    Without it a claim's verdict cannot be checked against its statistic and controls,
+    and a results file that cannot be checked is not consistent.
+    """
+    if "statistic_verdict" in claim:
+        stat, at = claim["statistic_verdict"], f"{where}.statistic_verdict"
+    elif isinstance(claim.get("data"), Mapping) and "statistic_verdict" in claim["data"]:
+        stat, at = claim["data"]["statistic_verdict"], f"{where}.data.statistic_verdict"
+    else:
+        raise SchemaError(f"{where} lacks 'statistic_verdict' (the outcome of its own test), so its verdict "
+                          f"{claim['verdict']!r} cannot be checked against its statistic and controls")
+    if stat not in STATISTIC_OUTCOMES:
+        raise SchemaError(f"{at} must be one of {', '.join(STATISTIC_OUTCOMES)}, got {stat!r}")
+    return stat
 
 
 def dumps(results: Mapping[str, Any]) -> str:

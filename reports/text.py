@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from linrnn.core.outcome import UNTESTED, untested
+
 
 def format_number(x: Any, digits: int = 4) -> str:
     """A number in ``digits`` significant figures; lists as [a, b]; None as 'n/a'."""
@@ -87,9 +89,10 @@ def controls_outcome(controls: list[Mapping[str, Any]]) -> str:
 
 
 def outcome_line(claim: Mapping[str, Any], controls: list[Mapping[str, Any]]) -> str:
-    """'statistic: pass; controls: 2 of 3 rejected -> inconclusive'."""
-    return (f"statistic: {statistic_outcome(claim)}; controls: {controls_outcome(controls)} -> "
-            f"{claim['verdict']}")
+    """'statistic: pass; controls: 2 of 3 rejected -> inconclusive' (and why, for a claim with no control)."""
+    stat = statistic_outcome(claim)
+    why = f" ({UNTESTED})" if untested(stat, [c["verdict"] for c in controls]) else ""
+    return f"statistic: {stat}; controls: {controls_outcome(controls)} -> {claim['verdict']}{why}"
 
 
 def format_alpha(claim: Mapping[str, Any]) -> str:

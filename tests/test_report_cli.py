@@ -30,6 +30,7 @@ def _claim(cid: str, verdict: str, control_verdict: str = "rejected") -> dict[st
         "id": cid, "title": cid, "statement": f"test claim {cid}", "formula": "x = 1",
         "statistic": {"name": "|x - 1|", "value": 0.0 if verdict == "pass" else 2.0},
         "threshold": {"description": "below 1", "value": 1.0}, "verdict": verdict,
+        "statistic_verdict": verdict if verdict in ("fail", "error") else "pass",
         "figures": {"line": {"kind": "lines", "xlabel": "t (steps)", "ylabel": "x", "series": [
             {"label": "x", "x": [0, 1, 2], "y": [1.0, 1.0, 1.0]}]}},
         "controls": [{"id": "wrong", "statement": "x = 2", "statistic": {"name": "|x - 2|", "value": 1.0},

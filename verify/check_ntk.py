@@ -62,7 +62,7 @@ import numpy as np
 
 from linrnn.derive.model import ModelSpec
 from linrnn.core.errors import UsageError
-from linrnn.core.outcome import claim_outcome, exit_status
+from linrnn.core.outcome import UNTESTED, claim_outcome, exit_status, untestable, untested
 from linrnn.verify import design as dsg
 from linrnn.verify.backend import Backend, get_backend
 from linrnn.verify.montecarlo import WidthEstimate, bytes_per_draw, chunk_size, estimate_width, stream_seed
@@ -172,6 +172,48 @@ def theories_for(spec: ModelSpec, lags: int) -> Theories:
     ntk_controls = wrong_ones("ntk", der.controls, ntk)
     nngp_controls = wrong_ones("nngp", der.nngp_controls, nngp)
     return Theories(ntk, nngp, ntk_controls, nngp_controls, der.weight.text, der.nngp.text, exprs, skipped)
+
+
+def differing_controls(spec: ModelSpec, lags: int) -> tuple[list[str], list[str]]:
+    """The NTK and the NNGP controls of the derivation that differ from the derived theory at lags 0..lags-1.
+
+    The kernels are lambda_j (or Var_j) delta_ij delta_aa' delta_bb' (:func:`kernel_from_diagonal`,
+    linear and one-to-one in the values), so a control's kernel equals the theory's exactly
+    when its values per lag do: this compares the values, as :func:`theories_for` compares
+    the kernels (same tolerance), without building them.
+    """
+    from linrnn.derive import evaluate, lag_formulas, nngp_variance, weights
+
+    der = lag_formulas(spec.param)
+    out: list[list[str]] = []
+    for forms, truth in ((der.controls, weights(spec, lags)), (der.nngp_controls, nngp_variance(spec, lags))):
+        t = np.asarray(truth, dtype=np.float64)
+        out.append([k for k, e in forms.items()
+                    if not np.allclose(np.asarray(evaluate(e, spec, lags), dtype=np.float64), t, rtol=1e-12, atol=0.0)])
+    return out[0], out[1]
+
+
+#: How many more lags :func:`require_lag_controls` tries when it looks for the fewest that test the theory.
+_LAG_SEARCH = 64
+
+
+def require_lag_controls(spec: ModelSpec, lags: int, setting: str = "lags") -> None:
+    """Refuse (:class:`UsageError`, before any draw) lags at which every control of an array equals the theory.
+
+    The lag-NTK and NNGP checks each need a control that differs from the derived theory
+    (:mod:`linrnn.core.outcome`); at lags = 1 none does (lambda_0 and Var_0 involve neither
+    q nor the W-gradient term). The sentence names ``setting`` and the fewest lags that
+    test both arrays.
+    """
+    ntk, nngp = differing_controls(spec, lags)
+    if ntk and nngp:
+        return
+    arrays = " and the ".join(name for name, got in (("lag NTK", ntk), ("NNGP", nngp)) if not got)
+    where = "at lag 0" if lags == 1 else f"at lags 0..{lags - 1}"
+    more = next((m for m in range(lags + 1, lags + _LAG_SEARCH) if all(differing_controls(spec, m))), None)
+    raise untestable(f"{setting} = {lags}", "the lag weights",
+                     f"every negative control of the {arrays} equals the derived theory {where}",
+                     f"use {setting} >= {more}" if more else "no number of lags separates them for this model")
 
 
 #: The most lags the exact finite-width mean covers (linrnn.derive.finite_width_arrays.REACH; a test keeps them equal).
@@ -309,6 +351,8 @@ class NTKCheck:
         """The last line of the table: the verdict and, unless pass, why (and what size would decide it)."""
         v = self.verdict
         line = f"verdict: {v.upper()}"
+        if untested(self.statistic_outcome, self.controls):
+            return line + f" ({UNTESTED})"
         if v == "error":
             return line + f" ({self.error or 'a statistic is not finite'})"
         if v == "inconclusive":
@@ -758,6 +802,7 @@ def check_lag_ntk(
     power: float = dsg.POWER,
     memory_flag: str = "--max-memory",
     mean: str = "auto",
+    lags_flag: str = "lags",
 ) -> NTKCheck:
     """Run the Monte Carlo lag-NTK and NNGP checks for ``spec`` (a :class:`linrnn.core.spec.ModelSpec`).
 
@@ -770,7 +815,9 @@ def check_lag_ntk(
     ``budget_seconds`` and the bias allowance). See the module docstring for the
     statistics. Raises :class:`UsageError` for impossible input, and for a draw that does
     not fit ``max_memory`` before any work (the sentence names ``memory_flag``, the
-    setting that raises the budget where the caller reads it).
+    setting that raises the budget where the caller reads it), and for lags at which every
+    negative control equals the derived theory (:func:`require_lag_controls`; the sentence
+    names ``lags_flag``), before any draw.
 
     ``mean``: ``"exact"`` compares the raw Monte Carlo mean at each width with the exact
     finite-width expectation E[Theta](n), E[L L](n) of :mod:`linrnn.derive.finite_width`
@@ -814,8 +861,14 @@ def check_lag_ntk(
     for n in sorted(pilot_widths if pilot else run_widths, reverse=True):  # before any work: one draw must fit
         per_draw = bytes_per_draw(n, spec.n_in, n_out, lags, itemsize, THEORIES)
         chunk_size(per_draw, max_memory, replicas, be.name, n=n, flag=memory_flag)
+    require_lag_controls(spec, lags, lags_flag)  # a check that no wrong theory could fail tests nothing
     limit = theories_for(spec, lags)
     by_width = {n: exact_theories_for(spec, lags, n, limit) if exact else limit for n in pilot_widths}
+    for n, t in by_width.items():  # the finite-width controls too: still before any draw
+        if not (t.ntk_controls and t.nngp_controls):
+            raise untestable(f"{lags_flag} = {lags}", "the lag weights",
+                             f"every negative control equals the exact finite-width mean at width {n}",
+                             "use more lags or mean richardson")
     th = by_width[top]
     rel_theories = {n: {"theory": t.ntk, **{f"ntk:{k}": v for k, v in t.ntk_controls.items()}}
                     for n, t in by_width.items()}

@@ -28,7 +28,7 @@ one backend.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,8 +153,28 @@ def train_pair(draw: Any, corr: Any, lr: float, steps: int, lam: np.ndarray) -> 
     return res.impulse, scnn, res
 
 
-def wrong_weights(spec: Any, lags: int, truth: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """The lag weights of the derivation's negative controls ``names`` (all by default) that differ from the truth."""
+def distinct_controls(truth: np.ndarray, candidates: Mapping[str, np.ndarray], *,
+                      up_to_scale: bool = False) -> dict[str, np.ndarray]:
+    """The candidate lag weights that make a control: those that differ from ``truth`` (:mod:`linrnn.core.outcome`).
+
+    Equal means equal to relative 1e-12 per lag; with ``up_to_scale``, also c * truth for
+    any c (for a claim whose prediction does not change when every lag weight is scaled,
+    as the lambda-weighted min-norm interpolant does not: such a control is no control).
+    """
+    t = np.asarray(truth, dtype=np.float64)
+    out = {}
+    for name, arr in candidates.items():
+        a = np.asarray(arr, dtype=np.float64)
+        scale = float(np.dot(a, t) / np.dot(t, t)) if up_to_scale and np.dot(t, t) > 0 else 1.0
+        if not np.allclose(a, scale * t, rtol=1e-12, atol=0.0):
+            out[name] = a
+    return out
+
+
+def wrong_weights(spec: Any, lags: int, truth: np.ndarray, names: Sequence[str] | None = None, *,
+                  up_to_scale: bool = False) -> dict[str, np.ndarray]:
+    """The lag weights of the derivation's negative controls ``names`` (all by default) that differ from the truth
+    (:func:`distinct_controls`)."""
     from linrnn.derive import evaluate, lag_formulas
 
     forms = lag_formulas(spec.param).controls
@@ -162,13 +182,49 @@ def wrong_weights(spec: Any, lags: int, truth: np.ndarray, names: Sequence[str] 
     unknown = sorted(set(names) - set(forms))
     if unknown:
         raise UsageError(f"unknown control {unknown[0]!r}; choose from {', '.join(forms)}")
-    out = {}
-    for name in names:
-        expr = forms[name]
-        arr = np.asarray(evaluate(expr, spec, lags), dtype=np.float64)
-        if not np.allclose(arr, truth, rtol=1e-12, atol=0.0):
-            out[name] = arr
-    return out
+    cands = {name: np.asarray(evaluate(forms[name], spec, lags), dtype=np.float64) for name in names}
+    return distinct_controls(truth, cands, up_to_scale=up_to_scale)
+
+
+def require_weight_controls(model: Any, seq_len: int, names: Sequence[str], section: str, *,
+                            qs: Sequence[float] | None = None, plain: bool = False, up_to_scale: bool = False) -> None:
+    """Refuse (:class:`UsageError`, before any work) a training claim none of whose controls differs from the theory.
+
+    The candidates are the lag weights of the controls ``names`` (and, with ``plain``, the
+    plain weights lambda_j = 1 of an unweighted interpolant) at every q of ``qs`` (default:
+    the model's); a candidate is a control if it differs from the derived weights at some q
+    (:func:`distinct_controls`, ``up_to_scale`` as there). The sentence names the setting
+    and the controls of the derivation that would test the claim.
+    """
+    from linrnn.core.outcome import untestable
+    from linrnn.derive import lag_formulas, weights
+
+    qs = [model.sigma_w2] if qs is None else list(qs)
+
+    def differing(cands: Sequence[str], with_plain: bool) -> set[str]:
+        found: set[str] = set()
+        for q in qs:
+            spec = model.replace(sigma_w2=q)
+            lam = np.asarray(weights(spec, seq_len), dtype=np.float64)
+            found |= set(wrong_weights(spec, seq_len, lam, cands, up_to_scale=up_to_scale))
+            if with_plain:
+                found |= set(distinct_controls(lam, {"plain_min_norm": np.ones(seq_len)}, up_to_scale=up_to_scale))
+        return found
+
+    if differing(names, plain):
+        return
+    others = [k for k in sorted(differing(list(lag_formulas(model.param).controls), False)) if k not in names]
+    setting = f"[{section}] controls = {list(names)}"
+    remedy = (f"add {' or '.join(others)} to [{section}] controls" if others else
+              "no control of the derivation differs from the derived lag weights for this model")
+    if not names and not plain:
+        raise untestable(setting, "the lag weights", "no negative control is named", remedy)
+    every = ", ".join((["plain_min_norm"] if plain else []) + list(names))
+    raise untestable(setting, "the lag weights",
+                     f"every negative control ({every}) equals the derived lag weights"
+                     + (" up to a scale, which leaves the interpolant unchanged," if up_to_scale else "")
+                     + f" for this model (lr_w = {model.lr_w:g})" + (" at every q asked" if len(qs) > 1 else ""),
+                     remedy)
 
 
 def stable(corr: Any, lam: np.ndarray, lr: float) -> bool:

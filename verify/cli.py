@@ -140,7 +140,7 @@ def run_ntk(args: argparse.Namespace) -> int:
         spec, widths, lags=args.lags, replicas=args.replicas, seed=args.seed,
         backend=args.backend, dtype=args.dtype, max_memory=parse_memory(args.max_memory), alpha=args.alpha,
         progress=not args.no_progress, keep_first=args.save is not None, pilot=args.pilot,
-        max_replicas=args.max_replicas, budget_seconds=args.budget_seconds, mean=args.mean,
+        max_replicas=args.max_replicas, budget_seconds=args.budget_seconds, mean=args.mean, lags_flag="--lags",
     )
     if args.save is not None:
         first = result.top.first_draw

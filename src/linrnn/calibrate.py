@@ -25,8 +25,14 @@ Summary per claim: the outcome counts; the false-failure rate (the share of seed
 which the claim's own statistic failed; every claim's theory is true, so each one is a
 false failure) with its Clopper-Pearson 95% interval and the stated alpha; the median
 seconds per task; and per negative control, its power (share of runs rejected) with
-its Clopper-Pearson 95% interval. Exit status 0 when no claim failed at any seed and
-every control's power is at least :data:`POWER_TARGET`, else 1 (2 for bad input).
+its Clopper-Pearson 95% interval.
+
+Verdict (:func:`calibration_outcome`, with one sentence saying why) and exit status:
+``fail`` (1) when some claim's statistic failed (a false failure: the theories are true)
+or a claim erred at some seed; else ``inconclusive`` (3) when some control's power is
+short of :data:`POWER_TARGET`, a claim has no control, or the calibration is too small
+to support its rate claims (fewer than :data:`MIN_RUNS` runs); else ``pass`` (0); 2 for
+bad input. A power short of the target is a lack of power, never a refuted theory.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import signal
@@ -51,8 +58,12 @@ from linrnn.core.files import exclusive_lock, write_text_atomic
 from linrnn.core.machine import available_cores, check_workers
 
 CALIBRATION_VERSION = 1
-#: A control's power below this makes ``linrnn calibrate`` exit 1.
+#: A control's power below this makes ``linrnn calibrate`` inconclusive (exit 3).
 POWER_TARGET = 0.98
+#: The fewest runs per claim and control that support the rate claims: 1 / (1 - POWER_TARGET) = 50. With fewer,
+#: a control at exactly the target power is expected to be missed less than once, so the share of rejections
+#: cannot tell the target from far lower powers (2 of 2 rejected: 95% interval [0.16, 1]).
+MIN_RUNS = math.ceil(round(1 / (1 - POWER_TARGET), 9))
 RECORDS = "records"
 
 
@@ -126,11 +137,54 @@ def summarize_claim(name: str, records: Sequence[Mapping[str, Any]], stated: flo
     }
 
 
+def _ci(ci: Sequence[float] | None) -> str:
+    return "" if not ci else f" [95% CI {ci[0]:.3g}, {ci[1]:.3g}]"
+
+
+def _share(k: int, n: int, ci: Sequence[float] | None) -> str:
+    return f"{k}/{n} = {k / n:.3g}{_ci(ci)}" if n else "0/0"
+
+
+def calibration_outcome(claims: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """(verdict, one sentence saying why) of a calibration from its claims' summaries (:func:`summarize_claim`).
+
+    ``fail``: some claim's statistic failed (every theory is true, so each is a false
+    failure) or a claim erred at some seed. Else ``inconclusive`` when a control's power
+    is short of :data:`POWER_TARGET`, a claim has no control (it tested nothing), or fewer
+    than :data:`MIN_RUNS` runs stand behind a rate; else ``pass``.
+    """
+    if not claims:
+        return "inconclusive", "no claim was calibrated"
+    bad = [f"claim {c['id']}'s statistic failed at {c['false_failure']['failures']} of {c['seeds']} seeds "
+           f"(false-failure rate {_share(c['false_failure']['failures'], c['seeds'], c['false_failure']['ci95'])}"
+           f", stated alpha {c['false_failure']['stated']})" for c in claims if c["false_failure"]["failures"]]
+    bad += [f"claim {c['id']} erred at {c['error']} of {c['seeds']} seeds" for c in claims if c["error"]]
+    if bad:
+        return "fail", "; ".join(bad)
+    short = [f"claim {c['id']}: control {x['id']}'s power {_share(x['rejected'], x['runs'], x['power_ci'])} is "
+             f"short of the {POWER_TARGET:g} target" for c in claims for x in c["controls"]
+             if x["power"] is None or x["power"] < POWER_TARGET]
+    short += [f"claim {c['id']} has no negative control (untested: no wrong theory could fail it)"
+              for c in claims if not c["controls"]]
+    if short:
+        return "inconclusive", "no claim failed at any seed; " + "; ".join(short)
+    n = min([c["seeds"] for c in claims] + [x["runs"] for c in claims for x in c["controls"]])
+    c0 = min(claims, key=lambda c: c["seeds"])
+    x0 = min((x for c in claims for x in c["controls"]), key=lambda x: (x["runs"], x["power"]))
+    ff = c0["false_failure"]
+    rates = (f"control {x0['id']}'s power {_share(x0['rejected'], x0['runs'], x0['power_ci'])}; claim {c0['id']}'s "
+             f"false-failure rate {_share(ff['failures'], c0['seeds'], ff['ci95'])}")
+    if n < MIN_RUNS:
+        return "inconclusive", (f"no claim failed at any seed, but the calibration is too small to support its rate "
+                                f"claims: {n} runs, fewer than the {MIN_RUNS} at which a share of rejections can "
+                                f"resolve the {POWER_TARGET:g} power target ({rates})")
+    return "pass", (f"no claim failed or erred at any seed and every control's power is at least the "
+                    f"{POWER_TARGET:g} target (lowest: {rates})")
+
+
 def calibration_verdict(claims: Sequence[Mapping[str, Any]]) -> str:
-    """"pass" when no claim's statistic failed and every control's power is >= POWER_TARGET, else "fail"."""
-    ok = all(c["false_failure"]["failures"] == 0 for c in claims) and all(
-        x["power"] is not None and x["power"] >= POWER_TARGET for c in claims for x in c["controls"])
-    return "pass" if ok and claims else "fail"
+    """The verdict of :func:`calibration_outcome`: "pass", "fail" or "inconclusive"."""
+    return calibration_outcome(claims)[0]
 
 
 # ------------------------------------------------------------------ the run
@@ -263,7 +317,9 @@ def _calibrate_locked(out: Path, names: list[str], configs: Mapping[str, Any], c
 
     write_calibration(summary, out)
     say(f"wrote {out}/calibration.json, calibration.html and calibration.md (verdict {summary['verdict']})")
-    return CalibrationRun(summary, out, 0 if summary["verdict"] == "pass" else 1, computed, reused)
+    from linrnn.core.outcome import exit_status
+
+    return CalibrationRun(summary, out, exit_status(summary["verdict"]), computed, reused)
 
 
 def _run_tasks(out: Path, tasks: Sequence[tuple[list[str], int]], configs: Mapping[str, Any], model: Any,
@@ -322,6 +378,7 @@ def _summary(out: Path, names: Sequence[str], configs: Mapping[str, Any], hashes
             by_seed.setdefault(int(r["seed"]), []).append(r["result"].get("statistic_verdict", "error"))
     complete = [s for s, v in by_seed.items() if len(v) == len(names)]
     failed = sum("fail" in by_seed[s] for s in complete)
+    verdict, reason = calibration_outcome(claims)
     return {
         "calibration_version": CALIBRATION_VERSION,
         "tool": {"name": "linrnn-bias", "version": __version__},
@@ -334,7 +391,8 @@ def _summary(out: Path, names: Sequence[str], configs: Mapping[str, Any], hashes
                    "rate": failed / len(complete) if complete else None,
                    "ci95": clopper_pearson(failed, len(complete)), "stated": cfg.family_alpha,
                    "note": "seeds at which any calibrated claim's statistic failed (all claims recorded)"},
-        "verdict": calibration_verdict(claims),
+        "verdict": verdict,
+        "verdict_reason": reason,
         "config": cfg.as_dict(),
         "provenance": {
             "command": " ".join(["linrnn", "calibrate", *(argv or [])]),

@@ -3,8 +3,10 @@
 ``linrnn calibrate [--profile quick] [--claims id,...] [--seeds N] [--first-seed S]
 [-o DIR] [--scheduler ADDRESS] [--workers K] [--config FILE.toml]`` runs every
 (claim, seed) on Dask (:func:`linrnn.calibrate.run_calibration`). Exit status 0 when
-no claim failed at any seed and every negative control's power is at least 0.98, 1
-otherwise, 2 for bad input (including a missing ``distributed``).
+no claim failed or erred at any seed, every negative control's power is at least 0.98 and
+there are enough seeds to say so (50); 1 when a claim failed or erred; 3 (inconclusive)
+when a power falls short of 0.98, a claim has no control, or there are too few seeds;
+2 for bad input (including a missing ``distributed``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
             "DIR/records (a re-run resumes), and write DIR/calibration.json, .html and .md: per claim the outcome "
             "counts, the false-failure rate with its Clopper-Pearson 95% interval against the stated alpha, and "
             "each control's power. Needs pip install 'linrnn-bias[distributed]'. Exit status 0 when no claim "
-            "failed and every control's power is >= 0.98, 1 otherwise, 2 for bad input."
+            "failed or erred and every control's power is >= 0.98 over at least 50 seeds; 1 when a claim failed or "
+            "erred; 3 (inconclusive) when a power is short of 0.98, a claim has no control, or there are too few "
+            "seeds to support the rates; 2 for bad input."
         ),
     )
     parser.add_argument("--profile", choices=profile_names(), default="quick", help="profile (default quick)")
@@ -85,6 +89,6 @@ def run(args: argparse.Namespace) -> int:
               f"{ff['failures']}/{c['seeds']} (alpha {ff['stated']})")
         for x in c["controls"]:
             print(f"  control {x['id']:<22} power {x['rejected']}/{x['runs']}")
-    print(f"verdict: {s['verdict'].upper()}")
+    print(f"verdict: {s['verdict'].upper()}" + (f" ({s['verdict_reason']})" if s.get("verdict_reason") else ""))
     print(f"calibration: {result.output / 'calibration.html'}")
     return result.exit_status

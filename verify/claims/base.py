@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.core.outcome import CONTROL_OUTCOMES, STATISTIC_OUTCOMES, claim_outcome
+from linrnn.core.outcome import CONTROL_OUTCOMES, STATISTIC_OUTCOMES, UNTESTED, claim_outcome, untested
 
 Progress = Callable[[float, str], None]
 
@@ -136,6 +136,8 @@ class ClaimResult:
                                  f"expected one of {', '.join(CONTROL_OUTCOMES)}")
         object.__setattr__(self, "statistic_verdict", stat)
         object.__setattr__(self, "verdict", claim_outcome(stat, [c["verdict"] for c in controls]))
+        if untested(stat, controls) and UNTESTED + "." not in self.notes:
+            object.__setattr__(self, "notes", [*self.notes, UNTESTED + "."])
         for name, fig in self.figures.items():
             if not (isinstance(fig, dict) and isinstance(fig.get("kind"), str)):
                 raise ValueError(f"claim {self.id!r}: figure {name!r} names no kind of linrnn.reports.figures")

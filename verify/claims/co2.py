@@ -125,6 +125,9 @@ def check(config: Config, model: Any) -> None:
         raise UsageError(f"sigma_w2s must hold at least two different positive values, got {list(config.sigma_w2s)!r}")
     if config.sigma_w2_claim not in qs:
         raise UsageError(f"sigma_w2_claim = {config.sigma_w2_claim:g} must be one of sigma_w2s {qs}")
+    from linrnn.verify.claims_train import require_weight_controls
+
+    require_weight_controls(model, config.seq_len, config.controls, "co2", qs=qs)
     if config.seq_len ** 2 > config.width:
         raise UsageError(
             f"the kernel theory is stated for seq_len^2 <= width (its finite-width corrections grow with the lag); "
@@ -243,6 +246,7 @@ class _Setup:
         self.specs, self.lrs, self.theory, self.mu_lr = [], [], [], []
         self.controls: dict[str, list[float | None]] = {k: [] for k in config.controls}
         self.control_mu_lr: dict[str, list[float]] = {k: [] for k in config.controls}
+        differs: set[str] = set()
         for q in self.qs:
             spec = model.replace(sigma_w2=q)
             lam = np.asarray(weights(spec, T), dtype=np.float64)
@@ -256,6 +260,7 @@ class _Setup:
                                  f"(lr mu_max = {self.mu_lr[-1]:.3g} >= 2); use a smaller lr or lr = 'auto'")
             self.theory.append(expected_test_loss(self.corr, self.ctest, lam, nngp, lr, config.steps) / self.base)
             wrong = wrong_weights(spec, T, lam, config.controls)
+            differs.update(wrong)
             for k in config.controls:
                 wl = wrong.get(k, lam)  # a control equal to the truth at this q predicts what the truth does
                 mu_lr = lr * LagCurvature(self.corr, wl).mu_max
@@ -265,6 +270,10 @@ class _Setup:
                 # beyond lr mu_max = 2 the wrong weights predict an error growing like |1 - lr mu|^(2K); kept when
                 # finite (the same z-test rejects it), None where it overflows (it predicts divergence)
                 self.controls[k].append(float(pred) if math.isfinite(pred) else None)
+        # a control equal to the truth at every q is no control (linrnn.core.outcome): left out
+        self.skipped_controls = [k for k in config.controls if k not in differs]
+        for k in self.skipped_controls:
+            del self.controls[k], self.control_mu_lr[k]
 
     def test_error(self, L: Any) -> float:
         from linrnn.verify.train import impulse_loss_and_grad
@@ -500,6 +509,10 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
             r["model"] + ("" if r["sigma_w2"] is None else f" q={r['sigma_w2']:g}") + f" {r['test_r2']:.3f}"
             for r in rows) + ".",
     ]
+    if setup.skipped_controls:
+        notes.append(f"Control{'s' if len(setup.skipped_controls) > 1 else ''} "
+                     f"{', '.join(setup.skipped_controls)} skipped: equal to the derived lag weights at every q "
+                     "(no control).")
     for c in controls:
         if c["verdict"] == "not_rejected":
             notes.append(f"Control {c['id']} was not rejected at {R} replicas: the design asks for "

@@ -65,8 +65,45 @@ class Config:
             raise UsageError(f"finite_width.alpha must lie in (0, 1), got {self.alpha}")
 
 
+#: The most lags the exact finite-width engine reaches (the bound of ``Config.lags``).
+REACH = 16
+
+
+def _control_differs(model: Any, lags: int, widths: Any) -> bool:
+    """Whether the control (the wide limits) differs from the exact finite-width means at some width and lag."""
+    import numpy as np
+
+    from linrnn.derive import nngp_variance, weights
+    from linrnn.derive.finite_width_arrays import exact_matrices
+
+    limit = np.concatenate([np.asarray(weights(model, lags), dtype=np.float64),
+                            np.asarray(nngp_variance(model, lags), dtype=np.float64)])
+    for n in widths:
+        theta, nngp = exact_matrices(model, lags, n)
+        if not np.allclose(np.concatenate([np.diag(theta), np.diag(nngp)]), limit, rtol=1e-12, atol=0.0):
+            return True
+    return False
+
+
 def check(config: Config, model: Any) -> None:
-    """Nothing beyond the dataclass's validation: any model, any parameterization."""
+    """Any model, any parameterization; but the control must differ from the theory at the sizes asked.
+
+    At the first lags the finite-width corrections vanish (for the default model the exact
+    means of lags 0 and 1 equal their wide limits at every width), so the wide limit, the
+    claim's only control, equals the theory there: lags at which it does so at every
+    width asked are refused before any draw (:mod:`linrnn.core.outcome`), naming the
+    fewest lags that test the claim (computed, within the exact engine's reach).
+    """
+    from linrnn.core.outcome import untestable
+
+    if _control_differs(model, config.lags, config.widths):
+        return
+    more = next((m for m in range(config.lags + 1, REACH + 1) if _control_differs(model, m, config.widths)), None)
+    where = "at lag 0" if config.lags == 1 else f"at lags 0..{config.lags - 1}"
+    raise untestable(f"[finite_width] lags = {config.lags}", "the finite-width corrections",
+                     f"the negative control (the wide limit) equals the exact finite-width mean {where} at every "
+                     f"width asked", f"use [finite_width] lags >= {more}" if more else
+                     f"no lags within the exact engine's reach ({REACH}) separate them for this model")
 
 
 def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memory: int) -> dict[str, Any]:

@@ -56,6 +56,10 @@ def check(config: Config, model: Any) -> None:
     check_scalar_model(model, "min_norm")
     if config.loss != "last" or config.n_seq >= config.seq_len:
         raise UsageError("the min-norm claim needs loss 'last' and fewer sequences than lags (n_seq < seq_len)")
+    from linrnn.verify.claims_train import require_weight_controls
+
+    # the interpolant does not change when every lag weight is scaled: a control proportional to lambda_j is none
+    require_weight_controls(model, config.seq_len, config.controls, "min_norm", plain=True, up_to_scale=True)
 
 
 def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
@@ -65,8 +69,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
 
     from linrnn.derive import weights
     from linrnn.verify.claims_train import (
-        TTest, choose_lr, control_entry, guard_draws, distance_figure, draw_rnn, make_data, resolve_backend, run_design, t_summary,
-        tick, train_pair, wrong_weights,
+        TTest, choose_lr, control_entry, guard_draws, distance_figure, distinct_controls, draw_rnn, make_data,
+        resolve_backend, run_design, t_summary, tick, train_pair, wrong_weights,
     )
     from linrnn.verify.scnn import LagCurvature, min_norm_solution
     from linrnn.verify.threads import blas_threads
@@ -80,7 +84,9 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     T = config.seq_len
     lam = np.asarray(weights(spec, T), dtype=np.float64)
     lr = choose_lr(config, corr, spec, guard=guard_draws(seed, spec, config.widths, backend))
-    alts = {"plain_min_norm": np.ones(T), **wrong_weights(spec, T, lam, config.controls)}
+    # a candidate proportional to lambda_j has the same interpolant: no control (linrnn.core.outcome)
+    alts = distinct_controls(lam, {"plain_min_norm": np.ones(T), **wrong_weights(spec, T, lam, config.controls)},
+                             up_to_scale=True)
     norm = float(np.linalg.norm(teacher))
     widths = list(config.widths)
     metric = 1.0 / lam  # the claim's own norm sum_j ||v_j||^2 / lambda_j

@@ -82,12 +82,15 @@ def memory(config: NtkConfig, model: Any) -> int:
 
 
 def check(config: NtkConfig, model: Any) -> None:
-    """One draw at the largest width must fit the sweep's own ``max_memory`` (checked before any work)."""
+    """One draw at the largest width must fit the sweep's own ``max_memory``, and the lags must leave every
+    claim of the sweep a control that differs from the theory (both checked before any work)."""
     from linrnn.core.validate import check_memory, parse_memory
+    from linrnn.verify.check_ntk import require_lag_controls
 
     check_memory(f"the lag-NTK sweep ([ntk] widths up to {max(config.widths)}, lags = {config.lags}), "
                  f"one draw,", memory(config, model), parse_memory(config.max_memory),
                  "[ntk] max_memory in the configuration")
+    require_lag_controls(model, config.lags, "[ntk] lags")
 
 
 @functools.lru_cache(maxsize=4)

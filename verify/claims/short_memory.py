@@ -61,7 +61,11 @@ class Config(TrainConfig):
 
 
 def check(config: Config, model: Any) -> None:
+    """Scalar sequences, and a control that differs from the derived lag weights at some q (before any work)."""
+    from linrnn.verify.claims_train import require_weight_controls
+
     check_scalar_model(model, "short_memory")
+    require_weight_controls(model, config.seq_len, config.controls, "short_memory", qs=config.sigma_w2s)
 
 
 def test_error_figure(fig: dict[str, Any]) -> dict[str, Any]:

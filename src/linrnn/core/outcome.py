@@ -3,16 +3,29 @@
 Every statistical check ends in one of three outcomes, plus one for a check that
 could not be computed:
 
-* ``pass``: the experiment is consistent with the theory at the stated level and
-  every negative control was rejected (the check had the power to see a wrong theory);
+* ``pass``: the experiment is consistent with the theory at the stated level, the claim
+  has at least one negative control, and every negative control was rejected (the check
+  had the power to see a wrong theory);
 * ``fail``: the experiment refutes the theory at the stated level (false-failure rate
   at most the claim's stated alpha when the theory is true);
-* ``inconclusive``: the theory is not refuted, but some control was not rejected: the
-  run lacks power, and the result says what size would decide it;
+* ``inconclusive``: the theory is not refuted, but some control was not rejected (the
+  run lacks power, and the result says what size would decide it), or no control is
+  left (:data:`UNTESTED`);
 * ``error``: a statistic is not finite (an overflow, an underflow, a division by zero);
   the result carries one sentence that names the cause. Never a pass.
 
 A control's own outcome is ``rejected``, ``not_rejected`` or ``error``.
+
+The rule of the controls, the same for every claim and command:
+
+* a control that coincides with the theory at the sizes asked (the same lag weights,
+  the same kernel, the same interpolant) is no control: it is left out (and listed as
+  skipped where the command prints its controls);
+* a claim whose statistic passes but which has no control left has tested nothing: it
+  is ``inconclusive`` (:data:`UNTESTED`), never ``pass``;
+* where that is known before any work (the configuration alone decides it), the command
+  refuses the configuration as bad input in one sentence that names the setting and
+  what would make it testable (:func:`untestable`), before any draw or experiment.
 
 Exit statuses of the commands: 0 pass, 1 fail (or error: nothing was decided and the
 message says why), 2 bad input, 3 inconclusive.
@@ -22,6 +35,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+
+from linrnn.core.errors import UsageError
 
 OUTCOMES: tuple[str, ...] = ("pass", "fail", "inconclusive", "error")
 STATISTIC_OUTCOMES: tuple[str, ...] = ("pass", "fail", "error")
@@ -35,6 +50,9 @@ EXIT_BAD_INPUT = 2
 #: check that could not be computed, then a lack of power.
 _PRECEDENCE = ("fail", "error", "inconclusive", "pass")
 
+#: Why a claim whose statistic passed is inconclusive when it has no control left.
+UNTESTED = "untested: no negative control differs from the theory at these sizes"
+
 
 def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
     if value not in allowed:
@@ -46,7 +64,10 @@ def claim_outcome(statistic: str, controls: Iterable[str]) -> str:
     """Combine a claim's own test outcome with its controls' outcomes.
 
     error if the statistic or any control is an error; else fail if the statistic
-    fails; else inconclusive if any control was not rejected; else pass.
+    fails; else inconclusive if there is no control (:data:`UNTESTED`: a check that
+    no wrong theory could fail has tested nothing) or any control was not rejected;
+    else pass. ``controls`` are the valid controls only: one that coincides with the
+    theory at the sizes asked is left out by the caller.
     """
     _check(statistic, STATISTIC_OUTCOMES, "a statistic's outcome")
     ctrl = [_check(c, CONTROL_OUTCOMES, "a control's outcome") for c in controls]
@@ -54,9 +75,25 @@ def claim_outcome(statistic: str, controls: Iterable[str]) -> str:
         return "error"
     if statistic == "fail":
         return "fail"
-    if "not_rejected" in ctrl:
+    if not ctrl or "not_rejected" in ctrl:
         return "inconclusive"
     return "pass"
+
+
+def untested(statistic: str, controls: Iterable[str]) -> bool:
+    """Whether :func:`claim_outcome` is inconclusive because no control is left (:data:`UNTESTED`)."""
+    return statistic == "pass" and not list(controls)
+
+
+def untestable(setting: str, what: str, detail: str, remedy: str) -> UsageError:
+    """The one sentence that refuses a configuration under which every control equals the theory.
+
+    ``setting``: the setting as the user wrote it (``"--lags = 1"``, ``"[ntk] lags = 1"``);
+    ``what``: what the claim tests; ``detail``: why no control is left; ``remedy``: what
+    would make it testable. For example "lags = 1 cannot test the lag weights: every
+    negative control equals the derived theory at lag 0; use lags >= 2".
+    """
+    return UsageError(f"{setting} cannot test {what}: {detail}; {remedy}")
 
 
 def combine(outcomes: Iterable[str]) -> str:
