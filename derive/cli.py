@@ -114,6 +114,9 @@ def register(groups: Any, name: str, help_text: str) -> None:
     x.add_argument("-o", "--output", default="derivation.tex", metavar="FILE.tex",
                    help="output path (default derivation.tex)")
     x.add_argument("--pdf", action="store_true", help="also compile a PDF with the installed LaTeX engine")
+    x.add_argument("--force", action="store_true",
+                   help="replace an existing FILE.tex (and .pdf) that linrnn did not write; without it only a "
+                        "file that linrnn wrote and nobody changed is replaced")
     x.set_defaults(func=_run_latex)
 
     fwp = sub.add_parser(
@@ -183,7 +186,7 @@ def _run_latex(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     if not args.output.endswith(".tex"):
         raise UsageError(f"the output file must end in .tex, got {args.output!r}")
-    paths = write_document(spec, args.output, pdf=args.pdf, eps=args.eps)
+    paths = write_document(spec, args.output, pdf=args.pdf, eps=args.eps, force=args.force)
     for path in paths:
         print(path)
     return 0

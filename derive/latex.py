@@ -16,12 +16,13 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-
 from linrnn.derive.model import ModelSpec, substitutions
 from linrnn.derive.steps import Derivation, Step
 from linrnn.core.errors import ExternalToolError, UsageError
-from linrnn.core.files import atomic_file, check_output_file, write_text_atomic
+from linrnn.core.files import (atomic_file, check_new_file, sign_bytes, sign_pdf, sign_text, write_text_atomic,
+                               written_by_linrnn)
 from linrnn.derive.printer import RELATIONS, DerivationPrinter, latex  # noqa: F401  (re-exported)
+
 
 def render_step(step: Step, *, number: bool = True) -> str:
     """One step as an equation with its note (exact-string tested)."""
@@ -194,7 +195,7 @@ def find_engine() -> list[str] | None:
     return None
 
 
-def compile_pdf(tex: Path, out_dir: Path) -> Path:
+def compile_pdf(tex: Path, out_dir: Path, *, force: bool = False) -> Path:
     """Compile ``tex`` in a scratch directory; move only a finished PDF to ``out_dir``.
 
     The engine sees the document under a plain name (``document.tex``), so a file name
@@ -202,7 +203,10 @@ def compile_pdf(tex: Path, out_dir: Path) -> Path:
     The PDF is copied to a temporary name beside its target and renamed, and that
     temporary file is removed on any failure (a full disk leaves nothing behind). On a
     compile error the engine's log is copied next to the target as ``<stem>.log`` and
-    the message points at it (or, if that copy fails, says so).
+    the message points at it (or, if that copy fails, says so); an existing ``<stem>.log``
+    that linrnn did not write is kept unless ``force``, and the message says so. The PDF
+    and the log carry linrnn's signature (:func:`linrnn.core.files.sign_pdf`,
+    :func:`linrnn.core.files.sign_bytes`).
     """
     engine = find_engine()
     if engine is None:
@@ -219,39 +223,44 @@ def compile_pdf(tex: Path, out_dir: Path) -> Path:
                 log = out_dir / (tex.stem + ".log")
                 logfile = Path(scratch) / "document.log"
                 where = "the engine wrote no log"
-                if logfile.exists():
+                if logfile.exists() and not force and os.path.lexists(log) and not written_by_linrnn(log):
+                    where = f"its log was not copied to {log}, which exists and linrnn did not write"
+                elif logfile.exists():
                     try:
                         with atomic_file(log, "wb") as fh:
-                            fh.write(logfile.read_bytes())
+                            fh.write(sign_bytes(logfile.read_bytes()))
                         where = f"see {log}"
                     except (OSError, UsageError) as exc:
                         where = f"its log could not be copied ({exc})"
                 raise ExternalToolError(f"{engine[0]} failed to compile {tex.name}; {where}")
         with atomic_file(out_dir / (tex.stem + ".pdf"), "wb") as fh:
-            fh.write((Path(scratch) / "document.pdf").read_bytes())
+            fh.write(sign_pdf((Path(scratch) / "document.pdf").read_bytes()))
     return out_dir / (tex.stem + ".pdf")
 
 
 def write_document(spec: ModelSpec, output: str | os.PathLike[str], *, pdf: bool = False,
-                   eps: float = 1e-3) -> list[Path]:
+                   eps: float = 1e-3, force: bool = False) -> list[Path]:
     """Write the derivation to ``output`` (and its PDF with ``pdf=True``); return the paths.
 
-    Nothing is written if the engine is missing or the path cannot be written (both
-    checked before the derivation runs); files appear only complete (written to a
-    temporary name, then renamed). If the PDF fails, the ``.tex`` stays: it is complete
-    and the compile error points at its log.
+    Nothing is written if the engine is missing, the path cannot be written, or an
+    existing ``.tex`` (or, with ``pdf``, ``.pdf``) there was not written by linrnn and
+    ``force`` is not given (all checked before the derivation runs,
+    :func:`linrnn.core.files.check_new_file`); files appear only complete (written to a
+    temporary name, then renamed). The ``.tex`` starts with linrnn's signature line
+    (a ``%`` comment). If the PDF fails, the ``.tex`` stays: it is complete and the
+    compile error points at its log.
     """
-    path = check_output_file(output, "the LaTeX output")
+    path = check_new_file(output, "the LaTeX output", force=force)
     if pdf and find_engine() is None:
         raise UsageError("no LaTeX engine is installed (need pdflatex, ideally with latexmk); "
                          "install TeX Live or drop --pdf")
     if pdf:
-        check_output_file(path.with_suffix(".pdf"), "the PDF output")
+        check_new_file(path.with_suffix(".pdf"), "the PDF output", force=force)
     text = build_document(spec, eps=eps)
-    write_text_atomic(path, text)
+    write_text_atomic(path, sign_text(text))
     paths = [path]
     if pdf:
-        paths.append(compile_pdf(path, path.parent))
+        paths.append(compile_pdf(path, path.parent, force=force))
     return paths
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.core.files import write_text_atomic
+from linrnn.core.files import sign_json, sign_text, write_text_atomic
 from linrnn.reports.html import STYLE, esc
 from linrnn.reports.markdown import md
 from linrnn.reports.text import format_number
@@ -108,12 +108,17 @@ def render_calibration_html(data: Mapping[str, Any]) -> str:
 
 
 def write_calibration(data: Mapping[str, Any], directory: str | os.PathLike[str]) -> list[Path]:
-    """Write ``calibration.json``, ``.html`` and ``.md`` into ``directory``, each atomically."""
+    """Write ``calibration.json``, ``.html`` and ``.md`` into ``directory``, each atomically.
+
+    Each carries linrnn's signature (:mod:`linrnn.core.files`): the key
+    ``linrnn_signature`` in the JSON, a first-line ``<!-- -->`` comment in the HTML and
+    Markdown, so that a later run replaces them and nobody else's.
+    """
     data = validate(data)
     d = Path(directory)
-    texts = {"calibration.json": json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n",
-             "calibration.html": render_calibration_html(data),
-             "calibration.md": render_calibration_markdown(data)}
+    texts = {"calibration.json": json.dumps(sign_json(data), indent=2, sort_keys=True, allow_nan=False) + "\n",
+             "calibration.html": sign_text(render_calibration_html(data), "<!--"),
+             "calibration.md": sign_text(render_calibration_markdown(data), "<!--")}
     for name, text in texts.items():
         write_text_atomic(d / name, text)
     return [d / n for n in texts]

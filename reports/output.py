@@ -7,13 +7,25 @@ crash, a full disk) removes its temporary directory and leaves ``DIR`` as it was
 What may be replaced (:func:`classify`, :func:`check_target`):
 
 * a missing or empty directory, or one holding nothing but the experiment cache
-  ``.cache`` (an interrupted run): used without ``--force``;
-* a **report directory**: one whose ``report.json`` was written by linrnn-bias and
-  which holds nothing but the files a report consists of (:data:`REPORT_ENTRIES`,
-  and PNG/SVG files in ``figures/``): replaced only with ``--force``;
-* anything else (a directory of the user's files, a report directory to which other
-  files were added, a file): **refused, with or without** ``--force``. ``--force``
-  never deletes a file that a report did not write.
+  folder ``.cache`` (an interrupted run): used without ``--force``;
+* a **report directory**: one whose ``report.json`` is a results file of linrnn-bias
+  (it validates, :mod:`linrnn.reports.schema`) and in which every other file is one the
+  report wrote: listed in ``report.json``'s ``files`` with the SHA-256 it had when
+  written, under a name that a report of those results writes
+  (:func:`linrnn.reports.render.report_names`), as a regular file (no link), in the
+  folders a report makes (``figures``); the ``.cache`` folder is allowed too, since it
+  is moved into the new report, never deleted. Replaced only with ``--force``.
+  A report written before ``files`` existed is judged by the names alone.
+* anything else (a directory of the user's files, a report directory to which a file
+  was added or in which a file was changed, a file): **refused, with or without**
+  ``--force``, in one sentence naming the foreign entries. ``--force`` never deletes a
+  file that a report did not write.
+
+Why both the name and the hash: the hash alone would let a hand-edited ``report.json``
+claim any file the user cares to list (with its true hash); the name alone would let a
+user's picture saved under a figure's name, or a user's edits to ``report.md``, be
+deleted. Together a listed file is replaced only if a report of these results would
+write that name and its bytes are the ones the report wrote.
 
 The experiment cache lives in ``DIR/.cache`` from the first finished experiment on,
 so a run that was interrupted leaves ``DIR`` holding only ``.cache`` and the next run
@@ -28,51 +40,90 @@ silently replacing the first run's report.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.core.files import check_output_dir, exclusive_lock, write_error
+from linrnn.core.files import check_output_dir, exclusive_lock, file_digest, write_error
 
 CACHE_NAME = ".cache"
 
-#: The entries a report directory consists of (render.write_report, the suite's PDF and cache).
-REPORT_ENTRIES = frozenset({"report.json", "report.html", "report.md", "report.tex", "derivation.tex",
-                            "derivation.pdf", "derivation.log", "figures", CACHE_NAME})
-FIGURE_SUFFIXES = (".png", ".svg")
+#: The folders a report makes inside its directory (besides the cache, which is kept).
+REPORT_FOLDERS = frozenset({"figures"})
 
 
-def _is_linrnn_results(path: Path) -> bool:
+def _results(path: Path) -> Any:
+    """The validated results in ``path`` if it is a regular file that linrnn-bias wrote, else None."""
+    from linrnn.reports import schema
+
+    if path.is_symlink() or not path.is_file():
+        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and isinstance(data.get("tool"), dict) and data["tool"].get("name") == "linrnn-bias"
+        data = schema.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # SchemaError and UsageError are ValueErrors
+        return None
+    tool = data.get("tool")
+    return data if isinstance(tool, dict) and tool.get("name") == "linrnn-bias" else None
+
+
+def _entries(out: Path) -> tuple[list[str], list[str]]:
+    """(files, foreign) under ``out``, as POSIX paths: the regular files in ``out`` and its report folders,
+    and everything that a report never makes (links, other folders, special files); the cache is skipped."""
+    found: list[str] = []
+    foreign: list[str] = []
+
+    def walk(folder: Path, prefix: str) -> None:
+        for p in sorted(folder.iterdir()):
+            rel = prefix + p.name
+            if not prefix and p.name == CACHE_NAME and p.is_dir():
+                continue
+            if p.is_symlink():
+                foreign.append(rel)
+            elif p.is_dir() and not prefix and p.name in REPORT_FOLDERS:
+                walk(p, rel + "/")
+            elif p.is_file():
+                found.append(rel)
+            else:
+                foreign.append(rel)
+
+    walk(out, "")
+    return found, foreign
 
 
 def classify(out: Path) -> tuple[str, list[str]]:
-    """What ``out`` is: ``("absent"|"empty"|"report"|"foreign"|"file", entries not part of a report)``."""
-    if not out.exists():
+    """What ``out`` is: ``("absent"|"empty"|"report"|"foreign"|"file", entries not part of a report)``.
+
+    See the module docstring; an entry whose name a report writes but whose content is
+    not the listed one appears as ``"NAME (changed since the report wrote it)"``.
+    """
+    if not out.exists() and not out.is_symlink():
         return "absent", []
-    if not out.is_dir():
+    if out.is_symlink() or not out.is_dir():
         return "file", []
-    names = sorted(p.name for p in out.iterdir())
-    if all(n == CACHE_NAME for n in names):
+    if all(p.name == CACHE_NAME and p.is_dir() for p in out.iterdir()):
         return "empty", []
-    foreign = [n for n in names if n not in REPORT_ENTRIES]
-    figures = out / "figures"
-    if figures.is_dir():
-        foreign += [f"figures/{p.name}" for p in sorted(figures.iterdir())
-                    if not (p.is_file() and p.suffix in FIGURE_SUFFIXES)]
-    elif figures.exists():
-        foreign.append("figures")
-    if not _is_linrnn_results(out / "report.json"):
-        return "foreign", foreign
+    found, foreign = _entries(out)
+    results = _results(out / "report.json")
+    if results is None:
+        return "foreign", foreign + [n for n in found if n != "report.json"]
+    from linrnn.reports.render import report_names
+
+    names = report_names(results)
+    listed = results.get("files")
+    for name in found:
+        if name == "report.json":
+            continue
+        if name not in names:
+            foreign.append(name)
+        elif listed is not None and name not in listed:
+            foreign.append(f"{name} (not listed in report.json)")
+        elif listed is not None and file_digest(out / name) != listed[name]:
+            foreign.append(f"{name} (changed since the report wrote it)")
     return ("foreign" if foreign else "report"), foreign
 
 
@@ -94,10 +145,11 @@ def check_target(out: str | os.PathLike[str], force: bool) -> Path:
         raise UsageError(f"the report directory {text} already holds a report; pass --force to replace it")
     if kind == "foreign":
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        if (path / "report.json").exists() and _is_linrnn_results(path / "report.json"):
-            why = f"it also holds files that a report does not write ({shown})"
+        if _results(path / "report.json") is not None:
+            why = f"it also holds files that its report did not write ({shown})"
         else:
-            why = "it is not a linrnn report (it has no report.json written by linrnn)"
+            why = ("it is not a linrnn report (it has no report.json that linrnn wrote and can read"
+                   + (f"; it holds {shown}" if foreign else "") + ")")
         raise UsageError(f"refusing to write into {text}: {why}; --force replaces only report directories, "
                          f"so choose another -o")
     return path

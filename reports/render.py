@@ -8,7 +8,13 @@ atomically. Files written:
 * ``report.json`` (the validated results, :mod:`linrnn.reports.schema`),
 * ``report.html`` (self-contained), ``report.md``, ``report.tex``,
 * ``figures/<owner>-<name>.png`` and ``.svg`` for every figure,
-* ``derivation.tex`` when the results carry the derivation's LaTeX.
+* ``derivation.tex`` when the results carry the derivation's LaTeX,
+
+and ``report.json`` lists every other file it wrote with its SHA-256 (``files``,
+:func:`record_files`; the suite adds ``derivation.pdf`` or ``.log`` when it compiles
+the appendix). :func:`report_names` gives the names a report of given results can
+write; :mod:`linrnn.reports.output` replaces a report directory only if every file in
+it is one of those, listed, with the content listed.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from linrnn.core.files import file_digest
 from linrnn.reports import schema
 from linrnn.reports.figures import FigureFiles, can_draw, draw
 from linrnn.reports.html import render_html
@@ -42,8 +49,41 @@ def draw_figures(results: Mapping[str, Any]) -> tuple[dict[str, list[FigureFiles
     return out, skipped
 
 
+def report_names(results: Mapping[str, Any]) -> frozenset[str]:
+    """Every file name (POSIX, relative) that a report of ``results`` can hold besides ``report.json``.
+
+    The names :func:`write_report` gives: the three renderings, a PNG and an SVG per
+    drawable figure, and, when the results carry the appendix, ``derivation.tex`` and the
+    ``derivation.pdf`` or ``derivation.log`` that compiling it leaves.
+    """
+    names = {"report.html", "report.md", "report.tex"}
+    owners: list[tuple[str, Mapping[str, Any]]] = [("derivation", results["derivation"]["figures"])]
+    owners += [(c["id"], c["figures"]) for c in results["claims"]]
+    for owner, figs in owners:
+        for name, data in figs.items():
+            if can_draw(data):
+                stem = slug(f"{owner}-{name}")
+                names |= {f"figures/{stem}.png", f"figures/{stem}.svg"}
+    if results["derivation"].get("tex"):
+        names |= {"derivation.tex", "derivation.pdf", "derivation.log"}
+    return frozenset(names)
+
+
+def record_files(results: Mapping[str, Any], directory: str | os.PathLike[str], paths: list[Path]) -> Path:
+    """(Re)write ``directory/report.json``: ``results`` with ``files`` listing ``paths`` and their SHA-256."""
+    d = Path(directory)
+    listed = {Path(p).relative_to(d).as_posix(): file_digest(p) for p in paths if Path(p) != d / "report.json"}
+    target = d / "report.json"
+    target.write_text(schema.dumps({**results, "files": dict(sorted(listed.items()))}), encoding="utf-8")
+    return target
+
+
 def write_report(results: Mapping[str, Any], directory: str | os.PathLike[str]) -> list[Path]:
-    """Write every report file for ``results`` into the existing ``directory``; return their paths."""
+    """Write every report file for ``results`` into the existing ``directory``; return their paths.
+
+    ``report.json`` is written last and lists the others (:func:`record_files`); a
+    ``files`` list in ``results`` (a report.json read back) is replaced by this one.
+    """
     results = schema.validate(results)
     d = Path(directory)
     figs, _skipped = draw_figures(results)
@@ -56,7 +96,6 @@ def write_report(results: Mapping[str, Any], directory: str | os.PathLike[str]) 
                 p.write_bytes(data)
                 paths.append(p)
     texts = {
-        "report.json": schema.dumps(results),
         "report.html": render_html(results, figs),
         "report.md": render_markdown(results, figs),
         "report.tex": render_latex(results, figs),
@@ -67,6 +106,7 @@ def write_report(results: Mapping[str, Any], directory: str | os.PathLike[str]) 
         p = d / name
         p.write_text(text, encoding="utf-8")
         paths.append(p)
+    paths.append(record_files(results, d, paths))
     return paths
 
 

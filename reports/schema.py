@@ -24,7 +24,11 @@ One data model, written by :mod:`linrnn.suite` and read by every renderer in
 * ``controls``: every negative control with the ``claim`` it belongs to (``id``,
   ``statement``, ``formula``, ``statistic``, ``threshold``, ``verdict``: "rejected"
   (wanted: the wrong theory was rejected), "not_rejected" or "error");
-* ``verdict``: the run's outcome, combined from the claims' (fail > error > inconclusive > pass).
+* ``verdict``: the run's outcome, combined from the claims' (fail > error > inconclusive > pass);
+* optionally ``files``: every file the report wrote beside ``report.json``, as
+  ``{"relative/posix/path": "<sha256 hex>"}`` (:func:`linrnn.reports.render.write_report`;
+  :mod:`linrnn.reports.output` replaces a report directory only if it holds nothing else).
+  Results files written before it existed have no ``files`` and still validate.
 
 Version 2 (this one) replaced version 1's pass/fail by these outcomes.
 
@@ -55,6 +59,7 @@ _TOP = {
     "schema_version": int, "tool": dict, "title": str, "created": str, "profile": str, "config": dict,
     "provenance": dict, "derivation": dict, "claims": list, "controls": list, "verdict": str,
 }
+_TOP_OPTIONAL = {"files": dict}
 _CLAIM_REQUIRED = {
     "id": str, "title": str, "statement": str, "formula": str, "statistic": dict, "threshold": dict,
     "verdict": str, "figures": dict,
@@ -202,6 +207,16 @@ def _check_figures(figs: Mapping[str, Any], where: str) -> None:
         check_figure(fig, f"{where}.figures.{name}")
 
 
+def _check_files(listed: Mapping[str, Any]) -> None:
+    """``files``: relative POSIX paths inside the report directory, each with a SHA-256 in hex."""
+    for name, digest in listed.items():
+        parts = name.split("/")
+        if not name or name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
+            raise SchemaError(f"results.files lists {name!r}, which is not a path inside the report directory")
+        if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            raise SchemaError(f"results.files[{name!r}] must be a SHA-256 in lower-case hex")
+
+
 def overall_verdict(claims: list[Mapping[str, Any]], controls: list[Mapping[str, Any]]) -> str:
     """The run's outcome from its claims' (which already fold in their controls): fail > error > inconclusive > pass."""
     return combine(c["verdict"] for c in claims)
@@ -215,13 +230,15 @@ def validate(results: Mapping[str, Any]) -> dict[str, Any]:
     pass/fail, duplicate claim ids, a control of an unknown claim, a non-finite
     number, or a stored overall verdict that disagrees with the claims.
     """
-    _check_keys(results, _TOP, {}, "results")
+    _check_keys(results, _TOP, _TOP_OPTIONAL, "results")
     if results["schema_version"] != SCHEMA_VERSION:
         raise SchemaError(
             f"this results file has schema_version {results['schema_version']!r}; "
             f"this linrnn reads version {SCHEMA_VERSION}"
         )
     _check_finite(dict(results), "results")
+    if "files" in results:
+        _check_files(results["files"])
     _check_keys(results["derivation"], _DERIVATION, {}, "derivation")
     for i, f in enumerate(results["derivation"]["formulas"]):
         _check_keys(f, {"label": str, "latex": str}, {"description": str}, f"derivation.formulas[{i}]")

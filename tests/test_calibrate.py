@@ -63,7 +63,8 @@ def test_calibrate_on_a_local_cluster_with_1_and_2_workers(tmp_path: Path, tiny:
         for x in c["controls"]:
             assert x["runs"] == 3 and x["power"] == x["rejected"] / 3 and len(x["power_ci"]) == 2
     assert summary["provenance"]["tasks_computed"] == 3  # the two NTK claims share one task per seed
-    assert (two / "calibration.html").read_text().startswith("<!DOCTYPE html>")
+    signature, html = (two / "calibration.html").read_text().split("\n", 1)  # linrnn's signature, then the page
+    assert signature.startswith("<!-- written by linrnn-bias ") and html.startswith("<!DOCTYPE html>")
     assert "| nngp | 3 |" in (two / "calibration.md").read_text()
     assert "verdict: INCONCLUSIVE (no claim failed at any seed; " in capsys.readouterr().out
 

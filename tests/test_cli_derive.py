@@ -13,6 +13,7 @@ import pytest
 from linrnn.derive.model import ModelSpec
 from linrnn.derive.numeric import weights
 from linrnn.cli import main
+from linrnn.core import files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +91,8 @@ def test_latex_writes_document(tmp_path: Path, capsys: pytest.CaptureFixture[str
     target = tmp_path / "d.tex"
     code, out, _ = run(capsys, "derive", "latex", "-o", str(target), "--sigma-w2", "0.9")
     assert code == 0 and out.strip() == str(target)
-    text = target.read_text()
+    signature, text = target.read_text().split("\n", 1)  # the first line says linrnn wrote it
+    assert signature.startswith("% written by linrnn-bias ") and files.written_by_linrnn(target)
     assert text.startswith(r"\documentclass") and text.rstrip().endswith(r"\end{document}")
     for section in ("Model and impulse response", "Gradients as outer products", "Wide-width expectations",
                     "Sums over the Krylov index", "The lag weights", "The initial function (NNGP)", "Consequences",

@@ -229,7 +229,10 @@ def test_render_publishes_atomically_and_needs_force(tmp_path: Path) -> None:
     render(FIXTURE, out)
     assert {p.name for p in out.iterdir()} == {"figures", "report.html", "report.md", "report.json", "report.tex",
                                                 "derivation.tex"}
-    assert json.loads((out / "report.json").read_text()) == schema.load(FIXTURE)
+    written = json.loads((out / "report.json").read_text())
+    listed = written.pop("files")  # every other file of the report, with its SHA-256
+    assert written == schema.load(FIXTURE)
+    assert set(listed) == {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {"report.json"}
     with pytest.raises(UsageError, match="--force"):
         render(FIXTURE, out)
     (out / ".cache").mkdir()

@@ -100,14 +100,14 @@ def _register_ntk(sub: Any) -> None:
                         "wherever it reaches (default)")
     p.add_argument("--json", action="store_true", help="print the results object as JSON on stdout, nothing else")
     p.add_argument("--save", metavar="PATH.npz", help="save the first draw's W, F, C and its exact lag NTK")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --save file that linrnn did not write (checked before the run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run_ntk)
 
 
 def run_ntk(args: argparse.Namespace) -> int:
     """Handler of ``linrnn verify ntk``: exit 0 pass, 1 fail or error, 3 inconclusive (2 bad input, raised)."""
-    import numpy as np
-
     from linrnn.core.spec import ModelSpec
     from linrnn.verify.check_ntk import check_lag_ntk
     from linrnn.verify.montecarlo import parse_memory
@@ -115,9 +115,9 @@ def run_ntk(args: argparse.Namespace) -> int:
     if args.save is not None and not str(args.save).endswith(".npz"):
         raise UsageError(f"--save needs a path ending in .npz, got {args.save!r}")
     if args.save is not None:
-        from linrnn.core.files import check_output_file
+        from linrnn.core.files import check_new_file
 
-        check_output_file(args.save, "the --save file")
+        check_new_file(args.save, "the --save file", force=args.force)
     widths = args.widths if args.widths is not None else [args.width if args.width is not None else 1024]
     if args.widths is not None and len(set(args.widths)) < 2:
         raise UsageError("--widths needs at least two different widths; use --width for one")
@@ -145,15 +145,14 @@ def run_ntk(args: argparse.Namespace) -> int:
     if args.save is not None:
         first = result.top.first_draw
         assert first is not None
-        from linrnn.core.files import atomic_file
+        from linrnn.core.files import save_npz_atomic
 
-        with atomic_file(args.save, "wb") as fh:
-            np.savez(
-                fh, W=first["W"], F=first["F"], C=first["C"], ntk=first["ntk"],
-                sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2, sigma_c2=spec.sigma_c2,
-                lr_c=spec.lr_c, lr_f=spec.lr_f, lr_w=spec.lr_w, param=spec.param,
-                lags=args.lags, width=result.verdict_width, seed=args.seed, dtype=result.backend["dtype"],
-            )
+        save_npz_atomic(args.save, dict(
+            W=first["W"], F=first["F"], C=first["C"], ntk=first["ntk"],
+            sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2, sigma_c2=spec.sigma_c2,
+            lr_c=spec.lr_c, lr_f=spec.lr_f, lr_w=spec.lr_w, param=spec.param,
+            lags=args.lags, width=result.verdict_width, seed=args.seed, dtype=result.backend["dtype"],
+        ))
     if args.json:
         json.dump(result.to_json(), sys.stdout, allow_nan=False)
         sys.stdout.write("\n")

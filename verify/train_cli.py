@@ -138,6 +138,8 @@ def register(sub: Any) -> None:
                         "load average says the cores are busy); the results do not depend on K")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout, nothing else")
     p.add_argument("--save", metavar="PATH.npz", help="single run: save initial weights, data and trajectories")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --save file that linrnn did not write (checked before the run)")
     p.add_argument("--max-memory", default=DEFAULT_MAX_MEMORY, metavar="SIZE",
                    help=f"memory budget of one training run, checked before any work, e.g. 4GB or 24GiB "
                         f"(default {DEFAULT_MAX_MEMORY})")
@@ -227,9 +229,9 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError(f"--save needs a path ending in .npz, got {args.save!r}")
         if args.widths is not None or args.sigma_w2s is not None:
             raise UsageError("--save keeps a single run; it cannot be combined with --widths or --sigma-w2s")
-        from linrnn.core.files import check_output_file
+        from linrnn.core.files import check_new_file
 
-        check_output_file(args.save, "the --save file")
+        check_new_file(args.save, "the --save file", force=args.force)
     if isinstance(args.lr, float) and not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr must be 'auto' or a finite positive number, got {args.lr}")
 
@@ -473,20 +475,17 @@ def _train_replica(job: _Job, lr: float, r: int) -> tuple[dict[str, float], dict
 
 def save_run(path: str, run: dict[str, Any]) -> None:
     """Write the first replica of :func:`train_single` as ``.npz`` (conventions, "Arrays and files")."""
-    import numpy as np
-
     spec = run["spec"]
     cfg = run["config"]
-    from linrnn.core.files import atomic_file
+    from linrnn.core.files import save_npz_atomic
 
-    with atomic_file(path, "wb") as fh:
-        np.savez(
-            fh, W0=run["W0"], F0=run["F0"], C0=run["C0"], x=run["x"], y=run["y"], lr=float(run["lr"]),
-            steps=int(cfg["steps"]), param=spec.param, loss=cfg["loss"], sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
-            sigma_c2=spec.sigma_c2, lr_c=spec.lr_c, lr_f=spec.lr_f, lr_w=spec.lr_w, impulse=run["impulse"],
-            scnn=run["scnn"], lag_weights=run["lam"], teacher=run["teacher"], loss_rnn=run["loss_rnn"],
-            width=int(cfg["width"]), seed=int(cfg["seed"]), dtype=run["backend"]["dtype"],
-        )
+    save_npz_atomic(path, dict(
+        W0=run["W0"], F0=run["F0"], C0=run["C0"], x=run["x"], y=run["y"], lr=float(run["lr"]),
+        steps=int(cfg["steps"]), param=spec.param, loss=cfg["loss"], sigma_w2=spec.sigma_w2, sigma_f2=spec.sigma_f2,
+        sigma_c2=spec.sigma_c2, lr_c=spec.lr_c, lr_f=spec.lr_f, lr_w=spec.lr_w, impulse=run["impulse"],
+        scnn=run["scnn"], lag_weights=run["lam"], teacher=run["teacher"], loss_rnn=run["loss_rnn"],
+        width=int(cfg["width"]), seed=int(cfg["seed"]), dtype=run["backend"]["dtype"],
+    ))
 
 
 def run_summary(run: dict[str, Any]) -> dict[str, Any]:

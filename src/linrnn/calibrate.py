@@ -222,13 +222,15 @@ def run_calibration(
     log: Callable[[str], None] | None = None,
     argv: Sequence[str] | None = None,
     max_memory: str | int = "8GB",
+    force: bool = False,
 ) -> CalibrationRun:
     """Run ``claims`` (default: every registry claim) at seeds ``first_seed .. first_seed + seeds - 1``.
 
     Checked before the cluster starts: the arguments, the configuration (types,
     ranges and memory: the ``workers`` largest claims together must fit
     ``max_memory``), and the store ``output`` (writable; a second calibration on the
-    same store stops at once, one sentence).
+    same store stops at once, one sentence; a summary file there that linrnn did not
+    write is replaced only with ``force``).
     """
     from linrnn import parallel, suite
     from linrnn.verify.claims import REGISTRY
@@ -261,24 +263,31 @@ def run_calibration(
     suite.check_memory_budget({n: REGISTRY[n].memory(configs[n], cfg.model) for n in names
                                if REGISTRY[n].memory is not None},
                               workers or available_cores(), parse_memory(max_memory))
-    out = check_store(output)
+    out = check_store(output, force)
     with exclusive_lock(out.parent / f".{out.name}.lock", f"the calibration store {os.fspath(output)}"):
         return _calibrate_locked(out, names, configs, cfg, backend, dtype, seeds, first_seed, scheduler, workers,
                                  progress, say, argv, profile)
 
 
-def check_store(output: str | os.PathLike[str]) -> Path:
+#: The summary files a calibration writes into its store (:func:`linrnn.reports.calibration.write_calibration`).
+SUMMARY_FILES = ("calibration.json", "calibration.html", "calibration.md")
+
+
+def check_store(output: str | os.PathLike[str], force: bool = False) -> Path:
     """The calibration directory (absolute), once it is known that it can be created and written.
 
     A store is added to, never emptied: an existing folder is used as it is (a re-run
-    resumes from its records), so only its writability is checked.
+    resumes from its records), so its writability is checked, and that each summary
+    file already there is one that linrnn wrote (else it is replaced only with
+    ``force``, :func:`linrnn.core.files.check_new_file`).
     """
-    from linrnn.core.files import check_output_dir, check_output_file
+    from linrnn.core.files import check_new_file, check_output_dir
 
     text = os.fspath(output)
     out = Path(text).resolve() if text.strip() else Path(text)
     if text.strip() and out.is_dir():
-        check_output_file(out / "calibration.json", "the calibration store")
+        for name in SUMMARY_FILES:
+            check_new_file(out / name, "the calibration file", force=force)
         return out
     return check_output_dir(output, "the calibration store")
 

@@ -49,6 +49,8 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     parser.add_argument("--first-seed", type=_seed, default=0, metavar="S", help="first seed (default 0)")
     parser.add_argument("-o", "--output", default="linrnn-calibration", metavar="DIR",
                         help="store and summary directory (default ./linrnn-calibration); a re-run resumes")
+    parser.add_argument("--force", action="store_true",
+                        help="replace calibration.json, .html or .md in DIR even if linrnn did not write them")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
                         help="a running Dask scheduler (tcp://host:8786); default: a LocalCluster on this machine")
     parser.add_argument("--workers", type=_positive, default=None, metavar="K",
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_calibration(args.output, profile=args.profile, config=args.config, claims=args.claims,
                                  seeds=args.seeds, first_seed=args.first_seed, scheduler=args.scheduler,
                                  workers=args.workers, progress=not args.quiet, log=log, argv=argv,
-                                 max_memory=args.max_memory)
+                                 max_memory=args.max_memory, force=args.force)
     except KeyboardInterrupt:
         print(f"linrnn: interrupted; finished records are kept in {args.output}/records and a re-run resumes "
               f"from them.", file=sys.stderr)

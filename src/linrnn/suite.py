@@ -663,7 +663,7 @@ def _run_locked(out: Path, output: str | os.PathLike[str], exps: Mapping[str, An
                 say: Callable[[str], None], argv: Sequence[str] | None, workers: int, profile: str) -> SuiteRun:
     """The body of :func:`run_report` once everything is checked and the directory's lock is held."""
     from linrnn.reports.output import CACHE_NAME, atomic_dir, check_target
-    from linrnn.reports.render import write_report
+    from linrnn.reports.render import record_files, write_report
     from linrnn.reports.schema import SCHEMA_VERSION, overall_verdict
 
     check_target(output, force)  # again, under the lock
@@ -743,8 +743,11 @@ def _run_locked(out: Path, output: str | os.PathLike[str], exps: Mapping[str, An
     }
     with atomic_dir(output, force=force, locked=True) as tmp:
         provenance["total_seconds"] = round(time.perf_counter() - t_start, 3)
-        write_report(results, tmp)
+        written = write_report(results, tmp)
         _maybe_pdf(tmp, cfg["derivation"], results, say)
+        compiled = [p for p in (tmp / "derivation.pdf", tmp / "derivation.log") if p.is_file()]
+        if compiled:  # report.json lists every file of the report, these too
+            record_files(results, tmp, written + compiled)
     say(f"wrote {out}/report.html ({len(claims)} claims, {len(controls)} controls; verdict {results['verdict']})")
     return SuiteRun(results, out, exit_status(results["verdict"]))
 

@@ -14,14 +14,33 @@
   :class:`OutputError` (exit 2), both naming the path (:func:`write_error`).
 * :func:`exclusive_lock`: an advisory lock (``fcntl.flock``) that a second run on
   the same output or cache meets as one sentence (:class:`BusyError`).
+* :func:`check_new_file`: an existing file is replaced only if linrnn wrote it and
+  nobody changed it since (:func:`written_by_linrnn`), or with ``--force``; a path
+  that exists and is not a regular file (a FIFO, a device) is never replaced.
+
+**How linrnn knows a file is its own.** Every single file a command writes carries a
+signature, ``written by linrnn-bias VERSION; sha256 HEX``, where HEX is the SHA-256 of
+the file's content without the signature: the first line of a text file (a ``%``
+comment in ``.tex``, also the copied engine ``.log``; ``<!-- -->`` in HTML and
+Markdown), a line just before the final ``%%EOF`` of a PDF (:func:`sign_pdf`; a PDF
+comment, no object moves), the member ``linrnn_signature`` of an ``.npz`` (over the
+other members' names, dtypes, shapes and bytes, :func:`save_npz_atomic`), the key
+``linrnn_signature`` of a JSON object (over its other keys in canonical JSON,
+:func:`sign_json`). A file
+without it, or whose content no longer matches it (the user edited or annotated it),
+is not linrnn's. A report directory is judged by the list in its ``report.json``
+instead (:mod:`linrnn.reports.output`).
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -205,3 +224,200 @@ def read_text_file(path: str | os.PathLike[str], what: str) -> str:
     except UnicodeDecodeError as exc:
         raise UsageError(f"{what} {p} is not UTF-8 text (byte {exc.start} is {data[exc.start:exc.start + 1]!r}); "
                          f"is it a binary file?") from None
+
+
+# ------------------------------------------------------------------ what linrnn wrote
+
+#: The words of every signature; the version follows them, then ``; sha256 <hex>``.
+SIGNATURE = "written by linrnn-bias"
+#: The ``.npz`` member and the JSON key holding the signature.
+SIGNATURE_KEY = "linrnn_signature"
+_SIGNED = re.compile(rb"(?:%|<!--) ?" + SIGNATURE.encode() + rb" [^;\n]*; sha256 ([0-9a-f]{64})\b[^\n]*\n")
+_TEXT_COMMENTS = {"%": ("% ", ""), "<!--": ("<!-- ", " -->")}
+
+
+def _signature(digest: str) -> str:
+    from linrnn import __version__
+
+    return f"{SIGNATURE} {__version__}; sha256 {digest}"
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 (hex) of the file at ``path``, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sign_bytes(data: bytes, comment: str = "%") -> bytes:
+    """``data`` after the line ``% written by linrnn-bias V; sha256 <sha256 of data> ...`` (``comment``: % or <!--)."""
+    head, tail = _TEXT_COMMENTS[comment]
+    return f"{head}{_signature(hashlib.sha256(data).hexdigest())} of the text below{tail}\n".encode() + data
+
+
+def sign_text(text: str, comment: str = "%") -> str:
+    """:func:`sign_bytes` of the UTF-8 text ``text``."""
+    return sign_bytes(text.encode("utf-8"), comment).decode("utf-8")
+
+
+def sign_pdf(data: bytes) -> bytes:
+    """The PDF ``data`` with a line ``%written by linrnn-bias V; sha256 <hex>`` just before its last ``%%EOF``.
+
+    ``<hex>`` is the SHA-256 of the file without that line. A comment between
+    ``startxref`` and ``%%EOF`` moves no object, so the file stays a valid PDF. Data
+    that does not end in ``%%EOF`` is returned as it is (unsigned: a later run then
+    treats it as not linrnn's, the safe side).
+    """
+    at = data.rfind(b"%%EOF")
+    if at < 0 or data[at + 5:].strip():
+        return data
+    if at == 0 or data[at - 1:at] not in (b"\n", b"\r"):
+        data, at = data[:at] + b"\n" + data[at:], at + 1
+    line = f"%{_signature(hashlib.sha256(data).hexdigest())}\n".encode()
+    return data[:at] + line + data[at:]
+
+
+def _json_digest(data: Mapping[str, Any]) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sign_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` (a JSON object) with the key ``linrnn_signature``: the SHA-256 of the rest in canonical JSON."""
+    if SIGNATURE_KEY in data:
+        data = {k: v for k, v in data.items() if k != SIGNATURE_KEY}
+    return {**data, SIGNATURE_KEY: _signature(_json_digest(data))}
+
+
+def _signature_digest(value: Any) -> str | None:
+    m = re.fullmatch(re.escape(SIGNATURE) + r" \S+; sha256 ([0-9a-f]{64})", value) if isinstance(value, str) else None
+    return None if m is None else m.group(1)
+
+
+def _npz_digest(arrays: Mapping[str, Any]) -> str:
+    import numpy as np
+
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.asanyarray(arrays[name])
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def save_npz_atomic(path: str | os.PathLike[str], arrays: Mapping[str, Any]) -> None:
+    """``numpy.savez`` of ``arrays`` plus the member ``linrnn_signature``, written atomically (:func:`atomic_file`)."""
+    import numpy as np
+
+    if SIGNATURE_KEY in arrays:
+        raise ValueError(f"{SIGNATURE_KEY} is reserved for the signature")
+    members = {k: np.asanyarray(v) for k, v in arrays.items()}
+    with atomic_file(path, "wb") as fh:
+        np.savez(fh, **members, **{SIGNATURE_KEY: np.asarray(_signature(_npz_digest(members)))})
+
+
+def _npz_is_signed(path: Path) -> bool:
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with zipfile.ZipFile(path) as zf:  # a signature member, and only arrays: else nothing is loaded
+            names = zf.namelist()
+        if f"{SIGNATURE_KEY}.npy" not in names or not all(n.endswith(".npy") for n in names):
+            return False
+        with np.load(path, allow_pickle=False) as z:
+            members = {k: z[k] for k in z.files}
+    except Exception:  # noqa: BLE001 - whatever cannot be read as a signed archive is not linrnn's
+        return False
+    sig = members.pop(SIGNATURE_KEY)
+    return sig.shape == () and _signature_digest(str(sig)) == _npz_digest(members)
+
+
+def _digest_without(fh: IO[bytes], skip: tuple[int, int]) -> str:
+    """SHA-256 of the open file ``fh`` without the bytes ``skip[0]:skip[1]``, read in blocks."""
+    h = hashlib.sha256()
+    fh.seek(0)
+    for start, stop in ((0, skip[0]), (skip[1], None)):
+        fh.seek(start)
+        left = None if stop is None else stop - start
+        while left is None or left > 0:
+            block = fh.read(1 << 20 if left is None else min(1 << 20, left))
+            if not block:
+                break
+            h.update(block)
+            if left is not None:
+                left -= len(block)
+    return h.hexdigest()
+
+
+def _contains(fh: IO[bytes], needle: bytes) -> bool:
+    fh.seek(0)
+    tail = b""
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        if needle in tail + block:
+            return True
+        tail = block[-len(needle):]
+    return False
+
+
+def written_by_linrnn(path: str | os.PathLike[str]) -> bool:
+    """Whether the regular file ``path`` carries a linrnn signature that matches its content (module docstring).
+
+    The kind is told by content (a PDF header, a zip archive, JSON, else text), not by
+    the name. A file without a signature is told apart by its first line, its last
+    kilobytes or a scan, without loading it whole.
+    """
+    p = Path(path)
+    if p.is_symlink() or not p.is_file():
+        return False
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(512)
+            if head.startswith(b"PK\x03\x04"):
+                return _npz_is_signed(p)
+            if head.startswith(b"%PDF-"):
+                size = fh.seek(0, os.SEEK_END)
+                base = max(0, size - 4096)
+                fh.seek(base)
+                tail = fh.read()
+                at = tail.rfind(b"%%EOF")
+                if at < 0 or tail[at + 5:].strip():
+                    return False
+                start = max(tail.rfind(b"\n", 0, at - 1), tail.rfind(b"\r", 0, at - 1)) + 1
+                m = _SIGNED.fullmatch(tail[start:at])
+                return m is not None and _digest_without(fh, (base + start, base + at)) == m.group(1).decode()
+            if head.lstrip().startswith(b"{"):
+                if not _contains(fh, f'"{SIGNATURE_KEY}"'.encode()):
+                    return False
+                fh.seek(0)
+                obj = json.loads(fh.read())
+                if not isinstance(obj, dict):
+                    return False
+                return _signature_digest(obj.pop(SIGNATURE_KEY, None)) == _json_digest(obj)
+            m = _SIGNED.match(head)
+            return m is not None and _digest_without(fh, (0, m.end())) == m.group(1).decode()
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, NaN: not linrnn's
+        return False
+
+
+def check_new_file(path: str | os.PathLike[str], what: str, *, force: bool) -> Path:
+    """:func:`check_output_file`, and an existing file at ``path`` may be replaced: else one sentence (exit 2).
+
+    Replaced: a file that linrnn wrote and nobody changed since (:func:`written_by_linrnn`),
+    or anything with ``force`` (the replacement is a rename, so a symbolic link is replaced,
+    not the file it points to). Never replaced: a FIFO, device or socket.
+    """
+    p = check_output_file(path, what)
+    text = os.fspath(path)
+    if not os.path.lexists(p):
+        return p
+    if not p.is_symlink() and not p.is_file():
+        raise OutputError(f"{what} {text} exists and is not a regular file (a pipe or a device); "
+                          f"choose another name")
+    if not force and not written_by_linrnn(p):
+        raise OutputError(f"{what} {text} already exists and linrnn did not write it (or it was changed since); "
+                          f"pass --force to replace it")
+    return p
