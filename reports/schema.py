@@ -46,7 +46,6 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from linrnn.core.errors import UsageError
@@ -310,12 +309,8 @@ def loads(text: str) -> dict[str, Any]:
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate a results file; a missing or unreadable file is a :class:`UsageError`."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"no results file at {str(p)!r}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read the results file {str(p)!r} ({exc})") from None
-    return loads(text)
+    """Read and validate a results file; a missing or unreadable file, or one that is not a regular file of at
+    most :data:`linrnn.core.files.MAX_RESULTS_BYTES`, is a :class:`UsageError` (checked before it is read)."""
+    from linrnn.core.files import MAX_RESULTS_BYTES, read_text_file
+
+    return loads(read_text_file(path, "the results file", MAX_RESULTS_BYTES))

@@ -3,9 +3,11 @@
 Hypothesis draws a subcommand, a small valid base command line (so that a value
 that slipped through validation would still finish quickly and show as a failure,
 not a hang), and one bad value for one of its options: out of range, of the wrong
-type, huge (beyond any memory budget), malformed, or an output path that cannot be
-written; for the commands that read files, a configuration or results file that is
-binary, a folder, not TOML/JSON, of the wrong types, or malformed. Each example
+type, huge (beyond any memory budget, or beyond 64 bits), malformed, or an output path
+that cannot be written; for the commands that read files, a configuration or results
+file that is binary, a folder, a FIFO (which would block a reader), a device
+(``/dev/zero`` never ends, ``/dev/null``), not TOML/JSON, of the wrong types, with
+huge integers in its fields, or malformed. Each example
 runs in an empty working directory and must end with
 
 * exit status 2,
@@ -42,6 +44,8 @@ LIMIT_S = 5.0
 not_numbers = st.sampled_from(["abc", "", "1.5.2", "1e", "--", "0x1g", "NaNa", "[1]", "one"])
 non_positive_ints = st.integers(max_value=0).map(str)
 huge_ints = st.integers(min_value=10**9, max_value=10**18).map(str)
+#: beyond 64 bits: never to reach NumPy or a range() of work
+giant_ints = st.integers(min_value=2**63, max_value=10**40).map(str)
 non_positive_floats = st.one_of(st.floats(max_value=0.0, allow_nan=False).map(repr),
                                 st.sampled_from(["nan", "-inf", "inf"]))
 bad_probability = st.one_of(st.sampled_from(["0", "1", "1.5", "-0.1", "nan", "inf"]), not_numbers)
@@ -81,7 +85,7 @@ COMMANDS: dict[str, tuple[list[str], dict[str, st.SearchStrategy[str]]]] = {
         "--width": st.one_of(non_positive_ints, huge_ints, not_numbers),
         "--widths": st.sampled_from(["16", "0,16", "16,16", "a,b", "16,10000000000"]),
         "--lags": st.one_of(non_positive_ints, huge_ints, not_numbers),
-        "--replicas": st.one_of(st.integers(max_value=1).map(str), not_numbers),
+        "--replicas": st.one_of(st.integers(max_value=1).map(str), not_numbers, giant_ints),
         "--alpha": bad_probability,
         "--pilot": st.one_of(st.sampled_from(["1", "-1"]), not_numbers),
         "--seed": st.one_of(st.integers(max_value=-1).map(str), not_numbers),
@@ -103,7 +107,8 @@ COMMANDS: dict[str, tuple[list[str], dict[str, st.SearchStrategy[str]]]] = {
         "--lr": st.one_of(st.sampled_from(["-1", "0", "nan", "inf", "Auto"]), not_numbers),
         "--lr-factor": st.sampled_from(["0", "2", "3", "-1", "nan", "x"]),
         "--teacher": st.sampled_from(["bogus", "", "CO2"]),
-        "--replicas": st.one_of(non_positive_ints, not_numbers),
+        "--replicas": st.one_of(non_positive_ints, not_numbers, giant_ints),
+        "--workers": st.one_of(non_positive_ints, huge_ints, giant_ints),
         "--seed": st.one_of(st.integers(max_value=-1).map(str), not_numbers),
         "--max-memory": bad_memory,
         "--save": st.one_of(bad_output_file.map(lambda p: p + ".npz" if p else p), st.just("x.txt")),
@@ -112,24 +117,32 @@ COMMANDS: dict[str, tuple[list[str], dict[str, st.SearchStrategy[str]]]] = {
     "report": (["report", "--workers", "1", "-q"], {
         "-o": st.one_of(bad_output_file, st.sampled_from([".", ".."])),
         "--config": st.sampled_from(["binary", "folder", "missing", "not_toml", "wrong_type", "huge_ntk",
-                                     "huge_train", "unknown_key", "unknown_section", "bad_alpha"]),
+                                     "huge_train", "unknown_key", "unknown_section", "bad_alpha", "fifo",
+                                     "dev_zero", "dev_null", "giant_int", "huge_figure_lags", "nan_field",
+                                     "bad_list_element", "huge_finite_width"]),
         "--max-memory": bad_memory,
-        "--workers": st.one_of(non_positive_ints, not_numbers),
+        "--workers": st.one_of(non_positive_ints, not_numbers, huge_ints, giant_ints),
         "--seed": st.one_of(st.integers(max_value=-1).map(str), not_numbers),
         "--profile": st.sampled_from(["quik", "", "FULL"]),
         "--backend": st.sampled_from(["torch", "gpu", ""]),
     }),
     "report render": (["report", "render", str(FIXTURE), "-o", "out"], {
         "RESULTS": st.sampled_from(["binary", "folder", "missing", "not_json", "truncated_figure",
-                                    "missing_figure_key", "wrong_schema_version"]),
+                                    "missing_figure_key", "wrong_schema_version", "fifo", "dev_zero",
+                                    "dev_null"]),
         "-o": st.one_of(bad_output_file, st.sampled_from([".", ".."])),
     }),
     "calibrate": (["calibrate", "--seeds", "1", "-q"], {
-        "--seeds": st.one_of(non_positive_ints, not_numbers),
+        "--seeds": st.one_of(non_positive_ints, not_numbers, st.integers(min_value=10**8, max_value=10**18).map(str),
+                             giant_ints),
         "--first-seed": st.one_of(st.integers(max_value=-1).map(str), not_numbers),
         "--claims": st.sampled_from(["bogus", "ntk_limit,bogus", ""]),
-        "--config": st.sampled_from(["binary", "folder", "wrong_type", "huge_ntk"]),
-        "--workers": st.one_of(non_positive_ints, not_numbers),
+        "--config": st.sampled_from(["binary", "folder", "wrong_type", "huge_ntk", "fifo", "dev_zero",
+                                     "giant_int", "huge_finite_width"]),
+        "--workers": st.one_of(non_positive_ints, not_numbers, huge_ints, giant_ints),
+        "--scheduler": st.sampled_from(["not-an-address", "tcp://127.0.0.1", "tcp://127.0.0.1:0",
+                                        "tcp://127.0.0.1:65536", "http://h:1", ""]),
+        "--scheduler-timeout": st.sampled_from(["0", "-1", "nan", "inf", "x", "1e9"]),
         "--max-memory": bad_memory,
         "-o": bad_output_file,
     }),
@@ -143,6 +156,11 @@ CONFIGS = {
     "unknown_key": b"[ntk]\nlagz = 3\n",
     "unknown_section": b"[ntkk]\nlags = 3\n",
     "bad_alpha": b"family_alpha = 2\n",
+    "giant_int": b"[ntk]\nreplicas = 100000000000000000000000000000000000\n",
+    "huge_figure_lags": b"[derivation]\nfigure_lags = 100000000000\n",
+    "nan_field": b"[dynamics_equivalence]\nnoise = nan\n",
+    "bad_list_element": b"[derivation]\nfigure_q = [0.9, -1.0]\n",
+    "huge_finite_width": b"[finite_width]\nmin_replicas = 1000000000\nmax_replicas = 1000000000\n",
 }
 
 
@@ -150,9 +168,11 @@ CONFIGS = {
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Files of each bad kind, in a folder of their own (outside the working directory of the examples)."""
     d = tmp_path_factory.mktemp("bad-inputs")
-    out = {"binary": d / "binary.toml", "folder": d / "folder", "missing": d / "missing.toml"}
+    out = {"binary": d / "binary.toml", "folder": d / "folder", "missing": d / "missing.toml",
+           "fifo": d / "fifo.toml", "dev_zero": Path("/dev/zero"), "dev_null": Path("/dev/null")}
     out["binary"].write_bytes(b"\x00\xff\xfe\x80 binary")
     out["folder"].mkdir()
+    os.mkfifo(out["fifo"])  # a reader that opened it would block for ever: no writer ever comes
     for name, text in CONFIGS.items():
         out[name] = d / f"{name}.toml"
         out[name].write_bytes(text)

@@ -154,7 +154,7 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         main(["report", "--seed", "-1"])
     assert exc.value.code == 2
     assert main(["report", "render", str(tmp_path / "nope.json"), "-o", str(tmp_path / "r2")]) == 2
-    assert "no results file" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_render_subcommand_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

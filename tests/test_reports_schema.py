@@ -32,7 +32,7 @@ def test_load_reads_and_validates_a_file(tmp_path: Path, results: dict) -> None:
     p = tmp_path / "r.json"
     p.write_text(schema.dumps(results), encoding="utf-8")
     assert schema.load(p) == results
-    with pytest.raises(UsageError, match="no results file"):
+    with pytest.raises(UsageError, match="does not exist"):
         schema.load(tmp_path / "missing.json")
     p.write_text("{not json", encoding="utf-8")
     with pytest.raises(schema.SchemaError, match="not JSON"):

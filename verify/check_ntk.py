@@ -838,6 +838,10 @@ def check_lag_ntk(
         raise UsageError(f"replicas must be an integer, got {replicas!r}") from None
     if replicas < 2:
         raise UsageError(f"the statistics need at least 2 replicas (standard errors), got {replicas}")
+    for what, count in (("replicas", replicas), ("max_replicas", max_replicas), ("pilot", pilot)):
+        if isinstance(count, int) and count > 2**63 - 1:
+            raise UsageError(f"{what} must be an integer of at most 64 bits (2^63 - 1), got one of "
+                             f"{len(str(count))} digits")
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
         raise UsageError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
     if isinstance(pilot, bool) or not isinstance(pilot, int) or pilot < 0 or pilot == 1:

@@ -220,6 +220,10 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError("--widths needs at least two different widths; use --width for one")
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    if args.workers is not None:
+        from linrnn.core.machine import check_workers
+
+        check_workers(args.workers)  # at most the cores this process may use, before any work
     if args.teacher is not None and args.teacher not in TEACHER_CHOICES:
         raise UsageError(f"unknown teacher {args.teacher!r}; choose one of {', '.join(TEACHER_CHOICES)}")
     if args.widths is not None and args.sigma_w2s is not None:

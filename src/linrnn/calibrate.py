@@ -65,6 +65,11 @@ POWER_TARGET = 0.98
 #: cannot tell the target from far lower powers (2 of 2 rejected: 95% interval [0.16, 1]).
 MIN_RUNS = math.ceil(round(1 / (1 - POWER_TARGET), 9))
 RECORDS = "records"
+#: Bytes one record may take while the summary holds every record of the run: its JSON is about 4-5 kB (the
+#: claim's result without figures), parsed into Python objects several times that; an upper estimate.
+RECORD_BYTES = 64_000
+#: The largest seed (a signed 64-bit integer).
+MAX_SEED = 2**63 - 1
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> list[float] | None:
@@ -223,22 +228,33 @@ def run_calibration(
     argv: Sequence[str] | None = None,
     max_memory: str | int = "8GB",
     force: bool = False,
+    scheduler_timeout: float | None = None,
 ) -> CalibrationRun:
     """Run ``claims`` (default: every registry claim) at seeds ``first_seed .. first_seed + seeds - 1``.
 
-    Checked before the cluster starts: the arguments, the configuration (types,
-    ranges and memory: the ``workers`` largest claims together must fit
-    ``max_memory``), and the store ``output`` (writable; a second calibration on the
-    same store stops at once, one sentence; a summary file there that linrnn did not
-    write is replaced only with ``force``).
+    Checked before the cluster starts: the scheduler's address (``scheme://host:port``)
+    and ``scheduler_timeout`` (default :data:`linrnn.parallel.SCHEDULER_TIMEOUT`
+    seconds, the longest wait for the scheduler to answer), the arguments, the
+    configuration (every field, and memory: the ``workers`` largest claims together
+    must fit ``max_memory``), and the store ``output`` (writable; a second calibration
+    on the same store stops at once, one sentence; a summary file there that linrnn did
+    not write is replaced only with ``force``). Nothing is written to the store and
+    nothing is printed before the cluster or the scheduler answers.
     """
     from linrnn import parallel, suite
     from linrnn.verify.claims import REGISTRY
 
     say = log or (lambda _msg: None)
+    if scheduler is not None:
+        parallel.check_scheduler(scheduler)
+    timeout = parallel.check_scheduler_timeout(
+        parallel.SCHEDULER_TIMEOUT if scheduler_timeout is None else scheduler_timeout)
     for what, v, low in (("--seeds", seeds, 1), ("--first-seed", first_seed, 0)):
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise UsageError(f"{what} must be an integer >= {low}, got {v!r}")
+    if first_seed + seeds - 1 > MAX_SEED:
+        raise UsageError(f"the seeds --first-seed .. --first-seed + --seeds - 1 must stay within 64 bits "
+                         f"(at most 2^63 - 1); lower --first-seed or --seeds")
     if workers is not None:
         check_workers(workers)
     names = list(REGISTRY) if not claims else list(dict.fromkeys(claims))
@@ -256,17 +272,18 @@ def run_calibration(
     backend = get_backend(cfg.backend, seed=first_seed).name
     dtype = "float64"
     configs = {n: cfg.sections[REGISTRY[n].section] for n in names}
-    for n in names:
-        REGISTRY[n].check(configs[n], cfg.model)
     from linrnn.core.validate import parse_memory
 
-    suite.check_memory_budget({n: REGISTRY[n].memory(configs[n], cfg.model) for n in names
-                               if REGISTRY[n].memory is not None},
-                              workers or available_cores(), parse_memory(max_memory))
+    budget = parse_memory(max_memory)
+    suite.check_claims(configs, cfg.model, workers or available_cores(), budget)
+    from linrnn.core.validate import check_memory
+
+    check_memory(f"the summary of {seeds} seeds x {len(names)} claims ({seeds * len(names)} records held at once)",
+                 seeds * len(names) * RECORD_BYTES, budget, "--max-memory (or lower --seeds)")
     out = check_store(output, force)
     with exclusive_lock(out.parent / f".{out.name}.lock", f"the calibration store {os.fspath(output)}"):
         return _calibrate_locked(out, names, configs, cfg, backend, dtype, seeds, first_seed, scheduler, workers,
-                                 progress, say, argv, profile)
+                                 progress, say, argv, profile, timeout)
 
 
 #: The summary files a calibration writes into its store (:func:`linrnn.reports.calibration.write_calibration`).
@@ -294,12 +311,17 @@ def check_store(output: str | os.PathLike[str], force: bool = False) -> Path:
 
 def _calibrate_locked(out: Path, names: list[str], configs: Mapping[str, Any], cfg: Any, backend: str, dtype: str,
                       seeds: int, first_seed: int, scheduler: str | None, workers: int | None, progress: bool,
-                      say: Callable[[str], None], argv: Sequence[str] | None, profile: str) -> CalibrationRun:
-    """The body of :func:`run_calibration` once everything is checked and the store's lock is held."""
+                      say: Callable[[str], None], argv: Sequence[str] | None, profile: str,
+                      timeout: float) -> CalibrationRun:
+    """The body of :func:`run_calibration` once everything is checked and the store's lock is held.
+
+    The cluster (or the scheduler) is reached before the store is created or a line
+    is printed: a scheduler that does not answer within ``timeout`` seconds leaves
+    nothing behind.
+    """
     from linrnn import parallel
     from linrnn.verify.claims import REGISTRY
 
-    out.mkdir(parents=True, exist_ok=True)
     hashes = {n: config_hash(n, configs[n], cfg.model, backend, dtype) for n in names}
     seed_list = list(range(first_seed, first_seed + seeds))
     groups = parallel.group_by_experiment(names, {n: REGISTRY[n].experiment for n in names})
@@ -313,13 +335,27 @@ def _calibrate_locked(out: Path, names: list[str], configs: Mapping[str, Any], c
             else:
                 tasks.append((g, seed))
     total = reused + len(tasks)
-    say(f"{total} tasks ({len(names)} claims in {len(groups)} experiments x {seeds} seeds); "
-        f"{reused} reused from {out / RECORDS}")
     computed = 0
     t_start = time.perf_counter()
-    if tasks:
-        computed = _run_tasks(out, tasks, configs, cfg.model, backend, dtype, hashes, scheduler, workers,
-                              total, reused, progress, say)
+    undo = _sigterm_as_interrupt()
+    try:
+        client, cluster = parallel.dask_client(scheduler, workers, timeout) if tasks else (None, None)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            say(f"{total} tasks ({len(names)} claims in {len(groups)} experiments x {seeds} seeds); "
+                f"{reused} reused from {out / RECORDS}")
+            if tasks:
+                computed = _run_tasks(out, tasks, configs, cfg.model, backend, dtype, hashes, scheduler, client,
+                                      total, reused, progress, say)
+        finally:
+            for closer in (client, cluster):
+                if closer is not None:
+                    try:
+                        closer.close()
+                    except Exception:  # noqa: BLE001 - closing after an interrupt; the records are already safe
+                        pass
+    finally:
+        undo()
     summary = _summary(out, names, configs, hashes, seed_list, cfg, profile, backend, dtype, scheduler, workers,
                        argv, time.perf_counter() - t_start, computed, reused)
     from linrnn.reports.calibration import write_calibration
@@ -332,43 +368,32 @@ def _calibrate_locked(out: Path, names: list[str], configs: Mapping[str, Any], c
 
 
 def _run_tasks(out: Path, tasks: Sequence[tuple[list[str], int]], configs: Mapping[str, Any], model: Any,
-               backend: str, dtype: str, hashes: Mapping[str, str], scheduler: str | None, workers: int | None,
+               backend: str, dtype: str, hashes: Mapping[str, str], scheduler: str | None, client: Any,
                total: int, reused: int, progress: bool, say: Callable[[str], None]) -> int:
-    """Submit ``tasks`` to Dask and write each record as its task finishes; return the tasks computed."""
+    """Submit ``tasks`` to the Dask ``client`` and write each record as its task finishes; return the tasks
+    computed (the caller closes the client and its cluster)."""
     from tqdm import tqdm
 
     from linrnn import parallel
 
     distributed = parallel.import_distributed()
-    undo = _sigterm_as_interrupt()
-    client = cluster = None
     done = 0
-    try:
-        client, cluster = parallel.dask_client(scheduler, workers)
-        say(f"Dask: {'scheduler ' + scheduler if scheduler else 'local cluster'} with "
-            f"{len(client.scheduler_info().get('workers', {}))} workers")
-        futures = [client.submit(parallel.run_claims, g, {n: configs[n] for n in g}, model, seed, backend, dtype,
-                                 pure=False, key=f"calibrate-{'+'.join(g)}-{seed}-{os.getpid()}-{i}")
-                   for i, (g, seed) in enumerate(tasks)]
-        with tqdm(total=total, initial=reused, desc="calibrate", unit="task", file=sys.stderr,
-                  disable=not progress, dynamic_ncols=True) as bar:
-            for fut in distributed.as_completed(futures):
-                for rec in fut.result():
-                    name = rec["claim"]
-                    rec = {"calibration_version": CALIBRATION_VERSION, "config_hash": hashes[name], **rec}
-                    write_atomic(record_path(out, name, hashes[name], rec["seed"]),
-                                 json.dumps(rec, sort_keys=True, allow_nan=False) + "\n")
-                done += 1
-                bar.update(1)
-                fut.release()
-    finally:
-        undo()
-        for closer in (client, cluster):
-            if closer is not None:
-                try:
-                    closer.close()
-                except Exception:  # noqa: BLE001 - closing after an interrupt; the records are already safe
-                    pass
+    say(f"Dask: {'scheduler ' + scheduler if scheduler else 'local cluster'} with "
+        f"{len(client.scheduler_info().get('workers', {}))} workers")
+    futures = [client.submit(parallel.run_claims, g, {n: configs[n] for n in g}, model, seed, backend, dtype,
+                             pure=False, key=f"calibrate-{'+'.join(g)}-{seed}-{os.getpid()}-{i}")
+               for i, (g, seed) in enumerate(tasks)]
+    with tqdm(total=total, initial=reused, desc="calibrate", unit="task", file=sys.stderr,
+              disable=not progress, dynamic_ncols=True) as bar:
+        for fut in distributed.as_completed(futures):
+            for rec in fut.result():
+                name = rec["claim"]
+                rec = {"calibration_version": CALIBRATION_VERSION, "config_hash": hashes[name], **rec}
+                write_atomic(record_path(out, name, hashes[name], rec["seed"]),
+                             json.dumps(rec, sort_keys=True, allow_nan=False) + "\n")
+            done += 1
+            bar.update(1)
+            fut.release()
     return done
 
 

@@ -1,7 +1,7 @@
 """The ``linrnn calibrate`` command: argument parsing only, standard library at import time.
 
 ``linrnn calibrate [--profile quick] [--claims id,...] [--seeds N] [--first-seed S]
-[-o DIR] [--scheduler ADDRESS] [--workers K] [--config FILE.toml]`` runs every
+[-o DIR] [--scheduler ADDRESS [--scheduler-timeout SECONDS]] [--workers K] [--config FILE.toml]`` runs every
 (claim, seed) on Dask (:func:`linrnn.calibrate.run_calibration`). Exit status 0 when
 no claim failed or erred at any seed, every negative control's power is at least 0.98 and
 there are enough seeds to say so (50); 1 when a claim failed or erred; 3 (inconclusive)
@@ -53,8 +53,11 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
                         help="replace calibration.json, .html or .md in DIR even if linrnn did not write them")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
                         help="a running Dask scheduler (tcp://host:8786); default: a LocalCluster on this machine")
+    parser.add_argument("--scheduler-timeout", type=float, default=None, metavar="SECONDS",
+                        help="seconds to wait for the --scheduler to answer before giving up (default 10)")
     parser.add_argument("--workers", type=_positive, default=None, metavar="K",
-                        help="worker processes of the LocalCluster (default: the cores of this machine)")
+                        help="worker processes of the LocalCluster, at most the cores this process may use "
+                             "(default: all of them)")
     parser.add_argument("--max-memory", default="8GB", metavar="SIZE",
                         help="memory budget of one machine: its workers' largest claims together must fit it, "
                              "checked before the cluster starts (default 8GB)")
@@ -78,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         result = run_calibration(args.output, profile=args.profile, config=args.config, claims=args.claims,
                                  seeds=args.seeds, first_seed=args.first_seed, scheduler=args.scheduler,
                                  workers=args.workers, progress=not args.quiet, log=log, argv=argv,
-                                 max_memory=args.max_memory, force=args.force)
+                                 max_memory=args.max_memory, force=args.force,
+                                 scheduler_timeout=args.scheduler_timeout)
     except KeyboardInterrupt:
         print(f"linrnn: interrupted; finished records are kept in {args.output}/records and a re-run resumes "
               f"from them.", file=sys.stderr)

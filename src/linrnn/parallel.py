@@ -100,21 +100,71 @@ def import_distributed() -> Any:
     return distributed
 
 
-def dask_client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
+#: The schemes of a Dask scheduler address that ``--scheduler`` accepts.
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+#: Seconds ``calibrate`` waits for a running scheduler to answer (``--scheduler-timeout``).
+SCHEDULER_TIMEOUT = 10.0
+#: The longest wait ``--scheduler-timeout`` accepts (an hour).
+MAX_SCHEDULER_TIMEOUT = 3600.0
+
+
+def check_scheduler(address: Any) -> str:
+    """``address`` if it reads ``scheme://host:port`` (a scheme of :data:`SCHEDULER_SCHEMES`, port 1-65535).
+
+    Checked before anything else, with the standard library only, so a malformed
+    address is one sentence (:class:`UsageError`), never Dask's own traceback.
+    """
+    import re
+
+    text = address if isinstance(address, str) else repr(address)
+    hint = "write it as tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786"
+    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9+.-]*)://(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+):([0-9]{1,5})", text)
+    if not isinstance(address, str) or m is None:
+        raise UsageError(f"the Dask scheduler address {text!r} is not of the form scheme://host:port; {hint}")
+    scheme, port = m.group(1).lower(), int(m.group(3))
+    if scheme not in SCHEDULER_SCHEMES:
+        raise UsageError(f"the Dask scheduler address {text!r} has the scheme {scheme!r}; use one of "
+                         f"{', '.join(SCHEDULER_SCHEMES)} ({hint})")
+    if not 1 <= port <= 65535:
+        raise UsageError(f"the Dask scheduler address {text!r} has port {port}, outside 1-65535; {hint}")
+    return text
+
+
+def check_scheduler_timeout(seconds: Any) -> float:
+    """``seconds`` as a float if it is a finite number in (0, :data:`MAX_SCHEDULER_TIMEOUT`], else UsageError."""
+    import math
+
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise UsageError(f"--scheduler-timeout must be a number of seconds, got {seconds!r}") from None
+    if isinstance(seconds, bool) or not (math.isfinite(value) and 0 < value <= MAX_SCHEDULER_TIMEOUT):
+        raise UsageError(f"--scheduler-timeout must be a positive number of seconds up to "
+                         f"{MAX_SCHEDULER_TIMEOUT:g}, got {seconds!r}")
+    return value
+
+
+def dask_client(scheduler: str | None, workers: int | None,
+                timeout: float = SCHEDULER_TIMEOUT) -> tuple[Any, Any]:
     """(client, cluster): a client of the scheduler at ``scheduler``, or of a new ``LocalCluster``.
 
     The local cluster has ``workers`` worker processes (default: this machine's
     cores), one thread each, no dashboard, and its logs silenced; ``cluster`` is None
-    for a running scheduler. Close both when done.
+    for a running scheduler, which must answer within ``timeout`` seconds (else a
+    :class:`UsageError` that says so). Close both when done.
     """
     import logging
 
     distributed = import_distributed()
     if scheduler:
+        check_scheduler(scheduler)
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # the sentence below says it all
         try:
-            return distributed.Client(scheduler, timeout="30s"), None
-        except (OSError, TimeoutError) as exc:
-            raise UsageError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc})") from None
+            return distributed.Client(scheduler, timeout=f"{timeout:g}s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise UsageError(f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s ({reason[:200]}); "
+                             f"is it running? --scheduler-timeout sets the wait") from None
     n = workers or (os.cpu_count() or 1)
     for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny",
                  "distributed.core", "distributed.http.proxy"):

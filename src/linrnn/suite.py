@@ -42,6 +42,7 @@ import hashlib
 import importlib.metadata
 import importlib.resources
 import json
+import math
 import os
 import platform
 import sys
@@ -81,7 +82,14 @@ class DerivationConfig:
     def __post_init__(self) -> None:
         from linrnn.core.validate import check_positive, check_size
 
-        object.__setattr__(self, "figure_q", tuple(float(q) for q in self.figure_q))
+        qs = tuple(self.figure_q)
+        if not qs:
+            raise UsageError("derivation.figure_q must hold at least one q = sigma_W^2 for the lag-weight figure")
+        bad = [q for q in qs if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < math.inf]
+        if bad:
+            raise UsageError(f"derivation.figure_q must hold finite positive values of q = sigma_W^2, got {bad[0]!r} "
+                             f"in {list(qs)!r}")
+        object.__setattr__(self, "figure_q", tuple(float(q) for q in qs))
         object.__setattr__(self, "collapse_widths",
                            tuple(check_size("derivation.collapse_widths", w) for w in self.collapse_widths))
         for name in ("collapse_lags", "collapse_ntk_lags"):
@@ -89,8 +97,17 @@ class DerivationConfig:
             if value > 21:
                 raise UsageError(f"derivation.{name} must be at most 21 (the exact engine's reach), got {value}")
         check_positive("derivation.eps", self.eps)
-        if self.figure_lags < 1:
-            raise UsageError(f"derivation.figure_lags must be a positive integer, got {self.figure_lags!r}")
+        object.__setattr__(self, "figure_lags", check_size("derivation.figure_lags", self.figure_lags))
+
+
+#: Bytes per plotted value of the lag-weight figure: its float64 value, the Python float and JSON text of it in
+#: the payload, the cache entry and the results file, and matplotlib's path (an upper estimate).
+FIGURE_BYTES_PER_VALUE = 256
+
+
+def derivation_memory(config: DerivationConfig) -> int:
+    """Peak bytes of the derivation experiment: the lag-weight figure's ``len(figure_q) * figure_lags`` values."""
+    return FIGURE_BYTES_PER_VALUE * len(config.figure_q) * int(config.figure_lags)
 
 
 #: The memory budget of ``linrnn report`` when --max-memory is not given.
@@ -274,16 +291,34 @@ def check_memory_budget(needs: Mapping[str, int], workers: int, budget: int, fla
                  plural=len(largest) > 1)
 
 
+def check_claims(configs: Mapping[str, Any], model: Any, workers: int, budget: int,
+                 flag: str = "--max-memory") -> None:
+    """Check the registry claims ``configs`` (name -> configuration) can run, before any of them runs.
+
+    Each claim's ``check(config, model)`` (what needs the model, e.g. the controls it
+    names), then the memory of the ``workers`` largest together against ``budget``
+    (:func:`check_memory_budget`; every claim of the registry has a memory estimate).
+    ``linrnn report`` and ``linrnn calibrate`` both call it.
+    """
+    from linrnn.verify.claims import REGISTRY
+
+    for name, conf in configs.items():
+        REGISTRY[name].check(conf, model)
+    check_memory_budget({name: int(REGISTRY[name].memory(conf, model)) for name, conf in configs.items()},
+                        workers, budget, flag)
+
+
 def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a TOML configuration file (``tomllib``; ``tomli`` on Python 3.10).
 
-    A path that is missing, a folder, unreadable, not UTF-8 text or not TOML is one
-    sentence (:class:`UsageError`) worded as a read error.
+    A path that is missing, a folder, not a regular file (a FIFO, a device), larger
+    than :data:`linrnn.core.files.MAX_CONFIG_BYTES`, unreadable, not UTF-8 text or not
+    TOML is one sentence (:class:`UsageError`), checked before the file is read.
     """
-    from linrnn.core.files import read_text_file
+    from linrnn.core.files import MAX_CONFIG_BYTES, read_text_file
 
     tomllib = _toml()
-    text = read_text_file(path, "the configuration file")
+    text = read_text_file(path, "the configuration file", MAX_CONFIG_BYTES)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -398,7 +433,7 @@ def _claim_experiment(claim: Any) -> Callable[[Context], dict[str, Any]]:
         claim.check(ctx.config, ctx.model)
 
     def memory(ctx: Context) -> int:
-        return 0 if claim.memory is None else int(claim.memory(ctx.config, ctx.model))
+        return int(claim.memory(ctx.config, ctx.model))
 
     run.__name__ = f"experiment_{claim.name}"
     run.section = claim.section  # type: ignore[attr-defined]
@@ -410,6 +445,7 @@ def _claim_experiment(claim: Any) -> Callable[[Context], dict[str, Any]]:
 
 
 experiment_derivation.portable = True  # type: ignore[attr-defined]
+experiment_derivation.memory = lambda ctx: derivation_memory(ctx.config)  # type: ignore[attr-defined]
 
 
 def _run_experiments(exps: Mapping[str, Callable[[Context], dict[str, Any]]], contexts: Mapping[str, Context],
@@ -651,8 +687,9 @@ def run_report(
         check = getattr(fn, "check", None)
         if check is not None:
             check(contexts[name])
-    check_memory_budget({name: fn.memory(contexts[name]) for name, fn in exps.items() if getattr(fn, "memory", None)},
-                        workers, budget)
+    # every experiment is sized: the derivation and each claim (the registry requires a memory estimate)
+    check_memory_budget({name: int(fn.memory(contexts[name])) for name, fn in exps.items()
+                         if getattr(fn, "memory", None) is not None}, workers, budget)
     with directory_lock(output) as out:
         return _run_locked(out, output, exps, contexts, cfg, resolved, seed=seed, force=force, use_cache=use_cache,
                            say=say, argv=argv, workers=workers, profile=profile)

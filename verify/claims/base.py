@@ -179,9 +179,10 @@ class Claim:
     config_type: type
     run: Callable[..., ClaimResult]
     check: Callable[[Any, Any], None]
-    #: ``memory(config, model)``: peak bytes of the claim's largest computation, an upper estimate that the
-    #: suite checks against its memory budget before any claim runs
-    memory: Callable[[Any, Any], int] | None = None
+    #: ``memory(config, model)``: peak bytes of the claim's largest computation, an upper estimate that grows
+    #: with every size of its configuration; ``report`` and ``calibrate`` check it against their memory budget
+    #: before any claim runs (required: a claim without one could exhaust the machine unchecked)
+    memory: Callable[[Any, Any], int]
 
     def default_config(self) -> Any:
         return self.config_type()
@@ -192,6 +193,10 @@ class Claim:
 
 
 # ------------------------------------------------------------------ typed configuration
+
+
+#: The largest integer a configuration holds (a signed 64-bit integer, as TOML and NumPy define them).
+MAX_INT = 2**63 - 1
 
 
 def _type_name(hint: Any) -> str:
@@ -205,7 +210,11 @@ def _type_name(hint: Any) -> str:
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """``value`` as the annotation ``hint`` (int, float, str, bool, tuple[X, ...], unions), else UsageError."""
+    """``value`` as the annotation ``hint`` (int, float, str, bool, tuple[X, ...], unions), else UsageError.
+
+    Every value of every table passes here first: an integer must fit 64 bits and a
+    number must be finite (TOML's ``nan`` and ``inf`` are refused), whatever the field.
+    """
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         for h in typing.get_args(hint):
@@ -227,12 +236,22 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         ok = isinstance(value, bool)
     elif hint is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and not -MAX_INT <= value <= MAX_INT:
+            raise UsageError(f"{where} must be an integer of at most 64 bits (|value| <= 2^63 - 1), got "
+                             f"{'a number of ' + str(len(str(abs(value)))) + ' digits' if abs(value) > 10**30 else value}")
     elif hint is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if ok:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise UsageError(f"{where} must be a finite number, got an integer beyond float64's range") from None
+            if not math.isfinite(value):
+                raise UsageError(f"{where} must be a finite number, got {value!r}")
     elif hint is str:
         ok = isinstance(value, str)
+    elif hint is type(None):
+        ok = value is None
     else:  # pragma: no cover - an annotation this function does not know
         raise TypeError(f"{where}: unsupported configuration type {hint!r}")
     if not ok:
@@ -261,7 +280,13 @@ def configure(base: Any, values: Mapping[str, Any], section: str) -> Any:
                          f"known keys of [{section}]: {', '.join(sorted(names))}")
     hints = typing.get_type_hints(type(base))
     changes = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
-    return dataclasses.replace(base, **changes) if changes else base
+    if not changes:
+        return base
+    try:
+        return dataclasses.replace(base, **changes)
+    except UsageError as exc:  # the dataclass's own check: say which table it is
+        text = str(exc)
+        raise UsageError(text if f"{section}." in text or f"[{section}]" in text else f"[{section}] {text}") from None
 
 
 def result_config(model: Any, config: Any, **extra: Any) -> dict[str, Any]:
@@ -317,6 +342,18 @@ def training_memory(config: Any, model: Any, widths: Any, n_seq: int | None = No
                        config.n_seq if n_seq is None else n_seq, config.steps)
 
 
+#: Bytes one per-replica value of a two-stage design costs while the claim runs: its Python float in the
+#: replica's dict (with the dict's share), its float64 copy in the stacked arrays, and its place in the results
+#: (JSON text) where the claim keeps per-replica data; an upper estimate.
+REPLICA_VALUE_BYTES = 128
+
+
+def replica_memory(config: Any, values: int, extra: int = 0) -> int:
+    """Peak bytes of the per-replica values of a two-stage design: ``values`` per replica, for the pilot and the
+    largest main stage (``pilot + max_replicas`` replicas, plus ``extra``) kept at once."""
+    return REPLICA_VALUE_BYTES * int(values) * (int(config.pilot) + int(config.max_replicas) + int(extra))
+
+
 def check_scalar_model(model: Any, claim: str) -> None:
     """The training claims use scalar sequences: n_in = n_out = 1."""
     if model.n_in != 1 or model.n_out != 1:
@@ -334,6 +371,54 @@ def set_fields(obj: Any, **values: Any) -> None:
 
 
 TEACHERS = ("decay", "spike", "oscillator")
+#: The losses of :mod:`linrnn.verify.train` (``LOSSES``) and the inputs of :mod:`linrnn.verify.teachers`
+#: (``INPUTS``), written here without importing NumPy (a test checks they agree).
+LOSSES = ("all", "last")
+INPUTS = ("white", "ar1")
+#: The negative controls of the derivation (:func:`linrnn.derive.lag_formulas` ``.controls``; a test checks
+#: they agree): the wrong lag weights a training claim may name in ``controls``.
+CONTROLS = ("no_linear_term", "q_times_1.1")
+
+
+def _finite_powers(name: str, value: float, lags: int) -> None:
+    """The teacher's ``value ** j`` for j < lags must be finite float64 numbers."""
+    try:
+        top = abs(float(value)) ** max(lags - 1, 0)
+    except OverflowError:
+        top = math.inf
+    if not math.isfinite(top) or top > 1e300:
+        raise UsageError(f"{name} = {value!r} makes the teacher's impulse response overflow float64 within "
+                         f"seq_len = {lags} lags; choose |{name}| nearer 1")
+
+
+def check_data_fields(config: Any) -> None:
+    """The teacher and input fields of a training configuration, checked in one place (UsageError)."""
+    if config.loss not in LOSSES:
+        raise UsageError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
+    if config.teacher not in TEACHERS:
+        raise UsageError(f"unknown teacher {config.teacher!r}; choose one of {', '.join(TEACHERS)}")
+    if config.inputs not in INPUTS:
+        raise UsageError(f"unknown inputs {config.inputs!r}; choose one of {', '.join(INPUTS)}")
+    if isinstance(config.delay, bool) or not isinstance(config.delay, int) or config.delay < 0:
+        raise UsageError(f"delay must be a non-negative integer, got {config.delay!r}")
+    for key in ("rho", "r", "omega", "phi", "noise"):
+        v = getattr(config, key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise UsageError(f"{key} must be a finite number, got {v!r}")
+    if config.noise < 0:
+        raise UsageError(f"noise must be non-negative (a standard deviation), got {config.noise!r}")
+    if config.teacher == "spike" and config.delay >= config.seq_len:
+        raise UsageError(f"the spike delay must be an integer in 0..{config.seq_len - 1} (seq_len = {config.seq_len}), "
+                         f"got {config.delay}")
+    if config.teacher == "decay":
+        _finite_powers("rho", config.rho, config.seq_len)
+    if config.teacher == "oscillator":
+        _finite_powers("r", config.r, config.seq_len)
+    if config.inputs == "ar1" and not abs(config.phi) < 1:
+        raise UsageError(f"the AR(1) coefficient phi must satisfy |phi| < 1 for a stationary input, got {config.phi!r}")
+    unknown = [c for c in config.controls if c not in CONTROLS]
+    if unknown or not config.controls:
+        raise UsageError(f"controls must name one or more of {', '.join(CONTROLS)}, got {list(config.controls)!r}")
 
 
 @dataclass(frozen=True)
@@ -377,5 +462,4 @@ class TrainConfig:
         in_open_interval("alpha", self.alpha, 0, 1)
         in_open_interval("lr_factor", self.lr_factor, 0, 2, " (2 is the stability limit)")
         set_fields(self, lr=check_lr(self.lr), controls=tuple(self.controls))
-        if self.teacher not in TEACHERS:
-            raise UsageError(f"unknown teacher {self.teacher!r}; choose one of {', '.join(TEACHERS)}")
+        check_data_fields(self)

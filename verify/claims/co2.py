@@ -68,7 +68,7 @@ from typing import Any
 from linrnn.core.errors import UsageError
 from linrnn.verify.claims.base import (
     Claim, ClaimResult, Progress, check_lr, check_scalar_model, errbars, finite_or_none, in_open_interval, positive_int,
-    result_config, set_fields,
+    replica_memory, result_config, set_fields,
 )
 
 #: The controls this claim knows (the derivation's wrong lag weights).
@@ -549,12 +549,14 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
 
 
 def memory(config: Config, model: Any) -> int:
-    """Peak bytes of one training run at the width, on every window of the shipped series."""
+    """Peak bytes of one training run at the width, on every window of the shipped series, plus the per-replica
+    values of the design and the permuted-weeks runs (:func:`replica_memory`: about four per q)."""
     from linrnn.verify.co2 import load_co2
     from linrnn.verify.train import train_bytes
 
     weeks = int(load_co2()[1].size)
-    return train_bytes(config.width, model.n_in, model.n_out, config.seq_len, weeks, config.steps)
+    return (train_bytes(config.width, model.n_in, model.n_out, config.seq_len, weeks, config.steps)
+            + replica_memory(config, 4 * len(config.sigma_w2s), extra=config.permuted_replicas))
 
 
 CLAIM = Claim(name="co2", section="co2", experiment="co2", title=TITLE, config_type=Config, run=run, check=check,

@@ -35,7 +35,7 @@ from typing import Any
 
 from linrnn.verify.claims.base import (
     Claim, ClaimResult, Progress, TrainConfig, check_scalar_model, check_widths, result_config, set_fields,
-    training_memory,
+    replica_memory, training_memory,
 )
 
 
@@ -240,8 +240,10 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
 
 
 def memory(config: Config, model: Any) -> int:
-    """Peak bytes of one training run at the largest width (the replicas run one after another)."""
-    return training_memory(config, model, config.widths)
+    """Peak bytes of one training run at the largest width (the replicas run one after another), plus the
+    per-replica values of the design (:func:`replica_memory`: d per width, the slope, u per control)."""
+    return (training_memory(config, model, config.widths)
+            + replica_memory(config, len(config.widths) + 1 + len(config.controls)))
 
 
 CLAIM = Claim(name="dynamics_equivalence", section="dynamics_equivalence", experiment="dynamics_equivalence",

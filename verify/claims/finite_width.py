@@ -63,6 +63,27 @@ class Config:
             raise UsageError(f"finite_width.max_skew must lie in (0, 1), got {self.max_skew}")
         if not 0 < self.alpha < 1:
             raise UsageError(f"finite_width.alpha must lie in (0, 1), got {self.alpha}")
+        from linrnn.core.validate import parse_memory
+
+        try:
+            parse_memory(self.max_memory)
+        except UsageError as exc:
+            raise UsageError(f"finite_width.max_memory: {exc}") from None
+
+
+#: Float64 copies of the kept per-draw values (2 lags of them per draw) alive at once in :func:`_draw_moments`:
+#: the chunks' rows, their concatenation, and the centred values with their squares and cubes.
+KEPT_COPIES = 6
+
+
+def memory(config: Config, model: Any) -> int:
+    """Peak bytes: one draw at the largest width (chunks are cut to ``max_memory``, as in the NTK sweep) and the
+    ``2 lags`` values kept per draw for the moments, for the largest stage (``max(pilot, max_replicas)`` draws)."""
+    from linrnn.verify.montecarlo import bytes_per_draw
+
+    draws = max(config.pilot, config.max_replicas)
+    return (bytes_per_draw(max(config.widths), model.n_in, model.n_out, config.lags, 8, 0)
+            + KEPT_COPIES * 8 * 2 * config.lags * draws)
 
 
 #: The most lags the exact finite-width engine reaches (the bound of ``Config.lags``).
@@ -86,7 +107,8 @@ def _control_differs(model: Any, lags: int, widths: Any) -> bool:
 
 
 def check(config: Config, model: Any) -> None:
-    """Any model, any parameterization; but the control must differ from the theory at the sizes asked.
+    """Any model, any parameterization; checked before any draw: one draw at the largest width must fit the
+    claim's own ``max_memory``, and the control must differ from the theory at the sizes asked.
 
     At the first lags the finite-width corrections vanish (for the default model the exact
     means of lags 0 and 1 equal their wide limits at every width), so the wide limit, the
@@ -95,6 +117,12 @@ def check(config: Config, model: Any) -> None:
     fewest lags that test the claim (computed, within the exact engine's reach).
     """
     from linrnn.core.outcome import untestable
+    from linrnn.core.validate import check_memory, parse_memory
+    from linrnn.verify.montecarlo import bytes_per_draw
+
+    check_memory(f"the finite-width check ([finite_width] widths up to {max(config.widths)}, lags = {config.lags}), "
+                 f"one draw,", bytes_per_draw(max(config.widths), model.n_in, model.n_out, config.lags, 8, 0),
+                 parse_memory(config.max_memory), "[finite_width] max_memory in the configuration")
 
     if _control_differs(model, config.lags, config.widths):
         return
@@ -302,4 +330,5 @@ def _finite_int(v: float) -> int | None:
 
 
 CLAIM = Claim(name="finite_width", section=SECTION, experiment="finite_width",
-              title="Exact finite-width mean at small widths", config_type=Config, run=run, check=check)
+              title="Exact finite-width mean at small widths", config_type=Config, run=run, check=check,
+              memory=memory)

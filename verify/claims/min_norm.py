@@ -31,7 +31,7 @@ from typing import Any
 from linrnn.core.errors import UsageError
 from linrnn.verify.claims.base import (
     Claim, ClaimResult, Progress, TrainConfig, check_scalar_model, check_widths, result_config, set_fields,
-    training_memory,
+    replica_memory, training_memory,
 )
 
 
@@ -184,8 +184,10 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
 
 
 def memory(config: Config, model: Any) -> int:
-    """Peak bytes of one training run at the largest width."""
-    return training_memory(config, model, config.widths)
+    """Peak bytes of one training run at the largest width, plus the per-replica values of the design
+    (:func:`replica_memory`: D per width, the slope, u and Dc per control)."""
+    return (training_memory(config, model, config.widths)
+            + replica_memory(config, len(config.widths) + 1 + 2 * len(config.controls)))
 
 
 CLAIM = Claim(name="min_norm", section="min_norm", experiment="min_norm",

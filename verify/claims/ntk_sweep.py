@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,18 @@ class NtkConfig:
     mean: str = "auto"
 
     def __post_init__(self) -> None:
-        set_fields(self, widths=tuple(self.widths))
+        from linrnn.verify.claims.base import in_open_interval, positive_int
+
+        set_fields(self, lags=positive_int("ntk.lags", self.lags), widths=tuple(self.widths))
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.widths):
+            raise UsageError(f"ntk.widths must hold positive integers, got {list(self.widths)!r}")
+        if isinstance(self.replicas, bool) or not isinstance(self.replicas, int) or self.replicas < 2:
+            raise UsageError(f"ntk.replicas must be an integer of at least 2 (standard errors), got {self.replicas!r}")
+        if isinstance(self.max_replicas, bool) or not isinstance(self.max_replicas, int) or self.max_replicas < 2:
+            raise UsageError(f"ntk.max_replicas must be an integer of at least 2, got {self.max_replicas!r}")
+        in_open_interval("ntk.alpha", self.alpha, 0, 1)
+        if not math.isfinite(self.budget_seconds):
+            raise UsageError(f"ntk.budget_seconds must be a finite number of seconds (0: none), got {self.budget_seconds!r}")
         if self.mean not in ("auto", "exact", "richardson"):
             raise UsageError(f"ntk.mean must be one of auto, exact, richardson, got {self.mean!r}")
         if self.pilot < 0 or self.pilot == 1:

@@ -29,8 +29,8 @@ from typing import Any
 
 from linrnn.core.errors import UsageError
 from linrnn.verify.claims.base import (
-    Claim, ClaimResult, Progress, TrainConfig, check_scalar_model, errbars, result_config, set_fields,
-    training_memory,
+    Claim, ClaimResult, Progress, TrainConfig, check_scalar_model, errbars, positive_int, replica_memory,
+    result_config, set_fields, training_memory,
 )
 
 
@@ -52,6 +52,7 @@ class Config(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        set_fields(self, n_test=positive_int("short_memory.n_test", self.n_test))
         if isinstance(self.width, bool) or int(self.width) != self.width or self.width < 2:
             raise UsageError(f"width must be an integer of at least 2, got {self.width!r}")
         qs = tuple(float(q) for q in self.sigma_w2s)
@@ -276,8 +277,10 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
 
 
 def memory(config: Config, model: Any) -> int:
-    """Peak bytes of one training run at the width (its test set of n_test sequences included)."""
-    return training_memory(config, model, (config.width,), n_seq=config.n_seq + config.n_test)
+    """Peak bytes of one training run at the width (its test set of n_test sequences included), plus the
+    per-replica values of the design (:func:`replica_memory`: four per q)."""
+    return (training_memory(config, model, (config.width,), n_seq=config.n_seq + config.n_test)
+            + replica_memory(config, 4 * len(config.sigma_w2s)))
 
 
 CLAIM = Claim(name="short_memory", section="short_memory", experiment="short_memory",

@@ -12,6 +12,10 @@
   target is left as it was. An ``OSError`` while writing becomes
   :class:`DiskFullError` (the disk or a quota filled: exit 1) or
   :class:`OutputError` (exit 2), both naming the path (:func:`write_error`).
+* :func:`read_user_bytes` / :func:`read_text_file`: the one way a command reads a
+  file the user names (a configuration, a results file): only a regular file of at
+  most a stated size (:data:`MAX_CONFIG_BYTES`, :data:`MAX_RESULTS_BYTES`), checked
+  before it is opened, so a FIFO never blocks and ``/dev/zero`` is never read.
 * :func:`exclusive_lock`: an advisory lock (``fcntl.flock``) that a second run on
   the same output or cache meets as one sentence (:class:`BusyError`).
 * :func:`check_new_file`: an existing file is replaced only if linrnn wrote it and
@@ -39,6 +43,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -49,6 +54,11 @@ from linrnn.core.errors import BusyError, DiskFullError, OutputError, UsageError
 
 #: errno values meaning "no room left": the disk, a quota, the largest file size.
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+#: The largest configuration file (TOML) a command reads: a profile is a few kB.
+MAX_CONFIG_BYTES = 1_000_000
+#: The largest results file (JSON) ``report render`` reads: the quick profile's is about 0.25 MB.
+MAX_RESULTS_BYTES = 64_000_000
 
 
 def write_error(exc: OSError, path: str | os.PathLike[str]) -> Exception:
@@ -206,24 +216,75 @@ def exclusive_lock(lock_path: str | os.PathLike[str], what: str, *, wait: bool =
         os.close(fd)
 
 
-def read_text_file(path: str | os.PathLike[str], what: str) -> str:
-    """The UTF-8 text of the user's file ``path``; any problem reading it is one sentence (:class:`UsageError`)."""
-    p = Path(path)
-    if not os.fspath(path).strip():
+def file_kind(mode: int) -> str:
+    """What a file of ``st_mode`` ``mode`` is, for a sentence: "a FIFO, a named pipe", "a folder", ..."""
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO, a named pipe"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _check_regular(st: os.stat_result, where: str, what: str, limit: int) -> None:
+    from linrnn.core.validate import format_bytes
+
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{what} {where} is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{what} {where} is not a regular file (it is {file_kind(st.st_mode)}); give a file")
+    if st.st_size > limit:
+        raise UsageError(f"{what} {where} is {format_bytes(st.st_size)}, larger than the {format_bytes(limit)} "
+                         f"a {what.removeprefix('the ')} may be; is it the right file?")
+
+
+def read_user_bytes(path: str | os.PathLike[str], what: str, limit: int) -> bytes:
+    """The bytes of the user's file ``path``, refused unless it is a regular file of at most ``limit`` bytes.
+
+    The type and size are checked with ``os.stat`` before the file is opened, so a FIFO
+    (which would block), a device (``/dev/zero`` never ends) or a folder is one sentence
+    and never read. The file is then opened with ``O_NONBLOCK`` (opening a FIFO swapped
+    in since the check does not block) and checked again with ``fstat`` on the open
+    descriptor; at most ``limit + 1`` bytes are read, so a file that grew meanwhile is
+    refused too. Every problem is a :class:`UsageError` naming ``what`` and the path.
+    """
+    where = os.fspath(path)
+    if not where.strip():
         raise UsageError(f"{what} must be a file name, got an empty path")
-    if p.is_dir():
-        raise UsageError(f"{what} {p} is a folder, not a file")
     try:
-        data = p.read_bytes()
+        _check_regular(os.stat(where), where, what, limit)
+        fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
-        raise UsageError(f"there is no {what} at {p}") from None
+        raise UsageError(f"{what} {where} does not exist") from None
     except OSError as exc:
-        raise UsageError(f"cannot read {what} {p} ({(exc.strerror or str(exc)).lower()})") from None
+        raise UsageError(f"cannot read {what} {where} ({(exc.strerror or str(exc)).lower()})") from None
+    try:
+        _check_regular(os.fstat(fd), where, what, limit)  # the path may have been replaced since the check
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {where} ({(exc.strerror or str(exc)).lower()})") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise UsageError(f"{what} {where} grew beyond the {limit} bytes a {what.removeprefix('the ')} may be "
+                         f"while it was read")
+    return b"".join(chunks)
+
+
+def read_text_file(path: str | os.PathLike[str], what: str, limit: int = MAX_CONFIG_BYTES) -> str:
+    """The UTF-8 text of the user's file ``path`` (:func:`read_user_bytes`); a problem is one sentence."""
+    data = read_user_bytes(path, what, limit)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{what} {p} is not UTF-8 text (byte {exc.start} is {data[exc.start:exc.start + 1]!r}); "
-                         f"is it a binary file?") from None
+        raise UsageError(f"{what} {os.fspath(path)} is not UTF-8 text (byte {exc.start} is "
+                         f"{data[exc.start:exc.start + 1]!r}); is it a binary file?") from None
 
 
 # ------------------------------------------------------------------ what linrnn wrote

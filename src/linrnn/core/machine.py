@@ -22,7 +22,18 @@ def default_workers() -> int:
 
 
 def check_workers(workers: Any) -> int:
-    """``workers`` if it is a positive integer, else :class:`UsageError`."""
+    """``workers`` if it is an integer from 1 to the cores this process may use, else :class:`UsageError`.
+
+    Every command that starts worker processes (``report``, ``verify train``, the local
+    cluster of ``calibrate``) checks its count here, before any process starts: more
+    workers than cores cannot run at once, and each is a process of its own (a
+    thousand would meet the system's limit on processes).
+    """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise UsageError(f"the number of workers must be a positive integer, got {workers!r}")
+    cores = available_cores()
+    if workers > cores:
+        shown = str(workers) if workers < 10**12 else f"{workers:.3g}"
+        raise UsageError(f"{shown} workers is more than the {cores} cores this process may use; "
+                         f"give at most {cores}")
     return workers
