@@ -295,17 +295,19 @@ def check_claims(configs: Mapping[str, Any], model: Any, workers: int, budget: i
                  flag: str = "--max-memory") -> None:
     """Check the registry claims ``configs`` (name -> configuration) can run, before any of them runs.
 
-    Each claim's ``check(config, model)`` (what needs the model, e.g. the controls it
-    names), then the memory of the ``workers`` largest together against ``budget``
-    (:func:`check_memory_budget`; every claim of the registry has a memory estimate).
+    The memory of the ``workers`` largest together against ``budget``
+    (:func:`check_memory_budget`; every claim of the registry has a memory estimate),
+    then each claim's ``check(config, model)`` (what needs the model, e.g. the controls
+    it names, which may evaluate the theory at the claim's sizes: hence after sizing).
     ``linrnn report`` and ``linrnn calibrate`` both call it.
     """
     from linrnn.verify.claims import REGISTRY
 
-    for name, conf in configs.items():
-        REGISTRY[name].check(conf, model)
+    # sizes first: a claim's own check may evaluate its theory at its sizes (the controls it names)
     check_memory_budget({name: int(REGISTRY[name].memory(conf, model)) for name, conf in configs.items()},
                         workers, budget, flag)
+    for name, conf in configs.items():
+        REGISTRY[name].check(conf, model)
 
 
 def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -683,13 +685,14 @@ def run_report(
     cfg = with_family_alpha(cfg, [name for name in exps if name in _REGISTRY])
     contexts = {name: Context(config=cfg.sections.get(getattr(fn, "section", name), {}), backend=resolved.name,
                               seed=seed, dtype="float64", model=cfg.model) for name, fn in exps.items()}
-    for name, fn in exps.items():  # every configuration checked before any work
+    # every experiment is sized first (the derivation and each claim: the registry requires a memory estimate),
+    # then checked (a claim's check may evaluate its theory at its sizes), all before any work
+    check_memory_budget({name: int(fn.memory(contexts[name])) for name, fn in exps.items()
+                         if getattr(fn, "memory", None) is not None}, workers, budget)
+    for name, fn in exps.items():
         check = getattr(fn, "check", None)
         if check is not None:
             check(contexts[name])
-    # every experiment is sized: the derivation and each claim (the registry requires a memory estimate)
-    check_memory_budget({name: int(fn.memory(contexts[name])) for name, fn in exps.items()
-                         if getattr(fn, "memory", None) is not None}, workers, budget)
     with directory_lock(output) as out:
         return _run_locked(out, output, exps, contexts, cfg, resolved, seed=seed, force=force, use_cache=use_cache,
                            say=say, argv=argv, workers=workers, profile=profile)
