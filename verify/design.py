@@ -86,12 +86,21 @@ largest size any of their controls needs (the same R at every width); a further 
 where one is drawn, serves them too. The sweep's ``alpha`` is split by Bonferroni over
 its three checks (each claim states its share) and each check's share over the looks.
 
-**Which runs use the further stage.** The training claims through
+**Which runs use the further stage.** Every claim: the training claims through
 :func:`linrnn.verify.claims_train.run_design` (``min_norm``, ``dynamics_equivalence``,
 ``short_memory``; their further stage is sized on every replica drawn so far, pilot
-included) and the lag-NTK sweep (:func:`linrnn.verify.check_ntk.check_lag_ntk`, sized
-on the main stage's estimate). ``finite_width`` and ``co2`` still run the two-stage
-design (one look at the full alpha) with their own sizing code.
+included), the lag-NTK sweep (:func:`linrnn.verify.check_ntk.check_lag_ntk`, sized on
+the main stage's estimate), ``finite_width`` (:mod:`linrnn.verify.claims.finite_width`:
+the control's size, common to every width, sized on the main stage's per-entry sds; each
+width draws at least that many and as many as its pilot's skewness asks for; fresh seed
+streams 12 + s x F at stage s, F = :data:`linrnn.verify.claims_train.FURTHER_OFFSET`) and
+``co2`` (:mod:`linrnn.verify.claims.co2`: sized on the main stage's estimate at each
+control's best q; fresh replica indices from s x F at stage s). The training claims,
+``finite_width`` and ``co2`` state ``stages``, ``looks``, ``alpha_per_look``,
+``main_replicas``, ``replicas_total``, ``stopped`` and ``decided_at_stage`` in their
+results' ``design`` (the NTK claims: ``stages``, ``looks``, ``alpha_per_look`` and
+``decided_at_stage``). Only a fixed-size run without a pilot (``verify ntk --pilot 0``)
+takes one look at the full alpha.
 
 * ``ntk_limit`` (entrywise Holm test of the bias-corrected lag NTK at the largest
   width): a control's effect is max_k |control_k - theory_k| / s_k over the tested
@@ -175,7 +184,7 @@ def predicted_power(effect: float, sd: float, replicas: float, crit: float) -> f
 
 @dataclass(frozen=True)
 class Design:
-    """The sizes of a two-stage run: pilot, bounds, and the power target."""
+    """The sizes of a run: pilot, bounds, the power target and the looks (``looks = 1``: the two-stage design)."""
 
     pilot: int = 16
     min_replicas: int = 16
