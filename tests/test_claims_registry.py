@@ -134,7 +134,7 @@ def test_ntk_claims_share_one_sweep_and_stay_pure() -> None:
     assert {c["id"] for c in results["width_rate"].controls} == {"rate:minus_1", "rate:ntk:no_linear_term",
                                                                  "rate:ntk:q_times_1.1"}
     for r in results.values():  # outcomes, alpha (the sweep's alpha over its three claims) and the design
-        assert r.alpha == pytest.approx(cfg.alpha / 3) and r.design["method"] == "two-stage"
+        assert r.alpha == pytest.approx(cfg.alpha / 3) and r.design["method"] == "group-sequential"
         assert all(c["verdict"] in ("rejected", "not_rejected", "error") and "power" in c for c in r.controls)
     from linrnn.verify.claims import ntk_sweep
 

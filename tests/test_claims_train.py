@@ -189,8 +189,9 @@ def test_design_sizes_for_power_and_caps() -> None:
         return {"x": float(np.random.default_rng(i).normal(1.0, 1.0))}
 
     cfg = REGISTRY["dynamics_equivalence"].config({"pilot": 16, "min_replicas": 4, "max_replicas": 400})
-    test = TTest("x", 0.0, "greater", 1e-3)
-    main, design = run_design(replica, {"c": test}, cfg)
+    staged = run_design(replica, {"c": TTest("x", 0.0, "greater", 1e-3)}, cfg)
+    main, design, test = staged.values, staged.record, staged.controls["c"]
+    assert test.level == 1e-3 / design["looks"] and design["alpha_per_look"] == cfg.alpha / design["looks"]
     R = design["replicas"]
     assert R == design["needed"]["c"] and 10 < R < 200 and main["x"].size == R
     assert not set(seen[:16]) & set(seen[16:])
@@ -198,7 +199,7 @@ def test_design_sizes_for_power_and_caps() -> None:
     entry = control_entry("c", "x has mean 0", test, main["x"], design, "t", "not finite")
     assert entry["verdict"] == "rejected" and entry["power"] >= 0.999
     capped = REGISTRY["dynamics_equivalence"].config({"pilot": 4, "min_replicas": 2, "max_replicas": 3})
-    _, d2 = run_design(replica, {"c": TTest("x", 0.0, "greater", 1e-6)}, capped)
+    d2 = run_design(replica, {"c": TTest("x", 0.0, "greater", 1e-6)}, capped).record
     assert d2["replicas"] == 3 and d2["capped_by"] == "max_replicas"
     bad = control_entry("c", "x", test, np.array([1.0, math.nan, 2.0]), design, "t", "the value is not finite")
     assert bad["verdict"] == "error" and bad["error"] == "the value is not finite"

@@ -157,7 +157,7 @@ def test_standard_param_is_decided_by_the_design(capsys: pytest.CaptureFixture[s
                    "--backend", "numpy", "--no-progress"])
     out, _ = capsys.readouterr()
     assert status == 0, out
-    assert "verdict: PASS" in out and "two-stage" in out
+    assert "verdict: PASS" in out and "group-sequential" in out
 
 
 def test_small_max_replicas_is_inconclusive_with_the_size(capsys: pytest.CaptureFixture[str]) -> None:

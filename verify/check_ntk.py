@@ -40,9 +40,14 @@ Sizes (``pilot`` > 0, :mod:`linrnn.verify.design`): a pilot of fresh draws at ev
 width (and at n // 4, for the bias remainder) estimates each control's effect per
 replica; the main stage draws new replicas, at least ``replicas``, sized for power
 0.999 against every control at the Holm critical value of this run's ``alpha``,
-capped by ``max_replicas``, ``budget_seconds`` and the bias allowance. With
-``pilot = 0`` exactly ``replicas`` draws are used ("fixed" design); the result still
-says which size each unrejected control would need.
+capped by ``max_replicas``, ``budget_seconds`` and the bias allowance. Where the
+theory passes there but a control is not rejected, a further stage of fresh replicas,
+sized on the main stage's estimate within the same caps, is tested alone (the
+group-sequential design of :func:`linrnn.verify.design.sequential_stages`); every look
+is tested at ``alpha_check / looks``, so a true theory still fails with probability at
+most ``alpha``, and a control is decided by the first stage that rejects it. With
+``pilot = 0`` exactly ``replicas`` draws are used ("fixed" design, one look at the full
+``alpha``); the result still says which size each unrejected control would need.
 
 False-failure budget: a true theory fails a run with probability at most ``alpha``
 (default 1e-3) when the O(n^-2) remainder is negligible (the design's bias allowance
@@ -492,7 +497,9 @@ class NTKCheck:
         lines += [
             "",
             f"checks of the derived theory (family-wise alpha = {self.alpha:g}, "
-            f"{self.alpha_check:.3g} per check by Bonferroni):",
+            f"{self.alpha_check:.3g} per check by Bonferroni"
+            + (f", {self.design['alpha_per_check_per_look']:.3g} per check and look over "
+               f"{self.design['looks']} looks" if self.design.get("looks", 1) > 1 else "") + "):",
         ]
         lines += [_check_line(c, self.check_outcome(c)) for c in self.checks]
         for c in self.checks:
@@ -809,10 +816,11 @@ def check_lag_ntk(
     ``widths``: one width, or a sweep (two or more distinct widths). The entrywise
     checks run at the largest width n with the bias companion n // 2 (measured
     too when not in the sweep; none when n = 1). ``pilot`` = 0: exactly ``replicas``
-    draws per width; ``pilot`` >= 2: the two-stage design of :mod:`linrnn.verify.design`
+    draws per width; ``pilot`` >= 2: the group-sequential design of :mod:`linrnn.verify.design`
     (``pilot`` fresh draws per width, then at least ``replicas`` new ones, as many as
     power 0.999 against every control needs, capped by ``max_replicas``,
-    ``budget_seconds`` and the bias allowance). See the module docstring for the
+    ``budget_seconds`` and the bias allowance; a further stage where a control is left
+    undecided; every look at alpha / looks). See the module docstring for the
     statistics. Raises :class:`UsageError` for impossible input, and for a draw that does
     not fit ``max_memory`` before any work (the sentence names ``memory_flag``, the
     setting that raises the budget where the caller reads it), and for lags at which every
@@ -847,7 +855,8 @@ def check_lag_ntk(
     if isinstance(pilot, bool) or not isinstance(pilot, int) or pilot < 0 or pilot == 1:
         raise UsageError(f"pilot must be 0 (no design) or an integer >= 2, got {pilot!r}")
     plan_design = dsg.Design(pilot=max(pilot, 2), min_replicas=replicas, max_replicas=max(max_replicas, replicas)
-                             if pilot == 0 else max_replicas, budget_seconds=budget_seconds, power=power)
+                             if pilot == 0 else max_replicas, budget_seconds=budget_seconds, power=power,
+                             looks=dsg.LOOKS if pilot else 1)  # a fixed design (no pilot) takes one look
     if mean not in MEAN_MODES:
         raise UsageError(f"mean must be one of {', '.join(MEAN_MODES)}, got {mean!r}")
     reaches = mean != "richardson" and exact_reaches(spec, lags)
@@ -879,7 +888,7 @@ def check_lag_ntk(
     assert all(len(v) <= THEORIES for v in rel_theories.values())
     sweep = len(ws) > 1
     n_checks = 3 if sweep else 2
-    a_check = alpha / n_checks
+    a_check = alpha / n_checks * plan_design.alpha_share  # Bonferroni over the checks and over the looks
     work = {n: float(n) ** 2 + 2e3 * n for n in pilot_widths}
 
     plan: dsg.Plan | None = None
@@ -920,14 +929,44 @@ def check_lag_ntk(
             main_r = plan.replicas
             pilot_info = {"pilot_seconds": pilot_seconds, "seconds_per_replica": per_rep,
                           "bias_cap": None if math.isinf(cap) else int(cap), "pilot_widths": pilot_widths}
-        share = (0.9 if pilot else 1.0) / sum(work[n] * main_r for n in run_widths)
-        estimates = _measure(be, spec, run_widths, lags=lags, replicas=main_r, max_memory=max_memory,
-                             theories=rel_theories, keep_first_at=top if keep_first else None, bar=bar,
-                             work={n: work[n] * main_r for n in run_widths}, share=share)
+        looked: dict[int, tuple[Any, ...]] = {}
 
-    error = precision_error(estimates, th, be.dtype_name)
-    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        checks, controls, rate, arrays, dof = _tests(estimates, ws, top, companion, th, a_check)
+        def draw(stage: int, k: int) -> dict[int, WidthEstimate]:
+            sbe = be if stage == 0 else be.with_seed(None if be.seed is None else stream_seed(be.seed, stage, 9))
+            share = (0.9 if pilot else 1.0) / sum(work[n] * k for n in run_widths)
+            return _measure(sbe, spec, run_widths, lags=lags, replicas=k, max_memory=max_memory,
+                            theories=rel_theories, keep_first_at=top if keep_first else None, bar=bar,
+                            work={n: work[n] * k for n in run_widths}, share=share)
+
+        def look(est: dict[int, WidthEstimate], stage: int) -> dsg.Look:
+            err = precision_error(est, th, be.dtype_name)
+            with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+                got = _tests(est, ws, top, companion, th, a_check)
+            looked[stage] = (err, *got)
+            outs = [c.outcome for c in got[0]]
+            own = "error" if err or "error" in outs else ("fail" if "fail" in outs else "pass")
+            rejected = {k: err is None and any(c.outcome == "fail" for c in tests) for k, tests in got[1].items()}
+            cache: dict[float, dict[str, float]] = {}
+
+            def need(name: str, pw: float) -> float:  # from this stage's estimate, the sd at its upper bound
+                if err is not None:
+                    return math.inf
+                if pw not in cache:
+                    cache[pw] = control_needs(est, top, companion, th, got[0], got[1], a_check, pw, inflate=True)[0]
+                return cache[pw][name]
+
+            return dsg.Look(own, rejected, need)
+
+        names = ([f"ntk:{k}" for k in th.ntk_controls] + [f"nngp:{k}" for k in th.nngp_controls]
+                 + (["rate:minus_1"] if sweep else []))
+        stages = dsg.sequential_stages(draw, look, main_r, plan_design, names,
+                                       seconds_spent=time.perf_counter() - t0,
+                                       limit=pilot_info.get("bias_cap") if pilot else None)
+    estimates = stages.last
+    last = len(stages.samples) - 1
+    error, checks, controls, rate, arrays, dof = looked[last]
+    # a control is decided by the first stage that rejects it: its checks are that stage's
+    controls = {k: (looked[stages.decided_at[k]][2][k] if k in stages.decided_at else v) for k, v in controls.items()}
     ntk_est, ntk_se, nngp_est, nngp_se = arrays
     if sweep:
         th.control_exprs["rate:minus_1"] = "e(n) ~ n^-1 (fluctuations of order 1/n)"
@@ -941,13 +980,18 @@ def check_lag_ntk(
         "alpha": alpha, "pilot": pilot, "max_replicas": max_replicas, "budget_seconds": budget_seconds,
         "mean": mean,
     }
+    sizes = [r["replicas"] for r in stages.record]
     if pilot:
         assert plan is not None
-        method = "two-stage"
+        method = "group-sequential"
         sizing = (f"a pilot of {pilot} fresh draws per width estimated each control's effect; the main stage drew "
                   f"{main_r} new replicas per width, for power {power:g} against every control at the Holm "
-                  f"critical values of alpha = {a_check:.3g} per check (at least {replicas}"
-                  + (f"; capped by {plan.capped_by}" if plan.capped_by else "") + ")")
+                  f"critical values of alpha = {a_check:.3g} per check and look (at least {replicas}"
+                  + (f"; capped by {plan.capped_by}" if plan.capped_by else "") + ")"
+                  + (f"; a control it left undecided got a further stage of {', '.join(map(str, sizes[1:]))} fresh "
+                     f"replicas per width, sized on the main stage's estimate and tested alone"
+                     if len(sizes) > 1 else "")
+                  + f" (up to {plan_design.looks} looks, alpha split over them by Bonferroni)")
     else:
         method = "fixed"
         sizing = f"{replicas} replicas per width, no pilot (pilot = 0): the size is not designed for power"
@@ -955,12 +999,17 @@ def check_lag_ntk(
         "method": method,
         "sizing": sizing,
         "pilot": pilot,
-        "replicas": main_r,
+        "replicas": sizes[-1],
+        "main_replicas": main_r,
+        "looks": plan_design.looks,
+        "alpha_share_per_look": plan_design.alpha_share,
+        **stages.as_dict(),
         "min_replicas": replicas,
         "max_replicas": max_replicas,
         "budget_seconds": budget_seconds,
         "power_target": power,
-        "alpha_per_check": a_check,
+        "alpha_per_check": alpha / n_checks,
+        "alpha_per_check_per_look": a_check,
         "capped_by": plan.capped_by if plan else None,
         "needed": {k: _int_or_none(v) for k, v in (plan.needed if plan else needed).items() if "|" not in k},
         "needed_checks": {k: _int_or_none(v) for k, v in (plan.needed if plan else needed).items() if "|" in k},
@@ -988,6 +1037,6 @@ def check_lag_ntk(
         config=config, backend=be.describe(), widths=ws, verdict_width=top, companion_width=companion,
         estimates=estimates, theories=th, ntk_estimate=ntk_est, ntk_estimate_stderr=ntk_se,
         nngp_estimate=nngp_est, nngp_estimate_stderr=nngp_se, checks=checks, controls=controls, rate=rate,
-        alpha=alpha, alpha_check=a_check, dof=dof, seconds=time.perf_counter() - t0, design=design,
+        alpha=alpha, alpha_check=alpha / n_checks, dof=dof, seconds=time.perf_counter() - t0, design=design,
         error=error, power=pilot_power, needed=needed,
     )

@@ -10,9 +10,10 @@ module holds what they share:
   fields) and a seed: :func:`make_data` (teacher and inputs, data stream ``stream``),
   :func:`draw_rnn` (raw C, F, W seeded from (seed, n, replica)), :func:`reseeded`;
 * the step (:func:`choose_lr`) and the paired RNN/SCNN training (:func:`train_pair`);
-* the two-stage design and its tests (:class:`TTest`, a one-sample t-test on per-replica
+* the group-sequential design and its tests (:class:`TTest`, a one-sample t-test on per-replica
   scalars with its exact noncentral-t power and size; :func:`run_design`: pilot -> sizes
-  for power 0.999 -> fresh main-stage replicas; :func:`control_entry`: a control's
+  for power 0.999 -> fresh main-stage replicas -> a further stage where a control is not
+  rejected, every look at alpha / looks; :func:`control_entry`: a control's
   outcome rejected / not_rejected / error with its predicted power and the size that
   would decide it);
 * the wrong lag weights of the negative controls (:func:`wrong_weights`), the
@@ -294,18 +295,20 @@ def expected_test_loss(
     return mean_loss + var
 
 
-# ----------------------------------------------------------------- the two-stage design of the training claims
+# ----------------------------------------------------------------- the design of the training claims
 #
 # Every training claim is a set of one-sample t-tests on per-replica scalars (a replica
 # is one independent draw of the RNN at each width the claim uses, trained, with every
 # candidate theory evaluated on the same trajectories). The claim's own tests share its
 # alpha (Bonferroni); each negative control is a test of the same kind whose rejection is
-# wanted. The sizes come from verify/design.py's two-stage design: a pilot estimates each
-# control's effect per replica d (its sd inflated to the upper chi-square bound); the main
-# stage draws fresh replicas, as many as the smallest R at which a t-test of level
+# wanted. The sizes come from verify/design.py's group-sequential design: a pilot estimates
+# each control's effect per replica d (its sd inflated to the upper chi-square bound); the
+# main stage draws fresh replicas, as many as the smallest R at which a t-test of level
 # ``level`` rejects with probability ``power`` under the noncentral t with noncentrality
 # sqrt(R) d (the exact power of the t-test for normal replicas, in place of design.py's
-# normal approximation: at the few tens of replicas used the difference matters).
+# normal approximation: at the few tens of replicas used the difference matters); where a
+# control is still not rejected, a further stage of fresh replicas, sized the same way on
+# every replica drawn so far, is tested alone. Every test runs at level / looks.
 
 #: Offset of the pilot's replica indices: the pilot's draws never coincide with the main stage's.
 PILOT_OFFSET = 1_000_000
@@ -401,30 +404,72 @@ def stack(reps: Sequence[dict[str, float]]) -> dict[str, np.ndarray]:
     return {k: np.array([r[k] for r in reps], dtype=np.float64) for k in keys}
 
 
+#: Offset of a further stage's replica indices (stage s >= 1 uses s x FURTHER_OFFSET + r): fresh draws, distinct
+#: from the pilot's and the main stage's (the claims treat indices >= PILOT_OFFSET as not the main stage's).
+FURTHER_OFFSET = 2 * PILOT_OFFSET
+
+
+@dataclass
+class Staged:
+    """What :func:`run_design` drew and decided: the stages, the tests at the per-look level, the design record."""
+
+    #: the last stage's per-replica values: the claim's own tests are decided on them
+    values: dict[str, np.ndarray]
+    record: dict[str, Any]
+    #: the claim's own tests and the controls' tests at the per-look level (alpha / looks)
+    own: dict[str, TTest]
+    controls: dict[str, Any]
+    stages: Any  # linrnn.verify.design.Stages
+
+    def values_for(self, control: str) -> dict[str, np.ndarray]:
+        """The values of the stage that decides ``control`` (its first rejection, else the last stage)."""
+        return self.stages.sample_for(control)
+
+
+def _per_look(tests: Any, share: float) -> Any:
+    from dataclasses import replace
+
+    if isinstance(tests, (tuple, list)):
+        return tuple(replace(t, level=t.level * share) for t in tests)
+    return replace(tests, level=tests.level * share)
+
+
 def run_design(
     replica: Callable[[int], dict[str, float]],
-    controls: dict[str, TTest],
+    controls: dict[str, Any],
     config: Any,
     progress: Progress | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Pilot, size, main stage: the main stage's per-replica values and the design record.
+    own: dict[str, TTest] | None = None,
+) -> Staged:
+    """Pilot, size, main stage, and a further stage where the main stage falls short (the group-sequential design).
 
     ``replica(index)`` returns the scalars of one independent replica (pilot indices are
-    offset by :data:`PILOT_OFFSET`). A control maps to one :class:`TTest` or to a tuple of
-    them: then the pilot picks the member that needs the fewest replicas, and that member
-    alone decides the control in the main stage (``decisive_test``). The main stage uses R = max(min_replicas, needed over
-    the controls) replicas, capped by max_replicas and by budget_seconds at the pilot's
-    cost per replica (the only input that is not a function of the configuration and seed:
-    with a budget, the size may depend on the machine's speed; the record says so).
+    offset by :data:`PILOT_OFFSET`, a further stage's by :data:`FURTHER_OFFSET`). ``own``:
+    the claim's own tests; ``controls``: a control maps to one :class:`TTest` or to a tuple
+    of them: then the pilot picks the member that needs the fewest replicas, and that
+    member alone decides the control (``decisive_test``). Every test is run at the
+    per-look level, its level times ``1 / looks`` (Bonferroni over the looks of
+    :func:`linrnn.verify.design.sequential_stages`); the tests returned in
+    :class:`Staged` carry it. The main stage uses R = max(min_replicas, needed over the
+    controls) replicas, capped by max_replicas and by budget_seconds at the pilot's cost
+    per replica (the only input that is not a function of the configuration and seed:
+    with a budget, the size may depend on the machine's speed; the record says so). When
+    the claim's own tests pass there but a control is not rejected, a further stage of
+    fresh replicas is sized from every replica drawn so far (pilot and stages, the sd
+    at its upper 95% bound) and tested alone.
     """
     import time
 
-    from linrnn.verify.design import sd_upper
+    from linrnn.verify.design import sd_upper, sequential_stages, Look
 
     design = check_design(config)
+    share = design.alpha_share
+    own = {k: _per_look(t, share) for k, t in (own or {}).items()}
+    controls = {k: _per_look(t, share) for k, t in controls.items()}
     t0 = time.perf_counter()
     pilot = stack([replica(PILOT_OFFSET + r) for r in range(design.pilot)])
-    per_rep = (time.perf_counter() - t0) / design.pilot
+    pilot_seconds = time.perf_counter() - t0
+    per_rep = pilot_seconds / design.pilot
     effects, needed, chosen = {}, {}, {}
     for name, tests in controls.items():
         best = (math.inf, math.nan, 0)
@@ -452,19 +497,52 @@ def run_design(
             size, capped = affordable, "budget_seconds"
     if not pilot_finite:  # a diverging or degenerate replica: nothing to size; the main stage reports the error
         size, capped = design.min_replicas, "pilot_not_finite"
-    main = stack([replica(r) for r in range(size)])
+
+    decisive = {k: (t[chosen[k]] if isinstance(t, (tuple, list)) else t) for k, t in controls.items()}
+    seen = [pilot]
+
+    def draw(stage: int, k: int) -> dict[str, np.ndarray]:
+        base = stage * FURTHER_OFFSET
+        return stack([replica(base + r) for r in range(k)])
+
+    def look(values: dict[str, np.ndarray], stage: int) -> Look:
+        seen.append(values)
+        own_s = [t_summary(t, values[t.key], design.power) for t in own.values()]
+        outcome = ("error" if not all(s["finite"] for s in own_s) else
+                   "fail" if any(s["rejected"] for s in own_s) else "pass")
+        rejected = {k: t_summary(t, values[t.key], design.power)["rejected"] for k, t in decisive.items()}
+
+        def need(name: str, power: float) -> float:  # sized on every replica drawn so far
+            t = decisive[name]
+            v = np.concatenate([s[t.key] for s in seen])
+            if not np.all(np.isfinite(v)):
+                return math.inf
+            d = t.effect(float(np.mean(v)), sd_upper(float(np.std(v, ddof=1)), v.size - 1))
+            return t.needed(d, power, design.max_replicas * 64) if (math.isfinite(d) or d == math.inf) else math.inf
+
+        return Look(outcome, rejected, need)
+
+    stages = sequential_stages(draw, look, size, design, list(controls), seconds_spent=pilot_seconds)
+    last = stages.record[-1]["replicas"]
     record = {
-        "method": ("two-stage: a pilot of independent replicas estimates each control's effect per replica "
-                   "(sd at its upper 95% chi-square bound); the main stage draws fresh replicas, the fewest at "
-                   "which every control's t-test rejects with the target power (noncentral t), within "
-                   "[min_replicas, max_replicas] and budget_seconds"),
-        "pilot": design.pilot, "replicas": size, "min_replicas": design.min_replicas,
+        "method": (f"group-sequential: a pilot of independent replicas estimates each control's effect per replica "
+                   f"(sd at its upper 95% chi-square bound); the main stage draws fresh replicas, the fewest at "
+                   f"which every control's t-test rejects with the target power (noncentral t), within "
+                   f"[min_replicas, max_replicas] and budget_seconds; where the claim's own tests pass but a "
+                   f"control is not rejected, a further stage of fresh replicas (up to {design.looks} looks), sized "
+                   f"on every replica drawn so far, is tested alone; every look at alpha / {design.looks} "
+                   f"(Bonferroni), a control decided by its first rejection"),
+        "pilot": design.pilot, "replicas": last, "main_replicas": size, "min_replicas": design.min_replicas,
         "max_replicas": design.max_replicas, "budget_seconds": design.budget_seconds, "capped_by": capped,
         "power_target": design.power, "pilot_effects": {k: finite_or_none_(v) for k, v in effects.items()},
         "needed": {k: (None if math.isinf(v) else int(v)) for k, v in needed.items()},
         "decisive_test": chosen,
+        "looks": design.looks, "alpha_share_per_look": share,
+        "alpha_per_look": float(config.alpha) * share,
+        "replicas_total": design.pilot + sum(r["replicas"] for r in stages.record),
+        **stages.as_dict(),
     }
-    return main, record
+    return Staged(stages.last, record, own, controls, stages)
 
 
 def finite_or_none_(v: float) -> float | None:
@@ -490,7 +568,7 @@ def control_entry(
     """A control of the results: rejected / not_rejected / error, with its predicted power and the size that would decide it."""
     s = t_summary(test, values, design["power_target"])
     pilot_d = design["pilot_effects"].get(cid)
-    power = test.power(pilot_d, design["replicas"]) if pilot_d is not None else None
+    power = test.power(pilot_d, s["replicas"]) if pilot_d is not None else None
     side = {"two": "two-sided", "less": "one-sided (rejects a mean below)", "greater": "one-sided (rejects a mean above)"}
     entry: dict[str, Any] = {
         "id": cid, "statement": statement,
@@ -501,6 +579,8 @@ def control_entry(
                       "value": s["crit"]},
         "power": power, "needed_replicas": design["needed"].get(cid),
     }
+    if "decided_at_stage" in design:
+        entry["statistic"]["stage"] = design["decided_at_stage"].get(cid)
     if not s["finite"]:
         entry.update(verdict="error", error=cause)
     elif s["rejected"]:

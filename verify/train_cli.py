@@ -538,8 +538,11 @@ def _widths_table(res: Any) -> str:
 
 def _design_line(res: Any) -> str:
     d = res.design
-    return (f"design: pilot {d.get('pilot')} + {d.get('replicas')} fresh replicas for power {d.get('power_target')} "
-            f"per control" + (f" (capped by {d['capped_by']})" if d.get("capped_by") else ""))
+    stages = [st["replicas"] for st in d.get("stages") or []] or [d.get("replicas")]
+    return (f"design: pilot {d.get('pilot')} + {' + '.join(map(str, stages))} fresh replicas (stage"
+            f"{'s' if len(stages) > 1 else ''}) for power {d.get('power_target')} per control"
+            + (f" (main stage capped by {d['capped_by']})" if d.get("capped_by") else "")
+            + (f"; alpha / {d['looks']} per look" if d.get("looks") else ""))
 
 
 def _control_line(c: dict[str, Any]) -> str:

@@ -16,17 +16,30 @@ grid ``sigma_w2s`` (claim configuration; the other model fields come from the mo
   from (seed, width, replica)); each pair gives a bias-corrected replica
   a_r = (n e_n - h e_h) / (n - h) (Richardson: removes the O(1/n) finite-width bias).
 * **Check.** z_q = (mean a - E e(q)) / (sd a / sqrt R) at every q, two-sided, Holm over
-  the grid at the claim's ``alpha`` (t with R - 1 dof): the claim fails if Holm rejects
-  any q (equivalently max |z| above Holm's first, Bonferroni, threshold).
+  the grid at ``alpha / looks`` per look (t with R - 1 dof; the design below): the claim
+  fails if Holm rejects any q at some look (equivalently max |z| above Holm's first,
+  Bonferroni, threshold).
 * **Controls.** The same test against the wrong lag weights ``controls`` (default
   ``no_linear_term`` and ``q_times_1.1``): rejected if Holm rejects at some q, or if at
   some q the wrong weights are unstable at the step used (lr mu_max >= 2: that theory
   predicts a diverging error while the RNNs stay finite).
-* **Design** (:mod:`linrnn.verify.design`). A pilot of ``pilot`` pairs per q gives the
-  per-replica sd of a and each control's effect |mean a - prediction| at each q; the
-  main stage draws R fresh pairs, R = max(min_replicas, sizes for power 0.999 against
-  each control at its best q) capped by ``max_replicas`` and ``budget_seconds``. A
-  control still not rejected makes the claim inconclusive, with the size needed.
+* **Design** (:mod:`linrnn.verify.design`, group-sequential). A pilot of ``pilot`` pairs
+  per q gives the per-replica sd of a and each control's effect |mean a - prediction| at
+  each q; the main stage draws R fresh pairs (replica indices pilot, pilot + 1, ...),
+  R = max(min_replicas, sizes for power 0.999 against each control at its best q) capped
+  by ``max_replicas`` and ``budget_seconds``. Where the claim passes there but a control
+  is not rejected, a further stage of fresh pairs (indices from
+  :data:`linrnn.verify.claims_train.FURTHER_OFFSET`), sized on the main stage's own
+  estimate within the same caps, is tested alone
+  (:func:`linrnn.verify.design.sequential_stages`); every look tests at ``alpha / looks``
+  (Bonferroni), so a true theory fails with probability at most ``alpha``, and a control
+  is decided by the first look that rejects it. A control still not rejected after the
+  last look makes the claim inconclusive, with the size needed. :func:`design_of` gives
+  the :class:`~linrnn.verify.design.Design` (``looks = 1`` is the former two-stage
+  design). Every look is at most ``max_replicas`` pairs, so the cap below bounds the
+  residual bias each look can see as it did before; a further stage also draws more
+  pairs in all, and each pair is one more chance of the rare draw that diverges at the
+  limit's step (an error; guarding the step is open, README).
 
 **Where the theory is stated to hold.** The theory is the n -> oo limit at fixed T.
 Its finite-width corrections grow with the lag: E||W^j f||^2 / q^j (the NNGP variance
@@ -388,13 +401,21 @@ FORMULA = (r"\mathbb{E}\,e(q) = \frac{\mathcal{L}_{\mathrm{test}}(m_K) + \tfrac1
 STAT_NAME = "max |z| over q of (mean a - theory) / SE, a = (n e_n - h e_h)/(n - h)"
 
 
+def design_of(config: Config) -> Any:
+    """The :class:`linrnn.verify.design.Design` of the configuration (its looks: :data:`~linrnn.verify.design.LOOKS`)."""
+    from linrnn.verify.design import Design
+
+    return Design(pilot=config.pilot, min_replicas=config.min_replicas, max_replicas=config.max_replicas,
+                  budget_seconds=config.budget_seconds or None)
+
+
 def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
         progress: Progress | None = None) -> ClaimResult:
     """The CO2 claim (the module docstring states the theory, the check, the controls and the design)."""
     import numpy as np
 
-    from linrnn.verify.claims_train import resolve_backend
-    from linrnn.verify.design import Design, plan, predicted_power, replicas_for, sd_upper
+    from linrnn.verify.claims_train import FURTHER_OFFSET, resolve_backend
+    from linrnn.verify.design import Look, plan, predicted_power, replicas_for, sd_upper, sequential_stages
     from linrnn.verify.stats import holm_rejections, t_isf
 
     check(config, model)
@@ -403,17 +424,72 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     qs, m = setup.qs, len(setup.qs)
     n, h = config.width, config.width // 2
     alpha = float(config.alpha)
-    design = Design(pilot=config.pilot, min_replicas=config.min_replicas, max_replicas=config.max_replicas,
-                    budget_seconds=config.budget_seconds or None)
+    design = design_of(config)
+    a_look = alpha * design.alpha_share  # Bonferroni over the looks
     theory = np.asarray(setup.theory)
-    design_info: dict[str, Any] = {"method": "two-stage (linrnn.verify.design): pilot, then fresh replicas",
-                                   "pilot": config.pilot, "power": design.power}
+    design_info: dict[str, Any] = {
+        "method": "group-sequential",
+        "sizing": (f"a pilot of {config.pilot} replica pairs sizes the main stage of fresh pairs for power "
+                   f"{design.power:g} against every control (within [min_replicas, max_replicas] and budget_seconds); "
+                   f"where the claim passes but a control is not rejected, a further stage of fresh pairs, sized on "
+                   f"the main stage's own estimate within the same caps, is tested alone (up to {design.looks} looks, "
+                   f"each at alpha / {design.looks})"),
+        "pilot": config.pilot, "power": design.power}
+    crit_design = t_isf(a_look / (2 * m), design.min_replicas - 1)
+    unstable = {k: [q for q, p in zip(qs, preds) if p is None] for k, preds in setup.controls.items()}
+    seconds = [0.0]
+
+    def draw(stage: int, k: int) -> dict[str, Any]:
+        """Stage ``stage``'s k fresh replica pairs (main stage: indices pilot..; stage s: s FURTHER_OFFSET..) and tests."""
+        first = config.pilot if stage == 0 else stage * FURTHER_OFFSET
+        en, eh, imp, secs = _replicas(setup, config, seed, backend, first, k, progress)
+        seconds[0] += secs
+        a = _richardson(en, eh, n, h)
+        est, se = a.mean(axis=1), a.std(axis=1, ddof=1) / math.sqrt(k)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (est - theory) / se
+        stat = float(np.max(np.abs(z)))
+        if not math.isfinite(stat):
+            own = "error"
+        else:
+            own = "pass" if holm_rejections(np.abs(z), a_look, k - 1)[0] == 0 else "fail"
+        zcs, verdicts = {}, {}
+        for c, preds in setup.controls.items():
+            zc = np.full(m, np.nan)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for i, p in enumerate(preds):
+                    if p is not None:
+                        zc[i] = (est[i] - p) / se[i]
+            finite = zc[np.isfinite(zc)]
+            rej = holm_rejections(np.abs(finite), a_look, k - 1)[0] if finite.size else 0
+            ok = [i for i, p in enumerate(preds) if p is not None]
+            if unstable[c]:  # an overflowing prediction: rejected whatever the size
+                verdicts[c] = "rejected"
+            elif np.isfinite(zc[ok]).all():
+                verdicts[c] = "rejected" if rej > 0 else "not_rejected"
+            else:
+                verdicts[c] = "error"
+            zcs[c] = zc
+        return {"R": k, "en": en, "eh": eh, "imp": imp, "est": est, "se": se, "z": z, "stat": stat, "own": own,
+                "zc": zcs, "verdicts": verdicts}
+
+    def need_at(sample: dict[str, Any], c: str, power: float) -> float:
+        """Replicas a fresh stage needs against control c, from this stage's estimate (sd at its upper bound)."""
+        preds, k = setup.controls[c], sample["R"]
+        sd = sample["se"] * math.sqrt(k)
+        return min((replicas_for(abs(sample["est"][i] - p), sd_upper(float(sd[i]), k - 1), crit_design, power)
+                    for i, p in enumerate(preds) if p is not None and math.isfinite(sample["est"][i])
+                    and math.isfinite(sd[i])), default=math.inf)
+
+    def look(sample: dict[str, Any], stage: int) -> Look:
+        return Look(sample["own"], {f"lag_weights:{c}": v == "rejected" for c, v in sample["verdicts"].items()},
+                    lambda name, power: need_at(sample, name.split(":", 1)[1], power))
+
     try:
         # ---- pilot
         pen, peh, _, secs = _replicas(setup, config, seed, backend, 0, config.pilot, progress)
         pa = _richardson(pen, peh, n, h)
         p_mean, p_sd = pa.mean(axis=1), pa.std(axis=1, ddof=1)
-        crit_design = t_isf(alpha / (2 * m), design.min_replicas - 1)
         effects: dict[str, tuple[float, float]] = {}
         best_q: dict[str, float | None] = {}
         for k, preds in setup.controls.items():
@@ -426,63 +502,60 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
             effects[k], best_q[k] = (abs(p_mean[i] - preds[i]), p_sd[i]), qs[i]
         pl = plan(effects, crit_design, design, pilot_dof=config.pilot - 1,
                   seconds_per_replica=secs / config.pilot)
-        R = pl.replicas
-        # ---- main stage: fresh replicas
-        en, eh, imp, msecs = _replicas(setup, config, seed, backend, config.pilot, R, progress)
+        # ---- main stage, then a further stage where a control is left undecided: fresh replicas each
+        stages = sequential_stages(draw, look, pl.replicas, design, [f"lag_weights:{k}" for k in setup.controls],
+                                   seconds_spent=secs)
     except _Diverged as exc:
         return _error_result(config, model, seed, backend, str(exc), design_info)
-    a = _richardson(en, eh, n, h)
-    est, se = a.mean(axis=1), a.std(axis=1, ddof=1) / math.sqrt(R)
+    last = stages.last
+    R, est, se, z, stat, stat_verdict = last["R"], last["est"], last["se"], last["z"], last["stat"], last["own"]
+    en, eh, imp = last["en"], last["eh"], last["imp"]
     mean_n, se_n = en.mean(axis=1), en.std(axis=1, ddof=1) / math.sqrt(R)
-    crit = t_isf(alpha / (2 * m), R - 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (est - theory) / se
-    stat = float(np.max(np.abs(z)))
+    crit = t_isf(a_look / (2 * m), R - 1)
     error = None
-    if not math.isfinite(stat):
+    if stat_verdict == "error":
         error = ("the z statistic is not finite (the standard error of the bias-corrected test error is zero at "
                  f"q = {qs[int(np.argmax(~np.isfinite(z)))]:g}: every replica gave the same error)")
-        stat_verdict = "error"
-    else:
-        rejected, _ = holm_rejections(np.abs(z), alpha, R - 1)
-        stat_verdict = "pass" if rejected == 0 else "fail"
-    thr = {"description": f"Holm over the {m} q at alpha = {alpha:g}, two-sided, t with {R - 1} dof "
+    per_look = f"alpha / {design.looks} = {a_look:.3g} per look (alpha = {alpha:g})"
+    thr = {"description": f"Holm over the {m} q at {per_look}, two-sided, t with {R - 1} dof "
                           "(first threshold shown)", "value": crit}
+    n_stages = len(stages.samples)
     controls = []
     for k, preds in setup.controls.items():
-        unstable = [q for q, p in zip(qs, preds) if p is None]
+        cid = f"lag_weights:{k}"
+        st = stages.decided_at[cid]
+        dec = stages.samples[st]
+        Rc, zc, verdict = dec["R"], dec["zc"][k], dec["verdicts"][k]
+        crit_c = t_isf(a_look / (2 * m), Rc - 1)
         ok = [i for i, p in enumerate(preds) if p is not None]
-        zc = np.full(m, np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for i in ok:
-                zc[i] = (est[i] - preds[i]) / se[i]
         finite = zc[np.isfinite(zc)]
-        rej = holm_rejections(np.abs(finite), alpha, R - 1)[0] if finite.size else 0
-        if unstable:  # an overflowing prediction
-            power, verdict = 1.0, "rejected"
-        else:
-            power = max(predicted_power(abs(p_mean[i] - preds[i]), p_sd[i], R, crit) for i in ok)
-            if np.isfinite(zc[ok]).all():
-                verdict = "rejected" if rej > 0 else "not_rejected"
-            else:
-                verdict = "error"
-        controls.append({
-            "id": f"lag_weights:{k}",
+        power = 1.0 if unstable[k] else max(predicted_power(abs(p_mean[i] - preds[i]), p_sd[i], Rc, crit_c) for i in ok)
+        entry = {
+            "id": cid,
             "statement": f"The SCNN with the wrong lag weights {k} predicts the RNN's test error at every q.",
             "statistic": {"name": "max |z| over q (same test)", "value": finite_or_none(float(np.max(np.abs(finite))))
                           if finite.size else None, "z": [finite_or_none(float(v)) for v in zc],
                           "prediction": preds, "lr_mu_max": setup.control_mu_lr[k],
-                          "predicts_divergence_at": [q for q, mu in zip(qs, setup.control_mu_lr[k]) if mu >= 2.0]},
-            "threshold": {"description": f"Holm at alpha = {alpha:g} ({R - 1} dof); where lr mu_max >= 2 the wrong "
+                          "predicts_divergence_at": [q for q, mu in zip(qs, setup.control_mu_lr[k]) if mu >= 2.0],
+                          "stage": st + 1, "replicas": Rc},
+            "threshold": {"description": f"Holm at {per_look} ({Rc - 1} dof); where lr mu_max >= 2 the wrong "
                                          "weights predict an error growing like |1 - lr mu|^(2K) (overflowing: "
                                          "rejected outright) while the RNNs stay finite",
-                          "value": crit},
+                          "value": crit_c},
             "verdict": verdict, "power": power, "alpha": alpha,
             "needed_replicas": None if math.isinf(pl.needed[k]) else int(pl.needed[k]), "sized_at_q": best_q[k],
-        })
-    design_info.update({**pl.as_dict(), "crit_design": crit_design, "min_replicas": design.min_replicas,
+        }
+        if verdict == "not_rejected":
+            more = need_at(dec, k, design.power)
+            entry["decide_with"] = None if math.isinf(more) else int(more)
+        controls.append(entry)
+    sizes = [r["replicas"] for r in stages.record]
+    design_info.update({**pl.as_dict(), "replicas": R, "main_replicas": sizes[0], "looks": design.looks,
+                        "alpha_share_per_look": design.alpha_share, "alpha_per_look": a_look,
+                        "replicas_total": config.pilot + sum(sizes), **stages.as_dict(),
+                        "crit_design": crit_design, "min_replicas": design.min_replicas,
                         "max_replicas": design.max_replicas, "pilot_sd": p_sd.tolist(), "pilot_mean": p_mean.tolist(),
-                        "seconds_pilot": secs, "seconds_main": msecs})
+                        "seconds_pilot": secs, "seconds_main": seconds[0]})
     # ---- descriptive table and figures
     yt = setup.data["y_test"][:, -1, 0]
     var, msq = float(np.mean((yt - yt.mean()) ** 2)), float(np.mean(yt ** 2))
@@ -494,7 +567,9 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         f"Per q: theory {', '.join(f'{q:g}: {t:.4f}' for q, t in zip(qs, setup.theory))}; bias-corrected RNN "
         f"{', '.join(f'{v:.4f} +- {s:.4f}' for v, s in zip(est, se))}; z {', '.join(f'{v:.2f}' for v in z)}.",
         f"Step lr = {config.lr_factor:g} / mu_max(q) (lr mu_max = {config.lr_factor:g} for the derived weights), "
-        f"{config.steps} steps, widths {n} and {h}, {R} fresh replica pairs after a pilot of {config.pilot}.",
+        f"{config.steps} steps, widths {n} and {h}, {R} fresh replica pairs after a pilot of {config.pilot}"
+        + (f" (stages of {', '.join(map(str, sizes))} fresh pairs: a control the main stage left undecided got a "
+           "further stage, tested alone)" if n_stages > 1 else "") + ".",
         "A residual finite-width bias of about -0.1% of the error at q = 0.8 and 0.95 survives the width correction "
         "(mean z -0.8 and -0.9 over seeds 1 to 40 at 16 pairs); the stated alpha assumes it small against the "
         "standard error, hence the cap max_replicas (module docstring).",
@@ -515,12 +590,18 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                      "(no control).")
     for c in controls:
         if c["verdict"] == "not_rejected":
-            notes.append(f"Control {c['id']} was not rejected at {R} replicas: the design asks for "
-                         f"{c['needed_replicas'] if c['needed_replicas'] is not None else 'more than any'} "
-                         f"(capped by {pl.capped_by or 'nothing'}); rerun with min_replicas at that size.")
+            more = c.get("decide_with")
+            notes.append(f"Control {c['id']} was not rejected at {c['statistic']['replicas']} replicas (stage "
+                         f"{c['statistic']['stage']} of {n_stages}): the pilot asked for "
+                         f"{c['needed_replicas'] if c['needed_replicas'] is not None else 'more than any'} and the "
+                         f"last stage's estimate for {more if more is not None else 'more than any'} (main stage "
+                         f"capped by {pl.capped_by or 'nothing'}; a further stage by "
+                         f"{(stages.record[0].get('next') or {}).get('capped_by') or 'nothing'}); a larger "
+                         "max_replicas would decide it.")
     return ClaimResult(
         id="co2_memory", title=TITLE, statement=STATEMENT, formula=FORMULA,
-        statistic={"name": STAT_NAME, "value": finite_or_none(stat), "z": [finite_or_none(float(v)) for v in z]},
+        statistic={"name": STAT_NAME, "value": finite_or_none(stat), "z": [finite_or_none(float(v)) for v in z],
+                   "stage": n_stages},
         threshold=thr,
         verdict=stat_verdict,
         figures={

@@ -23,8 +23,10 @@ trained, every candidate theory evaluated on the same trajectories):
   is significantly above 0 at the same level. A wrong candidate whose SCNN diverges at
   the step used is rejected outright (the RNN does not diverge).
 
-Sizes: the two-stage design (:func:`linrnn.verify.claims_train.run_design`): a pilot
-sizes the main stage so that every control is rejected with probability 0.999.
+Sizes: the group-sequential design (:func:`linrnn.verify.claims_train.run_design`): a pilot
+sizes the main stage so that every control is rejected with probability 0.999, and a
+further stage is drawn where a control is not rejected; every level above is split over
+the looks (alpha / looks in place of alpha).
 """
 
 from __future__ import annotations
@@ -167,9 +169,11 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     from linrnn.verify.threads import blas_threads
 
     with blas_threads(1):  # one matrix-vector product per Krylov step: a BLAS thread pool only spins
-        main, design = run_design(replica, ctrl, config, progress)
+        staged = run_design(replica, ctrl, config, progress, own=own)
+    main, design, own, ctrl = staged.values, staged.record, staged.own, staged.controls  # tests at alpha / looks
     R = design["replicas"]
     alpha = float(config.alpha)
+    a_look = design["alpha_per_look"]
     own_s = {k: t_summary(t, main[t.key], design["power_target"]) for k, t in own.items()}
     finite = all(s["finite"] for s in own_s.values())
     cause = ("the RMS distance between the RNN and the SCNN is zero or not finite for some replica "
@@ -181,7 +185,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     names = {"rate:-1": "t of the mean per-replica slope of log d(n) on log n against -1",
              **{f"lag_weights:{k}": f"t of the mean of u = (d_{k}^2 - d^2) / ||L_{k} - L_scnn||^2 at n = "
                                     f"{widths[-1]} against 0" for k in st["wrong"]}}
-    controls = [control_entry(cid, statements[cid], t, main[t.key], design, names[cid], cause)
+    controls = [control_entry(cid, statements[cid], t, staged.values_for(cid)[t.key], design, names[cid], cause)
                 for cid, t in ctrl.items()]
     for k in st["unstable"]:
         controls.append({
@@ -216,9 +220,10 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                            "u = (d_c^2 - d^2)/||L_c - L_scnn||^2 at the largest width (t against 0)",
                    "value": rate["mean"], "stderr": slope_se, "t": rate["t"] if math.isfinite(rate["t"]) else None,
                    "closer": closer},
-        threshold={"description": (f"slope: two-sided t-test of -1/2 at level alpha/2 ({R - 1} dof, |t| <= "
+        threshold={"description": (f"slope: two-sided t-test of -1/2 at level a/2 ({R - 1} dof, |t| <= "
                                    f"{rate['crit']:.3g}); closeness: mean u not significantly below 0, one-sided at "
-                                   f"alpha/(2 m) = {alpha / (2 * m):.3g} each; alpha = {alpha:g}"),
+                                   f"a/(2 m) = {a_look / (2 * m):.3g} each; a = alpha / {design['looks']} = "
+                                   f"{a_look:.3g} per look (alpha = {alpha:g})"),
                    "value": {"ci": ci, "t_crit": rate["crit"]}},
         verdict=statistic_verdict,
         statistic_verdict=statistic_verdict,
@@ -229,7 +234,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         controls=controls,
         config=result_config(model, config, seed=seed, backend=backend.describe(), lr_used=st["lr"]),
         notes=[
-            f"{R} main-stage replicas (pilot {design['pilot']}, fresh draws), each a draw at every width "
+            f"{R} replicas in the deciding stage (pilot {design['pilot']}, stages "
+            f"{[st['replicas'] for st in design['stages']]}, fresh draws each), each a draw at every width "
             f"{widths}; d = RMS over the {config.steps} steps of ||L_rnn(k) - L_scnn(k)|| / ||L*||.",
             f"Step lr = {st['lr']:.4g} ({'lr_factor x 1/mu_max of the lag-weighted curvature, capped at 2 / (1.25 mu_max) of the pilot draws own finite-width curvature' if config.lr == 'auto' else 'given'}).",
             "Pass: the derived theory is not refuted and every control is rejected; inconclusive: not refuted, "

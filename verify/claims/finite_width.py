@@ -17,12 +17,19 @@ undercount false failures. With ``g`` the entry's sample skewness, the threshold
 passes when every ``|z|`` is within its threshold; the control is rejected when some
 ``|z|`` against the limit exceeds its threshold.
 
-Design (:mod:`linrnn.verify.design`): a pilot of ``pilot`` fresh draws per width
-estimates each entry's sd and skewness; the main stage draws, per width, the most of
-(i) ``min_replicas``, (ii) the replicas for power 0.999 against the control at the
-entry where it is easiest to see, and (iii) ``(g_upper / max_skew)^2`` so that the
+Design (:mod:`linrnn.verify.design`, group-sequential): a pilot of ``pilot`` fresh draws
+per width estimates each entry's sd and skewness; the main stage draws, per width, the
+most of (i) ``min_replicas``, (ii) the replicas for power 0.999 against the control at
+the entry where it is easiest to see, and (iii) ``(g_upper / max_skew)^2`` so that the
 skewness of every tested mean stays below ``max_skew`` (where the correction above is
-accurate), capped by ``max_replicas``. The main stage's draws are new.
+accurate), capped by ``max_replicas``. The main stage's draws are new. Where the claim
+passes there but the control is not rejected, a further stage of fresh draws (new seed
+streams at every width) is sized the same way on the main stage's own sd, within
+``max_replicas``, and tested alone (:func:`linrnn.verify.design.sequential_stages`).
+Every look tests at ``alpha / looks`` (Bonferroni over the looks, ``m`` above counting
+the entries), so a true theory fails with probability at most ``alpha``; the control is
+decided by the first look that rejects it. :func:`design_of` gives the
+:class:`~linrnn.verify.design.Design` (``looks = 1`` is the former two-stage design).
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ SECTION = "finite_width"
 
 @dataclass(frozen=True)
 class Config:
-    """Sizes of the small-width check: widths, lags, the two-stage design, alpha (set by the suite)."""
+    """Sizes of the small-width check: widths, lags, the group-sequential design, alpha (set by the suite)."""
 
     widths: tuple[int, ...] = (4, 8, 16, 32)
     lags: int = 4
@@ -134,6 +141,13 @@ def check(config: Config, model: Any) -> None:
                      f"no lags within the exact engine's reach ({REACH}) separate them for this model")
 
 
+def design_of(config: Config) -> Any:
+    """The :class:`linrnn.verify.design.Design` of the configuration (its looks: :data:`~linrnn.verify.design.LOOKS`)."""
+    from linrnn.verify.design import Design
+
+    return Design(pilot=config.pilot, min_replicas=config.min_replicas, max_replicas=config.max_replicas)
+
+
 def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memory: int) -> dict[str, Any]:
     """Per entry (2 x lags: Theta_jj, L_j^2): mean, sd, skewness over ``replicas`` draws at width n.
 
@@ -185,6 +199,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     from linrnn.derive.finite_width_arrays import exact_matrices
     from linrnn.verify import design as dsg
     from linrnn.verify.backend import Backend, get_backend
+    from linrnn.verify.claims_train import FURTHER_OFFSET
     from linrnn.verify.montecarlo import parse_memory, stream_seed
     from linrnn.verify.stats import t_isf
 
@@ -192,66 +207,95 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     L, widths = config.lags, list(config.widths)
     be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed, dtype=dtype)
     memory = parse_memory(config.max_memory)
+    design_ = design_of(config)
     m = 2 * L * len(widths)
-    a_entry = config.alpha / (2 * m)
+    a_look = config.alpha * design_.alpha_share  # Bonferroni over the looks
+    a_entry = a_look / (2 * m)
     limit = np.concatenate([np.asarray(weights(model, L), dtype=np.float64),
                             np.asarray(nngp_variance(model, L), dtype=np.float64)])
     exact = {}
     for n in widths:
         theta, nngp = exact_matrices(model, L, n)
         exact[n] = np.concatenate([np.diag(theta), np.diag(nngp)])
+    cid = "finite_width:wide_limit"
+
+    def crit(r: float) -> float:
+        return t_isf(a_entry, max(r - 1.0, 1.0))
+
+    def control_need(n: int, sd: Any, dof: int, power: float) -> float:
+        """Replicas at width n for ``power`` against the control, from per-entry sds (at their upper bound)."""
+        effect = np.abs(limit - exact[n])
+        sd_up = [dsg.sd_upper(float(s), dof) for s in sd]
+        return min((dsg.replicas_for_crit(float(e), float(s), crit, power) for e, s in zip(effect, sd_up)
+                    if e > 0 and s > 0 and math.isfinite(s)), default=math.inf)
 
     # pilot: fresh draws per width size the main stage
     needs: dict[int, dict[str, float]] = {}
     for k, n in enumerate(widths):
         pbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 11))
         p = _draw_moments(pbe, model, n, L, config.pilot, memory)
-        sd_up = np.array([dsg.sd_upper(float(s), config.pilot - 1) for s in p["sd"]])
-        crit = lambda r: t_isf(a_entry, max(r - 1.0, 1.0))  # noqa: E731
-        effect = np.abs(limit - exact[n])
-        ctrl = min((dsg.replicas_for_crit(float(e), float(s), crit) for e, s in zip(effect, sd_up) if e > 0 and s > 0),
-                   default=math.inf)
         skew_up = np.abs(p["skew"]) * 1.5  # sample skewness of a skewed law runs low: a margin
-        needs[n] = {"control": ctrl, "skewness": float(np.max((skew_up / config.max_skew) ** 2))}
+        needs[n] = {"control": control_need(n, p["sd"], config.pilot - 1, design_.power),
+                    "skewness": float(np.max((skew_up / config.max_skew) ** 2))}
         if progress is not None:
             progress(0.2 * (k + 1) / len(widths), f"pilot n={n}")
-    # the control is rejected when any entry at any width is: the easiest width decides its size
+    # the control is rejected when any entry at any width is: the easiest width decides its size, the same at every
+    # width; each width draws at least that many, and as many as its skewness asks for (capped by max_replicas)
     ctrl_need = min(v["control"] for v in needs.values())
-    replicas = {n: int(min(config.max_replicas, math.ceil(max(
-        config.min_replicas, needs[n]["skewness"], ctrl_need if math.isfinite(ctrl_need) else config.max_replicas))))
-        for n in widths}
 
-    # main stage: fresh draws, then the tests
-    z, zc, thr, rows = [], [], [], []
-    for k, n in enumerate(widths):
-        mbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 12))
-        r = replicas[n]
-        mom = _draw_moments(mbe, model, n, L, r, memory)
-        se = mom["sd"] / math.sqrt(r)
-        crit = t_isf(a_entry, r - 1.0)
-        t = _threshold(crit, mom["skew"], r)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z.append((mom["mean"] - exact[n]) / se)
-            zc.append((mom["mean"] - limit) / se)
-        thr.append(t)
-        rows.append({"width": n, "replicas": r, "mean": mom["mean"], "stderr": se, "skew": mom["skew"],
-                     "exact": exact[n], "limit": limit, "threshold": t})
-        if progress is not None:
-            progress(0.2 + 0.8 * (k + 1) / len(widths), f"n={n}")
-    z_all, zc_all, t_all = np.concatenate(z), np.concatenate(zc), np.concatenate(thr)
-    finite = bool(np.all(np.isfinite(z_all)) and np.all(np.isfinite(t_all)))
-    ratio = float(np.max(np.abs(z_all) / t_all)) if finite else math.nan
-    ctrl_ratio = float(np.max(np.abs(zc_all) / t_all)) if finite else math.nan
-    stat_verdict = "error" if not finite else ("pass" if ratio <= 1 else "fail")
-    ctrl_verdict = "error" if not finite else ("rejected" if ctrl_ratio > 1 else "not_rejected")
+    def per_width(k: float) -> dict[int, int]:
+        return {n: int(min(config.max_replicas, math.ceil(max(k, needs[n]["skewness"])))) for n in widths}
 
-    # power of the control at the sizes used (normal approximation at the easiest entry)
+    main_k = int(min(config.max_replicas, math.ceil(
+        max(config.min_replicas, ctrl_need if math.isfinite(ctrl_need) else config.max_replicas))))
+
+    def draw(stage: int, k: int) -> dict[str, Any]:
+        """Stage ``stage``'s fresh draws at every width (main stage: stream 12; stage s: 12 + s FURTHER_OFFSET)."""
+        z, zc, thr, rows = [], [], [], []
+        for i, (n, r) in enumerate(per_width(k).items()):
+            sbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 12 + stage * FURTHER_OFFSET))
+            mom = _draw_moments(sbe, model, n, L, r, memory)
+            se = mom["sd"] / math.sqrt(r)
+            t = _threshold(t_isf(a_entry, r - 1.0), mom["skew"], r)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z.append((mom["mean"] - exact[n]) / se)
+                zc.append((mom["mean"] - limit) / se)
+            thr.append(t)
+            rows.append({"width": n, "replicas": r, "mean": mom["mean"], "stderr": se, "skew": mom["skew"],
+                         "exact": exact[n], "limit": limit, "threshold": t})
+            if progress is not None:
+                progress(0.2 + 0.8 * (i + 1) / len(widths) if stage == 0 else 0.0, f"n={n}, stage {stage + 1}")
+        z_all, zc_all, t_all = np.concatenate(z), np.concatenate(zc), np.concatenate(thr)
+        finite = bool(np.all(np.isfinite(z_all)) and np.all(np.isfinite(t_all)))
+        ratio = float(np.max(np.abs(z_all) / t_all)) if finite else math.nan
+        ctrl_ratio = float(np.max(np.abs(zc_all) / t_all)) if finite else math.nan
+        return {"rows": rows, "z": z_all, "t": t_all, "finite": finite, "ratio": ratio, "ctrl_ratio": ctrl_ratio,
+                "own": "error" if not finite else ("pass" if ratio <= 1 else "fail"),
+                "control": "error" if not finite else ("rejected" if ctrl_ratio > 1 else "not_rejected")}
+
+    def look(sample: dict[str, Any], stage: int) -> dsg.Look:
+        def need(name: str, power: float) -> float:  # from this stage's own sd, the easiest width
+            if not sample["finite"]:
+                return math.inf
+            return min(control_need(row["width"], row["stderr"] * math.sqrt(row["replicas"]), row["replicas"] - 1,
+                                    power) for row in sample["rows"])
+
+        return dsg.Look(sample["own"], {cid: sample["control"] == "rejected"}, need)
+
+    stages = dsg.sequential_stages(draw, look, main_k, design_, [cid])
+    for rec, sample in zip(stages.record, stages.samples):
+        rec["replicas_per_width"] = {str(row["width"]): row["replicas"] for row in sample["rows"]}
+    last, decider = stages.last, stages.sample_for(cid)
+    rows, z_all, t_all, finite, ratio = last["rows"], last["z"], last["t"], last["finite"], last["ratio"]
+    stat_verdict, ctrl_verdict, ctrl_ratio = last["own"], decider["control"], decider["ctrl_ratio"]
+
+    # power of the control at the deciding stage's sizes (normal approximation at the easiest entry)
     powers = []
-    for row in rows:
+    for row in decider["rows"]:
         sd = row["stderr"] * math.sqrt(row["replicas"])
         eff = np.abs(row["limit"] - row["exact"])
-        powers.append(max(dsg.predicted_power(float(e), float(s), row["replicas"], float(t))
-                          for e, s, t in zip(eff, sd, row["threshold"]) if s > 0))
+        powers.extend(dsg.predicted_power(float(e), float(s), row["replicas"], float(t))
+                      for e, s, t in zip(eff, sd, row["threshold"]) if s > 0 and math.isfinite(s))
     # rejected when any width rejects: the power is at least the best width's
     entry_names = [f"Theta_{j}{j}" for j in range(L)] + [f"L_{j}^2" for j in range(L)]
     series = []
@@ -272,35 +316,53 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     }
     worst = int(np.argmax(np.abs(z_all) / t_all)) if finite else 0
     w_idx, e_idx = divmod(worst, 2 * L)
+    n_stages = len(stages.samples)
     statistic = {"name": "max over entries and widths of |z| / threshold (z = (mean - exact mean) / SE)",
                  "value": ratio, "worst_entry": {"width": widths[w_idx], "entry": entry_names[e_idx],
                                                  "z": float(z_all[worst])},
-                 "entries_tested": m}
-    threshold = {"description": f"every |z| within t_{{1 - alpha/(2m)}}(R - 1) (Bonferroni over m = {m} entries, "
-                                f"alpha = {config.alpha:.3g}) plus the Cornish-Fisher skewness term; "
-                                "the statistic must be at most 1", "value": 1.0}
+                 "entries_tested": m, "stage": n_stages}
+    threshold = {"description": f"every |z| within t_{{1 - a/(2m)}}(R - 1) (Bonferroni over m = {m} entries, "
+                                f"a = alpha / {design_.looks} = {a_look:.3g} per look, alpha = {config.alpha:.3g}) plus the "
+                                "Cornish-Fisher skewness term; the statistic must be at most 1", "value": 1.0}
+    main_sizes = stages.record[0]["replicas_per_width"]
+    sizes = [rec["replicas_per_width"] for rec in stages.record]
+    totals = {str(n): config.pilot + sum(s[str(n)] for s in sizes) for n in widths}
     design = {
-        "method": "two-stage", "pilot": config.pilot,
-        "replicas": max(replicas.values()), "replicas_per_width": {str(n): replicas[n] for n in widths},
+        "method": "group-sequential", "pilot": config.pilot,
+        "replicas": max(row["replicas"] for row in rows), "replicas_per_width": sizes[-1],
+        "main_replicas": max(main_sizes.values()), "main_replicas_per_width": main_sizes,
+        "looks": design_.looks, "alpha_share_per_look": design_.alpha_share, "alpha_per_look": a_look,
+        "replicas_total": max(totals.values()), "replicas_total_per_width": totals,
+        **stages.as_dict(),
         "power_target": dsg.POWER,
-        "capped_by": "max_replicas" if any(replicas[n] == config.max_replicas for n in widths) else None,
-        "needed": {"finite_width:wide_limit": _finite_int(ctrl_need)},
+        "capped_by": "max_replicas" if any(v == config.max_replicas for v in main_sizes.values()) else None,
+        "needed": {cid: _finite_int(ctrl_need)},
         "needed_control_per_width": {str(n): _finite_int(needs[n]["control"]) for n in widths},
         "needed_skewness": {str(n): _finite_int(needs[n]["skewness"]) for n in widths},
         "sizing": f"a pilot of {config.pilot} fresh draws per width sized each width's main stage for power "
                   f"{dsg.POWER:g} against the wide-limit control and for a skewness of every tested mean below "
-                  f"{config.max_skew:g}, at least {config.min_replicas}, at most {config.max_replicas}",
+                  f"{config.max_skew:g}, at least {config.min_replicas}, at most {config.max_replicas}"
+                  + (f"; the control left undecided got a further stage of fresh draws ("
+                     + "; ".join(", ".join(f"n={n}: {v}" for n, v in s.items()) for s in sizes[1:])
+                     + "), sized on the main stage's own sd and tested alone" if n_stages > 1 else "")
+                  + f" (up to {design_.looks} looks, each at alpha / {design_.looks})",
         "allowance": "no bias allowance: the theory is the exact finite-width mean",
     }
+    decide_with = look(last, n_stages - 1).need(cid, dsg.POWER) if ctrl_verdict == "not_rejected" else None
     control = {
-        "id": "finite_width:wide_limit",
+        "id": cid,
         "statement": "the wide-limit lambda_j and Var L_j(0) at the same small widths",
         "formula": None,
-        "statistic": {"name": "max |z| / threshold against the wide limit", "value": ctrl_ratio},
-        "threshold": {"description": "rejected when above 1", "value": 1.0},
+        "statistic": {"name": "max |z| / threshold against the wide limit", "value": ctrl_ratio,
+                      "stage": stages.decided_at[cid] + 1,
+                      "replicas": max(row["replicas"] for row in decider["rows"])},
+        "threshold": {"description": "rejected when above 1 (the same thresholds, at alpha / looks per look)",
+                      "value": 1.0},
         "verdict": ctrl_verdict, "power": max(powers) if powers else None,
-        "needed": design["needed"]["finite_width:wide_limit"],
+        "needed": design["needed"][cid],
     }
+    if ctrl_verdict == "not_rejected":
+        control["decide_with"] = _finite_int(decide_with) if decide_with is not None else None
     from linrnn.core.outcome import claim_outcome
 
     return ClaimResult(
@@ -315,7 +377,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         figures={"small_widths": figure}, controls=[control],
         config=result_config(model, config),
         notes=[design["sizing"] + ".", "Exact means from linrnn.derive.finite_width (loop equations); the "
-               "per-entry skewness is estimated from the main stage's own draws."],
+               "per-entry skewness is estimated from each stage's own draws."],
         backend=be.describe(),
         data={"entries": entry_names, "widths": [
             {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in row.items()} for row in rows]},

@@ -13,13 +13,14 @@ derivation's wrong weights), Delta_c = L_mn^c - L_mn:
   in the claim's own metric ||.||_lambda at the largest width: the RNN's noise cancels in the
   paired difference and the division removes the L(0)-driven scale. u_c -> +1 if the derived
   interpolant is the limit, -> -1 if c is; the midpoint 0 separates them. The claim is
-  refuted if mean u_c is significantly below 0 (one-sided, level alpha/(2m)); control c is
+  refuted if mean u_c is significantly below 0 (one-sided, level a/(2m)); control c is
   rejected if it is significantly above 0 at the same level.
 * **rate**: D = O(n^{-1/2}) is an upper bound, so the claim is refuted if the mean
   per-replica slope of log D(n) on log n is significantly above -1/2 (one-sided, level
-  alpha/2); faster decay at these widths (the O(1/n) curvature) is no refutation.
+  a/2); faster decay at these widths (the O(1/n) curvature) is no refutation.
 
-Sizes: the two-stage design (:func:`linrnn.verify.claims_train.run_design`).
+Here a = alpha / looks, the claim's alpha split over the looks of its design.
+Sizes: the group-sequential design (:func:`linrnn.verify.claims_train.run_design`).
 """
 
 from __future__ import annotations
@@ -126,15 +127,18 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
            **{f"closer:{k}": TTest(f"u:{k}", 0.0, "less", alpha / (2 * m)) for k in alts}}
     ctrl = {f"interpolant:{k}": TTest(f"u:{k}", 0.0, "greater", alpha / (2 * m)) for k in alts}
     with blas_threads(1):
-        main, design = run_design(replica, ctrl, config, progress)
+        staged = run_design(replica, ctrl, config, progress, own=own)
+    main, design, own, ctrl = staged.values, staged.record, staged.own, staged.controls  # tests at alpha / looks
     R = design["replicas"]
+    a_look = design["alpha_per_look"]
     own_s = {k: t_summary(t, main[t.key], design["power_target"]) for k, t in own.items()}
     cause = ("the distance between the trained RNN and the min-norm interpolant is zero or not finite for some "
              "replica (an RNN draw that diverged at the step used, or a vanishing difference of interpolants)")
     finite = all(s["finite"] for s in own_s.values())
     statistic_verdict = "error" if not finite else ("fail" if any(s["rejected"] for s in own_s.values()) else "pass")
     controls = [control_entry(
-        cid, f"The trained RNN converges to the {cid.split(':', 1)[1]} interpolant.", t, main[t.key], design,
+        cid, f"The trained RNN converges to the {cid.split(':', 1)[1]} interpolant.", t, staged.values_for(cid)[t.key],
+        design,
         f"t of the mean of u = (D_c^2 - D^2) / ||L_c - L_mn||_lambda^2 at n = {widths[-1]} against 0", cause)
         for cid, t in ctrl.items()]
     mu = LagCurvature(corr, lam).mu
@@ -157,9 +161,10 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                            "width (t against 0); mean per-replica slope of log D(n) on log n (t against -1/2)",
                    "value": rate["mean"], "stderr": slope_se, "t": rate["t"] if math.isfinite(rate["t"]) else None,
                    "closer": closer},
-        threshold={"description": (f"closeness: mean u not significantly below 0 (one-sided, alpha/(2 m) = "
-                                   f"{alpha / (2 * m):.3g} each); rate: the slope not significantly above -1/2 "
-                                   f"(one-sided at alpha/2, t <= {rate['crit']:.3g}, {R - 1} dof); alpha = {alpha:g}"),
+        threshold={"description": (f"closeness: mean u not significantly below 0 (one-sided, a/(2 m) = "
+                                   f"{a_look / (2 * m):.3g} each); rate: the slope not significantly above -1/2 "
+                                   f"(one-sided at a/2, t <= {rate['crit']:.3g}, {R - 1} dof); a = alpha / "
+                                   f"{design['looks']} = {a_look:.3g} per look (alpha = {alpha:g})"),
                    "value": {"t_crit": rate["crit"]}},
         verdict=statistic_verdict,
         statistic_verdict=statistic_verdict,
@@ -175,7 +180,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         config=result_config(model, config, seed=seed, backend=backend.describe(), lr_used=lr, constraint_rank=rank),
         notes=[
             f"{config.n_seq} sequences constrain {rank} of {T} lag coefficients (loss 'last').",
-            f"{R} main-stage replicas (pilot {design['pilot']}, fresh draws) at widths {widths}.",
+            f"{R} replicas in the deciding stage (pilot {design['pilot']}, stages "
+            f"{[st['replicas'] for st in design['stages']]}, fresh draws each) at widths {widths}.",
             f"The SCNN after {config.steps} steps is within {resid_max[0]:.2e} (relative) of the min-norm point "
             "(the optimisation residual, a floor for the measured distance).",
         ],

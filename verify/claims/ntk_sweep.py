@@ -204,6 +204,8 @@ def claim_fields(j: Mapping[str, Any], check: Mapping[str, Any], ctrls: list[dic
             "power_target": d["power_target"], "capped_by": d["capped_by"], "bias_cap": d.get("bias_cap"),
             "needed": {c["id"]: c.get("needed") for c in ctrls},
             "sizing": d["sizing"], "allowance": d["allowance"],
+            "looks": d.get("looks", 1), "alpha_per_look": j.get("alpha_per_check_per_look", j["alpha_per_check"]),
+            "stages": d.get("stages"), "decided_at_stage": d.get("decided_at_stage"),
         },
     }
 

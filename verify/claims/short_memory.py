@@ -16,8 +16,9 @@ values of q); per q, the closed form itself against the SCNN test errors over th
 L(0) draws, 2 e_scnn,n - e_scnn,n/2 (two-sided, alpha/(4m): the control variate is valid
 only if E e_scnn = T(q)); and the theory's best q within the experiment's uncertainty (one-sided,
 alpha/2). Control: the curve T'(q) of wrong lag weights under the same t-test, decided at
-the q the pilot finds most telling (the two-stage design of
-:func:`linrnn.verify.claims_train.run_design`). The grid ``sigma_w2s`` is claim
+the q the pilot finds most telling (the group-sequential design of
+:func:`linrnn.verify.claims_train.run_design`; every level here is split over its looks,
+alpha / looks in place of alpha). The grid ``sigma_w2s`` is claim
 configuration; the other model fields come from the model.
 """
 
@@ -179,8 +180,10 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
             ctrl[f"lag_weights:{k}"] = tuple(TTest(f"e{iq}", float(v), "two", alpha / (2 * m))
                                              for iq, v in enumerate(vals))
     with blas_threads(1):
-        main, design = run_design(replica, ctrl, config, progress)
+        staged = run_design(replica, ctrl, config, progress, own=own)
+    main, design, own, ctrl = staged.values, staged.record, staged.own, staged.controls  # tests at alpha / looks
     R = design["replicas"]
+    a_look = design["alpha_per_look"]
     own_s = {k: t_summary(t, main[t.key], design["power_target"]) for k, t in own.items()}
     est = np.array([own_s[f"q={q:g}"]["mean"] for q in qs])
     se = np.array([own_s[f"q={q:g}"]["sd"] for q in qs]) / math.sqrt(R)
@@ -192,7 +195,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     gap_v = main[f"e{best_th}"] - main[f"e{best_ex}"]
     gap = float(np.mean(gap_v))
     gap_se = float(np.std(gap_v, ddof=1) / math.sqrt(R)) if best_th != best_ex else 0.0
-    gap_crit = t_isf(alpha / 2, R - 1)
+    gap_crit = t_isf(a_look / 2, R - 1)  # on the last stage; split like the others, as it may follow a first look
     best_ok = best_th == best_ex or gap <= gap_crit * gap_se
     finite = all(s["finite"] for s in own_s.values())
     cause = ("the test error of a trained RNN or of its SCNN is not finite (a diverging run, or a test set "
@@ -214,7 +217,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         i = design["decisive_test"][cid]
         entry = control_entry(
             cid, f"The SCNN with the wrong lag weights {cid.split(':', 1)[1]} predicts the test error.", tests[i],
-            main[tests[i].key], design, f"t of the mean control-variate test error at q = {qs[i]:g} (the q the "
+            staged.values_for(cid)[tests[i].key], design,
+            f"t of the mean control-variate test error at q = {qs[i]:g} (the q the "
             "pilot found most telling) against the wrong curve", cause)
         zc = [(float(est[j]) - t.null) / float(se[j]) for j, t in enumerate(tests)]
         entry["statistic"]["z"] = zc
@@ -236,10 +240,11 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         statistic={"name": "max |t| over q of the control-variate, bias-corrected test error against the theory",
                    "value": float(np.max(np.abs(z))) if finite else None, "z": z.tolist(),
                    "closed_form_t": [own_s[f"closed_form:q={q:g}"]["t"] for q in qs]},
-        threshold={"description": f"two-sided t quantile at alpha/(4m) (alpha = {alpha:g}, m = {m}, {R - 1} dof) for "
+        threshold={"description": f"two-sided t quantile at a/(4m) (a = alpha / {design['looks']} = {a_look:.3g} "
+                                  f"per look, alpha = {alpha:g}, m = {m}, {R - 1} dof) for "
                                   "the RNN's estimate and, separately, for the closed form against the SCNN test "
                                   "errors over the same L(0) draws; "
-                                  "best q of the theory within the experiment's uncertainty (one-sided, alpha/2)",
+                                  "best q of the theory within the experiment's uncertainty (one-sided, a/2)",
                    "value": crit},
         verdict=statistic_verdict,
         statistic_verdict=statistic_verdict,
@@ -269,7 +274,9 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
             f"Best q by theory {qs[best_th]:g}, by experiment (control-variate estimate) {qs[best_ex]:g}"
             + ("" if best_th == best_ex else f"; gap {gap:.3g} vs allowance {gap_crit * gap_se:.3g}") + ".",
             "Test error = test loss / test loss of L = 0, on a separate test set from the same teacher.",
-            f"{R} main-stage replicas (pilot {design['pilot']}, fresh draws), each an RNN at widths {n} and {h} per q; "
+            f"{R} replicas in the deciding stage (pilot {design['pilot']}, stages "
+            f"{[st['replicas'] for st in design['stages']]}, fresh draws each), each an RNN at widths {n} and {h} "
+            "per q; "
             "estimate T(q) + 2 (e_rnn - e_scnn)_n - (e_rnn - e_scnn)_{n/2} (control variate and Richardson).",
         ],
         backend=backend.describe(),
