@@ -330,6 +330,9 @@ VALID: dict[tuple[str, str], set[Any]] = {
     ("model", "lr_c"): {0.0},  # a frozen matrix (at least one multiplier stays positive)
     ("model", "lr_f"): {0.0},
     ("model", "lr_w"): {0.0},
+    # no named control: these claims keep one of their own (the rate -1; the plain min-norm interpolant)
+    ("dynamics_equivalence", "controls"): {()},
+    ("min_norm", "controls"): {()},
 }
 #: Fields where a huge integer (10^11, within 64 bits) is not an error: counts that ask for a long run but keep
 #: no memory per draw (the NTK sweep streams its moments; a design caps its main stage), verify train's replica

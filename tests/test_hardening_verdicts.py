@@ -86,8 +86,7 @@ def _testable() -> list[tuple[str, Any]]:
 @pytest.mark.parametrize("case", range(7))
 def test_every_claim_refuses_a_configuration_whose_controls_all_equal_the_theory(case: int) -> None:
     name, check = _untestable()[case]
-    # an empty control list is refused already by the field validation (configure), which names the controls
-    with pytest.raises(UsageError, match="cannot test|controls must name one or more") as info:
+    with pytest.raises(UsageError, match="cannot test") as info:
         check()
     msg = str(info.value)
     assert "\n" not in msg and ("use" in msg or "add" in msg or "name" in msg), (name, msg)
