@@ -301,7 +301,9 @@ def test_sizes_beyond_the_memory_budget_are_refused_at_once(argv: list[str], fla
 
 
 @pytest.mark.parametrize("toml, words", [
-    ("[ntk]\nlags = 1000000000\n", "[ntk] max_memory"),
+    # the report's budget is checked before each claim's own checks (which may evaluate a theory at its sizes)
+    ("[ntk]\nlags = 1000000000\n", "--max-memory"),
+    ("[ntk]\nmax_memory = \"1KB\"\n", "[ntk] max_memory"),
     ("[min_norm]\nwidths = [100000, 200000]\n", "--max-memory"),
     ("[dynamics_equivalence]\nsteps = 1000000000000\n", "--max-memory"),
     ("[short_memory]\nn_test = 1000000000000\n", "--max-memory"),

@@ -5,4 +5,6 @@ import packages :mod:`linrnn.derive` (exact SymPy derivations), :mod:`linrnn.ver
 checks on NumPy/CuPy) and :mod:`linrnn.reports` (rendering of results files).
 """
 
-__version__ = "0.1.0"
+from linrnn.core.version import __version__
+
+__all__ = ["__version__"]

@@ -298,7 +298,7 @@ _TEXT_COMMENTS = {"%": ("% ", ""), "<!--": ("<!-- ", " -->")}
 
 
 def _signature(digest: str) -> str:
-    from linrnn import __version__
+    from linrnn.core.version import __version__
 
     return f"{SIGNATURE} {__version__}; sha256 {digest}"
 
