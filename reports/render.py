@@ -38,7 +38,7 @@ def draw_figures(results: Mapping[str, Any]) -> tuple[dict[str, list[FigureFiles
             if not can_draw(data):
                 skipped.append(f"{owner}/{name} (kind {data.get('kind')!r} has no renderer)")
                 continue
-            out.setdefault(owner, []).append(draw(slug(f"{owner}-{name}"), data))
+            out.setdefault(owner, []).append(draw(slug(f"{owner}-{name}"), data, f"{owner}/{name}"))
     return out, skipped
 
 
@@ -53,7 +53,7 @@ def write_report(results: Mapping[str, Any], directory: str | os.PathLike[str]) 
         for f in group:
             for ext, data in (("png", f.png), ("svg", f.svg)):
                 p = d / "figures" / f"{f.stem}.{ext}"
-                p.write_bytes(data)
+                _write(p, data)
                 paths.append(p)
     texts = {
         "report.json": schema.dumps(results),
@@ -65,9 +65,22 @@ def write_report(results: Mapping[str, Any], directory: str | os.PathLike[str]) 
         texts["derivation.tex"] = results["derivation"]["tex"]
     for name, text in texts.items():
         p = d / name
-        p.write_text(text, encoding="utf-8")
+        _write(p, text)
         paths.append(p)
     return paths
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    """Write one report file; an ``OSError`` carries the file's name (a full disk names the file, not the folder)."""
+    try:
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data, encoding="utf-8")
+    except OSError as exc:
+        if not exc.filename:
+            exc.filename = str(path)
+        raise
 
 
 def render(results_path: str | os.PathLike[str], out: str | os.PathLike[str], *, force: bool = False) -> dict[str, Any]:
