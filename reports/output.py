@@ -122,6 +122,7 @@ def directory_lock(out: str | os.PathLike[str]) -> Iterator[Path]:
     """Hold the lock of the report directory ``out`` (absolute path yielded); a second holder gets BusyError."""
     path = check_output_dir(out, "the report directory")
     with exclusive_lock(lock_path(path), f"the report directory {os.fspath(out)}"):
+        remove_stale(path)  # no run alive on ``out`` now: what killed runs left is removed first
         yield path
 
 
@@ -213,7 +214,6 @@ def atomic_dir(out: str | os.PathLike[str], *, force: bool = False, locked: bool
                 yield tmp
         return
     target = check_target(out, force)
-    remove_stale(target)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     except OSError as exc:

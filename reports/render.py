@@ -14,12 +14,12 @@ atomically. Files written:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from linrnn.reports import schema
-from linrnn.reports.figures import FigureFiles, can_draw, draw
+from linrnn.reports.figures import FigureError, FigureFiles, can_draw, draw
 from linrnn.reports.html import render_html
 from linrnn.reports.latex_report import render_latex
 from linrnn.reports.markdown import render_markdown
@@ -27,8 +27,13 @@ from linrnn.reports.output import atomic_dir
 from linrnn.reports.text import slug
 
 
-def draw_figures(results: Mapping[str, Any]) -> tuple[dict[str, list[FigureFiles]], list[str]]:
-    """Every drawable figure, grouped by owner ("derivation" or a claim id), and notes on those skipped."""
+def draw_figures(results: Mapping[str, Any], *, skip_undrawable: bool = False
+                 ) -> tuple[dict[str, list[FigureFiles]], list[str]]:
+    """Every drawable figure, grouped by owner ("derivation" or a claim id), and notes on those skipped.
+
+    A figure whose data cannot be drawn (:class:`linrnn.reports.figures.FigureError`)
+    is refused in one sentence, or with ``skip_undrawable`` left out with a note.
+    """
     owners: list[tuple[str, Mapping[str, Any]]] = [("derivation", results["derivation"]["figures"])]
     owners += [(c["id"], c["figures"]) for c in results["claims"]]
     out: dict[str, list[FigureFiles]] = {}
@@ -38,15 +43,29 @@ def draw_figures(results: Mapping[str, Any]) -> tuple[dict[str, list[FigureFiles
             if not can_draw(data):
                 skipped.append(f"{owner}/{name} (kind {data.get('kind')!r} has no renderer)")
                 continue
-            out.setdefault(owner, []).append(draw(slug(f"{owner}-{name}"), data, f"{owner}/{name}"))
+            try:
+                out.setdefault(owner, []).append(draw(slug(f"{owner}-{name}"), data, f"{owner}/{name}"))
+            except FigureError as exc:
+                if not skip_undrawable:
+                    raise
+                skipped.append(str(exc))
     return out, skipped
 
 
-def write_report(results: Mapping[str, Any], directory: str | os.PathLike[str]) -> list[Path]:
-    """Write every report file for ``results`` into the existing ``directory``; return their paths."""
+def write_report(results: Mapping[str, Any], directory: str | os.PathLike[str],
+                 say: Callable[[str], None] | None = None) -> list[Path]:
+    """Write every report file for ``results`` into the existing ``directory``; return their paths.
+
+    ``say``: where a figure that cannot be drawn is noted and left out (the suite's
+    own results: the report is still written); without it such a figure is refused in
+    one sentence (``report render`` of a file given by the user).
+    """
     results = schema.validate(results)
     d = Path(directory)
-    figs, _skipped = draw_figures(results)
+    figs, skipped = draw_figures(results, skip_undrawable=say is not None)
+    for note in skipped:
+        if say is not None and "cannot be drawn" in note:
+            say(f"{note}; left out of the report")
     (d / "figures").mkdir(exist_ok=True)
     paths: list[Path] = []
     for group in figs.values():

@@ -13,8 +13,8 @@ One data model, written by :mod:`linrnn.suite` and read by every renderer in
 * ``derivation``: ``param``, ``formulas`` (label, LaTeX, description), ``figures``,
   ``notes`` and ``tex`` (the LaTeX appendix as text, or null);
 * ``claims``: one object per claim of ``docs/claims.md`` (``id``, ``title``,
-  ``statement``, ``formula``, ``statistic`` {name, value}, ``threshold``
-  {description, value}, ``verdict`` "pass"/"fail"/"inconclusive"/"error" (:mod:`linrnn.core.outcome`), ``figures``, ``config``,
+  ``statement``, ``formula``, ``statistic`` {name, value: a number or null}, ``threshold``
+  {description, value: a number, null, or numbers in arrays or objects such as an interval}, ``verdict`` "pass"/"fail"/"inconclusive"/"error" (:mod:`linrnn.core.outcome`), ``figures``, ``config``,
   ``notes``, ``experiment``, ``data``; optionally ``statistic_verdict`` (the claim's own
   test: pass/fail/error), ``error`` (one sentence, or null), ``alpha`` (the stated
   false-failure rate) and ``design`` (the sizes used and needed)), without their
@@ -131,13 +131,19 @@ def is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _check_number(x: Any, where: str, *, interval: bool = False) -> None:
-    """``x`` is a number or null (or, with ``interval``, a list of numbers or nulls such as a confidence interval)."""
+def _number_list(x: Any) -> bool:
+    return isinstance(x, list) and all(v is None or is_number(v) for v in x)
+
+
+def _check_number(x: Any, where: str, *, grouped: bool = False) -> None:
+    """``x`` is a number or null; with ``grouped`` also an array of them (an interval ``[lo, hi]``) or an object
+    of them and of such arrays (``{"ci": [lo, hi], "t_crit": t}``)."""
     if x is None or is_number(x):
         return
-    if interval and isinstance(x, list) and all(v is None or is_number(v) for v in x):
+    if grouped and (_number_list(x) or (isinstance(x, Mapping) and all(
+            v is None or is_number(v) or _number_list(v) for v in x.values()))):
         return
-    want = "a number, a list of numbers or null" if interval else "a number or null"
+    want = "a number or null, or numbers grouped in an array or an object" if grouped else "a number or null"
     raise SchemaError(f"{where} must be {want}, got {_kind(x)}")
 
 
@@ -160,7 +166,7 @@ def _check_statistic(stat: Mapping[str, Any], where: str) -> None:
 def _check_threshold(thr: Mapping[str, Any], where: str) -> None:
     if "description" not in thr or not isinstance(thr["description"], str):
         raise SchemaError(f"{where}.threshold needs a 'description' string")
-    _check_number(thr.get("value"), f"{where}.threshold.value", interval=True)
+    _check_number(thr.get("value"), f"{where}.threshold.value", grouped=True)
 
 
 def _check_verdict(v: str, where: str, allowed: tuple[str, ...] = OUTCOMES) -> None:

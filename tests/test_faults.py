@@ -348,7 +348,7 @@ def test_configuration_is_validated_before_any_experiment(tmp_path: Path, conten
 
 def test_configuration_that_is_a_folder_or_missing_is_a_read_error(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    for path, words in ((tmp_path, "is a folder, not a file"), (tmp_path / "none.toml", "there is no")):
+    for path, words in ((tmp_path, "is a folder, not a file"), (tmp_path / "none.toml", "does not exist")):
         status, err, _ = _run(["report", "--config", str(path), "-o", str(tmp_path / "r")], capsys)
         line = _one_error_line(err)
         assert status == 2 and words in line and "write" not in line

@@ -124,7 +124,7 @@ def hostile_results(draw: Any) -> tuple[Any, ...]:
         return kind, path, draw(st.sampled_from(sorted(_get(RESULTS, path))))
     if kind == "wrong_type":
         path = draw(st.sampled_from(TYPED_NUMBER_PATHS))
-        value = draw(st.sampled_from(["abc", "", "1.5", {}, {"a": 1}, [], [[1]], True, False]))
+        value = draw(st.sampled_from(["abc", "", "1.5", {"a": "x"}, {"a": [[1]]}, [[1]], ["abc"], True, False]))
         if isinstance(value, list) and path[-1] != "value":
             value = "abc"  # a list inside a list of numbers is deep_value's business
         return kind, path, value
@@ -176,11 +176,15 @@ def test_hostile_results_file_is_one_sentence_and_exit_2(recipe: tuple[Any, ...]
     (("claims", 0, "statistic", "value"), {"a": 1}),
     (("controls", 0, "threshold", "value"), "abc"),
     (("claims", 0, "alpha"), True),
+    (("claims", 2, "threshold", "value"), ["abc", 1.0]),
+    (("claims", 2, "threshold", "value"), {"ci": [[[1.0]]]}),
 ])
 def test_non_numeric_statistic_and_threshold_values_are_refused(field: tuple, value: Any) -> None:
     from linrnn.reports import schema
 
     r = json.loads(json.dumps(RESULTS))
+    r["claims"][1]["threshold"]["value"] = {"ci": [-1.0, 1.0], "t_crit": 3.2}  # numbers grouped: allowed
+    schema.validate(r)
     _set(r, field, value)
     with pytest.raises(schema.SchemaError, match="number"):
         schema.validate(r)
@@ -278,6 +282,26 @@ def test_log_axis_with_no_positive_value_draws_without_a_warning() -> None:
            "series": [{"x": [-1.0, -2.0, -3.0], "y": [-1.0, -5.0, 0.0], "label": "all negative"}]}
     with_warning_as_error = draw("f", fig)  # the suite turns any warning into an error
     assert with_warning_as_error.png
+
+
+def test_a_figure_that_cannot_be_drawn_is_one_sentence_in_render_and_left_out_by_the_suite(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from linrnn import suite
+
+    undrawable = {"kind": "lines", "series": [{"x": [0, 1], "y": [1.7e308, -1.7e308]}]}
+    r = json.loads(json.dumps(RESULTS))
+    r["claims"][0]["figures"]["per_lag"] = undrawable
+    (tmp_path / "r.json").write_text(json.dumps(r))
+    status, _, err = _run(["report", "render", str(tmp_path / "r.json"), "-o", str(tmp_path / "out")])
+    assert status == 2 and "ntk_limit/per_lag" in _one_sentence(err) and "cannot be drawn" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+    claim = {**_claim("a"), "figures": {"line": undrawable}}
+    monkeypatch.setattr(suite, "experiments", lambda: {"a": lambda ctx: {"claims": [claim]}})
+    notes: list[str] = []
+    run = suite.run_report(tmp_path / "rep", config=TINY, workers=1, log=notes.append)
+    assert run.exit_status == 0 and (tmp_path / "rep" / "report.html").exists()
+    assert any("a/line" in n and "left out" in n for n in notes), notes
 
 
 # ------------------------------------------------------------------ malformed cache entries are misses
@@ -479,15 +503,17 @@ def test_underflow_notes_of_derive_weights_say_what_is_printed(q: str) -> None:
     printed = _printed_weights(out)
     notes = [line for line in err.splitlines() if "lambda_j" in line]
     assert notes, err
-    for line in notes:
+    for line in notes:  # "... to 0 from j = 2 on (printed as 0)": every lag from there is printed as 0
         if "printed as 0" in line:
-            first = int(line.split("printed as 0")[0].rsplit("lag j = ", 1)[1].split()[0].rstrip(",)"))
+            first = int(line.split("printed as 0")[0].rsplit("j = ", 1)[1].split()[0].rstrip(",)"))
             assert all(float(printed[j]) == 0.0 for j in printed if j >= first), (line, printed)
             assert float(printed[first - 1]) != 0.0 or first == 0, (line, printed)
-    for j, v in printed.items():
-        x = float(v)
-        if 0 < abs(x) < sys.float_info.min:  # a subnormal: the notes must say so at this lag
-            assert any("subnormal" in line and f"lag j = {j}" in line for line in notes), (j, v, notes)
+    subnormal = [j for j, v in printed.items() if 0 < abs(float(v)) < sys.float_info.min]
+    if subnormal:  # the notes say so, from the first such lag
+        assert any(f"subnormal in float64 at j = {subnormal[0]}" in line or
+                   f"subnormal in float64 from j = {subnormal[0]}" in line or
+                   f"subnormal in float64 for j = {subnormal[0]}" in line for line in notes), (subnormal, notes)
+    assert not any("printed as 0" in line for line in notes) or any(float(v) == 0 for v in printed.values())
 
 
 def test_verify_ntk_names_float64_underflow() -> None:
@@ -517,3 +543,34 @@ def test_calibration_progress_writes_plain_lines_to_a_file() -> None:
     assert "\r" not in text and text.endswith("\n")
     lines = text.splitlines()
     assert lines and lines[-1].startswith("calibrate: 5/5 tasks"), text
+
+
+RECORD = {"calibration_version": 1, "config_hash": "abc123", "claim": "nngp", "seed": 7, "seconds": 1.5,
+          "result": {"id": "nngp", "verdict": "pass", "statistic_verdict": "pass", "alpha": 0.001,
+                     "controls": [{"id": "nngp:q_times_1.1", "verdict": "rejected"}]}}
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda r: {**r, "result": [1]},
+    lambda r: {**r, "seconds": "abc"},
+    lambda r: {**r, "seed": "7"},
+    lambda r: {**r, "seed": 8},
+    lambda r: {**r, "claim": "ntk_limit"},
+    lambda r: {**r, "result": {**r["result"], "alpha": [1]}},
+    lambda r: {**r, "result": {**r["result"], "verdict": {"a": 1}}},
+    lambda r: {**r, "result": {**r["result"], "controls": [3]}},
+    lambda r: {**r, "result": {**r["result"], "controls": [{"verdict": "rejected"}]}},
+    lambda r: "[" * 100_000 + "]" * 100_000,
+])
+def test_a_malformed_calibration_record_is_a_miss(corrupt: Any, tmp_path: Path) -> None:
+    """The calibration store's records are a cache too: a record that cannot be used is run again."""
+    from linrnn.calibrate import read_record, record_path, summarize_claim
+
+    path = record_path(tmp_path, "nngp", "abc123", 7)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(RECORD))
+    assert read_record(path) == RECORD
+    bad = corrupt(RECORD)
+    path.write_text(bad if isinstance(bad, str) else json.dumps(bad))
+    assert read_record(path) is None
+    assert summarize_claim("nngp", [RECORD], 0.001)["pass"] == 1

@@ -788,7 +788,7 @@ def _run_locked(out: Path, output: str | os.PathLike[str], exps: Mapping[str, An
     }
     with atomic_dir(output, force=force, locked=True) as tmp:
         provenance["total_seconds"] = round(time.perf_counter() - t_start, 3)
-        write_report(results, tmp)
+        write_report(results, tmp, say)
         _maybe_pdf(tmp, cfg["derivation"], results, say)
     say(f"wrote {out}/report.html ({len(claims)} claims, {len(controls)} controls; verdict {results['verdict']})")
     return SuiteRun(results, out, exit_status(results["verdict"]))

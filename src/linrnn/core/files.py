@@ -197,7 +197,7 @@ def read_text_file(path: str | os.PathLike[str], what: str) -> str:
     try:
         data = p.read_bytes()
     except FileNotFoundError:
-        raise UsageError(f"there is no {what} at {p}") from None
+        raise UsageError(f"{what} {p} does not exist") from None
     except OSError as exc:
         raise UsageError(f"cannot read {what} {p} ({(exc.strerror or str(exc)).lower()})") from None
     try:
