@@ -9,7 +9,9 @@ the source of every module in ``derive/`` with the SymPy and Python versions, so
 change to the derivation code or the library invalidates it; computing it imports
 nothing (SymPy's version is read from its ``release.py``, found without importing
 the package). ``LINRNN_NO_CACHE=1`` turns the cache off. The cache never changes a
-result: a missing, stale or unreadable entry is recomputed.
+result: a missing, stale or unreadable entry is recomputed, and so is an entry with
+the right key whose content the caller cannot use (a pickled object of another type,
+JSON data that its ``parse`` refuses).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def cache_dir() -> Path:
@@ -61,9 +64,23 @@ def code_key() -> str:
     return h.hexdigest()[:20]
 
 
+def _usable(found: Any, accept: Callable[[Any], R]) -> tuple[bool, R | None]:
+    """(True, ``accept(found)``) for a stored entry that ``accept`` takes; (False, None) for a malformed one."""
+    if found is None:
+        return False, None
+    try:
+        return True, accept(found)
+    except Exception:  # a malformed entry with the right key: a miss, recomputed and stored again
+        return False, None
+
+
 def _cached(path: Path, load: Callable[[Path], T | None], dump: Callable[[T, IO[Any]], None], mode: str,
-            compute: Callable[[], T]) -> T:
-    """``load(path)`` if it holds an entry, else ``compute()`` stored at ``path``; one computation at a time.
+            compute: Callable[[], T], accept: Callable[[T], R]) -> R:
+    """``accept(load(path))`` if it holds a usable entry, else ``accept(compute())``, the computed value stored
+    at ``path``; one computation at a time.
+
+    ``accept`` checks (and may convert) an entry; on a stored entry any exception it
+    raises makes the entry a miss, as a missing, stale or unreadable one is.
 
     Two processes that miss the same entry do not both compute it: the second waits
     on the entry's lock file (``fcntl.flock``, :func:`linrnn.core.files.exclusive_lock`)
@@ -71,9 +88,9 @@ def _cached(path: Path, load: Callable[[Path], T | None], dump: Callable[[T, IO[
     cache folder) the entry is computed without it; a failed write (a full disk)
     leaves no temporary file and the result is returned all the same.
     """
-    found = load(path)
-    if found is not None:
-        return found
+    ok, value = _usable(load(path), accept)
+    if ok:
+        return value  # type: ignore[return-value]
     from contextlib import nullcontext
 
     from linrnn.core.files import exclusive_lock
@@ -85,20 +102,21 @@ def _cached(path: Path, load: Callable[[Path], T | None], dump: Callable[[T, IO[
     except Exception:  # read-only or missing cache folder: no lock, no store
         lock = nullcontext()
     try:
-        found = load(path)  # another process may have stored it while this one waited
-        if found is not None:
-            return found
-        value = compute()
+        ok, value = _usable(load(path), accept)  # another process may have stored it while this one waited
+        if ok:
+            return value  # type: ignore[return-value]
+        computed = compute()
+        result = accept(computed)
         tmp = None
         try:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
-                dump(value, fh)
+                dump(computed, fh)
             os.replace(tmp, path)
         except Exception:  # read-only home, full disk: the cache is optional
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
-        return value
+        return result
     finally:
         lock.__exit__(None, None, None)
 
@@ -111,34 +129,46 @@ def _load_pickle(path: Path) -> Any:
         return None
 
 
-def disk_cached(name: str, compute: Callable[[], T]) -> T:
-    """Return ``compute()``, reusing a pickled result made by identical code."""
+def disk_cached(name: str, compute: Callable[[], T], kind: type | tuple[type, ...] | None = None) -> T:
+    """Return ``compute()``, reusing a pickled result made by identical code.
+
+    ``kind``: the type of the result; a stored object of another type is a miss.
+    """
+    def accept(value: T) -> T:
+        if kind is not None and not isinstance(value, kind):
+            raise TypeError(f"the cache entry {name} holds a {type(value).__name__}")
+        return value
+
     if os.environ.get("LINRNN_NO_CACHE"):
-        return compute()
+        return accept(compute())
     return _cached(cache_dir() / f"{name}-{code_key()}.pickle", _load_pickle,
-                   lambda v, fh: pickle.dump(v, fh, protocol=pickle.HIGHEST_PROTOCOL), "wb", compute)
+                   lambda v, fh: pickle.dump(v, fh, protocol=pickle.HIGHEST_PROTOCOL), "wb", compute, accept)
 
 
-def data_cached(name: str, compute: Callable[[], dict]) -> dict:
-    """Return ``compute()``, a JSON-ready dict, reusing one written by identical code.
+def data_cached(name: str, compute: Callable[[], dict], parse: Callable[[dict], R] | None = None) -> R:
+    """Return ``parse(compute())``, reusing the JSON-ready dict written by identical code.
 
     The entry ``{name}-{code_key()}.json`` holds ``{"key": code_key(), "data": ...}``;
     reading it needs only the standard library (no SymPy), which is what lets the
-    numeric paths start without SymPy once the derivation is cached.
+    numeric paths start without SymPy once the derivation is cached. ``parse`` turns
+    the data into what the caller uses and raises on malformed data: a stored entry
+    that it refuses is recomputed (default: the dict itself).
     """
+    accept: Callable[[dict], Any] = parse if parse is not None else (lambda d: d)
     if os.environ.get("LINRNN_NO_CACHE"):
-        return compute()
+        return accept(compute())
     key = code_key()
 
     def load(path: Path) -> dict | None:
         try:
             with open(path, encoding="utf-8") as fh:
                 stored = json.load(fh)
-        except Exception:  # missing, stale or unreadable: recompute
+        except Exception:  # missing, stale or unreadable (deep nesting included): recompute
             return None
         if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("data"), dict):
             return stored["data"]
         return None
 
     return _cached(cache_dir() / f"{name}-{key}.json", load,
-                   lambda v, fh: json.dump({"key": key, "data": v}, fh, indent=1, sort_keys=True), "w", compute)
+                   lambda v, fh: json.dump({"key": key, "data": v}, fh, indent=1, sort_keys=True), "w", compute,
+                   accept)

@@ -167,7 +167,7 @@ def closed_form(key: str) -> ClosedForm:
     plans = {row[0]: row for row in _PLAN}
     if key not in plans:
         raise UsageError(f"unknown correction {key!r}; choose one of {', '.join(plans)}")
-    return disk_cached(f"closed-form-{key}", lambda: _find(*plans[key]))
+    return disk_cached(f"closed-form-{key}", lambda: _find(*plans[key]), ClosedForm)
 
 
 def _find(key: str, name: str, order: int, m: int, lo: int, guess_n: int, desc: str) -> ClosedForm:
@@ -303,7 +303,7 @@ def collapse_figure(
     from linrnn.derive.cache import disk_cached
 
     key = f"collapse-{param}-{'_'.join(str(int(w)) for w in widths)}-{int(lags)}-{int(ntk_lags)}"
-    return disk_cached(key, lambda: _collapse_figure(param, widths, lags, ntk_lags))
+    return disk_cached(key, lambda: _collapse_figure(param, widths, lags, ntk_lags), dict)
 
 
 def _collapse_figure(param: str, widths: Sequence[int], lags: int, ntk_lags: int) -> dict[str, object]:

@@ -20,6 +20,7 @@ Entries with ``a != a'`` or ``b != b'`` are 0 (see the engine).
 
 from __future__ import annotations
 
+import numbers
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
@@ -54,8 +55,20 @@ def exact_traces(lags: int) -> dict[str, list[list[IntPoly]]]:
 
     if not 1 <= lags <= REACH + 4:
         raise UsageError(f"the exact finite-width arrays reach at most {REACH + 4} lags, got {lags}")
-    d = data_cached(f"finite-width-traces-{lags}", lambda: _trace_data(lags))
-    return {k: [[tuple(int(c) for c in p) for p in row] for row in d[k]] for k in ("T", "S")}
+    def parse(d: dict[str, Any]) -> dict[str, list[list[IntPoly]]]:
+        out = {k: [[tuple(_coefficient(c) for c in p) for p in row] for row in d[k]] for k in ("T", "S")}
+        if any(len(rows) != lags or any(len(row) != lags for row in rows) for rows in out.values()):
+            raise ValueError(f"the cached traces are not {lags} x {lags}")
+        return out
+
+    return data_cached(f"finite-width-traces-{lags}", lambda: _trace_data(lags), parse)
+
+
+def _coefficient(c: Any) -> int:
+    """An integer coefficient of the cached traces (a bool, a float or a string is a malformed entry)."""
+    if isinstance(c, bool) or not isinstance(c, numbers.Integral):
+        raise ValueError(f"a trace coefficient must be an integer, got {c!r}")
+    return int(c)
 
 
 def _entry_data(param: str) -> dict[str, Any]:
@@ -87,8 +100,13 @@ def _entry_functions(param: str) -> tuple[Any, Any]:
     from linrnn.derive.cache import data_cached
     from linrnn.derive.formulas import compile_source
 
-    d = data_cached(f"finite-width-entries-{param}", lambda: _entry_data(param))
-    return tuple(compile_source(d[k]["numpy"], d[k]["names"], "numpy") for k in ("theta", "nngp"))  # type: ignore[return-value]
+    def parse(d: dict[str, Any]) -> tuple[Any, Any]:
+        fns = tuple(compile_source(d[k]["numpy"], d[k]["names"], "numpy") for k in ("theta", "nngp"))
+        if not all(callable(fn) for fn in fns):
+            raise ValueError("the cached entries do not define functions")
+        return fns  # type: ignore[return-value]
+
+    return data_cached(f"finite-width-entries-{param}", lambda: _entry_data(param), parse)
 
 
 def _normalised(poly: IntPoly, power: Fraction, width: int) -> float:

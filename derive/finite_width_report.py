@@ -43,7 +43,7 @@ def exact_diagonals(param: str, lags: int) -> dict[str, list[sp.Expr]]:
             "ntk_diag": [sp.factor(fw.exact_lag_ntk(param, j, j)) for j in range(lags)],
         }
 
-    return disk_cached(f"finite-width-{param}-{lags}", compute)
+    return disk_cached(f"finite-width-{param}-{lags}", compute, dict)
 
 
 @dataclass

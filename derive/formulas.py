@@ -60,9 +60,25 @@ class Formula:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Formula:
-        return cls(text=d["text"], latex=d["latex"], latex_doc=d["latex_doc"], args=tuple(d["args"]),
-                   numpy=d["numpy"], numpy_names=dict(d["numpy_names"]), mpmath=d["mpmath"],
-                   mpmath_names=dict(d["mpmath_names"]), exact=d["exact"])
+        """The formula of :meth:`to_dict`'s data; data of the wrong shape or types (a malformed cache entry), or
+        a source that is not Python, is a ``ValueError``."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"a formula must be an object, got {type(d).__name__}")
+        texts = {k: d.get(k) for k in ("text", "latex", "latex_doc")}
+        sources = {k: d.get(k) for k in ("numpy", "mpmath", "exact")}
+        names = {k: d.get(k) for k in ("numpy_names", "mpmath_names")}
+        if (not all(isinstance(v, str) for v in texts.values())
+                or not all(v is None or isinstance(v, str) for v in sources.values())
+                or not all(isinstance(v, Mapping) and all(isinstance(a, str) and isinstance(b, str)
+                                                          for a, b in v.items()) for v in names.values())
+                or not isinstance(d.get("args"), list) or not all(isinstance(a, str) for a in d["args"])):
+            raise ValueError("a formula's data has missing keys or values of the wrong type")
+        for source in sources.values():
+            if source is not None:
+                compile(source, "<linrnn formula>", "exec")  # a SyntaxError (a ValueError) when it is not Python
+        return cls(text=texts["text"], latex=texts["latex"], latex_doc=texts["latex_doc"], args=tuple(d["args"]),
+                   numpy=sources["numpy"], numpy_names=dict(names["numpy_names"]), mpmath=sources["mpmath"],
+                   mpmath_names=dict(names["mpmath_names"]), exact=sources["exact"])
 
     def numpy_fn(self) -> Callable[..., Any]:
         """The float64 function of ``args`` (what ``lambdify(..., modules="numpy")`` returns)."""
@@ -237,12 +253,16 @@ def lag_formulas(param: str = "ntk") -> LagFormulas:
     """The lag formulas of ``param``, from the disk cache (no SymPy) or printed from the derivation."""
     from linrnn.derive.cache import data_cached
 
-    d = data_cached(f"lag-formulas-{_check_param(param)}", lambda: _lag_data(param))
     f = Formula.from_dict
-    return LagFormulas(param=param, weight=f(d["weight"]), nngp=f(d["nngp"]),
-                       controls={k: f(v) for k, v in d["controls"].items()},
-                       nngp_controls={k: f(v) for k, v in d["nngp_controls"].items()},
-                       linear_form=(f(d["linear_form"][0]), f(d["linear_form"][1])))
+
+    def parse(d: dict[str, Any]) -> LagFormulas:
+        A, B = d["linear_form"]
+        return LagFormulas(param=param, weight=f(d["weight"]), nngp=f(d["nngp"]),
+                           controls={k: f(v) for k, v in d["controls"].items()},
+                           nngp_controls={k: f(v) for k, v in d["nngp_controls"].items()},
+                           linear_form=(f(A), f(B)))
+
+    return data_cached(f"lag-formulas-{_check_param(param)}", lambda: _lag_data(param), parse)
 
 
 @lru_cache(maxsize=None)
@@ -250,7 +270,10 @@ def consequence_formulas(param: str = "ntk") -> ConsequenceFormulas:
     """The consequences' formulas of ``param``, from the disk cache (no SymPy) or printed from the derivation."""
     from linrnn.derive.cache import data_cached
 
-    d = data_cached(f"consequence-formulas-{_check_param(param)}", lambda: _consequence_data(param))
     f = Formula.from_dict
-    return ConsequenceFormulas(param=param, total=f(d["total"]), peak_threshold=f(d["peak_threshold"]),
-                               horizon=f(d["horizon"]), horizon_geometric=f(d["horizon_geometric"]))
+
+    def parse(d: dict[str, Any]) -> ConsequenceFormulas:
+        return ConsequenceFormulas(param=param, total=f(d["total"]), peak_threshold=f(d["peak_threshold"]),
+                                   horizon=f(d["horizon"]), horizon_geometric=f(d["horizon_geometric"]))
+
+    return data_cached(f"consequence-formulas-{_check_param(param)}", lambda: _consequence_data(param), parse)

@@ -431,7 +431,7 @@ def derive_lag_weights(param: str = "ntk") -> LagWeightsDerivation:
     from linrnn.derive.cache import disk_cached
 
     parameterization(param)  # validate before touching the cache
-    return disk_cached(f"lag-weights-{param}", lambda: _derive_lag_weights(param))
+    return disk_cached(f"lag-weights-{param}", lambda: _derive_lag_weights(param), LagWeightsDerivation)
 
 
 def _derive_lag_weights(param: str) -> LagWeightsDerivation:

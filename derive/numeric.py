@@ -114,6 +114,25 @@ def evaluate(expr: Formula | Any, spec: ModelSpec, lags: int, dps: int | None = 
         return [+fn(mpmath.mpf(jj), *params) for jj in range(lags)]
 
 
+def float64_range(expr: Formula | Any, spec: ModelSpec, values: np.ndarray) -> tuple[list[int], list[int]]:
+    """(lags whose float64 value is subnormal, lags whose float64 value is 0 while the exact value is not).
+
+    A subnormal (``0 < |x| <`` the smallest normal float64, 2.2e-308) is printed with
+    fewer significant digits than a normal number; a 0 has lost the value entirely.
+    The exact value is evaluated with mpmath (30 digits).
+    """
+    tiny = np.finfo(np.float64).tiny
+    values = np.asarray(values, dtype=np.float64)
+    subnormal = [int(j) for j in np.flatnonzero((values != 0) & (np.abs(values) < tiny))]
+    zero = []
+    fn = as_formula(expr).mpmath_fn()
+    for jj in np.flatnonzero(values == 0):
+        with mpmath.workdps(30):
+            if fn(mpmath.mpf(int(jj)), *_mp_params(spec)) != 0:
+                zero.append(int(jj))
+    return subnormal, zero
+
+
 def first_underflow(expr: Formula | Any, spec: ModelSpec, values: np.ndarray) -> int | None:
     """First lag whose float64 value is zero or subnormal while the exact value is not."""
     tiny = np.finfo(np.float64).tiny

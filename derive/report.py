@@ -50,20 +50,27 @@ def weights_report(spec: ModelSpec, lags: int, *, dps: int | None = None, eps: f
     (:func:`linrnn.derive.formulas.lag_formulas`): with a warm cache, SymPy is not imported.
     """
     from linrnn.derive.formulas import lag_formulas
-    from linrnn.derive.numeric import evaluate, first_underflow, summarize
+    from linrnn.derive.numeric import evaluate, float64_range, summarize
 
     der = lag_formulas(spec.param)
     w = evaluate(der.weight, spec, lags, dps)
     v = evaluate(der.nngp, spec, lags, dps)
     notices: list[str] = []
     if dps is None:
+        tiny = float(np.finfo(np.float64).tiny)
+        if 0 < spec.sigma_w2 < tiny:
+            notices.append(f"q = sigma_W^2 is itself subnormal in float64 (below {tiny:.3g}: kept as "
+                           f"{spec.sigma_w2:g}, with fewer significant digits)")
         for name, expr, values in (("lambda_j", der.weight, w), ("the NNGP variance", der.nngp, v)):
-            lag = first_underflow(expr, spec, values)
-            if lag is not None:
-                notices.append(
-                    f"{name} underflows float64 from lag j = {lag} on (printed as 0); "
-                    "rerun with --dps 30 for its exact magnitude"
-                )
+            subnormal, zero = float64_range(expr, spec, values)
+            parts = []
+            if subnormal:
+                parts.append(f"is subnormal in float64 {_lags_text(subnormal, lags)} (below {tiny:.3g}: "
+                             f"printed with fewer significant digits)")
+            if zero:
+                parts.append(f"underflows float64 to 0 {_lags_text(zero, lags)} (printed as 0)")
+            if parts:
+                notices.append(f"{name} {' and '.join(parts)}; rerun with --dps 30 for its exact magnitude")
     summary = summarize(spec, eps=eps, dps=max(30, dps or 0))
     return WeightsReport(
         spec=spec, lags=lags, dps=dps,
@@ -73,6 +80,15 @@ def weights_report(spec: ModelSpec, lags: int, *, dps: int | None = None, eps: f
         regime=summary.regime, peak_lag=summary.peak_lag, horizon=summary.horizon,
         horizon_lag=summary.horizon_lag, total=summary.total, eps=eps, notices=notices,
     )
+
+
+def _lags_text(js: list[int], lags: int) -> str:
+    """'at j = 3', 'for j = 1 to 3', 'from j = 2 on' (to the last lag printed) or 'at j = 1, 3, 5'."""
+    if len(js) == 1:
+        return f"at j = {js[0]}"
+    if js == list(range(js[0], js[-1] + 1)):
+        return f"from j = {js[0]} on" if js[-1] == lags - 1 else f"for j = {js[0]} to {js[-1]}"
+    return "at j = " + ", ".join(map(str, js[:6])) + (", ..." if len(js) > 6 else "")
 
 
 def _number(x: Any, dps: int | None) -> Any:

@@ -104,7 +104,7 @@ def consequences(param: str = "ntk") -> Consequences:
     """Derive the consequences of the lag weights of ``param`` (disk-cached)."""
     from linrnn.derive.cache import disk_cached
 
-    return disk_cached(f"consequences-{param}", lambda: _consequences(param))
+    return disk_cached(f"consequences-{param}", lambda: _consequences(param), Consequences)
 
 
 def _consequences(param: str) -> Consequences:

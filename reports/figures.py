@@ -23,12 +23,20 @@ figures read in greyscale. The figure kinds and the data each needs:
   ``sharey``: ``lines`` plots side by side.
 * ``bars``: ``labels``, ``values``, optional ``errors``, ``xlabel``, ``ylabel``
   (bars told apart by hatching as well as colour).
+
+Data that the schema allows is drawn whatever its values: a log axis with no
+positive value falls back to a linear one, error bars are magnitudes, an array with
+no finite value gets a unit colour scale, text that mathtext cannot typeset is shown
+as written; data that still cannot be drawn (numbers so close to the float64 limit
+that the axes overflow) is one sentence (:class:`FigureError`), never a traceback.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +45,8 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from linrnn.core.errors import UsageError
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":")
@@ -64,6 +74,54 @@ class FigureFiles:
     caption: str
 
 
+class FigureError(UsageError):
+    """A figure of a results file that cannot be drawn; the message names it and the reason."""
+
+
+def _text(value: Any) -> str:
+    """Text from a results file as matplotlib should show it: without control characters, and shown as written
+    where it is not valid mathtext (``$...$`` that does not parse: its dollars escaped)."""
+    text = "".join(ch for ch in str(value) if ch >= " " or ch == "\n")
+    count = text.count("$") - text.count(r"\$")
+    if count > 0 and count % 2 == 0:
+        try:
+            _math_parser().parse(text)
+        except ValueError:
+            return text.replace(r"\$", "$").replace("$", r"\$")
+    return text
+
+
+def _label(value: Any) -> str | None:
+    """A legend label (None stays None: no entry); a leading underscore, which hides an entry, is kept visible."""
+    if value is None:
+        return None
+    text = _text(value)
+    return " " + text if text.startswith("_") else text
+
+
+@functools.lru_cache(maxsize=1)
+def _math_parser() -> Any:
+    from matplotlib.mathtext import MathTextParser
+
+    return MathTextParser("path")
+
+
+def _scale(ax: Any, axis: str, scale: str, *values: np.ndarray) -> None:
+    """Set ``axis`` ("x" or "y") to ``scale``, but linear where a log scale has no positive finite value to show."""
+    if scale == "log" or scale == "logit":
+        data = np.concatenate([np.ravel(v) for v in values]) if values else np.array([])
+        ok = data[np.isfinite(data)]
+        ok = ok[(ok > 0) & (ok < 1)] if scale == "logit" else ok[ok > 0]
+        if not ok.size:
+            scale = "linear"
+    (ax.set_xscale if axis == "x" else ax.set_yscale)(scale)
+
+
+def _errors(values: Any) -> np.ndarray:
+    """Error bars as magnitudes (a negative entry is drawn as its size)."""
+    return np.abs(_arr(values))
+
+
 def _style(i: int) -> dict[str, Any]:
     return {"color": COLORS[i % len(COLORS)], "marker": MARKERS[i % len(MARKERS)],
             "linestyle": LINESTYLES[i % len(LINESTYLES)]}
@@ -88,7 +146,7 @@ def draw_lag_weights(fig: Figure, data: Mapping[str, Any]) -> None:
         h = s.get("horizon")
         if h is not None and lags.size and h <= lags[-1]:
             ax.axvline(h, color=st["color"], linestyle=":", linewidth=0.8)
-    ax.set_yscale("log")
+    _scale(ax, "y", "log", *(w[np.isfinite(lags) & np.isfinite(w)] for w in (_arr(s["weights"]) for s in data["series"])))
     ax.set_xlabel("lag j (time steps)")
     ax.set_ylabel(r"lag weight $\lambda_j$ (dimensionless)")
     text = "\n".join(names[r] for r in ("decaying", "critical", "exploding")
@@ -99,26 +157,29 @@ def draw_lag_weights(fig: Figure, data: Mapping[str, Any]) -> None:
     finite_w = np.concatenate([_arr(s["weights"]) for s in data["series"]])
     finite_w = finite_w[np.isfinite(finite_w) & (finite_w > 0)]
     if finite_w.size:
-        ax.set_ylim(max(finite_w.min(), finite_w.max() * 1e-12) / 2, finite_w.max() * 3)
+        low, top = max(finite_w.min(), finite_w.max() * 1e-12) / 2, finite_w.max() * 3
+        low, top = (low if low > 0 else finite_w.min()), (top if math.isfinite(top) else finite_w.max())
+        if top > low:
+            ax.set_ylim(low, top)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="q = $\\sigma_W^2$")
 
 
 def draw_heatmap(fig: Figure, data: Mapping[str, Any]) -> None:
     panels = data["panels"]
     mats = [_arr(np.ravel(p["matrix"])).reshape(len(p["matrix"]), -1) for p in panels]
-    vmin = min(float(np.nanmin(m)) for m in mats)
-    vmax = max(float(np.nanmax(m)) for m in mats)
+    finite = np.concatenate([m[np.isfinite(m)] for m in mats])
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     im = None
     for ax, p, m in zip(axes, panels, mats):
         im = ax.imshow(m, cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest", origin="upper")
-        ax.set_title(p["title"], fontsize=9)
-        ax.set_xlabel(data.get("axis_label", "index j'"))
-        ax.set_ylabel(data.get("axis_label_y", data.get("axis_label", "index i")))
+        ax.set_title(_text(p["title"]), fontsize=9)
+        ax.set_xlabel(_text(data.get("axis_label", "index j'")))
+        ax.set_ylabel(_text(data.get("axis_label_y", data.get("axis_label", "index i"))))
         ax.grid(False)
     assert im is not None
     cb = fig.colorbar(im, ax=list(axes), shrink=0.85)
-    cb.set_label(data.get("colorbar_label", "value"))
+    cb.set_label(_text(data.get("colorbar_label", "value")))
 
 
 def draw_per_lag(fig: Figure, data: Mapping[str, Any]) -> None:
@@ -126,16 +187,17 @@ def draw_per_lag(fig: Figure, data: Mapping[str, Any]) -> None:
     lags = _arr(data["lags"])
     theory, est = _arr(data["theory"]), _arr(data["estimate"])
     lower, upper = _arr(data["lower"]), _arr(data["upper"])
-    ax.plot(lags, theory, color="black", linestyle="-", linewidth=1.5, label=data.get("theory_label", "theory"),
-            zorder=3)
-    ax.errorbar(lags, est, yerr=[est - lower, upper - est], fmt="o", color=COLORS[0], markersize=5, capsize=3,
-                label=data.get("estimate_label", "Monte Carlo") + " (bars: " + data.get("interval_label", "CI") + ")",
-                zorder=4)
+    ax.plot(lags, theory, color="black", linestyle="-", linewidth=1.5,
+            label=_label(data.get("theory_label", "theory")), zorder=3)
+    below, above = np.maximum(est - lower, 0.0), np.maximum(upper - est, 0.0)  # an interval beside its estimate
+    ax.errorbar(lags, est, yerr=[below, above], fmt="o", color=COLORS[0], markersize=5, capsize=3,
+                label=_label(str(data.get("estimate_label", "Monte Carlo")) + " (bars: "
+                             + str(data.get("interval_label", "CI")) + ")"), zorder=4)
     if data.get("raw") is not None:
         ax.plot(lags + 0.25, _arr(data["raw"]), linestyle="none", marker="s", markerfacecolor="none",
-                color=COLORS[1], markersize=5, label=data.get("raw_label", "uncorrected mean"), zorder=2)
+                color=COLORS[1], markersize=5, label=_label(data.get("raw_label", "uncorrected mean")), zorder=2)
     ax.set_xlabel("lag j (time steps)")
-    ax.set_ylabel(data.get("ylabel", "value"))
+    ax.set_ylabel(_text(data.get("ylabel", "value")))
     ax.legend(fontsize=8)
 
 
@@ -144,7 +206,7 @@ def draw_width_rate(fig: Figure, data: Mapping[str, Any]) -> None:
     n = _arr(data["widths"])
     e = _arr(data["rel_error"])
     se = _arr(data["rel_error_stderr"])
-    ax.errorbar(n, e, yerr=2 * se, fmt="o", color=COLORS[0], markersize=6, capsize=3,
+    ax.errorbar(n, e, yerr=2 * np.abs(se), fmt="o", color=COLORS[0], markersize=6, capsize=3,
                 label="Monte Carlo mean (bars: $\\pm 2$ SE)", zorder=3)
     grid = np.geomspace(n.min(), n.max(), 50)
     anchor_n, anchor_e = n[-1], e[-1]
@@ -155,9 +217,9 @@ def draw_width_rate(fig: Figure, data: Mapping[str, Any]) -> None:
     ax.plot(grid, anchor_e * (grid / anchor_n) ** exp, color="black", linestyle=":",
             label=f"expected slope ${exp:g}$")
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
+    _scale(ax, "y", "log", e[np.isfinite(n)])
     ax.set_xlabel("width n (hidden units, log scale)")
-    ax.set_ylabel(data.get("ylabel", "relative error"))
+    ax.set_ylabel(_text(data.get("ylabel", "relative error")))
     ax.legend(fontsize=8)
 
 
@@ -172,7 +234,7 @@ def draw_panels(fig: Figure, data: Mapping[str, Any]) -> None:
     for ax, panel in zip(axes, panels):
         _lines_on(ax, panel)
         if panel.get("title"):
-            ax.set_title(panel["title"], fontsize=10)
+            ax.set_title(_text(panel["title"]), fontsize=10)
 
 
 def _lines_on(ax: Any, data: Mapping[str, Any]) -> None:
@@ -184,31 +246,35 @@ def _lines_on(ax: Any, data: Mapping[str, Any]) -> None:
         points = s.get("style") == "points"
         if points and len(point_series) > 1 and x.size:  # dodge overlapping point series sideways
             k = point_series.index(i) - (len(point_series) - 1) / 2
-            span = float(np.nanmax(x) - np.nanmin(x)) if x.size > 1 else 1.0
+            fx = x[np.isfinite(x)]
+            span = float(fx.max() - fx.min()) if fx.size > 1 else 1.0
             x = x * 1.03**k if logx else x + 0.008 * span * k
         ls = "none" if points else st["linestyle"]
         if s.get("yerr") is not None:
-            ax.errorbar(x, y, yerr=_arr(s["yerr"]), color=st["color"], marker=st["marker"], linestyle=ls,
-                        capsize=3, markersize=5, label=s.get("label"))
+            ax.errorbar(x, y, yerr=_errors(s["yerr"]), color=st["color"], marker=st["marker"], linestyle=ls,
+                        capsize=3, markersize=5, label=_label(s.get("label")))
         else:
             ax.plot(x, y, color=st["color"], marker=st["marker"], linestyle=ls, markersize=4,
-                    markevery=max(1, len(x) // 12), label=s.get("label"))
-    for j, v in enumerate(data.get("vlines") or []):
+                    markevery=max(1, len(x) // 12), label=_label(s.get("label")))
+    vlines = data.get("vlines") or []
+    for j, v in enumerate(vlines):
         ax.axvline(v["x"], color="0.3", linestyle=LINESTYLES[(j + 1) % len(LINESTYLES)], linewidth=1.0,
-                   label=v.get("label"))
-    ax.set_xscale(data.get("xscale", "linear"))
-    ax.set_yscale(data.get("yscale", "linear"))
-    ax.set_xlabel(data.get("xlabel", "x"))
-    ax.set_ylabel(data.get("ylabel", "y"))
-    if any(s.get("label") for s in data["series"]):
+                   label=_label(v.get("label")))
+    drawn = [(x, y) for x, y in ((_arr(s["x"]), _arr(s["y"])) for s in data["series"])]
+    drawn = [(x[m], y[m]) for x, y in drawn if (m := np.isfinite(x) & np.isfinite(y)).any()]
+    _scale(ax, "x", data.get("xscale", "linear"), *(x for x, _ in drawn), _arr([v["x"] for v in vlines]))
+    _scale(ax, "y", data.get("yscale", "linear"), *(y for _, y in drawn))
+    ax.set_xlabel(_text(data.get("xlabel", "x")))
+    ax.set_ylabel(_text(data.get("ylabel", "y")))
+    if any(s.get("label") for s in data["series"]) or any(v.get("label") for v in vlines):
         ax.legend(fontsize=8)
 
 
 def draw_bars(fig: Figure, data: Mapping[str, Any]) -> None:
     ax = fig.add_subplot()
-    labels = [str(x) for x in data["labels"]]
+    labels = [_text(x) for x in data["labels"]]
     vals = _arr(data["values"])
-    errs = _arr(data["errors"]) if data.get("errors") is not None else None
+    errs = _errors(data["errors"]) if data.get("errors") is not None else None
     hatches = ("", "//", "..", "xx", "\\\\", "--", "++", "oo")
     pos = np.arange(len(labels))
     bars = ax.bar(pos, vals, yerr=errs, capsize=3, color=[COLORS[i % len(COLORS)] for i in range(len(labels))],
@@ -216,8 +282,8 @@ def draw_bars(fig: Figure, data: Mapping[str, Any]) -> None:
     for i, b in enumerate(bars):
         b.set_hatch(hatches[i % len(hatches)])
     ax.set_xticks(pos, labels, rotation=20, ha="right", fontsize=8)
-    ax.set_xlabel(data.get("xlabel", ""))
-    ax.set_ylabel(data.get("ylabel", "value"))
+    ax.set_xlabel(_text(data.get("xlabel", "")))
+    ax.set_ylabel(_text(data.get("ylabel", "value")))
     ax.axhline(0.0, color="black", linewidth=0.8)
 
 
@@ -243,16 +309,30 @@ def _save(fig: Figure, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def draw(stem: str, data: Mapping[str, Any]) -> FigureFiles:
-    """Draw one figure of the results file; raises KeyError/ValueError on malformed data."""
+def draw(stem: str, data: Mapping[str, Any], where: str | None = None) -> FigureFiles:
+    """Draw one figure of the results file (data that passed :func:`linrnn.reports.schema.check_figure`).
+
+    Data that cannot be drawn even so (values so near the float64 limit that the
+    axes or the computed lines overflow) is a :class:`FigureError` naming the figure
+    (``where``, else ``stem``); nothing is printed on stderr. A glyph that the font
+    lacks is drawn as a box without a warning.
+    """
     drawer, size = DRAWERS[data["kind"]]
-    with matplotlib.rc_context(RC):
-        fig = Figure(figsize=size, layout="constrained")
-        FigureCanvasAgg(fig)
-        drawer(fig, data)
-        if data.get("title"):
-            fig.suptitle(data["title"], fontsize=11)
-        png, svg = _save(fig, "png"), _save(fig, "svg")
+    try:
+        with matplotlib.rc_context(RC), warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("error")
+            for harmless in ("Glyph .* missing from", "constrained_layout not applied"):
+                warnings.filterwarnings("ignore", message=harmless, category=UserWarning)
+            fig = Figure(figsize=size, layout="constrained")
+            FigureCanvasAgg(fig)
+            drawer(fig, data)
+            if data.get("title"):
+                fig.suptitle(_text(data["title"]), fontsize=11)
+            png, svg = _save(fig, "png"), _save(fig, "svg")
+    except (ArithmeticError, ValueError, RuntimeWarning, UserWarning) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise FigureError(f"the figure {where or stem} (kind {data['kind']}) cannot be drawn from its data "
+                          f"({reason[:120]})") from None
     return FigureFiles(stem, png, svg, str(data.get("title", "")), str(data.get("caption", "")))
 
 
@@ -273,14 +353,15 @@ def formula_png(latex: str, fontsize: float = 15.0) -> bytes | None:
 
 def _formula_png(latex: str, fontsize: float) -> bytes | None:
     try:
-        with matplotlib.rc_context(RC):
+        with matplotlib.rc_context(RC), warnings.catch_warnings():
+            warnings.simplefilter("error")  # a glyph the font lacks, say: no picture rather than a warning
             fig = Figure(figsize=(0.1, 0.1))
             FigureCanvasAgg(fig)
             fig.text(0, 0, f"${latex}$", fontsize=fontsize)
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", pad_inches=0.04,
                         metadata={"Software": None}, transparent=False, facecolor="white")
-    except ValueError:
+    except (ValueError, ArithmeticError, RuntimeError, Warning):
         return None
     return buf.getvalue()
 

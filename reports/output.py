@@ -1,8 +1,14 @@
 """Report directories: a report appears complete or not at all, and nothing else is ever deleted.
 
-A report is built in a temporary sibling ``.DIR.tmp-XXXX`` (same file system) and
-moved into place at the end (:func:`atomic_dir`). An interrupted run (Ctrl-C, a
-crash, a full disk) removes its temporary directory and leaves ``DIR`` as it was.
+A report is built in a temporary sibling ``.DIR.tmp-XXXXXXXX`` (same file system) and
+moved into place at the end (:func:`atomic_dir`). An interrupted run (Ctrl-C, SIGTERM,
+a crash, a full disk) removes its temporary directory and leaves ``DIR`` as it was. A
+run killed outright (``kill -9``, a power cut) cannot: the next run on ``DIR``, once
+it holds the lock, removes the temporary directories of earlier runs on ``DIR``
+(:func:`remove_stale`): only folders named ``.DIR.tmp-`` and eight characters of
+:func:`tempfile.mkdtemp` that hold the marker file :data:`TMP_MARKER` naming ``DIR``,
+which every run writes first; a folder without it is never touched. A write that
+fails names the file (as it would be published in ``DIR``), not only the folder.
 
 What may be replaced (:func:`classify`, :func:`check_target`):
 
@@ -41,6 +47,7 @@ silently replacing the first run's report.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -48,10 +55,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from linrnn.core.errors import UsageError
+from linrnn.core.errors import DiskFullError, UsageError
 from linrnn.core.files import check_output_dir, exclusive_lock, file_digest, write_error
 
 CACHE_NAME = ".cache"
+#: The file that marks a temporary report directory as made by a linrnn run (JSON: the output's name, the pid).
+TMP_MARKER = ".linrnn-tmp"
 
 #: The folders a report makes inside its directory (besides the cache, which is kept).
 REPORT_FOLDERS = frozenset({"figures"})
@@ -165,6 +174,7 @@ def directory_lock(out: str | os.PathLike[str]) -> Iterator[Path]:
     """Hold the lock of the report directory ``out`` (absolute path yielded); a second holder gets BusyError."""
     path = check_output_dir(out, "the report directory")
     with exclusive_lock(lock_path(path), f"the report directory {os.fspath(out)}"):
+        remove_stale(path)  # no run alive on ``out`` now: what killed runs left is removed first
         yield path
 
 
@@ -172,6 +182,7 @@ def _publish(tmp: Path, out: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
+    (tmp / TMP_MARKER).unlink(missing_ok=True)  # the report holds nothing but its own files
     cache = out / CACHE_NAME
     if cache.is_dir() and not (tmp / CACHE_NAME).exists():
         os.replace(cache, tmp / CACHE_NAME)
@@ -182,6 +193,64 @@ def _publish(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
+
+
+def _tmp_pattern(out: Path) -> re.Pattern[str]:
+    """The names :func:`tempfile.mkdtemp` gives the temporary directories of ``out`` (eight random characters)."""
+    return re.compile(rf"\.{re.escape(out.name)}\.tmp-[a-z0-9_]{{8}}")
+
+
+def _marked_for(tmp: Path, out: Path) -> bool:
+    """Whether ``tmp`` is a real folder holding the marker of a linrnn run on ``out``."""
+    marker = tmp / TMP_MARKER
+    if tmp.is_symlink() or not tmp.is_dir() or marker.is_symlink():
+        return False
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and data.get("output") == out.name
+
+
+def remove_stale(out: Path) -> list[Path]:
+    """Remove the temporary directories that killed runs on ``out`` left beside it; return them.
+
+    Call it only while holding the lock of ``out`` (:func:`directory_lock`): a run
+    alive on ``out`` would hold it, so every marked temporary directory of ``out`` is
+    then a dead run's. An experiment cache that a killed run had already moved into
+    its temporary directory is moved back into ``out`` first (when ``out`` has none).
+    """
+    pattern = _tmp_pattern(out)
+    removed = []
+    try:
+        siblings = sorted(out.parent.iterdir())
+    except OSError:
+        return []
+    for tmp in siblings:
+        if not pattern.fullmatch(tmp.name) or not _marked_for(tmp, out):
+            continue
+        cache = tmp / CACHE_NAME
+        try:
+            if cache.is_dir() and not cache.is_symlink() and not (out / CACHE_NAME).exists() and \
+                    (out.is_dir() or not out.exists()):
+                out.mkdir(exist_ok=True)
+                os.replace(cache, out / CACHE_NAME)
+        except OSError:
+            pass
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp)
+    return removed
+
+
+def _failed_file(exc: OSError, tmp: Path, out: str) -> str:
+    """The file whose write failed, named as it would be published in ``out`` (else ``out`` itself)."""
+    name = exc.filename
+    if not name:
+        return out
+    try:
+        return os.path.join(out, os.fspath(Path(os.fspath(name)).relative_to(tmp)))
+    except ValueError:
+        return os.fspath(name)
 
 
 @contextmanager
@@ -202,12 +271,20 @@ def atomic_dir(out: str | os.PathLike[str], *, force: bool = False, locked: bool
     except OSError as exc:
         raise write_error(exc, os.fspath(out)) from None
     try:
+        try:
+            (tmp / TMP_MARKER).write_text(json.dumps({"output": target.name, "pid": os.getpid()}), encoding="utf-8")
+        except OSError as exc:
+            exc.filename = exc.filename or str(tmp / TMP_MARKER)
+            raise
         yield tmp
         check_target(out, force)  # nothing of the user's appeared in the meantime
         _publish(tmp, target)
+    except DiskFullError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DiskFullError(exc.errno, str(exc.strerror).replace(str(tmp), os.fspath(out))) from None
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise write_error(exc, os.fspath(out)) from None
+        raise write_error(exc, _failed_file(exc, tmp, os.fspath(out))) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

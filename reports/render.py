@@ -20,13 +20,13 @@ it is one of those, listed, with the content listed.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from linrnn.core.files import file_digest
 from linrnn.reports import schema
-from linrnn.reports.figures import FigureFiles, can_draw, draw
+from linrnn.reports.figures import FigureError, FigureFiles, can_draw, draw
 from linrnn.reports.html import render_html
 from linrnn.reports.latex_report import render_latex
 from linrnn.reports.markdown import render_markdown
@@ -34,8 +34,13 @@ from linrnn.reports.output import atomic_dir
 from linrnn.reports.text import slug
 
 
-def draw_figures(results: Mapping[str, Any]) -> tuple[dict[str, list[FigureFiles]], list[str]]:
-    """Every drawable figure, grouped by owner ("derivation" or a claim id), and notes on those skipped."""
+def draw_figures(results: Mapping[str, Any], *, skip_undrawable: bool = False
+                 ) -> tuple[dict[str, list[FigureFiles]], list[str]]:
+    """Every drawable figure, grouped by owner ("derivation" or a claim id), and notes on those skipped.
+
+    A figure whose data cannot be drawn (:class:`linrnn.reports.figures.FigureError`)
+    is refused in one sentence, or with ``skip_undrawable`` left out with a note.
+    """
     owners: list[tuple[str, Mapping[str, Any]]] = [("derivation", results["derivation"]["figures"])]
     owners += [(c["id"], c["figures"]) for c in results["claims"]]
     out: dict[str, list[FigureFiles]] = {}
@@ -45,7 +50,12 @@ def draw_figures(results: Mapping[str, Any]) -> tuple[dict[str, list[FigureFiles
             if not can_draw(data):
                 skipped.append(f"{owner}/{name} (kind {data.get('kind')!r} has no renderer)")
                 continue
-            out.setdefault(owner, []).append(draw(slug(f"{owner}-{name}"), data))
+            try:
+                out.setdefault(owner, []).append(draw(slug(f"{owner}-{name}"), data, f"{owner}/{name}"))
+            except FigureError as exc:
+                if not skip_undrawable:
+                    raise
+                skipped.append(str(exc))
     return out, skipped
 
 
@@ -74,26 +84,31 @@ def record_files(results: Mapping[str, Any], directory: str | os.PathLike[str], 
     d = Path(directory)
     listed = {Path(p).relative_to(d).as_posix(): file_digest(p) for p in paths if Path(p) != d / "report.json"}
     target = d / "report.json"
-    target.write_text(schema.dumps({**results, "files": dict(sorted(listed.items()))}), encoding="utf-8")
+    _write(target, schema.dumps({**results, "files": dict(sorted(listed.items()))}))
     return target
 
 
-def write_report(results: Mapping[str, Any], directory: str | os.PathLike[str]) -> list[Path]:
+def write_report(results: Mapping[str, Any], directory: str | os.PathLike[str],
+                 say: Callable[[str], None] | None = None) -> list[Path]:
     """Write every report file for ``results`` into the existing ``directory``; return their paths.
 
-    ``report.json`` is written last and lists the others (:func:`record_files`); a
-    ``files`` list in ``results`` (a report.json read back) is replaced by this one.
+    ``say``: where a figure that cannot be drawn is noted and left out (the suite's
+    own results: the report is still written); without it such a figure is refused in
+    one sentence (``report render`` of a file given by the user).
     """
     results = schema.validate(results)
     d = Path(directory)
-    figs, _skipped = draw_figures(results)
+    figs, skipped = draw_figures(results, skip_undrawable=say is not None)
+    for note in skipped:
+        if say is not None and "cannot be drawn" in note:
+            say(f"{note}; left out of the report")
     (d / "figures").mkdir(exist_ok=True)
     paths: list[Path] = []
     for group in figs.values():
         for f in group:
             for ext, data in (("png", f.png), ("svg", f.svg)):
                 p = d / "figures" / f"{f.stem}.{ext}"
-                p.write_bytes(data)
+                _write(p, data)
                 paths.append(p)
     texts = {
         "report.html": render_html(results, figs),
@@ -104,10 +119,23 @@ def write_report(results: Mapping[str, Any], directory: str | os.PathLike[str]) 
         texts["derivation.tex"] = results["derivation"]["tex"]
     for name, text in texts.items():
         p = d / name
-        p.write_text(text, encoding="utf-8")
+        _write(p, text)
         paths.append(p)
     paths.append(record_files(results, d, paths))
     return paths
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    """Write one report file; an ``OSError`` carries the file's name (a full disk names the file, not the folder)."""
+    try:
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data, encoding="utf-8")
+    except OSError as exc:
+        if not exc.filename:
+            exc.filename = str(path)
+        raise
 
 
 def render(results_path: str | os.PathLike[str], out: str | os.PathLike[str], *, force: bool = False) -> dict[str, Any]:

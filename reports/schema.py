@@ -13,8 +13,9 @@ One data model, written by :mod:`linrnn.suite` and read by every renderer in
 * ``derivation``: ``param``, ``formulas`` (label, LaTeX, description), ``figures``,
   ``notes`` and ``tex`` (the LaTeX appendix as text, or null);
 * ``claims``: one object per claim of ``docs/claims.md`` (``id``, ``title``,
-  ``statement``, ``formula``, ``statistic`` {name, value}, ``threshold``
-  {description, value}, ``verdict`` "pass"/"fail"/"inconclusive"/"error" (:mod:`linrnn.core.outcome`), ``figures``, ``config``,
+  ``statement``, ``formula``, ``statistic`` {name, value: a number or null}, ``threshold``
+  {description, value: a number, null, or numbers in arrays or objects such as an interval}, ``verdict``
+  "pass"/"fail"/"inconclusive"/"error" (:mod:`linrnn.core.outcome`), ``figures``, ``config``,
   ``notes``, ``experiment``, ``data``, ``statistic_verdict`` (the claim's own test:
   pass/fail/error; required, at the top level or, from older writers, in ``data``: the
   claim's ``verdict`` must be the one :func:`linrnn.core.outcome.claim_outcome` gives from it
@@ -45,6 +46,7 @@ import importlib.resources
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,6 +68,12 @@ _CLAIM_REQUIRED = {
 _CLAIM_OPTIONAL = {"config": dict, "notes": list, "experiment": str, "data": dict,
                    "statistic_verdict": str, "error": (str, type(None)), "alpha": (int, float, type(None)),
                    "design": dict}
+#: Fields that hold a number or null (never a bool, a string or a container), by where they are.
+_NUMBER_FIELDS = {"claim": ("alpha",), "provenance": ("seed", "cpu_count", "workers", "total_seconds")}
+#: The deepest nesting of objects and arrays a results file may have (linrnn writes about 10 levels).
+MAX_DEPTH = 64
+#: The most digits of an integer literal: beyond any float64 (1.8e308) the number has no meaning here.
+MAX_INT_DIGITS = 309
 _CONTROL_REQUIRED = {"claim": str, "id": str, "statement": str, "statistic": dict, "threshold": dict, "verdict": str}
 _CONTROL_OPTIONAL = {"formula": (str, type(None))}
 _DERIVATION = {"param": str, "formulas": list, "figures": dict, "notes": list, "tex": (str, type(None))}
@@ -90,21 +98,68 @@ def _check_keys(obj: Mapping[str, Any], required: Mapping[str, Any], optional: M
             raise SchemaError(f"{where}.{key} must be of type {name}, got {type(obj[key]).__name__}")
 
 
-def _check_finite(obj: Any, where: str) -> None:
-    """JSON-ready data: dicts with str keys, lists, finite floats, ints, str, bool, None."""
+def _check_finite(obj: Any, where: str, depth: int = 0) -> None:
+    """JSON-ready data: dicts with str keys, lists, finite floats, ints within float64's range, valid str, bool, None."""
+    if depth > MAX_DEPTH:
+        raise SchemaError(f"{where} is nested more than {MAX_DEPTH} levels deep")
     if isinstance(obj, float):
         if not math.isfinite(obj):
             raise SchemaError(f"{where} holds a non-finite number; write null instead")
+    elif isinstance(obj, bool) or obj is None:
+        pass
+    elif isinstance(obj, int):
+        if abs(obj) > sys.float_info.max:
+            raise SchemaError(f"{where} holds an integer beyond the range of a float64")
+    elif isinstance(obj, str):
+        _check_text(obj, where)
     elif isinstance(obj, Mapping):
         for k, v in obj.items():
             if not isinstance(k, str):
                 raise SchemaError(f"{where} has a non-string key {k!r}")
-            _check_finite(v, f"{where}.{k}")
+            _check_text(k, f"a key of {where}")
+            _check_finite(v, f"{where}.{k}", depth + 1)
     elif isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
-            _check_finite(v, f"{where}[{i}]")
-    elif not (obj is None or isinstance(obj, (str, bool, int))):
+            _check_finite(v, f"{where}[{i}]", depth + 1)
+    else:
         raise SchemaError(f"{where} holds a {type(obj).__name__}, which is not JSON data")
+
+
+def _check_text(text: str, where: str) -> None:
+    """A string that can be written as UTF-8 (no lone surrogates such as the JSON escape \\ud800)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SchemaError(f"{where} holds a string that is not valid Unicode (a lone surrogate escape)") from None
+
+
+def is_number(x: Any) -> bool:
+    """A JSON number: an int or a float, not a bool."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _number_list(x: Any) -> bool:
+    return isinstance(x, list) and all(v is None or is_number(v) for v in x)
+
+
+def _check_number(x: Any, where: str, *, grouped: bool = False) -> None:
+    """``x`` is a number or null; with ``grouped`` also an array of them (an interval ``[lo, hi]``) or an object
+    of them and of such arrays (``{"ci": [lo, hi], "t_crit": t}``)."""
+    if x is None or is_number(x):
+        return
+    if grouped and (_number_list(x) or (isinstance(x, Mapping) and all(
+            v is None or is_number(v) or _number_list(v) for v in x.values()))):
+        return
+    want = "a number or null, or numbers grouped in an array or an object" if grouped else "a number or null"
+    raise SchemaError(f"{where} must be {want}, got {_kind(x)}")
+
+
+def _kind(x: Any) -> str:
+    if isinstance(x, bool):
+        return f"the boolean {str(x).lower()}"
+    if isinstance(x, str):
+        return f"the string {_short(repr(x), 40)}"
+    return {dict: "an object", list: "an array"}.get(type(x), type(x).__name__)
 
 
 def _check_statistic(stat: Mapping[str, Any], where: str) -> None:
@@ -112,11 +167,13 @@ def _check_statistic(stat: Mapping[str, Any], where: str) -> None:
         raise SchemaError(f"{where}.statistic needs a 'name' string")
     if "value" not in stat:
         raise SchemaError(f"{where}.statistic needs a 'value' (a number or null)")
+    _check_number(stat["value"], f"{where}.statistic.value")
 
 
 def _check_threshold(thr: Mapping[str, Any], where: str) -> None:
     if "description" not in thr or not isinstance(thr["description"], str):
         raise SchemaError(f"{where}.threshold needs a 'description' string")
+    _check_number(thr.get("value"), f"{where}.threshold.value", grouped=True)
 
 
 def _check_verdict(v: str, where: str, allowed: tuple[str, ...] = OUTCOMES) -> None:
@@ -230,14 +287,21 @@ def validate(results: Mapping[str, Any]) -> dict[str, Any]:
     number, or a stored overall verdict that disagrees with the claims.
     """
     _check_keys(results, _TOP, _TOP_OPTIONAL, "results")
+    _check_finite(dict(results), "results")
     if results["schema_version"] != SCHEMA_VERSION:
         raise SchemaError(
             f"this results file has schema_version {results['schema_version']!r}; "
             f"this linrnn reads version {SCHEMA_VERSION}"
         )
-    _check_finite(dict(results), "results")
     if "files" in results:
         _check_files(results["files"])
+    for key in _NUMBER_FIELDS["provenance"]:
+        _check_number(results["provenance"].get(key), f"provenance.{key}")
+    wall = results["provenance"].get("wall_time") or {}
+    if not isinstance(wall, Mapping):
+        raise SchemaError(f"provenance.wall_time must be an object of seconds, got {_kind(wall)}")
+    for key, v in wall.items():
+        _check_number(v, f"provenance.wall_time.{key}")
     _check_keys(results["derivation"], _DERIVATION, {}, "derivation")
     for i, f in enumerate(results["derivation"]["formulas"]):
         _check_keys(f, {"label": str, "latex": str}, {"description": str}, f"derivation.formulas[{i}]")
@@ -250,6 +314,8 @@ def validate(results: Mapping[str, Any]) -> dict[str, Any]:
         if claim["id"] in ids:
             raise SchemaError(f"claim id {claim['id']!r} appears twice")
         ids.add(claim["id"])
+        for key in _NUMBER_FIELDS["claim"]:
+            _check_number(claim.get(key), f"{where}.{key}")
         _check_statistic(claim["statistic"], where)
         _check_threshold(claim["threshold"], where)
         _check_verdict(claim["verdict"], where)
@@ -300,11 +366,70 @@ def dumps(results: Mapping[str, Any]) -> str:
     return json.dumps(validate(results), indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
 
 
+class _Refused(Exception):
+    """A literal that the results file may not hold, met while parsing (the message is the sentence's tail)."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Refused(f"the key {_short(repr(k), 40)} appears twice in one object")
+        out[k] = v
+    return out
+
+
+def _int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _Refused(f"it holds an integer of {digits} digits, beyond the range of a float64")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"it holds the number {_short(text, 40)}, beyond the range of a float64; write null instead")
+    return value
+
+
+def _constant(text: str) -> Any:
+    raise _Refused(f"it holds {text}, which JSON does not allow; write null instead")
+
+
+def _depth_exceeds(data: Any, limit: int) -> bool:
+    """Whether ``data`` nests objects and arrays more than ``limit`` deep (without recursion)."""
+    stack = [(data, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        if isinstance(obj, (dict, list)):
+            if depth >= limit:
+                return True
+            stack.extend((v, depth + 1) for v in (obj.values() if isinstance(obj, dict) else obj))
+    return False
+
+
 def loads(text: str) -> dict[str, Any]:
+    """Parse and validate the text of a results file; anything the schema does not allow is a :class:`SchemaError`.
+
+    Refused while parsing, in one sentence: text that is not JSON, NaN and Infinity
+    (and numbers beyond float64 such as ``1e999``), integers of more than
+    :data:`MAX_INT_DIGITS` digits, a key repeated within one object, and nesting
+    deeper than :data:`MAX_DEPTH` levels; then :func:`validate`.
+    """
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_int, parse_float=_float,
+                          parse_constant=_constant)
     except json.JSONDecodeError as exc:
         raise SchemaError(f"the results file is not JSON ({exc.msg} at line {exc.lineno})") from None
+    except _Refused as exc:
+        raise SchemaError(f"the results file is refused: {exc}") from None
+    except RecursionError:
+        raise SchemaError(f"the results file is refused: it nests arrays or objects more than {MAX_DEPTH} levels "
+                          f"deep") from None
+    if _depth_exceeds(data, MAX_DEPTH):
+        raise SchemaError(f"the results file is refused: it nests arrays or objects more than {MAX_DEPTH} levels "
+                          f"deep")
     return validate(data)
 
 

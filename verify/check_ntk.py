@@ -583,7 +583,8 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def precision_error(estimates: dict[int, WidthEstimate], th: Theories, dtype: str) -> str | None:
+def precision_error(estimates: dict[int, WidthEstimate], th: Theories, dtype: str,
+                    spec: ModelSpec | None = None) -> str | None:
     """One sentence when the working dtype overflowed or underflowed, else None.
 
     Overflow: some estimate (mean, standard error, relative error) is not finite; the
@@ -591,7 +592,10 @@ def precision_error(estimates: dict[int, WidthEstimate], th: Theories, dtype: st
     Underflow: some lag's derived entries fall below n * tiny (each entry sums n products
     of the Krylov vectors' entries, each below the smallest normal number of the dtype)
     or a diagonal entry came out exactly 0 where the theory is not: the sentence names
-    the lag beyond which the entries lost their precision.
+    the lag beyond which the entries lost their precision. With ``spec``, the derived
+    entries' magnitudes are evaluated exactly (mpmath: lambda_j and Var L_j(0)), so that
+    a theory whose own float64 values underflowed to 0 (``q = 1e-300``: ``q^2`` is 0) is
+    named as the underflow it is, not left as a statistic that is not finite.
     """
     info = np.finfo(np.dtype(dtype))
     L = th.ntk.shape[0]
@@ -620,7 +624,7 @@ def precision_error(estimates: dict[int, WidthEstimate], th: Theories, dtype: st
                 f"{np.max(np.abs(diag)):.2g} at lag {L - 1}); {fix}")
     n = max(estimates)
     floor = n * float(info.tiny)
-    low = []
+    low = _exactly_below(spec, L, floor) if spec is not None else []
     for arr in (th.ntk, th.nngp):
         diag = np.abs(np.array([arr[(j, 0, 0, j, 0, 0)] for j in range(L)]))
         low.extend(j for j in range(L) if 0 < diag[j] < floor)
@@ -631,8 +635,24 @@ def precision_error(estimates: dict[int, WidthEstimate], th: Theories, dtype: st
         j = min(low)
         return (f"{dtype} underflowed: the lag-NTK entries at lags beyond {j - 1} are below {floor:.2g} "
                 f"(each sums n = {n} products below the smallest normal {dtype}, {info.tiny:.2g}) and lose "
-                f"their precision; {fix}")
+                f"their precision; "
+                f"{'rerun with --dtype float64' if dtype == 'float32' else 'use fewer lags or a larger --sigma-w2'}")
     return None
+
+
+def _exactly_below(spec: ModelSpec, lags: int, floor: float) -> list[int]:
+    """Lags j < ``lags`` whose derived lambda_j or Var L_j(0), evaluated exactly, is nonzero and below ``floor``."""
+    import mpmath
+
+    from linrnn.derive.formulas import lag_formulas
+    from linrnn.derive.numeric import evaluate
+
+    der = lag_formulas(spec.param)
+    out = []
+    for expr in (der.weight, der.nngp):
+        values = evaluate(expr, spec, lags, 30)
+        out += [j for j, v in enumerate(values) if v != 0 and abs(v) < mpmath.mpf(floor)]
+    return out
 
 
 def _corrected_sd(big: WidthEstimate, small: WidthEstimate | None, key: str) -> np.ndarray:
@@ -907,7 +927,7 @@ def check_lag_ntk(
             pilot_seconds = time.perf_counter() - tp
             # the cost of one replica of the main stage (the pilot also ran n // 4, whose cost is removed)
             per_rep = pilot_seconds / pilot * sum(work[n] for n in run_widths) / sum(work[n] for n in pilot_widths)
-            p_err = precision_error(pest, th, be.dtype_name)
+            p_err = precision_error(pest, th, be.dtype_name, spec)
             with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
                 pchecks, pcontrols, _, _, _ = _tests(pest, ws, top, companion, th, a_check)
             if p_err is None:
@@ -939,7 +959,7 @@ def check_lag_ntk(
                             work={n: work[n] * k for n in run_widths}, share=share)
 
         def look(est: dict[int, WidthEstimate], stage: int) -> dsg.Look:
-            err = precision_error(est, th, be.dtype_name)
+            err = precision_error(est, th, be.dtype_name, spec)
             with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
                 got = _tests(est, ws, top, companion, th, a_check)
             looked[stage] = (err, *got)

@@ -104,11 +104,39 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
+    """The record at ``path``, or None when there is none that can be used (the task is then run again).
+
+    Unusable, like a missing, truncated or garbage file: a record of another claim,
+    configuration or seed than its name says, and a malformed one (a result that is
+    not an object, seconds or alpha that are not numbers, controls without an id and
+    a verdict, nesting too deep to read).
+    """
     try:
         rec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
-    return rec if isinstance(rec, dict) and "result" in rec else None
+    return rec if _record_usable(rec, path) else None
+
+
+def _number_or_none(x: Any) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x))
+
+
+def _record_usable(rec: Any, path: Path) -> bool:
+    if not isinstance(rec, dict) or not isinstance(rec.get("result"), dict):
+        return False
+    seed, res = rec.get("seed"), rec["result"]
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        return False
+    parts = path.stem.rsplit("-", 2)  # claim-hash-seed (record_path)
+    if len(parts) != 3 or parts != [rec.get("claim"), rec.get("config_hash", parts[1]), str(seed)]:
+        return False
+    controls = res.get("controls") or []
+    return (_number_or_none(rec.get("seconds")) and _number_or_none(res.get("alpha"))
+            and all(isinstance(res.get(k, ""), str) for k in ("verdict", "statistic_verdict"))
+            and isinstance(controls, list)
+            and all(isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("verdict"), str)
+                    for c in controls))
 
 
 # ------------------------------------------------------------------ summary
@@ -367,13 +395,57 @@ def _calibrate_locked(out: Path, names: list[str], configs: Mapping[str, Any], c
     return CalibrationRun(summary, out, exit_status(summary["verdict"]), computed, reused)
 
 
+class TaskProgress:
+    """The count of finished tasks on ``stream`` (default stderr).
+
+    On a terminal: tqdm's bar, redrawn in place. Anywhere else (a log file, a pipe,
+    a batch system's output) nothing is redrawn and no carriage return is written:
+    one plain line ``calibrate: 12/400 tasks (3%), 95 s`` at most every ``every``
+    seconds, and one for the last task (the way :class:`linrnn.verify.progress.Progress`
+    keeps log files readable).
+    """
+
+    def __init__(self, total: int, initial: int = 0, *, stream: Any = None, enabled: bool = True,
+                 every: float = 30.0) -> None:
+        self.total, self.done, self.every, self.enabled = total, initial, every, enabled
+        self.stream = stream if stream is not None else sys.stderr
+        isatty = getattr(self.stream, "isatty", None)
+        self.tty = bool(isatty()) if callable(isatty) else False
+        self.start = self.last = time.perf_counter()
+        self._bar: Any = None
+
+    def __enter__(self) -> TaskProgress:
+        self.start = self.last = time.perf_counter()
+        if self.enabled and self.tty:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, initial=self.done, desc="calibrate", unit="task", file=self.stream,
+                             dynamic_ncols=True)
+        return self
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        now = time.perf_counter()
+        if self.enabled and (now - self.last >= self.every or self.done >= self.total):
+            self.last = now
+            pct = 100 * self.done / self.total if self.total else 100.0
+            self.stream.write(f"calibrate: {self.done}/{self.total} tasks ({pct:.0f}%), {now - self.start:.0f} s\n")
+            self.stream.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def _run_tasks(out: Path, tasks: Sequence[tuple[list[str], int]], configs: Mapping[str, Any], model: Any,
                backend: str, dtype: str, hashes: Mapping[str, str], scheduler: str | None, client: Any,
                total: int, reused: int, progress: bool, say: Callable[[str], None]) -> int:
     """Submit ``tasks`` to the Dask ``client`` and write each record as its task finishes; return the tasks
     computed (the caller closes the client and its cluster)."""
-    from tqdm import tqdm
-
     from linrnn import parallel
 
     distributed = parallel.import_distributed()
@@ -383,8 +455,7 @@ def _run_tasks(out: Path, tasks: Sequence[tuple[list[str], int]], configs: Mappi
     futures = [client.submit(parallel.run_claims, g, {n: configs[n] for n in g}, model, seed, backend, dtype,
                              pure=False, key=f"calibrate-{'+'.join(g)}-{seed}-{os.getpid()}-{i}")
                for i, (g, seed) in enumerate(tasks)]
-    with tqdm(total=total, initial=reused, desc="calibrate", unit="task", file=sys.stderr,
-              disable=not progress, dynamic_ncols=True) as bar:
+    with TaskProgress(total, reused, stream=sys.stderr, enabled=progress) as bar:
         for fut in distributed.as_completed(futures):
             for rec in fut.result():
                 name = rec["claim"]

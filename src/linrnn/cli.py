@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from linrnn import __version__
 from linrnn.core.errors import DiskFullError, ExternalToolError, NumericalRangeError, UsageError
@@ -58,12 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Exit statuses (:mod:`linrnn.core.errors`, :mod:`linrnn.core.outcome`): 0 pass,
     1 fail (or a claim that erred, a full disk, a failed external tool), 2 bad input
-    or an unwritable output, 3 inconclusive, 130 interrupted.
+    or an unwritable output, 3 inconclusive, 130 interrupted (Ctrl-C, or SIGTERM, which
+    ``timeout`` and batch schedulers send: it cleans up as Ctrl-C does).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        status = args.func(args)
+        with sigterm_as_interrupt():
+            status = args.func(args)
     except UsageError as exc:
         print(f"linrnn: error: {_sentence(exc)}", file=sys.stderr)
         return 2
@@ -83,6 +87,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"linrnn: error: {_sentence(err.strerror if isinstance(err, OSError) else err)}", file=sys.stderr)
         return 1 if isinstance(err, DiskFullError) else 2
     return int(status or 0)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block SIGTERM raises KeyboardInterrupt, so that it cleans up as Ctrl-C does (temporary files
+    and folders removed, locks released, finished work kept) and the command exits with 130."""
+    try:
+        old = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread: leave the handler alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _sentence(exc: object) -> str:

@@ -502,9 +502,12 @@ def _run_experiments(exps: Mapping[str, Callable[[Context], dict[str, Any]]], co
                     finished(name, payload, seconds)
             if failure is not None:
                 raise failure
-    except BaseException:
+    except BaseException as exc:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+            if isinstance(exc, KeyboardInterrupt):  # SIGTERM reaches this process alone: stop the workers too
+                for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                    proc.terminate()
             pool = None
         raise
     finally:
@@ -551,14 +554,65 @@ def cache_key(name: str, ctx: Context) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def _cache_read(path: Path, key: str) -> dict[str, Any] | None:
+def _cache_read(path: Path, key: str, name: str = "") -> dict[str, Any] | None:
+    """The cache entry at ``path`` if it holds ``key`` and a payload that assembles into valid results, else None.
+
+    Whatever cannot be used is a miss (the experiment is recomputed and the entry
+    rewritten): a missing, truncated or garbage file, another key, and a malformed
+    entry with the right key (``seconds`` not a number, a payload that is not an
+    object or whose claims, controls, figures or derivation the results schema
+    refuses, nesting too deep to read).
+    """
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(entry, dict) or entry.get("key") != key or "payload" not in entry:
         return None
+    seconds = entry.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        return None
+    if not _payload_usable(name, entry["payload"]):
+        return None
     return entry
+
+
+def _payload_usable(name: str, payload: Any) -> bool:
+    """Whether ``payload`` (one experiment's) assembles into results that the schema accepts on their own."""
+    from linrnn.reports.schema import SCHEMA_VERSION, overall_verdict, validate
+
+    try:
+        if not isinstance(payload, dict):
+            return False
+        derivation, device, claims, controls = _assemble({name: payload}, {"param": "", "formulas": [],
+                                                                           "figures": {}, "notes": [], "tex": None})
+        if not isinstance(device, Mapping):
+            return False
+        validate({"schema_version": SCHEMA_VERSION, "tool": {"name": "linrnn-bias", "version": __version__},
+                  "title": TITLE, "created": "", "profile": "", "config": {}, "provenance": {},
+                  "derivation": derivation, "claims": claims, "controls": controls,
+                  "verdict": overall_verdict(claims, controls)})
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError):
+        return False
+    return True
+
+
+def _assemble(payloads: Mapping[str, Mapping[str, Any]], derivation: dict[str, Any],
+              device: Any = None) -> tuple[dict[str, Any], Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    """(derivation, device, claims, controls) of the results, from the experiments' payloads in report order."""
+    claims: list[dict[str, Any]] = []
+    controls: list[dict[str, Any]] = []
+    device = {} if device is None else device
+    for name, payload in payloads.items():
+        if "derivation" in payload:
+            derivation = payload["derivation"]
+        if "backend" in payload:
+            device = payload["backend"]
+        for claim in payload.get("claims", []):
+            c, ctrls = to_schema_claim(claim, payload.get("experiment", name))
+            claims.append(c)
+            controls.extend(ctrls)
+    return derivation, device, claims, controls
 
 
 def _cache_write(path: Path, entry: Mapping[str, Any]) -> None:
@@ -718,7 +772,7 @@ def _run_locked(out: Path, output: str | os.PathLike[str], exps: Mapping[str, An
     index = {name: i for i, name in enumerate(exps, 1)}
     todo: list[str] = []
     for name in exps:
-        entry = _cache_read(paths[name], keys[name]) if use_cache else None
+        entry = _cache_read(paths[name], keys[name], name) if use_cache else None
         if entry is not None:
             payloads[name], wall[name] = entry["payload"], float(entry["seconds"])
             cached.append(name)
@@ -735,19 +789,9 @@ def _run_locked(out: Path, output: str | os.PathLike[str], exps: Mapping[str, An
     _run_experiments(exps, contexts, todo, workers, finished, say)
     payloads = {name: payloads[name] for name in exps}  # report order, whatever order they finished in
 
-    claims: list[dict[str, Any]] = []
-    controls: list[dict[str, Any]] = []
-    derivation = {"param": cfg.model.param, "formulas": [], "figures": {}, "notes": [], "tex": None}
-    device = resolved.describe()
-    for name, payload in payloads.items():
-        if "derivation" in payload:
-            derivation = payload["derivation"]
-        if "backend" in payload:
-            device = payload["backend"]
-        for claim in payload.get("claims", []):
-            c, ctrls = to_schema_claim(claim, payload.get("experiment", name))
-            claims.append(c)
-            controls.extend(ctrls)
+    derivation, device, claims, controls = _assemble(
+        payloads, {"param": cfg.model.param, "formulas": [], "figures": {}, "notes": [], "tex": None},
+        resolved.describe())
     from linrnn.verify.claims import REGISTRY
 
     not_run = [name for name in REGISTRY if name not in exps]
@@ -783,7 +827,7 @@ def _run_locked(out: Path, output: str | os.PathLike[str], exps: Mapping[str, An
     }
     with atomic_dir(output, force=force, locked=True) as tmp:
         provenance["total_seconds"] = round(time.perf_counter() - t_start, 3)
-        written = write_report(results, tmp)
+        written = write_report(results, tmp, say)
         _maybe_pdf(tmp, cfg["derivation"], results, say)
         compiled = [p for p in (tmp / "derivation.pdf", tmp / "derivation.log") if p.is_file()]
         if compiled:  # report.json lists every file of the report, these too
