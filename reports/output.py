@@ -46,6 +46,7 @@ silently replacing the first run's report.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
