@@ -18,7 +18,7 @@ What may be replaced (:func:`classify`, :func:`check_target`):
   (it validates, :mod:`linrnn.reports.schema`) and in which every other file is one the
   report wrote: listed in ``report.json``'s ``files`` with the SHA-256 it had when
   written, under a name that a report of those results writes
-  (:func:`linrnn.reports.render.report_names`), as a regular file (no link), in the
+  (:func:`linrnn.reports.manifest.report_names`), as a regular file (no link), in the
   folders a report makes (``figures``); the ``.cache`` folder is allowed too, since it
   is moved into the new report, never deleted. Replaced only with ``--force``.
   A report written before ``files`` existed is judged by the names alone.
@@ -121,7 +121,7 @@ def classify(out: Path) -> tuple[str, list[str]]:
     results = _results(out / "report.json")
     if results is None:
         return "foreign", foreign + [n for n in found if n != "report.json"]
-    from linrnn.reports.render import report_names
+    from linrnn.reports.manifest import report_names
 
     names = report_names(results)
     listed = results.get("files")

@@ -12,7 +12,7 @@ atomically. Files written:
 
 and ``report.json`` lists every other file it wrote with its SHA-256 (``files``,
 :func:`record_files`; the suite adds ``derivation.pdf`` or ``.log`` when it compiles
-the appendix). :func:`report_names` gives the names a report of given results can
+the appendix). :func:`linrnn.reports.manifest.report_names` gives the names a report of given results can
 write; :mod:`linrnn.reports.output` replaces a report directory only if every file in
 it is one of those, listed, with the content listed.
 """
@@ -57,26 +57,6 @@ def draw_figures(results: Mapping[str, Any], *, skip_undrawable: bool = False
                     raise
                 skipped.append(str(exc))
     return out, skipped
-
-
-def report_names(results: Mapping[str, Any]) -> frozenset[str]:
-    """Every file name (POSIX, relative) that a report of ``results`` can hold besides ``report.json``.
-
-    The names :func:`write_report` gives: the three renderings, a PNG and an SVG per
-    drawable figure, and, when the results carry the appendix, ``derivation.tex`` and the
-    ``derivation.pdf`` or ``derivation.log`` that compiling it leaves.
-    """
-    names = {"report.html", "report.md", "report.tex"}
-    owners: list[tuple[str, Mapping[str, Any]]] = [("derivation", results["derivation"]["figures"])]
-    owners += [(c["id"], c["figures"]) for c in results["claims"]]
-    for owner, figs in owners:
-        for name, data in figs.items():
-            if can_draw(data):
-                stem = slug(f"{owner}-{name}")
-                names |= {f"figures/{stem}.png", f"figures/{stem}.svg"}
-    if results["derivation"].get("tex"):
-        names |= {"derivation.tex", "derivation.pdf", "derivation.log"}
-    return frozenset(names)
 
 
 def record_files(results: Mapping[str, Any], directory: str | os.PathLike[str], paths: list[Path]) -> Path:

@@ -88,7 +88,8 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> list[float] | None:
 
 
 def config_hash(claim: str, config: Any, model: Any, backend: str, dtype: str) -> str:
-    from linrnn.suite import _clean, code_hash
+    from linrnn.core.jsonclean import jsonable as _clean
+    from linrnn.suite import code_hash
 
     blob = json.dumps({"claim": claim, "config": _clean(config), "model": _clean(model), "backend": backend,
                        "dtype": dtype, "code": code_hash()}, sort_keys=True, default=str)
@@ -472,7 +473,7 @@ def _summary(out: Path, names: Sequence[str], configs: Mapping[str, Any], hashes
              seed_list: Sequence[int], cfg: Any, profile: str, backend: str, dtype: str, scheduler: str | None,
              workers: int | None, argv: Sequence[str] | None, seconds: float, computed: int,
              reused: int) -> dict[str, Any]:
-    from linrnn.suite import _versions
+    from linrnn.core.provenance import package_versions
 
     records = {n: [r for s in seed_list if (r := read_record(record_path(out, n, hashes[n], s))) is not None]
                for n in names}
@@ -502,7 +503,7 @@ def _summary(out: Path, names: Sequence[str], configs: Mapping[str, Any], hashes
         "provenance": {
             "command": " ".join(["linrnn", "calibrate", *(argv or [])]),
             "python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "packages": _versions(), "backend": backend, "dtype": dtype,
+            "packages": package_versions(), "backend": backend, "dtype": dtype,
             "scheduler": scheduler or "LocalCluster", "workers": workers,
             "tasks_computed": computed, "tasks_reused": reused, "seconds": round(seconds, 3),
             "config_hashes": dict(hashes),

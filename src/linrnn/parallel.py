@@ -7,8 +7,8 @@ groups names by their :attr:`Claim.experiment`. A task's function is a top-level
 picklable function of picklable inputs (configuration dataclasses, the
 :class:`~linrnn.core.spec.ModelSpec`), so any executor can run it:
 
-* :func:`run_experiments` (``linrnn report``): the suite's experiments by name, with
-  their :class:`linrnn.suite.Context`;
+* :func:`linrnn.suite.run_experiments` (``linrnn report``): the suite's experiments by
+  name, with their contexts (it lives with them: this module imports nothing of the suite);
 * :func:`run_claims` (``linrnn calibrate``): registry claims ``run(config, model, seed=...)``.
 
 :func:`process_pool` is the executor of ``linrnn report --workers K``: a standard
@@ -39,19 +39,6 @@ def group_by_experiment(names: Iterable[str], experiment_of: Mapping[str, str]) 
 
 
 # ------------------------------------------------------------------ task functions
-
-
-def run_experiments(names: Sequence[str], contexts: Mapping[str, Any]) -> dict[str, tuple[dict[str, Any], float]]:
-    """Run the suite's experiments ``names`` in order, in this process: name -> (payload, seconds)."""
-    from linrnn import suite
-
-    exps = suite.experiments()
-    out: dict[str, tuple[dict[str, Any], float]] = {}
-    for name in names:
-        t0 = time.perf_counter()
-        payload = suite._clean(exps[name](contexts[name]))
-        out[name] = (payload, time.perf_counter() - t0)
-    return out
 
 
 def run_claims(names: Sequence[str], configs: Mapping[str, Any], model: Any, seed: int, backend: str = "numpy",

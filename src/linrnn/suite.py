@@ -55,6 +55,8 @@ from typing import Any
 
 from linrnn import __version__
 from linrnn.core.errors import UsageError
+from linrnn.core.jsonclean import jsonable
+from linrnn.core.provenance import package_versions
 from linrnn.core.outcome import exit_status
 
 TITLE = "Implicit bias of wide linear RNNs: claims, checks and verdicts"
@@ -331,10 +333,23 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _clean(obj: Any) -> Any:
-    """JSON-ready copy: NumPy scalars and arrays to Python, dataclasses to dicts, non-finite floats to None."""
-    from linrnn.verify.claims.base import jsonable
-
+    """JSON-ready copy (:func:`linrnn.core.jsonclean.jsonable`)."""
     return jsonable(obj)
+
+
+def run_experiments(names: Sequence[str], contexts: Mapping[str, Context]) -> dict[str, tuple[dict[str, Any], float]]:
+    """Run the suite's experiments ``names`` in order, in this process: name -> (payload, seconds).
+
+    The task function of ``linrnn report --workers K`` (a top-level function of picklable
+    inputs, so a spawned process can run it).
+    """
+    exps = experiments()
+    out: dict[str, tuple[dict[str, Any], float]] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        payload = _clean(exps[name](contexts[name]))
+        out[name] = (payload, time.perf_counter() - t0)
+    return out
 
 
 @dataclass
@@ -462,7 +477,7 @@ def _run_experiments(exps: Mapping[str, Callable[[Context], dict[str, Any]]], co
     processes; any other experiment runs here. Each task is a pure function of its
     contexts, so the payloads do not depend on ``workers``.
     """
-    from linrnn.parallel import group_by_experiment, process_pool, run_experiments
+    from linrnn.parallel import group_by_experiment, process_pool
 
     groups = group_by_experiment(todo, {n: getattr(exps[n], "experiment", n) for n in todo})
     remote = [g for g in groups if workers > 1 and all(getattr(exps[n], "portable", False) for n in g)]
@@ -656,15 +671,6 @@ def to_schema_claim(claim: Mapping[str, Any], experiment: str) -> tuple[dict[str
     return out, controls
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for dist in ("linrnn-bias", "numpy", "sympy", "mpmath", "matplotlib", "cupy-cuda12x"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            if dist == "linrnn-bias":
-                out[dist] = __version__ + " (source tree)"
-    return out
 
 
 @dataclass
@@ -800,7 +806,7 @@ def _run_locked(out: Path, output: str | os.PathLike[str], exps: Mapping[str, An
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "packages": _versions(),
+        "packages": package_versions(),
         "backend": device.get("backend", resolved.name),
         "device": device.get("device", "unknown"),
         "dtype": device.get("dtype", "float64"),

@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from linrnn.core.jsonclean import finite_or_none, jsonable  # noqa: F401  (re-exported: the claims use both)
 from linrnn.core.errors import UsageError
 from linrnn.core.outcome import CONTROL_OUTCOMES, STATISTIC_OUTCOMES, UNTESTED, claim_outcome, untested
 
@@ -47,29 +48,6 @@ BACKENDS = ("auto", "numpy", "cupy")
 # ------------------------------------------------------------------ JSON-ready data
 
 
-def jsonable(obj: Any) -> Any:
-    """JSON-ready copy: NumPy scalars and arrays to Python, tuples to lists, non-finite floats to None."""
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        return float(obj) if math.isfinite(obj) else None
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return jsonable(obj.tolist())
-    if hasattr(obj, "item"):
-        return jsonable(obj.item())
-    return str(obj)
-
-
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def errbars(values: list[Any] | None, factor: float = 2.0) -> list[Any] | None:
