@@ -5,12 +5,15 @@ Layers, bottom to top:
 0. ``linrnn.core``    (errors, validation, the model specification)
 1. ``linrnn.derive``  (exact SymPy derivations)
 2. ``linrnn.verify``  (Monte Carlo and training checks)
-3. ``linrnn.reports`` (rendering from results files alone)
-4. the application: ``linrnn`` itself and every module directly in it
+3. ``linrnn.families`` (model families: each gives its sampler, forward map and kernels,
+   from the arrays of ``verify`` and the derivations of ``derive``)
+4. ``linrnn.reports`` (rendering from results files alone)
+5. the application: ``linrnn`` itself and every module directly in it
    (``linrnn.cli``, ``linrnn.report_cli``, ``linrnn.suite``, ``linrnn.__main__``, ...)
 
 A module may import from its own layer or below, never from above; in addition
-``linrnn.reports`` must never import ``linrnn.verify`` although it sits above it.
+``linrnn.reports`` must never import ``linrnn.verify`` nor ``linrnn.families`` although it
+sits above them (it renders from the results file alone).
 Every module of the installed package is read from its spec's origin and parsed with
 :mod:`ast`: imports at any depth (inside functions, ``if`` blocks, ``try``) count,
 relative imports are resolved, and ``importlib.import_module("...")`` /
@@ -28,11 +31,12 @@ from dataclasses import dataclass
 
 import linrnn
 
-LAYERS = ("linrnn.core", "linrnn.derive", "linrnn.verify", "linrnn.reports")
+LAYERS = ("linrnn.core", "linrnn.derive", "linrnn.verify", "linrnn.families", "linrnn.reports")
 APP = len(LAYERS)
-LAYER_NAMES = ("core", "derive", "verify", "reports", "application")
+LAYER_NAMES = ("core", "derive", "verify", "families", "reports", "application")
 #: (importer layer, imported layer) pairs forbidden even when the order allows them
-FORBIDDEN = {(LAYERS.index("linrnn.reports"), LAYERS.index("linrnn.verify"))}
+FORBIDDEN = {(LAYERS.index("linrnn.reports"), LAYERS.index("linrnn.verify")),
+             (LAYERS.index("linrnn.reports"), LAYERS.index("linrnn.families"))}
 
 
 def layer(module: str) -> int | None:
@@ -174,6 +178,9 @@ def test_checker_flags_upward_and_forbidden_imports() -> None:
     # reports sits above verify but must not import it; derive must import neither
     assert check_source("linrnn.reports.fake", "from linrnn.verify import stats\n")
     assert check_source("linrnn.reports.fake", "from linrnn import verify\n")
+    assert check_source("linrnn.reports.fake", "from linrnn.families import family\n")
+    assert check_source("linrnn.verify.fake", "from linrnn.families import gaussian\n")  # engines take a model
+    assert not check_source("linrnn.families.fake", "from linrnn.verify.ntk import empirical_lag_ntk\n")
     assert check_source("linrnn.derive.fake", "from .. import reports\n")
     assert check_source("linrnn.core.fake", "from linrnn.derive.model import ModelSpec\n")
     assert check_source("linrnn.core.fake", "from linrnn import cli\n")

@@ -5,6 +5,17 @@ import packages :mod:`linrnn.derive` (exact SymPy derivations), :mod:`linrnn.ver
 checks on NumPy/CuPy) and :mod:`linrnn.reports` (rendering of results files).
 """
 
+from typing import Any
+
 from linrnn.core.version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "family"]
+
+
+def __getattr__(name: str) -> Any:
+    """``linrnn.family`` (:func:`linrnn.families.family`), imported on first use so ``import linrnn`` stays light."""
+    if name == "family":
+        from linrnn.families import family
+
+        return family
+    raise AttributeError(f"module 'linrnn' has no attribute {name!r}")
