@@ -175,7 +175,7 @@ def test_run_report_only_a_subset_with_a_model_override(tmp_path: Path) -> None:
 def test_train_cli_defaults_are_the_dataclass_defaults() -> None:
     import argparse
 
-    from linrnn.verify import train_cli
+    from linrnn import train_cli
     from linrnn.verify.claims import dynamics_equivalence, short_memory
 
     parser = argparse.ArgumentParser()

@@ -26,8 +26,8 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def _register_train(sub: Any) -> None:
-    """``verify train``, registered by :mod:`linrnn.verify.train_cli` (standard library only at import)."""
-    from linrnn.verify.train_cli import register as register_train
+    """``verify train``, registered by :mod:`linrnn.train_cli` (standard library only at import)."""
+    from linrnn.train_cli import register as register_train
 
     register_train(sub)
 

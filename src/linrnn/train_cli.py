@@ -1,6 +1,6 @@
 """``linrnn verify train``: train wide linear RNNs and the SCNN side by side (argument parsing only).
 
-Registered by :func:`linrnn.verify.cli._register_train`. Three modes, each one plain function:
+Registered by :func:`linrnn.verify_cli._register_train`. Three modes, each one plain function:
 
 * one width and one q (default): :func:`train_single` trains the RNN and the scaled
   CNN from the RNN's own L(0) and reports the step, final losses and the distance
