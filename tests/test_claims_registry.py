@@ -182,7 +182,7 @@ def test_train_cli_defaults_are_the_dataclass_defaults() -> None:
     train_cli.register(parser.add_subparsers())
     args = parser.parse_args(["train"])
     assert train_cli._config(args, dynamics_equivalence.Config()) == dynamics_equivalence.Config()
-    assert train_cli._model(args) == ModelSpec(sigma_w2=train_cli.DEFAULT_SIGMA_W2)
+    assert train_cli._model(args) == ModelSpec()  # the one default of every command
     args = parser.parse_args(["train", "--sigma-w2s", "0.5,0.9", "--replicas", "3", "--seq-len", "7"])
     cfg = train_cli._config(args, short_memory.Config())
     assert (cfg.sigma_w2s, cfg.seeds, cfg.seq_len, cfg.width) == ((0.5, 0.9), 3, 7, short_memory.Config().width)

@@ -15,32 +15,6 @@ from typing import Any
 from linrnn.core.errors import UsageError
 
 
-def _positive_float(name: str) -> Any:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a finite positive number, got {text!r}")
-        return value
-
-    return parse
-
-
-def _rate(name: str) -> Any:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not math.isfinite(value) or value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a finite non-negative number, got {text!r}")
-        return value
-
-    return parse
-
-
 def _positive_int(name: str, upper: int | None = None) -> Any:
     def parse(text: str) -> int:
         try:
@@ -66,20 +40,10 @@ def _unit_interval(text: str) -> float:
 
 
 def add_model_flags(p: argparse.ArgumentParser, *, eps: bool = True) -> None:
-    """The model flags shared by ``derive weights``, ``kernel``, ``latex`` and ``finite-width`` (``--eps`` if ``eps``)."""
-    p.add_argument("--param", choices=("ntk", "standard"), default="ntk",
-                   help="parameterization (docs/conventions.md); default ntk")
-    p.add_argument("--sigma-w2", type=_positive_float("--sigma-w2"), default=1.0, metavar="Q",
-                   help="transition variance q = sigma_W^2 (default 1)")
-    p.add_argument("--sigma-c2", type=_positive_float("--sigma-c2"), default=1.0, metavar="V",
-                   help="read-out variance sigma_C^2 (default 1)")
-    p.add_argument("--sigma-f2", type=_positive_float("--sigma-f2"), default=1.0, metavar="V",
-                   help="input variance sigma_F^2 (default 1)")
-    p.add_argument("--n-in", type=_positive_int("--n-in"), default=1, metavar="NX",
-                   help="input dimension n_x (default 1)")
-    p.add_argument("--lr-c", type=_rate("--lr-c"), default=1.0, metavar="ETA", help="multiplier eta_C (default 1)")
-    p.add_argument("--lr-f", type=_rate("--lr-f"), default=1.0, metavar="ETA", help="multiplier eta_F (default 1)")
-    p.add_argument("--lr-w", type=_rate("--lr-w"), default=1.0, metavar="ETA", help="multiplier eta_W (default 1)")
+    """The model flags (:mod:`linrnn.model_flags`, one definition for every command) and ``--eps`` if ``eps``."""
+    from linrnn.model_flags import add_model_flags as add_spec_flags
+
+    add_spec_flags(p)
     if eps:
         p.add_argument("--eps", type=_unit_interval, default=1e-3,
                        help="memory-horizon threshold: lag where lambda_j / max lambda falls to eps (default 1e-3)")
@@ -117,8 +81,6 @@ def register(groups: Any, name: str, help_text: str) -> None:
     k.add_argument("--family", choices=sorted(FAMILIES), default="gaussian",
                    help="the model family (default gaussian)")
     add_model_flags(k, eps=False)
-    k.add_argument("--n-out", type=_positive_int("--n-out"), default=1, metavar="NY",
-                   help="output dimension n_y (default 1)")
     k.add_argument("--lags", type=_positive_int("--lags", MAX_KERNEL_LAGS), default=16, metavar="L",
                    help=f"number of lags L, at most {MAX_KERNEL_LAGS} (default 16)")
     k.add_argument("--json", action="store_true",
@@ -157,10 +119,10 @@ def register(groups: Any, name: str, help_text: str) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:
-    from linrnn.derive.model import ModelSpec
+    """The model specification of the flags given (:func:`linrnn.model_flags.spec_from_args`)."""
+    from linrnn.model_flags import spec_from_args as from_flags
 
-    return ModelSpec(param=args.param, sigma_w2=args.sigma_w2, sigma_c2=args.sigma_c2, sigma_f2=args.sigma_f2,
-                     n_in=args.n_in, n_out=getattr(args, "n_out", 1), lr_c=args.lr_c, lr_f=args.lr_f, lr_w=args.lr_w)
+    return from_flags(args)
 
 
 #: The most lags ``derive kernel`` prints: two L x L float arrays (per channel pair) and their text.
