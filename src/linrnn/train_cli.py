@@ -155,7 +155,7 @@ _FLAG_TO_FIELD = {
 
 def _config(args: argparse.Namespace, base: Any, **extra: Any) -> Any:
     """``base`` (a claim's configuration) with the options given that are its fields, and ``extra``."""
-    from linrnn.verify.claims.base import configure, field_names
+    from linrnn.core.configure import configure, field_names
 
     fields = set(field_names(base))
     values = {key: getattr(args, flag) for flag, key in _FLAG_TO_FIELD.items()
