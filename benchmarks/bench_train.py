@@ -22,7 +22,7 @@ Training replicas on both cores (issue 11, item 2): :func:`cases` (called by the
 harness ``benchmarks/run.py``, or ``python benchmarks/bench_train.py --cases``)
 measures, side by side in one run, 8 independent replicas trained at n = 256 and
 n = 512 by today's loop (one process, one replica after the other, as
-``train_single`` did before) against :func:`linrnn.verify.train_cli.train_single`
+``train_single`` did before) against :func:`linrnn.train_cli.train_single`
 with ``workers = 2`` (this process and one spawned process sharing the replicas, one
 BLAS thread each, the spawn's start-up included),
 and checks that both give the same replicas.
@@ -387,7 +387,7 @@ def replica_cases(quick: bool = False, backend: str = "numpy") -> list[dict[str,
     ``backend = "cupy"`` the replicas run on the one device in this process, so only
     the loop is timed there (ratio null).
     """
-    from linrnn.verify.train_cli import train_single
+    from linrnn.train_cli import train_single
 
     model = ModelSpec(sigma_w2=0.9)
     replicas, workers = 8, 2

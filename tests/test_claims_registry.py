@@ -175,14 +175,14 @@ def test_run_report_only_a_subset_with_a_model_override(tmp_path: Path) -> None:
 def test_train_cli_defaults_are_the_dataclass_defaults() -> None:
     import argparse
 
-    from linrnn.verify import train_cli
+    from linrnn import train_cli
     from linrnn.verify.claims import dynamics_equivalence, short_memory
 
     parser = argparse.ArgumentParser()
     train_cli.register(parser.add_subparsers())
     args = parser.parse_args(["train"])
     assert train_cli._config(args, dynamics_equivalence.Config()) == dynamics_equivalence.Config()
-    assert train_cli._model(args) == ModelSpec(sigma_w2=train_cli.DEFAULT_SIGMA_W2)
+    assert train_cli._model(args) == ModelSpec()  # the one default of every command
     args = parser.parse_args(["train", "--sigma-w2s", "0.5,0.9", "--replicas", "3", "--seq-len", "7"])
     cfg = train_cli._config(args, short_memory.Config())
     assert (cfg.sigma_w2s, cfg.seeds, cfg.seq_len, cfg.width) == ((0.5, 0.9), 3, 7, short_memory.Config().width)

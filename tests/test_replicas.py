@@ -12,7 +12,7 @@ from linrnn.core.spec import ModelSpec
 from linrnn.verify.claims import dynamics_equivalence
 from linrnn.verify.claims.base import configure
 from linrnn.verify.replicas import map_replicas, replica_pool
-from linrnn.verify.train_cli import train_single
+from linrnn.train_cli import train_single
 
 
 def _square_plus_draw(seed: int, index: int) -> float:

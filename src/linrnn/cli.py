@@ -1,7 +1,8 @@
 """The ``linrnn`` command: a thin layer that parses arguments and calls plain functions.
 
-Each subcommand group lives beside the code it drives (``derive/cli.py``,
-``verify/cli.py``, ``reports/cli.py``) and exposes ``register(subparsers)``. Those
+Each subcommand group is a module of the application layer (``derive_cli.py``,
+``verify_cli.py`` with ``train_cli.py``, ``report_cli.py``, ``calibrate_cli.py``), so it may
+reach every layer below, the model families included, and exposes ``register(subparsers)``. Those
 modules import only the standard library at import time, so ``linrnn --help`` and
 every subcommand's ``--help`` answer without importing SymPy, NumPy or matplotlib.
 """
@@ -19,8 +20,8 @@ from linrnn import __version__
 from linrnn.core.errors import DiskFullError, ExternalToolError, NumericalRangeError, UsageError
 
 _GROUPS = (
-    ("derive", "linrnn.derive.cli", "closed forms in q = sigma_W^2: lag weights, NNGP, LaTeX derivation"),
-    ("verify", "linrnn.verify.cli", "Monte Carlo checks of the derived formulas on wide linear RNNs"),
+    ("derive", "linrnn.derive_cli", "closed forms in q = sigma_W^2: lag weights, NNGP, LaTeX derivation"),
+    ("verify", "linrnn.verify_cli", "Monte Carlo checks of the derived formulas on wide linear RNNs"),
     ("report", "linrnn.report_cli", "run the claim suite and write a self-contained report"),
     ("calibrate", "linrnn.calibrate_cli", "run every claim over many seeds on Dask: false-failure rates and power"),
 )

@@ -199,7 +199,7 @@ def _apply(backend: str, model: Any, sections: dict[str, Any], tables: Mapping[s
     ``extra`` collects ``family_alpha`` and, in ``explicit_alpha``, the sections whose
     table sets ``alpha``.
     """
-    from linrnn.verify.claims.base import configure
+    from linrnn.core.configure import configure
 
     extra = {} if extra is None else extra
     for section, over in tables.items():

@@ -41,6 +41,30 @@ def check_param(param: str) -> str:
     return param
 
 
+#: Every field of :class:`ModelSpec` but ``param``: (its rule, what it is, a metavar). The rule is checked once,
+#: in ``ModelSpec.__post_init__``, and the command-line flags (``--sigma-w2`` ...) are made from this table
+#: (:mod:`linrnn.model_flags`) with the same rule, so every command names, defaults and validates them alike.
+FIELD_RULES: dict[str, tuple[str, str, str]] = {
+    "sigma_w2": ("positive", "transition variance q = sigma_W^2", "Q"),
+    "sigma_c2": ("positive", "read-out variance sigma_C^2", "V"),
+    "sigma_f2": ("positive", "input variance sigma_F^2", "V"),
+    "n_in": ("size", "input dimension n_x", "NX"),
+    "n_out": ("size", "output dimension n_y", "NY"),
+    "lr_c": ("nonnegative", "learning-rate multiplier eta_C", "ETA"),
+    "lr_f": ("nonnegative", "learning-rate multiplier eta_F", "ETA"),
+    "lr_w": ("nonnegative", "learning-rate multiplier eta_W", "ETA"),
+}
+
+
+def check_field(rule: str, name: str, value: Any) -> Any:
+    """``value`` checked by the rule of :data:`FIELD_RULES` (``name`` in the sentence): one :class:`UsageError`."""
+    if rule == "positive":
+        return check_positive(name, value)
+    if rule == "nonnegative":
+        return check_nonnegative(name, value)
+    return check_size(name, value)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A linear RNN configuration (``docs/conventions.md``), validated once.
@@ -67,13 +91,9 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         check_param(self.param)
-        object.__setattr__(self, "sigma_w2", check_positive("sigma_w2 (q = sigma_W^2)", self.sigma_w2))
-        object.__setattr__(self, "sigma_c2", check_positive("sigma_c2", self.sigma_c2))
-        object.__setattr__(self, "sigma_f2", check_positive("sigma_f2", self.sigma_f2))
-        object.__setattr__(self, "n_in", check_size("n_in", self.n_in))
-        object.__setattr__(self, "n_out", check_size("n_out", self.n_out))
-        for name in ("lr_c", "lr_f", "lr_w"):
-            object.__setattr__(self, name, check_nonnegative(name, getattr(self, name)))
+        for name, (rule, _what, _metavar) in FIELD_RULES.items():
+            label = "sigma_w2 (q = sigma_W^2)" if name == "sigma_w2" else name
+            object.__setattr__(self, name, check_field(rule, label, getattr(self, name)))
         if self.lr_c == self.lr_f == self.lr_w == 0:
             raise UsageError("at least one of lr_c, lr_f, lr_w must be positive")
 

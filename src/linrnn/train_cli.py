@@ -1,6 +1,6 @@
 """``linrnn verify train``: train wide linear RNNs and the SCNN side by side (argument parsing only).
 
-Registered by :func:`linrnn.verify.cli._register_train`. Three modes, each one plain function:
+Registered by :func:`linrnn.verify_cli._register_train`. Three modes, each one plain function:
 
 * one width and one q (default): :func:`train_single` trains the RNN and the scaled
   CNN from the RNN's own L(0) and reports the step, final losses and the distance
@@ -12,7 +12,7 @@ Registered by :func:`linrnn.verify.cli._register_train`. Three modes, each one p
 
 The options are the fields of the claims' configuration dataclasses (``--replicas``
 is ``seeds``) and of the model specification; options left out take the dataclass
-defaults, shown in ``--help``. The model's q defaults to :data:`DEFAULT_SIGMA_W2`.
+defaults, shown in ``--help``. The model flags are those of every command (:mod:`linrnn.model_flags`).
 Only the standard library and the configuration dataclasses are imported at module
 level, so ``--help`` stays fast.
 """
@@ -35,8 +35,6 @@ TEACHER_CHOICES = ("decay", "spike", "oscillator", "co2")
 SINGLE_DEFAULTS: dict[str, Any] = {"width": 256, "seeds": 1}
 #: The memory budget of one training run when --max-memory is not given.
 DEFAULT_MAX_MEMORY = "4GB"
-#: q = sigma_W^2 of the model when --sigma-w2 is not given.
-DEFAULT_SIGMA_W2 = 0.8
 
 
 def _int(text: str) -> int:
@@ -72,9 +70,8 @@ def _lr(text: str) -> str | float:
 def register(sub: Any) -> None:
     """Add ``train`` to the subparsers of the ``linrnn.verify`` group."""
     from linrnn.verify.claims import co2, dynamics_equivalence, short_memory
-    from linrnn.core.spec import ModelSpec
 
-    D, S, C, M = dynamics_equivalence.Config(), short_memory.Config(), co2.Config(), ModelSpec()
+    D, S, C = dynamics_equivalence.Config(), short_memory.Config(), co2.Config()
     p = sub.add_parser(
         "train",
         help="train wide linear RNNs and the scaled CNN from the same L(0); width or sigma_W^2 sweeps",
@@ -86,7 +83,6 @@ def register(sub: Any) -> None:
             "defaults of the mode (the configuration dataclasses of verify/claims/)."
         ),
     )
-    p.add_argument("--param", choices=("ntk", "standard"), default=None, help=f"parameterization (default {M.param})")
     p.add_argument("--loss", choices=("all", "last"), default=None,
                    help=f"loss over all times or the last (default {D.loss})")
     w = p.add_mutually_exclusive_group()
@@ -105,13 +101,11 @@ def register(sub: Any) -> None:
     p.add_argument("--phi", type=float, help=f"AR(1) input coefficient (default {D.phi:g})")
     p.add_argument("--noise", type=float, help=f"output noise standard deviation (default {D.noise:g})")
     q = p.add_mutually_exclusive_group()
-    q.add_argument("--sigma-w2", type=float, help=f"q = sigma_W^2 (default {DEFAULT_SIGMA_W2:g})")
     q.add_argument("--sigma-w2s", type=_floats, metavar="q1,q2,...", help="short-memory sweep over sigma_W^2")
-    p.add_argument("--sigma-c2", type=float, help=f"sigma_C^2 (default {M.sigma_c2:g})")
-    p.add_argument("--sigma-f2", type=float, help=f"sigma_F^2 (default {M.sigma_f2:g})")
-    p.add_argument("--lr-c", type=float, help=f"learning-rate multiplier eta_C (default {M.lr_c:g})")
-    p.add_argument("--lr-f", type=float, help=f"learning-rate multiplier eta_F (default {M.lr_f:g})")
-    p.add_argument("--lr-w", type=float, help=f"learning-rate multiplier eta_W (default {M.lr_w:g})")
+    from linrnn.model_flags import add_model_flags
+
+    # the model flags of every command (one scalar input and output: no --n-in, --n-out); --sigma-w2 excludes --sigma-w2s
+    add_model_flags(p, omit=("n_in", "n_out"), groups={"sigma_w2": q})
     p.add_argument("--steps", type=_int, help=f"gradient steps (default {D.steps}; {S.steps} with --sigma-w2s; "
                                               f"{C.steps} with --teacher co2)")
     p.add_argument("--lr", type=_lr, default=None, metavar="{auto,FLOAT}",
@@ -157,13 +151,11 @@ _FLAG_TO_FIELD = {
     "lr_factor": "lr_factor", "replicas": "seeds", "alpha": "alpha", "width": "width", "sigma_w2s": "sigma_w2s",
     "pilot": "pilot", "max_replicas": "max_replicas", "budget_seconds": "budget_seconds",
 }
-#: Options of the model specification (option dest = field).
-_MODEL_FLAGS = ("param", "sigma_w2", "sigma_c2", "sigma_f2", "lr_c", "lr_f", "lr_w")
 
 
 def _config(args: argparse.Namespace, base: Any, **extra: Any) -> Any:
     """``base`` (a claim's configuration) with the options given that are its fields, and ``extra``."""
-    from linrnn.verify.claims.base import configure, field_names
+    from linrnn.core.configure import configure, field_names
 
     fields = set(field_names(base))
     values = {key: getattr(args, flag) for flag, key in _FLAG_TO_FIELD.items()
@@ -172,12 +164,11 @@ def _config(args: argparse.Namespace, base: Any, **extra: Any) -> Any:
 
 
 def _model(args: argparse.Namespace) -> Any:
-    """The model specification from the options (q defaults to :data:`DEFAULT_SIGMA_W2`)."""
-    from linrnn.core.spec import ModelSpec
-    from linrnn.verify.claims.base import configure
+    """The model specification from the options (:func:`linrnn.model_flags.spec_from_args`: the defaults are the
+    specification's, as for every command)."""
+    from linrnn.model_flags import spec_from_args
 
-    values = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k, None) is not None}
-    return configure(ModelSpec(sigma_w2=DEFAULT_SIGMA_W2), values, "model")
+    return spec_from_args(args)
 
 
 def _sweep_extra(args: argparse.Namespace) -> dict[str, Any]:

@@ -15,32 +15,6 @@ from typing import Any
 from linrnn.core.errors import UsageError
 
 
-def _positive_float(name: str) -> Any:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a finite positive number, got {text!r}")
-        return value
-
-    return parse
-
-
-def _rate(name: str) -> Any:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not math.isfinite(value) or value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a finite non-negative number, got {text!r}")
-        return value
-
-    return parse
-
-
 def _positive_int(name: str, upper: int | None = None) -> Any:
     def parse(text: str) -> int:
         try:
@@ -65,29 +39,23 @@ def _unit_interval(text: str) -> float:
     return value
 
 
-def add_model_flags(p: argparse.ArgumentParser) -> None:
-    """The model flags shared by ``derive weights`` and ``derive latex``."""
-    p.add_argument("--param", choices=("ntk", "standard"), default="ntk",
-                   help="parameterization (docs/conventions.md); default ntk")
-    p.add_argument("--sigma-w2", type=_positive_float("--sigma-w2"), default=1.0, metavar="Q",
-                   help="transition variance q = sigma_W^2 (default 1)")
-    p.add_argument("--sigma-c2", type=_positive_float("--sigma-c2"), default=1.0, metavar="V",
-                   help="read-out variance sigma_C^2 (default 1)")
-    p.add_argument("--sigma-f2", type=_positive_float("--sigma-f2"), default=1.0, metavar="V",
-                   help="input variance sigma_F^2 (default 1)")
-    p.add_argument("--n-in", type=_positive_int("--n-in"), default=1, metavar="NX",
-                   help="input dimension n_x (default 1)")
-    p.add_argument("--lr-c", type=_rate("--lr-c"), default=1.0, metavar="ETA", help="multiplier eta_C (default 1)")
-    p.add_argument("--lr-f", type=_rate("--lr-f"), default=1.0, metavar="ETA", help="multiplier eta_F (default 1)")
-    p.add_argument("--lr-w", type=_rate("--lr-w"), default=1.0, metavar="ETA", help="multiplier eta_W (default 1)")
-    p.add_argument("--eps", type=_unit_interval, default=1e-3,
-                   help="memory-horizon threshold: lag where lambda_j / max lambda falls to eps (default 1e-3)")
+def add_model_flags(p: argparse.ArgumentParser, *, eps: bool = True) -> None:
+    """The model flags (:mod:`linrnn.model_flags`, one definition for every command) and ``--eps`` if ``eps``."""
+    from linrnn.model_flags import add_model_flags as add_spec_flags
+
+    add_spec_flags(p)
+    if eps:
+        p.add_argument("--eps", type=_unit_interval, default=1e-3,
+                       help="memory-horizon threshold: lag where lambda_j / max lambda falls to eps (default 1e-3)")
 
 
 def register(groups: Any, name: str, help_text: str) -> None:
-    """Add the ``linrnn.derive`` group with ``weights``, ``latex`` and ``finite-width`` to ``groups``."""
+    """Add the ``linrnn.derive`` group with ``weights``, ``kernel``, ``latex`` and ``finite-width`` to ``groups``."""
+    from linrnn.families import FAMILIES
+
     group = groups.add_parser(name, help=help_text, description=help_text)
-    sub = group.add_subparsers(dest="command", metavar="{weights,latex,finite-width}", parser_class=type(group))
+    sub = group.add_subparsers(dest="command", metavar="{weights,kernel,latex,finite-width}",
+                               parser_class=type(group))
     sub.required = True
 
     w = sub.add_parser(
@@ -103,6 +71,21 @@ def register(groups: Any, name: str, help_text: str) -> None:
                    help="evaluate with mpmath at D significant digits (for long lags and q > 1)")
     w.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     w.set_defaults(func=_run_weights)
+
+    k = sub.add_parser(
+        "kernel",
+        help="the derived wide-limit lag kernel (NTK) and NNGP covariance of a model family",
+        description="The derived n -> infinity lag kernel Theta_inf(j, k) and the NNGP covariance "
+        "E[L_j(0) L_k(0)] of a model family, j, k = 0 .. L-1 (linrnn.family(NAME, ...).kernel(L)).",
+    )
+    k.add_argument("--family", choices=sorted(FAMILIES), default="gaussian",
+                   help="the model family (default gaussian)")
+    add_model_flags(k, eps=False)
+    k.add_argument("--lags", type=_positive_int("--lags", MAX_KERNEL_LAGS), default=16, metavar="L",
+                   help=f"number of lags L, at most {MAX_KERNEL_LAGS} (default 16)")
+    k.add_argument("--json", action="store_true",
+                   help="print one JSON object: family, model, lags, layout, ntk, nngp (L x L lists for n_x = n_y = 1)")
+    k.set_defaults(func=_run_kernel)
 
     x = sub.add_parser(
         "latex",
@@ -136,10 +119,64 @@ def register(groups: Any, name: str, help_text: str) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:
-    from linrnn.derive.model import ModelSpec
+    """The model specification of the flags given (:func:`linrnn.model_flags.spec_from_args`)."""
+    from linrnn.model_flags import spec_from_args as from_flags
 
-    return ModelSpec(param=args.param, sigma_w2=args.sigma_w2, sigma_c2=args.sigma_c2, sigma_f2=args.sigma_f2,
-                     n_in=args.n_in, lr_c=args.lr_c, lr_f=args.lr_f, lr_w=args.lr_w)
+    return from_flags(args)
+
+
+#: The most lags ``derive kernel`` prints: two L x L float arrays (per channel pair) and their text.
+MAX_KERNEL_LAGS = 4096
+
+
+def kernel_json(name: str, model: Any, lags: int) -> dict[str, Any]:
+    """The object ``derive kernel --json`` prints: the family, its specification and the derived kernels.
+
+    ``ntk`` and ``nngp`` are L x L nested lists of floats when n_x = n_y = 1, else the full
+    layout (lag, output, input, lag, output, input); ``layout`` says which.
+    """
+    import numpy as np
+
+    k = model.kernel(lags)
+    scalar = model.spec.n_in == 1 and model.spec.n_out == 1
+
+    def out(a: Any) -> Any:
+        a = np.asarray(a, dtype=np.float64)
+        a = a.reshape(lags, lags) if scalar else a
+        return [[None if not math.isfinite(v) else v for v in row] for row in a.tolist()] if scalar else a.tolist()
+
+    return {"schema_version": 1, "family": name, "model": model.spec.as_dict(), "lags": lags,
+            "layout": "(lag, lag)" if scalar else "(lag, output, input, lag, output, input)",
+            "ntk": out(k["ntk"]), "nngp": out(k["nngp"])}
+
+
+def _run_kernel(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from linrnn.families import family
+
+    spec = spec_from_args(args)
+    model = family(args.family, **spec.as_dict())
+    if args.json:
+        sys.stdout.write(json.dumps(kernel_json(args.family, model, args.lags), allow_nan=False) + "\n")
+        return 0
+    k = model.kernel(args.lags)
+    L, ny, nx = args.lags, spec.n_out, spec.n_in
+    ntk, nngp = (np.asarray(k[name]).reshape(L * ny * nx, L * ny * nx) for name in ("ntk", "nngp"))
+    lines = [f"# derived wide-limit kernels of the {args.family} family ({spec.param} parameterization)",
+             f"# q = sigma_W^2 = {spec.sigma_w2:g}, sigma_C^2 = {spec.sigma_c2:g}, sigma_F^2 = {spec.sigma_f2:g}, "
+             f"n_x = {nx}, n_y = {ny}, eta = (C {spec.lr_c:g}, F {spec.lr_f:g}, W {spec.lr_w:g})",
+             f"{'j':>6} {'Theta_inf(j,j)':>16} {'NNGP(j,j)':>16}"]
+    for j in range(L):
+        i = j * ny * nx  # the first (output, input) pair of lag j
+        lines.append(f"{j:>6} {ntk[i, i]:>16.6g} {nngp[i, i]:>16.6g}")
+    off = ~np.eye(L * ny * nx, dtype=bool)
+    lines.append(f"# off the diagonal: max |Theta_inf| = {np.max(np.abs(ntk[off]), initial=0.0):.3g}, "
+                 f"max |NNGP| = {np.max(np.abs(nngp[off]), initial=0.0):.3g} (--json prints every entry)")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
 
 
 #: The memory that ``derive weights`` may use for its values and their printed text.

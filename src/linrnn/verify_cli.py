@@ -26,8 +26,8 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def _register_train(sub: Any) -> None:
-    """``verify train``, registered by :mod:`linrnn.verify.train_cli` (standard library only at import)."""
-    from linrnn.verify.train_cli import register as register_train
+    """``verify train``, registered by :mod:`linrnn.train_cli` (standard library only at import)."""
+    from linrnn.train_cli import register as register_train
 
     register_train(sub)
 
@@ -68,17 +68,13 @@ def _register_ntk(sub: Any) -> None:
             "many replicas per width would decide it)."
         ),
     )
-    p.add_argument("--param", choices=("ntk", "standard"), default="ntk", help="parameterization (default ntk)")
     w = p.add_mutually_exclusive_group()
     w.add_argument("--width", type=_int, metavar="n", help="one width n (default 1024)")
     w.add_argument("--widths", type=_width_list, metavar="n1,n2,...", help="a width sweep (two or more widths)")
     p.add_argument("--lags", type=_int, default=16, metavar="L", help="lags j = 0..L-1 (default 16)")
-    p.add_argument("--n-in", type=_int, default=1, metavar="n_x", help="input dimension (default 1)")
-    p.add_argument("--n-out", type=_int, default=1, metavar="n_y", help="output dimension (default 1)")
-    for flag, what in (("--sigma-w2", "q = sigma_W^2"), ("--sigma-c2", "sigma_C^2"), ("--sigma-f2", "sigma_F^2")):
-        p.add_argument(flag, type=float, default=1.0, help=f"{what} (default 1)")
-    for flag, what in (("--lr-c", "eta_C"), ("--lr-f", "eta_F"), ("--lr-w", "eta_W")):
-        p.add_argument(flag, type=float, default=1.0, help=f"learning-rate multiplier {what} (default 1)")
+    from linrnn.model_flags import add_model_flags
+
+    add_model_flags(p)  # --param, --sigma-w2, ..., --lr-w: one definition for every command
     p.add_argument("--replicas", type=_int, default=64, metavar="R",
                    help="draws per width in the main stage: the minimum the design may raise, or with --pilot 0 "
                         "the fixed size (default 64)")
@@ -108,7 +104,6 @@ def _register_ntk(sub: Any) -> None:
 
 def run_ntk(args: argparse.Namespace) -> int:
     """Handler of ``linrnn verify ntk``: exit 0 pass, 1 fail or error, 3 inconclusive (2 bad input, raised)."""
-    from linrnn.core.spec import ModelSpec
     from linrnn.verify.check_ntk import check_lag_ntk
     from linrnn.verify.montecarlo import parse_memory
 
@@ -132,10 +127,9 @@ def run_ntk(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-replicas ({args.max_replicas}) is below --replicas ({args.replicas})")
     if args.budget_seconds is not None and not args.budget_seconds > 0:
         raise UsageError(f"--budget-seconds must be positive, got {args.budget_seconds}")
-    spec = ModelSpec(
-        param=args.param, sigma_w2=args.sigma_w2, sigma_c2=args.sigma_c2, sigma_f2=args.sigma_f2,
-        n_in=args.n_in, n_out=args.n_out, lr_c=args.lr_c, lr_f=args.lr_f, lr_w=args.lr_w,
-    )
+    from linrnn.model_flags import spec_from_args
+
+    spec = spec_from_args(args)
     result = check_lag_ntk(
         spec, widths, lags=args.lags, replicas=args.replicas, seed=args.seed,
         backend=args.backend, dtype=args.dtype, max_memory=parse_memory(args.max_memory), alpha=args.alpha,
