@@ -29,21 +29,12 @@ from linrnn.core import files
 from linrnn.core.errors import UsageError
 from linrnn.reports import output, schema
 from linrnn.reports.render import render, write_report
+from test_faults import _one_error_line, _tree
 from test_report_cli import TINY, fake_suite  # noqa: F401 - the fixture of the cheap suite
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "report_results.json"
 PNG = b"\x89PNG\r\n\x1a\nmy own figure"
-
-
-def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("linrnn: error:") and "Traceback" not in err, err
-    return lines[0]
-
-
-def _tree(path: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(path)): (p.read_bytes() if p.is_file() else b"<dir>") for p in sorted(path.rglob("*"))}
 
 
 def _sha(path: Path) -> str:

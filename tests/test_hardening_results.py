@@ -24,7 +24,6 @@ import contextlib
 import errno
 import io
 import json
-import math
 import os
 import pickle
 import shutil
@@ -41,6 +40,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from linrnn.cli import main
+from test_faults import _one_error_line
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "report_results.json"
@@ -57,10 +57,7 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
     return int(status or 0), out.getvalue(), err.getvalue()
 
 
-def _one_sentence(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("linrnn: error:") and "Traceback" not in err, err
-    return lines[0]
+_one_sentence = _one_error_line  # one line, 'linrnn: error:', no traceback
 
 
 # ------------------------------------------------------------------ hostile results files

@@ -66,6 +66,7 @@ from typing import Any
 import numpy as np
 
 from linrnn.derive.model import ModelSpec
+from linrnn.core.jsonclean import jsonable
 from linrnn.core.errors import UsageError
 from linrnn.core.outcome import UNTESTED, claim_outcome, exit_status, untestable, untested
 from linrnn.verify import design as dsg
@@ -452,7 +453,7 @@ class NTKCheck:
             out["slope_ci"] = list(self.rate.ci)
             out["slope_ci_level"] = self.rate.level
             out["expected_slope"] = self.rate.expected
-        return _clean(out)
+        return jsonable(out)  # NumPy scalars to Python, non-finite floats to None (standard JSON)
 
     def table(self) -> str:
         """A readable report: theory vs Monte Carlo per lag, the checks, the controls, the verdict."""
@@ -568,19 +569,6 @@ def _offdiag_note(z: np.ndarray, exact: bool = False) -> str:
 
 def _nested(a: np.ndarray) -> Any:
     return np.asarray(a, dtype=np.float64).tolist()
-
-
-def _clean(obj: Any) -> Any:
-    """Replace non-finite floats by None, recursively, so the JSON is standard."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        return _clean(obj.item())
-    return obj
 
 
 def precision_error(estimates: dict[int, WidthEstimate], th: Theories, dtype: str,
