@@ -38,6 +38,7 @@ import numpy as np
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import Backend, get_backend
 from linrnn.verify.claims.base import errbars
+from linrnn.verify.design import FURTHER_OFFSET
 
 Progress = Callable[[float, str], None]
 
@@ -404,9 +405,9 @@ def stack(reps: Sequence[dict[str, float]]) -> dict[str, np.ndarray]:
     return {k: np.array([r[k] for r in reps], dtype=np.float64) for k in keys}
 
 
-#: Offset of a further stage's replica indices (stage s >= 1 uses s x FURTHER_OFFSET + r): fresh draws, distinct
-#: from the pilot's and the main stage's (the claims treat indices >= PILOT_OFFSET as not the main stage's).
-FURTHER_OFFSET = 2 * PILOT_OFFSET
+# a further stage's replica indices start at s x FURTHER_OFFSET (verify.design), above the pilot's
+# (the claims treat indices >= PILOT_OFFSET as not the main stage's)
+assert FURTHER_OFFSET >= 2 * PILOT_OFFSET
 
 
 @dataclass

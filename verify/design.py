@@ -93,7 +93,7 @@ included), the lag-NTK sweep (:func:`linrnn.verify.check_ntk.check_lag_ntk`, siz
 the main stage's estimate), ``finite_width`` (:mod:`linrnn.verify.claims.finite_width`:
 the control's size, common to every width, sized on the main stage's per-entry sds; each
 width draws at least that many and as many as its pilot's skewness asks for; fresh seed
-streams 12 + s x F at stage s, F = :data:`linrnn.verify.claims_train.FURTHER_OFFSET`) and
+streams 12 + s x F at stage s, F = :data:`FURTHER_OFFSET`) and
 ``co2`` (:mod:`linrnn.verify.claims.co2`: sized on the main stage's estimate at each
 control's best q; fresh replica indices from s x F at stage s). The training claims,
 ``finite_width`` and ``co2`` state ``stages``, ``looks``, ``alpha_per_look``,
@@ -127,6 +127,9 @@ from typing import Any, Generic, TypeVar
 
 from linrnn.core.errors import UsageError
 
+#: Where a further stage's fresh replicas start (stage s >= 1 uses s x FURTHER_OFFSET + r, as replica indices in
+#: the training claims and co2, as seed-stream offsets in finite_width): far from the pilot's and the main stage's.
+FURTHER_OFFSET = 2_000_000
 #: The power every control is designed for.
 POWER = 0.999
 #: One-sided level of the pilot's upper confidence bound on a standard deviation.

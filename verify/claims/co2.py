@@ -29,7 +29,7 @@ grid ``sigma_w2s`` (claim configuration; the other model fields come from the mo
   R = max(min_replicas, sizes for power 0.999 against each control at its best q) capped
   by ``max_replicas`` and ``budget_seconds``. Where the claim passes there but a control
   is not rejected, a further stage of fresh pairs (indices from
-  :data:`linrnn.verify.claims_train.FURTHER_OFFSET`), sized on the main stage's own
+  :data:`linrnn.verify.design.FURTHER_OFFSET`), sized on the main stage's own
   estimate within the same caps, is tested alone
   (:func:`linrnn.verify.design.sequential_stages`); every look tests at ``alpha / looks``
   (Bonferroni), so a true theory fails with probability at most ``alpha``, and a control
@@ -414,7 +414,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     """The CO2 claim (the module docstring states the theory, the check, the controls and the design)."""
     import numpy as np
 
-    from linrnn.verify.claims_train import FURTHER_OFFSET, resolve_backend
+    from linrnn.verify.claims_train import resolve_backend
+    from linrnn.verify.design import FURTHER_OFFSET
     from linrnn.verify.design import Look, plan, predicted_power, replicas_for, sd_upper, sequential_stages
     from linrnn.verify.stats import holm_rejections, t_isf
 

@@ -199,7 +199,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     from linrnn.derive.finite_width_arrays import exact_matrices
     from linrnn.verify import design as dsg
     from linrnn.verify.backend import Backend, get_backend
-    from linrnn.verify.claims_train import FURTHER_OFFSET
+    from linrnn.verify.design import FURTHER_OFFSET
     from linrnn.verify.montecarlo import parse_memory, stream_seed
     from linrnn.verify.stats import t_isf
 
