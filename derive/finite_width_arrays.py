@@ -137,8 +137,12 @@ def exact_matrices(spec: ModelSpec, lags: int, width: int) -> tuple[np.ndarray, 
     """(E[Theta[(i,a,b),(j,a,b)]], E[L_i[a,b] L_j[a,b]]) at width ``width``, each ``lags x lags``, float64.
 
     Exact expectations at finite width (the same coordinates a = a', b = b'; other
-    coordinate pairs are 0), all lag pairs, from the loop-equation engine.
+    coordinate pairs are 0), all lag pairs, from the loop-equation engine (Gaussian W: a family whose
+    specification says ``exact_finite_width = False`` is refused).
     """
+    if not spec.exact_finite_width:
+        raise UsageError(f"the exact finite-width means of linrnn.derive.finite_width are for Gaussian W, not for "
+                         f"the {spec.family} family")
     g, s = _normalised_traces(lags, width)
     ii, jj = np.meshgrid(np.arange(lags, dtype=np.float64), np.arange(lags, dtype=np.float64), indexing="ij")
     theta_fn, nngp_fn = _entry_functions(spec.param)

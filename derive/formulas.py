@@ -218,10 +218,10 @@ class ConsequenceFormulas:
     horizon_geometric: Formula
 
 
-def _lag_data(param: str) -> dict[str, Any]:
+def _lag_data(param: str, law: Any = None) -> dict[str, Any]:
     from linrnn.derive.lag_weights import derive_lag_weights
 
-    der = derive_lag_weights(param)
+    der = derive_lag_weights(param, law)
     A, B = der.linear_form
     return {"schema": SCHEMA, "param": param, "weight": formula_of(der.weight).to_dict(),
             "nngp": formula_of(der.nngp).to_dict(),
@@ -249,8 +249,13 @@ def _check_param(param: str) -> str:
 
 
 @lru_cache(maxsize=None)
-def lag_formulas(param: str = "ntk") -> LagFormulas:
-    """The lag formulas of ``param``, from the disk cache (no SymPy) or printed from the derivation."""
+def lag_formulas(param: str = "ntk", law: Any = None) -> LagFormulas:
+    """The lag formulas of ``param``, from the disk cache (no SymPy) or printed from the derivation.
+
+    ``law``: a model family's :class:`~linrnn.derive.lag_weights.TransitionLaw` (None:
+    Gaussian W); a specification gives its own as ``spec.derivation_law()``
+    (:func:`formulas_of`).
+    """
     from linrnn.derive.cache import data_cached
 
     f = Formula.from_dict
@@ -262,7 +267,14 @@ def lag_formulas(param: str = "ntk") -> LagFormulas:
                            nngp_controls={k: f(v) for k, v in d["nngp_controls"].items()},
                            linear_form=(f(A), f(B)))
 
-    return data_cached(f"lag-formulas-{_check_param(param)}", lambda: _lag_data(param), parse)
+    name = (f"lag-formulas-{_check_param(param)}" if law is None or law.name == "gaussian"
+            else f"lag-formulas-{law.name}-{law.key}-{_check_param(param)}")
+    return data_cached(name, lambda: _lag_data(param, law), parse)
+
+
+def formulas_of(spec: Any) -> LagFormulas:
+    """The lag formulas of a model specification: its parameterization under its family's law of W."""
+    return lag_formulas(spec.param, spec.derivation_law())
 
 
 @lru_cache(maxsize=None)

@@ -35,6 +35,7 @@ import sympy as sp
 from sympy.matrices.expressions import MatMul, MatPow, MatrixExpr, MatrixSymbol, Transpose
 
 from linrnn.derive import symbols as S
+from linrnn.derive.law import TransitionLaw, law_or_default
 from linrnn.derive.steps import Derivation
 
 # --------------------------------------------------------------------------- notation
@@ -272,7 +273,7 @@ def _krylov(x: sp.Basic) -> tuple[MatrixSymbol, sp.Expr, bool]:
     raise ValueError(f"not a Krylov vector of W_e: {x}")
 
 
-def wide_width_inner(x: sp.Basic, y: sp.Basic, par: Parameterization) -> sp.Expr:
+def wide_width_inner(x: sp.Basic, y: sp.Basic, par: Parameterization, law: TransitionLaw | None = None) -> sp.Expr:
     r"""The n -> infinity value of ``<x, y>`` for Krylov vectors ``x, y``.
 
     * unit vectors: ``<e_a, e_a'> = delta_aa'`` (exact);
@@ -292,12 +293,12 @@ def wide_width_inner(x: sp.Basic, y: sp.Basic, par: Parameterization) -> sp.Expr
         raise ValueError("mixed W_e / W_e^T inner products are not needed by this derivation")
     growth = sp.simplify(S.n * par.entry_variance("W"))  # n v_W
     base = S.n * par.entry_variance("C" if fam_u == "c" else "F")
-    return sp.KroneckerDelta(p, r) * growth**p * base * sp.KroneckerDelta(idx_u, idx_v)
+    return law_or_default(law).inner_limit(p, r, growth) * base * sp.KroneckerDelta(idx_u, idx_v)
 
 
-def apply_wide_width_rules(expr: sp.Basic, par: Parameterization) -> sp.Expr:
-    """Replace every :class:`Inner` by its wide-width value."""
-    return expr.replace(Inner, lambda x, y: wide_width_inner(x, y, par))
+def apply_wide_width_rules(expr: sp.Basic, par: Parameterization, law: TransitionLaw | None = None) -> sp.Expr:
+    """Replace every :class:`Inner` by its wide-width value under ``law`` (default: Gaussian W)."""
+    return expr.replace(Inner, lambda x, y: wide_width_inner(x, y, par, law))
 
 
 def canonical_delta(expr: sp.Expr) -> sp.Expr:
@@ -421,22 +422,33 @@ def _polynomial_in_lag(weight: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     return A, B
 
 
-@lru_cache(maxsize=None)
-def derive_lag_weights(param: str = "ntk") -> LagWeightsDerivation:
-    """Derive the wide-width lag NTK, lag weights and NNGP for ``param``.
+def cache_name(stem: str, param: str, law: TransitionLaw | None) -> str:
+    """The disk-cache name of a derivation of ``param`` under ``law`` (the Gaussian one keeps its old name)."""
+    if law is None or law.name == "gaussian":
+        return f"{stem}-{param}"
+    return f"{stem}-{law.name}-{law.key}-{param}"
 
-    The result is kept in the disk cache of :mod:`linrnn.derive.cache` (keyed by this
-    code); :func:`_derive_lag_weights` does the work.
+
+@lru_cache(maxsize=None)
+def derive_lag_weights(param: str = "ntk", law: TransitionLaw | None = None) -> LagWeightsDerivation:
+    """Derive the wide-width lag NTK, lag weights and NNGP for ``param`` and the law of W ``law``.
+
+    ``law``: the family's :class:`TransitionLaw` (None: Gaussian W). The result is kept in
+    the disk cache of :mod:`linrnn.derive.cache` (keyed by this code and the law's);
+    :func:`_derive_lag_weights` does the work.
     """
     from linrnn.derive.cache import disk_cached
 
     parameterization(param)  # validate before touching the cache
-    return disk_cached(f"lag-weights-{param}", lambda: _derive_lag_weights(param), LagWeightsDerivation)
+    return disk_cached(cache_name("lag-weights", param, law), lambda: _derive_lag_weights(param, law),
+                       LagWeightsDerivation)
 
 
-def _derive_lag_weights(param: str) -> LagWeightsDerivation:
+def _derive_lag_weights(param: str, law: TransitionLaw | None = None) -> LagWeightsDerivation:
     par = parameterization(param)
-    d = Derivation(f"Lag weights of a wide linear RNN ({param} parameterization)")
+    law = law_or_default(law)
+    title = f"Lag weights of a wide linear RNN ({param} parameterization)"
+    d = Derivation(title if law.name == "gaussian" else f"{title}, {law.title or law.name + ' W'}")
     i, j, k, l, n = S.i, S.j, S.k, S.l, S.n
     L = sp.IndexedBase("L")
 
@@ -496,14 +508,11 @@ def _derive_lag_weights(param: str) -> LagWeightsDerivation:
     x_sym, y_sym = MatrixSymbol("u", n, 1), MatrixSymbol("v", n, 1)
     growth = sp.simplify(n * par.entry_variance("W"))
     d.add("rule-W", Inner(MatPow(W_e, k) * x_sym, MatPow(W_e, l) * y_sym),
-          sp.KroneckerDelta(k, l) * growth**k * Inner(x_sym, y_sym),
-          r"For $W_e$ with iid centred Gaussian entries of variance $v_W$ and $u, v$ built from the other parameters, "
-          r"normalised inner products of Krylov vectors concentrate as $n\to\infty$ (relative fluctuations "
-          r"$O(n^{-1/2})$, bias of the expectation $O(n^{-1})$); "
-          rf"here $n v_W = {sp.latex(growth)}$. The same holds for $W_e^{{T}}$.",
+          law.inner_limit(k, l, growth) * Inner(x_sym, y_sym),
+          law.note + rf"here $n v_W = {sp.latex(growth)}$. The same holds for $W_e^{{T}}$.",
           relation="~", section=sec)
     for vec1, vec2 in ((f_b, f_b2), (c_a, c_a2)):
-        d.add(f"rule-{vec1.name}", Inner(vec1, vec2), wide_width_inner(vec1, vec2, par),
+        d.add(f"rule-{vec1.name}", Inner(vec1, vec2), wide_width_inner(vec1, vec2, par, law),
               "Law of large numbers over the $n$ iid coordinates.", relation="~", section=sec)
     d.add("rule-product", Expect(Inner(x_sym, y_sym) * Inner(MatrixSymbol("u'", n, 1), MatrixSymbol("v'", n, 1))),
           Expect(Inner(x_sym, y_sym)) * Expect(Inner(MatrixSymbol("u'", n, 1), MatrixSymbol("v'", n, 1))),
@@ -516,7 +525,7 @@ def _derive_lag_weights(param: str) -> LagWeightsDerivation:
     diag_parts: dict[str, sp.Expr] = {}
     orders: dict[str, int] = {}
     for part in PARTS:
-        ruled = apply_wide_width_rules(exact_parts[part], par)
+        ruled = apply_wide_width_rules(exact_parts[part], par, law)
         summed = sp.simplify(evaluate_sums(ruled))
         kernel_parts[part] = summed
         d.add(f"sum-{part}", _theta_symbol(part), summed,
@@ -566,7 +575,7 @@ def _derive_lag_weights(param: str) -> LagWeightsDerivation:
     d.add("nngp-C", Expect(L[i, S.a, S.b] * L[j, S.a2, S.b2]), Expect(cov_exact),
           r"Average over $C_e$ first: $\mathbb{E}[c_a c_{a'}^{T}] = \delta_{aa'} v_C I_n$, so "
           r"$\mathbb{E}_C[c_a^{T} X c_{a'}] = \delta_{aa'} v_C \operatorname{tr} X$.", section=sec)
-    cov_limit = sp.simplify(canonical_delta(apply_wide_width_rules(cov_exact, par)))
+    cov_limit = sp.simplify(canonical_delta(apply_wide_width_rules(cov_exact, par, law)))
     d.add("nngp-limit", sp.Limit(Expect(L[i, S.a, S.b] * L[j, S.a2, S.b2]), n, sp.oo), cov_limit,
           "Across lags, outputs and inputs the initial impulse response is uncorrelated in the limit.",
           section=sec)

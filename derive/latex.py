@@ -65,7 +65,7 @@ def _spec_table(spec: ModelSpec, lags: int = 8) -> str:
     from linrnn.derive.numeric import evaluate
     from linrnn.derive.lag_weights import derive_lag_weights
 
-    der = derive_lag_weights(spec.param)
+    der = derive_lag_weights(spec.param, spec.derivation_law())
     w = evaluate(der.weight, spec, lags, dps=30)
     v = evaluate(der.nngp, spec, lags, dps=30)
     import mpmath
@@ -87,10 +87,10 @@ def build_document(spec: ModelSpec, eps: float = 1e-3) -> str:
     from linrnn.derive.lag_weights import derive_lag_weights
     from linrnn.derive.numeric import summarize
 
-    der = derive_lag_weights(spec.param)
+    der = derive_lag_weights(spec.param, spec.derivation_law())
     con = consequences(spec.param)
     other = "standard" if spec.param == "ntk" else "ntk"
-    other_der = derive_lag_weights(other)
+    other_der = derive_lag_weights(other, spec.derivation_law())
     summary = summarize(spec, eps=eps)
     subs = substitutions(spec)
     specialised = der.weight.subs(subs)

@@ -151,12 +151,12 @@ def weights(spec: ModelSpec, lags: int, dps: int | None = None) -> Any:
     :func:`linrnn.derive.lag_weights.derive_lag_weights` for ``spec.param``
     (its cached formula, :func:`linrnn.derive.formulas.lag_formulas`).
     """
-    return evaluate(lag_formulas(spec.param).weight, spec, lags, dps)
+    return evaluate(lag_formulas(spec.param, spec.derivation_law()).weight, spec, lags, dps)
 
 
 def nngp_variance(spec: ModelSpec, lags: int, dps: int | None = None) -> Any:
     r"""``Var L_j(0)[a,b]`` for ``j = 0 .. lags-1`` in the n -> infinity limit."""
-    return evaluate(lag_formulas(spec.param).nngp, spec, lags, dps)
+    return evaluate(lag_formulas(spec.param, spec.derivation_law()).nngp, spec, lags, dps)
 
 
 def limit_lag_ntk(spec: ModelSpec, lags: int) -> np.ndarray:
@@ -205,7 +205,7 @@ def summarize(spec: ModelSpec, eps: float = 1e-3, dps: int = 30) -> Summary:
         raise UsageError(f"eps must be a number in (0, 1), got {eps!r}") from None
     if not 0 < eps < 1:
         raise UsageError(f"eps must lie strictly between 0 and 1, got {eps!r}")
-    lf = lag_formulas(spec.param)
+    lf = lag_formulas(spec.param, spec.derivation_law())
     exact = exact_params(spec)
     regime = regime_of(spec.sigma_w2)
     A, B = (f.exact_value(exact) for f in lf.linear_form)

@@ -52,7 +52,7 @@ def weights_report(spec: ModelSpec, lags: int, *, dps: int | None = None, eps: f
     from linrnn.derive.formulas import lag_formulas
     from linrnn.derive.numeric import evaluate, float64_range, summarize
 
-    der = lag_formulas(spec.param)
+    der = lag_formulas(spec.param, spec.derivation_law())
     w = evaluate(der.weight, spec, lags, dps)
     v = evaluate(der.nngp, spec, lags, dps)
     notices: list[str] = []
@@ -184,7 +184,7 @@ def _weight_text(spec: ModelSpec) -> str:
     """``sympy.sstr`` of the derived lambda_j (kept in its cached formula)."""
     from linrnn.derive.formulas import lag_formulas
 
-    return lag_formulas(spec.param).weight.text
+    return lag_formulas(spec.param, spec.derivation_law()).weight.text
 
 
 def _regime_sentence(regime: str) -> str:

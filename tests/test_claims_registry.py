@@ -13,9 +13,12 @@ import pytest
 from linrnn import suite
 from linrnn.core.errors import UsageError
 from linrnn.core.spec import ModelSpec
+from linrnn.families import claims as all_claims
 from linrnn.verify.claims import REGISTRY, Claim, ClaimResult
 
 REPORT_ORDER = ["ntk_limit", "nngp", "width_rate", "finite_width", "dynamics_equivalence", "min_norm", "short_memory", "co2"]
+#: The claims the model families bring (their packages' CLAIMS), after the engines' claims.
+FAMILY_CLAIMS = [name for name in all_claims() if name not in REGISTRY]
 
 #: A dynamics-equivalence run that takes a fraction of a second.
 TINY_DYNAMICS = {"widths": [16, 32], "seq_len": 6, "n_seq": 4, "steps": 5, "pilot": 2, "min_replicas": 2, "alpha": 1.4e-4,
@@ -31,7 +34,8 @@ def test_registry_lists_the_seven_claims_in_report_order() -> None:
         assert callable(claim.run) and callable(claim.check)
     assert {REGISTRY[n].section for n in ("ntk_limit", "nngp", "width_rate")} == {"ntk"}
     assert {REGISTRY[n].experiment for n in ("ntk_limit", "nngp", "width_rate")} == {"ntk"}
-    assert list(suite.experiments()) == ["derivation", *REPORT_ORDER]
+    # the report runs the engines' claims, then the families' own (linrnn.families.claims)
+    assert list(suite.experiments()) == ["derivation", *REPORT_ORDER, *FAMILY_CLAIMS]
 
 
 def test_importing_the_registry_loads_neither_numpy_nor_sympy() -> None:
@@ -167,7 +171,7 @@ def test_run_report_only_a_subset_with_a_model_override(tmp_path: Path) -> None:
     assert [c["id"] for c in r["claims"]] == ["dynamics_equivalence"]
     assert r["config"]["model"]["sigma_w2"] == 0.8 and r["claims"][0]["config"]["sigma_w2"] == 0.8
     assert r["claims"][0]["experiment"] == "dynamics_equivalence"
-    assert set(r["provenance"]["claims_not_run"]) == set(REPORT_ORDER) - {"dynamics_equivalence"}
+    assert set(r["provenance"]["claims_not_run"]) == set(REPORT_ORDER + FAMILY_CLAIMS) - {"dynamics_equivalence"}
     expected = _run("dynamics_equivalence", TINY_DYNAMICS)
     assert r["claims"][0]["statistic"] == expected.statistic
 

@@ -157,7 +157,7 @@ def theories_for(spec: ModelSpec, lags: int) -> Theories:
     """
     from linrnn.derive import evaluate, lag_formulas, limit_lag_ntk, nngp_variance
 
-    der = lag_formulas(spec.param)  # the derivation's formulas as data: no SymPy once cached
+    der = lag_formulas(spec.param, spec.derivation_law())  # the derivation's formulas as data: no SymPy once cached
     n_out = spec.n_out
     ntk = limit_lag_ntk(spec, lags)
     nngp = kernel_from_diagonal(nngp_variance(spec, lags), n_out, spec.n_in)
@@ -190,7 +190,7 @@ def differing_controls(spec: ModelSpec, lags: int) -> tuple[list[str], list[str]
     """
     from linrnn.derive import evaluate, lag_formulas, nngp_variance, weights
 
-    der = lag_formulas(spec.param)
+    der = lag_formulas(spec.param, spec.derivation_law())
     out: list[list[str]] = []
     for forms, truth in ((der.controls, weights(spec, lags)), (der.nngp_controls, nngp_variance(spec, lags))):
         t = np.asarray(truth, dtype=np.float64)
@@ -230,9 +230,9 @@ def exact_reaches(spec: ModelSpec, lags: int) -> bool:
     """Whether the exact finite-width mean covers this check (lags within the engine's reach, controls mapped)."""
     from linrnn.derive.formulas import lag_formulas
 
-    if lags > EXACT_REACH:
+    if lags > EXACT_REACH or not spec.exact_finite_width:  # a family without exact finite-width means
         return False
-    der = lag_formulas(spec.param)  # the cached closed forms: no SymPy import with a warm cache
+    der = lag_formulas(spec.param, spec.derivation_law())  # the cached closed forms: no SymPy import with a warm cache
     return set(der.controls) | set(der.nngp_controls) <= set(FINITE_WIDTH_CONTROLS)
 
 
@@ -635,7 +635,7 @@ def _exactly_below(spec: ModelSpec, lags: int, floor: float) -> list[int]:
     from linrnn.derive.formulas import lag_formulas
     from linrnn.derive.numeric import evaluate
 
-    der = lag_formulas(spec.param)
+    der = lag_formulas(spec.param, spec.derivation_law())
     out = []
     for expr in (der.weight, der.nngp):
         values = evaluate(expr, spec, lags, 30)
@@ -869,6 +869,8 @@ def check_lag_ntk(
         raise UsageError(f"mean must be one of {', '.join(MEAN_MODES)}, got {mean!r}")
     reaches = mean != "richardson" and exact_reaches(spec, lags)
     if mean == "exact" and not reaches:
+        if not spec.exact_finite_width:
+            raise UsageError(f"the {spec.family} family has no exact finite-width lag-NTK mean; use mean richardson")
         raise UsageError(f"the exact finite-width mean reaches at most {EXACT_REACH} lags, got {lags}; "
                          f"use mean richardson")
     exact = mean == "exact" or (mean == "auto" and reaches)

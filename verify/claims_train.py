@@ -179,7 +179,7 @@ def wrong_weights(spec: Any, lags: int, truth: np.ndarray, names: Sequence[str] 
     (:func:`distinct_controls`)."""
     from linrnn.derive import evaluate, lag_formulas
 
-    forms = lag_formulas(spec.param).controls
+    forms = lag_formulas(spec.param, spec.derivation_law()).controls
     names = list(forms) if names is None else list(names)
     unknown = sorted(set(names) - set(forms))
     if unknown:
@@ -215,7 +215,7 @@ def require_weight_controls(model: Any, seq_len: int, names: Sequence[str], sect
 
     if differing(names, plain):
         return
-    others = [k for k in sorted(differing(list(lag_formulas(model.param).controls), False)) if k not in names]
+    others = [k for k in sorted(differing(list(lag_formulas(model.param, model.derivation_law()).controls), False)) if k not in names]
     setting = f"[{section}] controls = {list(names)}"
     remedy = (f"add {' or '.join(others)} to [{section}] controls" if others else
               "no control of the derivation differs from the derived lag weights for this model")

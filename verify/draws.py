@@ -215,9 +215,10 @@ class DrawMaker:
                 chunk.done.wait()
         if chunk.error is not None:
             raise chunk.error
+        W = self.spec.transition(chunk.W)  # the family's law of W from the iid entries (Gaussian: the array itself)
         if be.name == "numpy":
-            return RNNDraw(chunk.W, chunk.F, chunk.C, self.spec)
-        return RNNDraw(be.asarray(chunk.W), be.asarray(chunk.F), be.asarray(chunk.C), self.spec)
+            return RNNDraw(W, chunk.F, chunk.C, self.spec)
+        return RNNDraw(be.asarray(W), be.asarray(chunk.F), be.asarray(chunk.C), self.spec)
 
     def _device_chunk(self, chunk: _Chunk) -> RNNDraw:
         """CuPy: each draw from a device generator seeded by its first stream's state."""
@@ -231,7 +232,7 @@ class DrawMaker:
             Fs.append(dev.normal((self.n, self.spec.n_in), std_f))
             Cs.append(dev.normal((self.spec.n_out, self.n), std_c))
         xp: Any = be._xp
-        return RNNDraw(xp.stack(Ws), xp.stack(Fs), xp.stack(Cs), self.spec)
+        return RNNDraw(self.spec.transition(xp.stack(Ws)), xp.stack(Fs), xp.stack(Cs), self.spec)
 
 
 def draw_replicas(backend: Backend, spec: ModelSpec, n: int, first: int, count: int, *, workers: int = 1) -> RNNDraw:

@@ -87,7 +87,8 @@ def sample_rnn(
     ``"auto"``), in which case it is made with ``seed`` (0 if None); ``seed`` is
     refused beside a Backend object, which carries its own generator.
 
-    The backend's seeded generator draws W, then F, then C, each as one array
+    W comes from iid N(0, std_W^2) entries mapped by the family's :meth:`ModelSpec.transition`
+    (the Gaussian family keeps them). The backend's seeded generator draws W, then F, then C, each as one array
     (with the batch axis first), in the backend's dtype. With ``streams`` (three
     backends of the same namespace) W, F and C come from ``streams[0]``, ``[1]``
     and ``[2]``, so that a batch of r draws equals r single draws in sequence.
@@ -100,7 +101,7 @@ def sample_rnn(
     std_c, std_f, std_w = spec.raw_stds(n)
     lead: tuple[int, ...] = () if batch is None else (check_size("batch", batch),)
     gen_w, gen_f, gen_c = (backend, backend, backend) if streams is None else tuple(streams)
-    W = gen_w.normal(lead + (n, n), std_w)
+    W = spec.transition(gen_w.normal(lead + (n, n), std_w))  # the family's law of W (Gaussian: as drawn)
     F = gen_f.normal(lead + (n, spec.n_in), std_f)
     C = gen_c.normal(lead + (spec.n_out, n), std_c)
     return RNNDraw(W, F, C, spec)

@@ -62,6 +62,9 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
                         help="memory budget of one machine: its workers' largest claims together must fit it, "
                              "checked before the cluster starts (default 8GB)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or lines on stderr")
+    from linrnn.model_flags import add_model_flags
+
+    add_model_flags(parser.add_argument_group("model (laid over the profile's and --config's [model] table)"))
     parser.set_defaults(func=run)
     return parser
 
@@ -77,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
     if args.claims:
         argv += ["--claims", ",".join(args.claims)]
     log = None if args.quiet else (lambda msg: print(f"linrnn calibrate: {msg}", file=sys.stderr, flush=True))
+    from linrnn.model_flags import with_model_flags
+
+    config, words = with_model_flags(args, args.config)
+    argv += words
     try:
-        result = run_calibration(args.output, profile=args.profile, config=args.config, claims=args.claims,
+        result = run_calibration(args.output, profile=args.profile, config=config, claims=args.claims,
                                  seeds=args.seeds, first_seed=args.first_seed, scheduler=args.scheduler,
                                  workers=args.workers, progress=not args.quiet, log=log, argv=argv,
                                  max_memory=args.max_memory, force=args.force,

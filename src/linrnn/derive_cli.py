@@ -51,8 +51,6 @@ def add_model_flags(p: argparse.ArgumentParser, *, eps: bool = True) -> None:
 
 def register(groups: Any, name: str, help_text: str) -> None:
     """Add the ``linrnn.derive`` group with ``weights``, ``kernel``, ``latex`` and ``finite-width`` to ``groups``."""
-    from linrnn.families import FAMILIES
-
     group = groups.add_parser(name, help=help_text, description=help_text)
     sub = group.add_subparsers(dest="command", metavar="{weights,kernel,latex,finite-width}",
                                parser_class=type(group))
@@ -78,8 +76,6 @@ def register(groups: Any, name: str, help_text: str) -> None:
         description="The derived n -> infinity lag kernel Theta_inf(j, k) and the NNGP covariance "
         "E[L_j(0) L_k(0)] of a model family, j, k = 0 .. L-1 (linrnn.family(NAME, ...).kernel(L)).",
     )
-    k.add_argument("--family", choices=sorted(FAMILIES), default="gaussian",
-                   help="the model family (default gaussian)")
     add_model_flags(k, eps=False)
     k.add_argument("--lags", type=_positive_int("--lags", MAX_KERNEL_LAGS), default=16, metavar="L",
                    help=f"number of lags L, at most {MAX_KERNEL_LAGS} (default 16)")
@@ -155,17 +151,17 @@ def _run_kernel(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from linrnn.families import family
+    from linrnn.families import model_of
 
     spec = spec_from_args(args)
-    model = family(args.family, **spec.as_dict())
+    model = model_of(spec)
     if args.json:
-        sys.stdout.write(json.dumps(kernel_json(args.family, model, args.lags), allow_nan=False) + "\n")
+        sys.stdout.write(json.dumps(kernel_json(spec.family, model, args.lags), allow_nan=False) + "\n")
         return 0
     k = model.kernel(args.lags)
     L, ny, nx = args.lags, spec.n_out, spec.n_in
     ntk, nngp = (np.asarray(k[name]).reshape(L * ny * nx, L * ny * nx) for name in ("ntk", "nngp"))
-    lines = [f"# derived wide-limit kernels of the {args.family} family ({spec.param} parameterization)",
+    lines = [f"# derived wide-limit kernels of the {spec.family} family ({spec.param} parameterization)",
              f"# q = sigma_W^2 = {spec.sigma_w2:g}, sigma_C^2 = {spec.sigma_c2:g}, sigma_F^2 = {spec.sigma_f2:g}, "
              f"n_x = {nx}, n_y = {ny}, eta = (C {spec.lr_c:g}, F {spec.lr_f:g}, W {spec.lr_w:g})",
              f"{'j':>6} {'Theta_inf(j,j)':>16} {'NNGP(j,j)':>16}"]
@@ -212,8 +208,51 @@ def _run_weights(args: argparse.Namespace) -> int:
 def _run_finite_width(args: argparse.Namespace) -> int:
     from linrnn.derive.finite_width_report import finite_width_report, format_json, format_table
 
-    report = finite_width_report(spec_from_args(args), args.lags, args.width)
+    spec = spec_from_args(args)
+    if not spec.exact_finite_width:  # a family with its own finite-width results (its model's finite_width)
+        return _family_finite_width(spec, args)
+    report = finite_width_report(spec, args.lags, args.width)
     sys.stdout.write(format_json(report) if args.json else format_table(report))
+    return 0
+
+
+def _family_finite_width(spec: Any, args: argparse.Namespace) -> int:
+    """``derive finite-width`` for a family whose model gives ``finite_width(lags, width)`` (NNGP, NTK or None)."""
+    import json
+
+    import numpy as np
+
+    from linrnn.families import model_of
+
+    model = model_of(spec)
+    got = getattr(model, "finite_width", None)
+    if got is None:
+        raise UsageError(f"the {spec.family} family has no exact finite-width results")
+    L, n = args.lags, args.width
+    fw = got(L, n)
+    limit = np.asarray(model.kernel(L)["nngp"], dtype=np.float64)[:, 0, 0, :, 0, 0]
+    ntk_note = None if fw["ntk"] is not None else (f"the exact finite-width lag-NTK mean of the {spec.family} family "
+                                                   "is not derived; its NTK checks use the wide limit with the "
+                                                   "Richardson allowance")
+    if args.json:
+        def nested(a: Any) -> Any:
+            return None if a is None else [[float(v) for v in row] for row in np.asarray(a, dtype=np.float64)]
+
+        sys.stdout.write(json.dumps({"schema_version": 1, "family": spec.family, "model": spec.as_dict(), "lags": L,
+                                     "width": n, "nngp": nested(fw["nngp"]), "nngp_limit": nested(limit),
+                                     "ntk": nested(fw["ntk"]), "note": ntk_note}, allow_nan=False) + "\n")
+        return 0
+    nngp = np.asarray(fw["nngp"], dtype=np.float64)
+    lines = [f"# exact finite-width NNGP of the {spec.family} family at n = {n} ({spec.param} parameterization, "
+             f"q = {spec.sigma_w2:g})",
+             f"{'j':>4} {'E[L_j^2](n)':>14} {'wide limit':>14} {'ratio':>10} {'E[L_j L_j+2](n)':>16}"]
+    for j in range(L):
+        off = f"{nngp[j, j + 2]:>16.6g}" if j + 2 < L else f"{'-':>16}"
+        ratio = nngp[j, j] / limit[j, j] if limit[j, j] else float("nan")
+        lines.append(f"{j:>4} {nngp[j, j]:>14.6g} {limit[j, j]:>14.6g} {ratio:>10.6f} {off}")
+    if ntk_note:
+        lines.append(f"# {ntk_note}")
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

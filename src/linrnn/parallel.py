@@ -49,14 +49,16 @@ def run_claims(names: Sequence[str], configs: Mapping[str, Any], model: Any, see
     ``claim_dict()`` without its figures (``result``). An exception inside a claim
     becomes a result with verdict ``error`` and the exception's sentence.
     """
-    from linrnn.verify.claims import REGISTRY
+    from linrnn.families import claim_model, claims as all_claims
+
+    REGISTRY = all_claims()
 
     t0 = time.perf_counter()
     results: list[tuple[str, dict[str, Any]]] = []
     for name in names:
         claim = REGISTRY[name]
         try:
-            res = claim.run(configs[name], model, seed=seed, backend=backend, dtype=dtype, progress=None)
+            res = claim.run(configs[name], claim_model(claim, model), seed=seed, backend=backend, dtype=dtype, progress=None)
             d = res.claim_dict()
             d.pop("figures", None)
         except Exception as exc:  # noqa: BLE001 - recorded as the outcome "error", never a pass

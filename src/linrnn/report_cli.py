@@ -74,6 +74,9 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
                         help=f"memory budget: the largest experiments run at once must fit it, checked before any "
                              f"work, e.g. 4GB or 24GiB (default {DEFAULT_MAX_MEMORY})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    from linrnn.model_flags import add_model_flags
+
+    add_model_flags(parser.add_argument_group("model (laid over the profile's and --config's [model] table)"))
     parser.set_defaults(func=run_report)
     sub = parser.add_subparsers(dest="report_command", metavar="{render}", parser_class=type(parser))
     sub.required = False
@@ -107,8 +110,12 @@ def run_report(args: argparse.Namespace) -> int:
         argv += ["--workers", str(args.workers)]
     if args.max_memory != DEFAULT_MAX_MEMORY:
         argv += ["--max-memory", str(args.max_memory)]
+    from linrnn.model_flags import with_model_flags
+
+    config, words = with_model_flags(args, args.config)
+    argv += words
     try:
-        result = run(args.output, profile=args.profile, config=args.config, backend=args.backend, seed=args.seed,
+        result = run(args.output, profile=args.profile, config=config, backend=args.backend, seed=args.seed,
                      force=args.force, use_cache=not args.no_cache, log=_log(args), argv=argv, workers=args.workers,
                      max_memory=args.max_memory)
     except KeyboardInterrupt:

@@ -178,7 +178,9 @@ def load_profile(name: str) -> dict[str, Any]:
 
 def default_sections() -> dict[str, Any]:
     """``derivation`` and the configuration section of every registry claim, at their dataclass defaults."""
-    from linrnn.verify.claims import REGISTRY
+    from linrnn.families import claims as all_claims
+
+    REGISTRY = all_claims()
 
     out: dict[str, Any] = {"derivation": DerivationConfig()}
     for claim in REGISTRY.values():
@@ -210,6 +212,14 @@ def _apply(backend: str, model: Any, sections: dict[str, Any], tables: Mapping[s
         elif section == "family_alpha":
             extra["family_alpha"] = _family_alpha(over)
         elif section == "model":
+            if isinstance(over, Mapping) and "family" in over:  # the family first: its spec class takes the keys
+                from linrnn.families import as_family
+
+                over = dict(over)
+                name = over.pop("family")
+                if not isinstance(name, str):
+                    raise UsageError(f"model.family must be a string naming a model family, got {name!r}")
+                model = as_family(model, name)
             model = configure(model, over, "model")
         elif section in sections:
             sections[section] = configure(sections[section], over, section)
@@ -249,7 +259,9 @@ def with_family_alpha(cfg: SuiteConfig, claims: Sequence[str]) -> SuiteConfig:
     keeps it (recorded as ``explicit``). The choices go to ``cfg.alphas`` and from
     there into the results' ``config.family_alpha``.
     """
-    from linrnn.verify.claims import REGISTRY
+    from linrnn.families import claims as all_claims
+
+    REGISTRY = all_claims()
 
     names = [n for n in claims if n in REGISTRY]
     m = len(names)
@@ -303,13 +315,15 @@ def check_claims(configs: Mapping[str, Any], model: Any, workers: int, budget: i
     it names, which may evaluate the theory at the claim's sizes: hence after sizing).
     ``linrnn report`` and ``linrnn calibrate`` both call it.
     """
-    from linrnn.verify.claims import REGISTRY
+    from linrnn.families import claim_model, claims as all_claims
+
+    REGISTRY = all_claims()
 
     # sizes first: a claim's own check may evaluate its theory at its sizes (the controls it names)
-    check_memory_budget({name: int(REGISTRY[name].memory(conf, model)) for name, conf in configs.items()},
-                        workers, budget, flag)
+    check_memory_budget({name: int(REGISTRY[name].memory(conf, claim_model(REGISTRY[name], model)))
+                         for name, conf in configs.items()}, workers, budget, flag)
     for name, conf in configs.items():
-        REGISTRY[name].check(conf, model)
+        REGISTRY[name].check(conf, claim_model(REGISTRY[name], model))
 
 
 def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -376,9 +390,9 @@ def experiment_derivation(ctx: Context) -> dict[str, Any]:
 
     cfg = ctx.config
     spec = ctx.model
-    der = derive_lag_weights(spec.param)
+    der = derive_lag_weights(spec.param, spec.derivation_law())
     other_name = "standard" if spec.param == "ntk" else "ntk"
-    other = derive_lag_weights(other_name)
+    other = derive_lag_weights(other_name, spec.derivation_law())
     lags = int(cfg.figure_lags)
     series = []
     for q in cfg.figure_q:
@@ -442,15 +456,18 @@ def experiment_derivation(ctx: Context) -> dict[str, Any]:
 def _claim_experiment(claim: Any) -> Callable[[Context], dict[str, Any]]:
     """The experiment of a registry claim: its ``run`` on the context's configuration, model, seed and backend."""
 
+    from linrnn.families import claim_model  # a family's claim runs on its family's specification
+
     def run(ctx: Context) -> dict[str, Any]:
-        res = claim.run(ctx.config, ctx.model, seed=ctx.seed, backend=ctx.backend, dtype=ctx.dtype)
+        res = claim.run(ctx.config, claim_model(claim, ctx.model), seed=ctx.seed, backend=ctx.backend,
+                        dtype=ctx.dtype)
         return {"claims": [res.claim_dict()], "backend": res.backend, "experiment": claim.experiment}
 
     def check(ctx: Context) -> None:
-        claim.check(ctx.config, ctx.model)
+        claim.check(ctx.config, claim_model(claim, ctx.model))
 
     def memory(ctx: Context) -> int:
-        return int(claim.memory(ctx.config, ctx.model))
+        return int(claim.memory(ctx.config, claim_model(claim, ctx.model)))
 
     run.__name__ = f"experiment_{claim.name}"
     run.section = claim.section  # type: ignore[attr-defined]
@@ -537,7 +554,9 @@ def experiments() -> dict[str, Callable[[Context], dict[str, Any]]]:
     named by its ``section`` attribute (default: its name); an optional ``check``
     attribute validates its context before any experiment runs.
     """
-    from linrnn.verify.claims import REGISTRY
+    from linrnn.families import claims as all_claims
+
+    REGISTRY = all_claims()
 
     out: dict[str, Callable[[Context], dict[str, Any]]] = {"derivation": experiment_derivation}
     for name, claim in REGISTRY.items():
@@ -549,12 +568,15 @@ def experiments() -> dict[str, Callable[[Context], dict[str, Any]]]:
 
 
 def code_hash() -> str:
-    """Hash of the source of ``linrnn.derive``, ``linrnn.verify`` (subpackages too) and this module."""
+    """Hash of the source of ``linrnn.core``, ``linrnn.derive``, ``linrnn.verify``, ``linrnn.families``
+    (subpackages too) and this module."""
     h = hashlib.sha256(__version__.encode())
+    import linrnn.core
     import linrnn.derive
+    import linrnn.families
     import linrnn.verify
 
-    for pkg in (linrnn.derive, linrnn.verify):
+    for pkg in (linrnn.derive, linrnn.verify, linrnn.core, linrnn.families):
         root = Path(pkg.__file__).resolve().parent
         for path in sorted(root.rglob("*.py")):
             h.update(path.relative_to(root).as_posix().encode())
@@ -740,7 +762,9 @@ def run_report(
         if unknown:
             raise UsageError(f"unknown experiments {', '.join(unknown)}")
         exps = {k: v for k, v in exps.items() if k in only}
-    from linrnn.verify.claims import REGISTRY as _REGISTRY
+    from linrnn.families import claims as _claims
+
+    _REGISTRY = _claims()
 
     cfg = with_family_alpha(cfg, [name for name in exps if name in _REGISTRY])
     contexts = {name: Context(config=cfg.sections.get(getattr(fn, "section", name), {}), backend=resolved.name,
@@ -798,7 +822,9 @@ def _run_locked(out: Path, output: str | os.PathLike[str], exps: Mapping[str, An
     derivation, device, claims, controls = _assemble(
         payloads, {"param": cfg.model.param, "formulas": [], "figures": {}, "notes": [], "tex": None},
         resolved.describe())
-    from linrnn.verify.claims import REGISTRY
+    from linrnn.families import claims as all_claims
+
+    REGISTRY = all_claims()
 
     not_run = [name for name in REGISTRY if name not in exps]
     provenance = {

@@ -160,6 +160,10 @@ class Claim:
     #: with every size of its configuration; ``report`` and ``calibrate`` check it against their memory budget
     #: before any claim runs (required: a claim without one could exhaust the machine unchecked)
     memory: Callable[[Any, Any], int]
+    #: The model family the claim belongs to (``linrnn.families``), or None for a claim of every family. A
+    #: family's claim runs on that family's specification with the ``[model]`` table's parameters, whatever
+    #: the ``[model]`` family is (the suite makes it: :func:`linrnn.families.claim_model`).
+    family: str | None = None
 
     def default_config(self) -> Any:
         return self.config_type()

@@ -148,9 +148,13 @@ def design_of(config: Config) -> Any:
     return Design(pilot=config.pilot, min_replicas=config.min_replicas, max_replicas=config.max_replicas)
 
 
-def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memory: int) -> dict[str, Any]:
-    """Per entry (2 x lags: Theta_jj, L_j^2): mean, sd, skewness over ``replicas`` draws at width n.
+def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memory: int,
+                  values: Any = None) -> dict[str, Any]:
+    """Per tested value: mean, sd, skewness over ``replicas`` draws at width n.
 
+    ``values(theta, L)`` maps a chunk's lag NTK (r, lags, n_y, n_x, lags, n_y, n_x) and
+    impulse response (r, lags, n_y, n_x), as float64 host arrays, to the (r, k) values
+    tested; default :func:`diagonal_values` (Theta_jj and L_j^2 of entry (0, 0)).
     Central moments accumulated by chunks (Chan et al.'s pairwise update for the first
     two, sums of cubes about the running mean re-centred at the end).
     """
@@ -160,6 +164,7 @@ def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memo
     from linrnn.verify.ntk import lag_ntk_and_impulse
     from linrnn.verify.sample import sample_rnn
 
+    values = diagonal_values if values is None else values
     per_draw = bytes_per_draw(n, spec.n_in, spec.n_out, lags, be.itemsize, 0)
     chunk = chunk_size(per_draw, max_memory, replicas, be.name, n=n)
     rows = []
@@ -168,12 +173,9 @@ def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memo
         r = min(chunk, replicas - done)
         draw = sample_rnn(be, spec, n, batch=r)
         theta, L = lag_ntk_and_impulse(draw, lags)
-        th = be.to_numpy(theta).astype(np.float64)
-        li = be.to_numpy(L).astype(np.float64)
-        idx = np.arange(lags)
-        rows.append(np.concatenate([th[:, idx, 0, 0, idx, 0, 0], li[:, :, 0, 0] ** 2], axis=1))
+        rows.append(values(be.to_numpy(theta).astype(np.float64), be.to_numpy(L).astype(np.float64)))
         done += r
-    x = np.concatenate(rows, axis=0)  # (replicas, 2 lags): small, kept on the host
+    x = np.concatenate(rows, axis=0)  # (replicas, k): small, kept on the host
     mean = x.mean(axis=0)
     d = x - mean
     m2 = (d**2).mean(axis=0)
@@ -184,6 +186,15 @@ def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memo
     return {"mean": mean, "sd": sd, "skew": skew, "replicas": replicas}
 
 
+def diagonal_values(theta: Any, L: Any) -> Any:
+    """Per draw: the lag-NTK diagonal Theta[(j,0,0),(j,0,0)] and L_j(0)[0,0]^2, j < lags: shape (r, 2 lags)."""
+    import numpy as np
+
+    lags = L.shape[1]
+    idx = np.arange(lags)
+    return np.concatenate([theta[:, idx, 0, 0, idx, 0, 0], L[:, :, 0, 0] ** 2], axis=1)
+
+
 def _threshold(crit: float, skew: Any, replicas: int) -> Any:
     """Bonferroni t critical value widened by the Cornish-Fisher skewness term of the studentized mean."""
     import numpy as np
@@ -191,40 +202,59 @@ def _threshold(crit: float, skew: Any, replicas: int) -> Any:
     return crit + np.abs(skew) * (2 * crit**2 + 1) / (6 * math.sqrt(replicas))
 
 
-def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
-        progress: Progress | None = None) -> ClaimResult:
+@dataclass(frozen=True)
+class SmallWidthTest:
+    """What a small-width check compares, per width: Monte Carlo means of per-draw values, a theory, a control.
+
+    ``values(theta, L)``: the per-draw values (see :func:`_draw_moments`), named by
+    ``entries``; ``theory`` and ``control``: width -> their expected values (float64
+    arrays of ``len(entries)``); ``control_id``, ``control_name``: the control's id and
+    what it is (the sizing sentence names it).
+    """
+
+    entries: tuple[str, ...]
+    values: Any
+    theory: dict[int, Any]
+    control: dict[int, Any]
+    control_id: str
+    control_name: str
+
+
+def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int = 0, backend: Any = "numpy",
+                     dtype: str = "float64", progress: Progress | None = None) -> dict[str, Any]:
+    """The small-width check of ``test`` under the claim's group-sequential design (module docstring).
+
+    ``config`` has the fields of :class:`Config` (widths, lags, pilot, min_replicas,
+    max_replicas, max_skew, alpha, max_memory). Returns the pieces of a claim's result:
+    ``rows`` (per width of the last stage: width, replicas, mean, stderr, skew, theory,
+    control, threshold), ``statistic``, ``threshold``, ``design``, ``control`` (the
+    control's record), ``stat_verdict``, ``finite``, ``backend`` and ``decider_rows``.
+    """
     import numpy as np
 
-    from linrnn.derive import nngp_variance, weights
-    from linrnn.derive.finite_width_arrays import exact_matrices
     from linrnn.verify import design as dsg
     from linrnn.verify.backend import Backend, get_backend
-    from linrnn.verify.design import FURTHER_OFFSET
+    from linrnn.verify.design import FURTHER_OFFSET, Design
     from linrnn.verify.montecarlo import parse_memory, stream_seed
     from linrnn.verify.stats import t_isf
 
-    check(config, model)
     L, widths = config.lags, list(config.widths)
     be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed, dtype=dtype)
     memory = parse_memory(config.max_memory)
-    design_ = design_of(config)
-    m = 2 * L * len(widths)
+    design_ = Design(pilot=config.pilot, min_replicas=config.min_replicas, max_replicas=config.max_replicas)
+    k_entries = len(test.entries)
+    m = k_entries * len(widths)
     a_look = config.alpha * design_.alpha_share  # Bonferroni over the looks
     a_entry = a_look / (2 * m)
-    limit = np.concatenate([np.asarray(weights(model, L), dtype=np.float64),
-                            np.asarray(nngp_variance(model, L), dtype=np.float64)])
-    exact = {}
-    for n in widths:
-        theta, nngp = exact_matrices(model, L, n)
-        exact[n] = np.concatenate([np.diag(theta), np.diag(nngp)])
-    cid = "finite_width:wide_limit"
+    theory, control_mean = test.theory, test.control
+    cid = test.control_id
 
     def crit(r: float) -> float:
         return t_isf(a_entry, max(r - 1.0, 1.0))
 
     def control_need(n: int, sd: Any, dof: int, power: float) -> float:
         """Replicas at width n for ``power`` against the control, from per-entry sds (at their upper bound)."""
-        effect = np.abs(limit - exact[n])
+        effect = np.abs(control_mean[n] - theory[n])
         sd_up = [dsg.sd_upper(float(s), dof) for s in sd]
         return min((dsg.replicas_for_crit(float(e), float(s), crit, power) for e, s in zip(effect, sd_up)
                     if e > 0 and s > 0 and math.isfinite(s)), default=math.inf)
@@ -233,7 +263,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     needs: dict[int, dict[str, float]] = {}
     for k, n in enumerate(widths):
         pbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 11))
-        p = _draw_moments(pbe, model, n, L, config.pilot, memory)
+        p = _draw_moments(pbe, model, n, L, config.pilot, memory, test.values)
         skew_up = np.abs(p["skew"]) * 1.5  # sample skewness of a skewed law runs low: a margin
         needs[n] = {"control": control_need(n, p["sd"], config.pilot - 1, design_.power),
                     "skewness": float(np.max((skew_up / config.max_skew) ** 2))}
@@ -254,15 +284,15 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         z, zc, thr, rows = [], [], [], []
         for i, (n, r) in enumerate(per_width(k).items()):
             sbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 12 + stage * FURTHER_OFFSET))
-            mom = _draw_moments(sbe, model, n, L, r, memory)
+            mom = _draw_moments(sbe, model, n, L, r, memory, test.values)
             se = mom["sd"] / math.sqrt(r)
             t = _threshold(t_isf(a_entry, r - 1.0), mom["skew"], r)
             with np.errstate(invalid="ignore", divide="ignore"):
-                z.append((mom["mean"] - exact[n]) / se)
-                zc.append((mom["mean"] - limit) / se)
+                z.append((mom["mean"] - theory[n]) / se)
+                zc.append((mom["mean"] - control_mean[n]) / se)
             thr.append(t)
             rows.append({"width": n, "replicas": r, "mean": mom["mean"], "stderr": se, "skew": mom["skew"],
-                         "exact": exact[n], "limit": limit, "threshold": t})
+                         "theory": theory[n], "control": control_mean[n], "threshold": t})
             if progress is not None:
                 progress(0.2 + 0.8 * (i + 1) / len(widths) if stage == 0 else 0.0, f"n={n}, stage {stage + 1}")
         z_all, zc_all, t_all = np.concatenate(z), np.concatenate(zc), np.concatenate(thr)
@@ -293,32 +323,15 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     powers = []
     for row in decider["rows"]:
         sd = row["stderr"] * math.sqrt(row["replicas"])
-        eff = np.abs(row["limit"] - row["exact"])
+        eff = np.abs(row["control"] - row["theory"])
         powers.extend(dsg.predicted_power(float(e), float(s), row["replicas"], float(t))
                       for e, s, t in zip(eff, sd, row["threshold"]) if s > 0 and math.isfinite(s))
     # rejected when any width rejects: the power is at least the best width's
-    entry_names = [f"Theta_{j}{j}" for j in range(L)] + [f"L_{j}^2" for j in range(L)]
-    series = []
-    for i, row in enumerate(rows):
-        series.append({"label": f"Monte Carlo, n = {row['width']} (NTK)", "x": list(range(L)),
-                       "y": list(row["mean"][:L] / limit[:L]),
-                       "yerr": list(row["threshold"][:L] * row["stderr"][:L] / limit[:L]), "style": "points"})
-        series.append({"label": f"exact mean, n = {row['width']}", "x": list(range(L)),
-                       "y": list(row["exact"][:L] / limit[:L]), "style": "line"})
-    series.append({"label": "wide limit (the control)", "x": list(range(L)), "y": [1.0] * L, "style": "line"})
-    figure = {
-        "kind": "lines", "title": "Small widths: Monte Carlo against the exact finite-width mean",
-        "caption": "Lag-NTK diagonal E[Theta_jj] divided by its wide limit lambda_j, per lag, at each width: "
-                   "points, the Monte Carlo mean with its simultaneous interval (threshold x SE); lines, the exact "
-                   "finite-width expectation (linrnn.derive.finite_width); the flat line at 1 is the wide limit, "
-                   "the negative control. The NNGP entries are tested the same way (data in the results).",
-        "xlabel": "lag j", "ylabel": "E[Theta_jj](n) / lambda_j", "series": series,
-    }
     worst = int(np.argmax(np.abs(z_all) / t_all)) if finite else 0
-    w_idx, e_idx = divmod(worst, 2 * L)
+    w_idx, e_idx = divmod(worst, k_entries)
     n_stages = len(stages.samples)
     statistic = {"name": "max over entries and widths of |z| / threshold (z = (mean - exact mean) / SE)",
-                 "value": ratio, "worst_entry": {"width": widths[w_idx], "entry": entry_names[e_idx],
+                 "value": ratio, "worst_entry": {"width": widths[w_idx], "entry": test.entries[e_idx],
                                                  "z": float(z_all[worst])},
                  "entries_tested": m, "stage": n_stages}
     threshold = {"description": f"every |z| within t_{{1 - a/(2m)}}(R - 1) (Bonferroni over m = {m} entries, "
@@ -340,7 +353,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         "needed_control_per_width": {str(n): _finite_int(needs[n]["control"]) for n in widths},
         "needed_skewness": {str(n): _finite_int(needs[n]["skewness"]) for n in widths},
         "sizing": f"a pilot of {config.pilot} fresh draws per width sized each width's main stage for power "
-                  f"{dsg.POWER:g} against the wide-limit control and for a skewness of every tested mean below "
+                  f"{dsg.POWER:g} against {test.control_name} and for a skewness of every tested mean below "
                   f"{config.max_skew:g}, at least {config.min_replicas}, at most {config.max_replicas}"
                   + (f"; the control left undecided got a further stage of fresh draws ("
                      + "; ".join(", ".join(f"n={n}: {v}" for n, v in s.items()) for s in sizes[1:])
@@ -350,10 +363,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     }
     decide_with = look(last, n_stages - 1).need(cid, dsg.POWER) if ctrl_verdict == "not_rejected" else None
     control = {
-        "id": cid,
-        "statement": "the wide-limit lambda_j and Var L_j(0) at the same small widths",
-        "formula": None,
-        "statistic": {"name": "max |z| / threshold against the wide limit", "value": ctrl_ratio,
+        "statistic": {"name": f"max |z| / threshold against {test.control_name}", "value": ctrl_ratio,
                       "stage": stages.decided_at[cid] + 1,
                       "replicas": max(row["replicas"] for row in decider["rows"])},
         "threshold": {"description": "rejected when above 1 (the same thresholds, at alpha / looks per look)",
@@ -363,8 +373,55 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     }
     if ctrl_verdict == "not_rejected":
         control["decide_with"] = _finite_int(decide_with) if decide_with is not None else None
-    from linrnn.core.outcome import claim_outcome
+    return {"rows": rows, "statistic": statistic, "threshold": threshold, "design": design, "control": control,
+            "stat_verdict": stat_verdict, "finite": finite, "backend": be.describe(), "m": m}
 
+
+def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
+        progress: Progress | None = None) -> ClaimResult:
+    import numpy as np
+
+    from linrnn.core.outcome import claim_outcome
+    from linrnn.derive import nngp_variance, weights
+    from linrnn.derive.finite_width_arrays import exact_matrices
+
+    check(config, model)
+    L, widths = config.lags, list(config.widths)
+    limit = np.concatenate([np.asarray(weights(model, L), dtype=np.float64),
+                            np.asarray(nngp_variance(model, L), dtype=np.float64)])
+    exact = {}
+    for n in widths:
+        theta, nngp = exact_matrices(model, L, n)
+        exact[n] = np.concatenate([np.diag(theta), np.diag(nngp)])
+    entry_names = tuple([f"Theta_{j}{j}" for j in range(L)] + [f"L_{j}^2" for j in range(L)])
+    test = SmallWidthTest(entries=entry_names, values=diagonal_values, theory=exact,
+                          control={n: limit for n in widths}, control_id="finite_width:wide_limit",
+                          control_name="the wide limit")
+    out = run_small_widths(config, model, test, seed=seed, backend=backend, dtype=dtype, progress=progress)
+    rows = [{"width": r["width"], "replicas": r["replicas"], "mean": r["mean"], "stderr": r["stderr"],
+             "skew": r["skew"], "exact": r["theory"], "limit": r["control"], "threshold": r["threshold"]}
+            for r in out["rows"]]
+    series = []
+    for row in rows:
+        series.append({"label": f"Monte Carlo, n = {row['width']} (NTK)", "x": list(range(L)),
+                       "y": list(row["mean"][:L] / limit[:L]),
+                       "yerr": list(row["threshold"][:L] * row["stderr"][:L] / limit[:L]), "style": "points"})
+        series.append({"label": f"exact mean, n = {row['width']}", "x": list(range(L)),
+                       "y": list(row["exact"][:L] / limit[:L]), "style": "line"})
+    series.append({"label": "wide limit (the control)", "x": list(range(L)), "y": [1.0] * L, "style": "line"})
+    figure = {
+        "kind": "lines", "title": "Small widths: Monte Carlo against the exact finite-width mean",
+        "caption": "Lag-NTK diagonal E[Theta_jj] divided by its wide limit lambda_j, per lag, at each width: "
+                   "points, the Monte Carlo mean with its simultaneous interval (threshold x SE); lines, the exact "
+                   "finite-width expectation (linrnn.derive.finite_width); the flat line at 1 is the wide limit, "
+                   "the negative control. The NNGP entries are tested the same way (data in the results).",
+        "xlabel": "lag j", "ylabel": "E[Theta_jj](n) / lambda_j", "series": series,
+    }
+    design = out["design"]
+    control = {"id": test.control_id,
+               "statement": "the wide-limit lambda_j and Var L_j(0) at the same small widths", "formula": None,
+               **out["control"]}
+    stat_verdict, finite = out["stat_verdict"], out["finite"]
     return ClaimResult(
         id="finite_width", title="Exact finite-width mean at small widths",
         statement="At small widths (n = " + ", ".join(str(n) for n in widths) + "), where the wide limit is off by "
@@ -372,14 +429,14 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                   "equal the exact finite-width expectations, with no bias allowance.",
         formula=r"\mathrm{E}\,\Theta_{jj}(n) = \lambda_j \frac{T(j,j)}{n^{j+1}}\ (\text{C, F parts}) + \dots,"
                 r"\quad T(i,j) = \mathrm{E}\operatorname{tr} G^{i} (G^{\top})^{j}",
-        statistic=statistic, threshold=threshold,
-        verdict=claim_outcome(stat_verdict, [ctrl_verdict]),
+        statistic=out["statistic"], threshold=out["threshold"],
+        verdict=claim_outcome(stat_verdict, [control["verdict"]]),
         figures={"small_widths": figure}, controls=[control],
         config=result_config(model, config),
         notes=[design["sizing"] + ".", "Exact means from linrnn.derive.finite_width (loop equations); the "
                "per-entry skewness is estimated from each stage's own draws."],
-        backend=be.describe(),
-        data={"entries": entry_names, "widths": [
+        backend=out["backend"],
+        data={"entries": list(entry_names), "widths": [
             {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in row.items()} for row in rows]},
         statistic_verdict=stat_verdict,
         error=None if finite else "a Monte Carlo mean or its standard error is not finite",
@@ -391,6 +448,6 @@ def _finite_int(v: float) -> int | None:
     return None if not math.isfinite(v) else int(math.ceil(v))
 
 
-CLAIM = Claim(name="finite_width", section=SECTION, experiment="finite_width",
+CLAIM = Claim(name="finite_width", section=SECTION, experiment="finite_width", family="gaussian",
               title="Exact finite-width mean at small widths", config_type=Config, run=run, check=check,
               memory=memory)

@@ -25,7 +25,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
     c = ntk_sweep.checks(j)["nngp_entries"]
     ctrls = ntk_sweep.controls(j, "nngp", "nngp_entries")
     stat, thr = ntk_sweep.entry_stat(c)
-    var = lag_formulas(model.param).nngp.latex_doc
+    var = lag_formulas(model.param, model.derivation_law()).nngp.latex_doc
     return ntk_sweep.result(
         j, config, model,
         id="nngp", title="NNGP of the initial impulse response",

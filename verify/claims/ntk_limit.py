@@ -35,7 +35,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
     mean = np.asarray(j["mean"], dtype=np.float64).reshape(M, M)
     theory = np.asarray(j["limit_theory"], dtype=np.float64).reshape(M, M)
     design = j["design"]
-    lam = lag_formulas(model.param).weight.latex_doc
+    lam = lag_formulas(model.param, model.derivation_law()).weight.latex_doc
     return ntk_sweep.result(
         j, config, model,
         id="ntk_limit", title="NTK limit of the lag weights",

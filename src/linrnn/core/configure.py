@@ -84,7 +84,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 
 
 def field_names(cls_or_obj: Any) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls_or_obj))
+    """The fields a configuration takes (its constructor's: a field with init=False is the class's own)."""
+    return tuple(f.name for f in dataclasses.fields(cls_or_obj) if f.init)
 
 
 def configure(base: Any, values: Mapping[str, Any], section: str) -> Any:

@@ -25,7 +25,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from linrnn.core.errors import UsageError
 from linrnn.core.validate import check_nonnegative, check_positive, check_size
@@ -79,6 +79,15 @@ class ModelSpec:
     lr_c, lr_f, lr_w: learning-rate multipliers eta_C, eta_F, eta_W (>= 0, not all 0).
     """
 
+    #: The model family this specification belongs to (``linrnn.families``): a subclass per family sets it
+    #: (a field, not an argument: it is the class's) and overrides the hooks below; this base class is the
+    #: Gaussian family's specification.
+    family: str = dataclasses.field(init=False, default="gaussian")
+    #: Whether :mod:`linrnn.derive.finite_width` gives this family's exact finite-width lag-NTK and NNGP means
+    #: (the Ginibre loop equations: Gaussian W only). A family without them is checked against the wide limit
+    #: with the Richardson allowance.
+    exact_finite_width: ClassVar[bool] = True
+
     param: str = "ntk"
     sigma_w2: float = 1.0
     sigma_c2: float = 1.0
@@ -91,7 +100,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         check_param(self.param)
-        for name, (rule, _what, _metavar) in FIELD_RULES.items():
+        for name, (rule, _what, _metavar) in FIELD_RULES.items():  # every field but param and family
             label = "sigma_w2 (q = sigma_W^2)" if name == "sigma_w2" else name
             object.__setattr__(self, name, check_field(rule, label, getattr(self, name)))
         if self.lr_c == self.lr_f == self.lr_w == 0:
@@ -101,11 +110,20 @@ class ModelSpec:
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
+        """The parameters (every field but ``family``), in order: what the constructor takes."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.init)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, where: str = "[model]") -> ModelSpec:
-        """A spec from a mapping (a TOML table, a results file's ``model``); unknown keys name themselves."""
+        """A spec from a mapping (a TOML table, a results file's ``model``); unknown keys name themselves.
+
+        A ``family`` key must name this class's family (another family's spec is made by
+        :func:`linrnn.families.spec_class`).
+        """
+        values = dict(values)
+        fam = values.pop("family", cls.family)
+        if fam != cls.family:
+            raise UsageError(f"{where} is for the {fam!r} family, not {cls.family!r}")
         unknown = sorted(set(values) - set(cls.fields()))
         if unknown:
             raise UsageError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {where}; "
@@ -117,7 +135,23 @@ class ModelSpec:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The parameters (what the constructor takes), without ``family``; JSON of the spec has ``family`` too."""
+        return {name: getattr(self, name) for name in self.fields()}
+
+    # ---------------------------------------------------------------- the family's hooks
+
+    def transition(self, W: Any) -> Any:
+        """The raw transition matrices from ``W`` (..., n, n) with iid N(0, std_W^2) entries (:meth:`raw_stds`).
+
+        The Gaussian family keeps them (returns ``W`` itself); a family with another law of
+        W at initialisation (the orthogonal family: Haar) maps them, in the array's own
+        namespace, keeping the batch axes.
+        """
+        return W
+
+    def derivation_law(self) -> Any:
+        """The wide-width law of W for :mod:`linrnn.derive.lag_weights` (None: iid Gaussian entries, the default)."""
+        return None
 
     # ---------------------------------------------------------------- the parameterization
 

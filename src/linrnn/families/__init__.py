@@ -1,39 +1,54 @@
-"""Model families: one object per model that gives its sampler, forward map, empirical kernel and derived kernel.
+"""Model families: one folder per model gives its specification, sampler, forward map, empirical and derived kernels.
 
 The neural-tangents lesson (every layer is one definition giving ``init_fn, apply_fn,
 kernel_fn``) applied to linear recurrences: a family is one folder here, registered in
 :data:`FAMILIES`, and :func:`family` makes a model of it from keyword parameters::
 
     import linrnn
-    model = linrnn.family("gaussian", sigma_w2=0.9)
+    model = linrnn.family("orthogonal", sigma_w2=0.9)
     params = model.init(width=256, seed=0)          # a draw of the raw parameters
     model.impulse(params, 8)                        # L_0 .. L_7 of that draw
     model.empirical_ntk(params, 8)                  # its exact lag NTK (structured, no Jacobian)
     model.kernel(8)["ntk"]                          # the derived wide-limit lag NTK
     model.derivation()                              # the SymPy derivation behind it
 
-Layering: the families sit above :mod:`linrnn.verify` (their arrays) and
-:mod:`linrnn.derive` (their derivations) and below the reports and the application;
-the engines receive a model object and never import this package
-(``tests/test_layers.py``).
+What a family folder holds (``linrnn.families.<name>``, a package):
 
-Today the Gaussian family is the only one and its code still lives in the engines'
-modules (``derive/lag_weights.py``, ``verify/sample.py``, ``verify/ntk.py``), which this
-object delegates to; moving it into its folder and adding the orthogonal family is the
-rest of issue 18.
+* ``SPEC``: its specification, a subclass of :class:`linrnn.core.spec.ModelSpec` (the
+  fields every dense linear RNN shares) that sets ``family`` and overrides the hooks the
+  engines call: ``transition`` (the law of W at initialisation, from iid Gaussian entries),
+  ``derivation_law`` (its wide-width rule, :class:`linrnn.derive.law.TransitionLaw`) and
+  ``exact_finite_width``;
+* ``make(**params)``: its model object (:class:`linrnn.families.dense.DenseRNN` or a subclass);
+* ``CLAIMS`` (optional): claims of the report that belong to the family
+  (:class:`linrnn.verify.claims.base.Claim` with ``family`` set), run on the family's
+  own specification whatever the ``[model]`` family is.
+
+The engines (Monte Carlo, design, statistics, training, claims, reports) receive a
+specification and call its hooks: they never branch on a family's name and never import
+this package (``tests/test_layers.py``). Importing this module loads the standard
+library only (the command-line parsers read :data:`FAMILIES`).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from linrnn.core.errors import UsageError
 
-#: family name -> the module that defines it (its ``make(**params)`` returns the model).
+#: family name -> the package that defines it (``SPEC``, ``make``, optionally ``CLAIMS``).
 FAMILIES: dict[str, str] = {
     "gaussian": "linrnn.families.gaussian",
 }
+
+
+def _module(name: str) -> Any:
+    if not isinstance(name, str) or name not in FAMILIES:
+        raise UsageError(f"unknown model family {name!r}; known families: {', '.join(sorted(FAMILIES))}")
+    return importlib.import_module(FAMILIES[name])
 
 
 def family(name: str, **params: Any) -> Any:
@@ -42,9 +57,40 @@ def family(name: str, **params: Any) -> Any:
     An unknown family or parameter is one sentence (:class:`linrnn.core.errors.UsageError`)
     naming the known ones.
     """
-    if not isinstance(name, str) or name not in FAMILIES:
-        raise UsageError(f"unknown model family {name!r}; known families: {', '.join(sorted(FAMILIES))}")
-    return importlib.import_module(FAMILIES[name]).make(**params)
+    return _module(name).make(**params)
 
 
-__all__ = ["FAMILIES", "family"]
+def spec_class(name: str) -> type:
+    """The specification class of the family ``name`` (a :class:`~linrnn.core.spec.ModelSpec` subclass)."""
+    return _module(name).SPEC
+
+
+def as_family(spec: Any, name: str) -> Any:
+    """``spec``'s shared fields as a specification of the family ``name`` (``spec`` itself when it is one)."""
+    cls = spec_class(name)
+    return spec if type(spec) is cls else cls(**spec.as_dict())
+
+
+def model_of(spec: Any) -> Any:
+    """The model object of a specification (its family's ``make``)."""
+    return _module(spec.family).make(**spec.as_dict())
+
+
+def claims() -> Mapping[str, Any]:
+    """Every claim of the report in report order: the engines' claims, then each family's own ``CLAIMS``."""
+    from linrnn.verify.claims import REGISTRY
+
+    out = dict(REGISTRY)
+    for name in FAMILIES:
+        for claim in getattr(_module(name), "CLAIMS", ()):
+            out[claim.name] = claim
+    return MappingProxyType(out)
+
+
+def claim_model(claim: Any, model: Any) -> Any:
+    """The specification a claim runs on: its family's (same shared fields) for a family's claim, else ``model``."""
+    family_name = getattr(claim, "family", None)
+    return model if family_name is None else as_family(model, family_name)
+
+
+__all__ = ["FAMILIES", "as_family", "claim_model", "claims", "family", "model_of", "spec_class"]
