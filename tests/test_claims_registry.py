@@ -56,7 +56,7 @@ def test_profiles_parse_with_one_model_table(profile: str) -> None:
     cfg = suite.resolve_config(profile)
     assert cfg.model == ModelSpec.from_mapping(tables["model"]) and cfg.model.q == 0.9  # q set once
     assert set(cfg.sections) == {"derivation", "ntk", "finite_width", "dynamics_equivalence", "min_norm", "short_memory",
-                                 "co2"}
+                                 "co2", *(c.section for c in all_claims().values() if c.family is not None)}
     for name, claim in REGISTRY.items():
         assert isinstance(cfg[claim.section], claim.config_type), name
         claim.check(cfg[claim.section], cfg.model)
