@@ -42,6 +42,7 @@ from linrnn.core.errors import UsageError
 #: family name -> the package that defines it (``SPEC``, ``make``, optionally ``CLAIMS``).
 FAMILIES: dict[str, str] = {
     "gaussian": "linrnn.families.gaussian",
+    "orthogonal": "linrnn.families.orthogonal",
 }
 
 
