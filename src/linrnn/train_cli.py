@@ -292,7 +292,7 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = _config(args, dynamics_equivalence.Config(),
                   seeds=args.replicas if args.replicas is not None else SINGLE_DEFAULTS["seeds"])
     width = args.width if args.width is not None else SINGLE_DEFAULTS["width"]
-    from linrnn.verify.claims.base import training_memory
+    from linrnn.verify.claims.training_config import training_memory
 
     workers = _workers(args)
     at_once = max(1, min(workers, cfg.seeds))  # replicas trained at the same time, one per worker process
@@ -344,8 +344,9 @@ def train_single(
 
     import numpy as np
 
-    from linrnn.verify.claims.base import check_scalar_model, result_config
-    from linrnn.verify.claims_train import resolve_backend
+    from linrnn.verify.claims.base import result_config
+    from linrnn.verify.claims.training_config import check_scalar_model
+    from linrnn.verify.claims.training import resolve_backend
     from linrnn.core.machine import check_workers
     from linrnn.verify.replicas import replica_pool
 
@@ -366,7 +367,7 @@ def train_single(
             if config.lr == "auto":
                 lr = float(config.lr_factor) / max(run(functools.partial(_replica_curvature, job), indices))
             else:
-                from linrnn.verify.claims_train import choose_lr
+                from linrnn.verify.claims.training import choose_lr
 
                 lr = choose_lr(config, corr, model)
             done = run(functools.partial(_train_replica, job, lr), indices)
@@ -411,7 +412,7 @@ def _job_setup(job: _Job) -> tuple[Any, Any, Any, Any, Any, float]:
     import numpy as np
 
     from linrnn.derive import weights
-    from linrnn.verify.claims_train import make_data, resolve_backend
+    from linrnn.verify.claims.training import make_data, resolve_backend
     from linrnn.verify.train import lagged_correlations
 
     backend = resolve_backend(job.backend, dtype=job.dtype)
@@ -422,7 +423,7 @@ def _job_setup(job: _Job) -> tuple[Any, Any, Any, Any, Any, float]:
 
 
 def _draw(job: _Job, r: int) -> Any:
-    from linrnn.verify.claims_train import draw_rnn
+    from linrnn.verify.claims.training import draw_rnn
 
     return draw_rnn(job.seed, job.model, job.width, r, _job_setup(job)[3].backend)
 

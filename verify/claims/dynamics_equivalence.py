@@ -23,7 +23,7 @@ trained, every candidate theory evaluated on the same trajectories):
   is significantly above 0 at the same level. A wrong candidate whose SCNN diverges at
   the step used is rejected outright (the RNN does not diverge).
 
-Sizes: the group-sequential design (:func:`linrnn.verify.claims_train.run_design`): a pilot
+Sizes: the group-sequential design (:func:`linrnn.verify.claims.training.run_design`): a pilot
 sizes the main stage so that every control is rejected with probability 0.999, and a
 further stage is drawn where a control is not rejected; every level above is split over
 the looks (alpha / looks in place of alpha).
@@ -35,10 +35,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from linrnn.verify.claims.base import (
-    Claim, ClaimResult, Progress, TrainConfig, check_scalar_model, check_widths, result_config, set_fields,
-    replica_memory, training_memory,
-)
+from linrnn.core.configure import set_fields
+from linrnn.core.validate import check_widths
+from linrnn.verify.claims.base import Claim, ClaimResult, Progress, result_config
+from linrnn.verify.claims.training_config import TrainConfig, check_scalar_model, replica_memory, training_memory
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def setup(config: Config, model: Any, seed: int, backend: Any) -> dict[str, Any]
     import numpy as np
 
     from linrnn.derive import weights
-    from linrnn.verify.claims_train import choose_lr, guard_draws, make_data, stable, wrong_weights
+    from linrnn.verify.claims.training import choose_lr, guard_draws, make_data, stable, wrong_weights
     from linrnn.verify.train import lagged_correlations
 
     x, y, teacher = make_data(config, backend, seed)
@@ -79,7 +79,7 @@ def replica_values(config: Config, model: Any, seed: int, backend: Any, st: dict
     """One replica: per width the RMS distance, the slope of log d on log n, and u_c at the largest width."""
     import numpy as np
 
-    from linrnn.verify.claims_train import draw_rnn, train_pair
+    from linrnn.verify.claims.training import draw_rnn, train_pair
     from linrnn.verify.scnn import scnn_trajectory
 
     out: dict[str, float] = {}
@@ -135,7 +135,7 @@ def trajectory_figure(example: tuple[int, Any, Any], teacher: list[float]) -> di
 
 def tests(config: Config, wrong: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the claim's tests, the controls' tests): TTest objects keyed by name (level split by Bonferroni)."""
-    from linrnn.verify.claims_train import TTest
+    from linrnn.verify.claims.training import TTest
 
     alpha, m = float(config.alpha), max(len(wrong), 1)
     own = {"rate": TTest("slope", -0.5, "two", alpha / 2),
@@ -150,7 +150,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     """Wide-RNN gradient descent follows the SCNN with the derived lag weights, at rate n^{-1/2}."""
     import numpy as np
 
-    from linrnn.verify.claims_train import control_entry, distance_figure, resolve_backend, run_design, t_summary, \
+    from linrnn.verify.claims.training import control_entry, distance_figure, resolve_backend, run_design, t_summary, \
         tick
 
     check(config, model)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.verify.claims.base import ClaimResult, result_config, set_fields
+from linrnn.core.configure import set_fields
+from linrnn.verify.claims.base import ClaimResult, result_config
 
 SECTION = "ntk"
 
@@ -51,7 +52,7 @@ class NtkConfig:
     mean: str = "auto"
 
     def __post_init__(self) -> None:
-        from linrnn.verify.claims.base import in_open_interval, positive_int
+        from linrnn.core.validate import in_open_interval, positive_int
 
         set_fields(self, lags=positive_int("ntk.lags", self.lags), widths=tuple(self.widths))
         if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.widths):

@@ -6,7 +6,7 @@ Linear RNNs", ICML 2021) are registry entries, one module each:
 :mod:`~linrnn.verify.claims.short_memory` and :mod:`~linrnn.verify.claims.co2`. This
 module holds what they share:
 
-* data and draws from a configuration (:class:`linrnn.verify.claims.base.TrainConfig`
+* data and draws from a configuration (:class:`linrnn.verify.claims.training_config.TrainConfig`
   fields) and a seed: :func:`make_data` (teacher and inputs, data stream ``stream``),
   :func:`draw_rnn` (raw C, F, W seeded from (seed, n, replica)), :func:`reseeded`;
 * the step (:func:`choose_lr`) and the paired RNN/SCNN training (:func:`train_pair`);
@@ -37,7 +37,7 @@ import numpy as np
 
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import Backend, get_backend
-from linrnn.verify.claims.base import errbars
+from linrnn.core.figdata import errbars
 from linrnn.verify.design import FURTHER_OFFSET
 
 Progress = Callable[[float, str], None]
@@ -94,7 +94,7 @@ def choose_lr(config: Any, corr: Any, spec: Any, draws: Any = None, guard: Any =
     limit's step leaves the linear regime of some draws at finite width.
     A given float is never changed.
     """
-    from linrnn.verify.claims.base import check_lr
+    from linrnn.verify.claims.training_config import check_lr
     from linrnn.verify.scnn import auto_lr_rnn
 
     if config.lr != "auto":
