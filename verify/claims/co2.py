@@ -414,9 +414,16 @@ def design_of(config: Config) -> Any:
 def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
         progress: Progress | None = None) -> ClaimResult:
     """The CO2 claim (the module docstring states the theory, the check, the controls and the design)."""
+    return run_table(config, model, seed=seed, backend=backend, dtype=dtype, progress=progress).claim
+
+
+def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
+              progress: Progress | None = None) -> Any:
+    """:func:`run` as the table ``linrnn verify train --teacher co2`` prints
+    (:class:`linrnn.verify.claims.training.Co2Table`, its result as ``claim``)."""
     import numpy as np
 
-    from linrnn.verify.claims.training import resolve_backend
+    from linrnn.verify.claims.training import Co2Row, Co2Table, ControlLine, resolve_backend
     from linrnn.verify.design import FURTHER_OFFSET
     from linrnn.verify.design import Look, plan, predicted_power, replicas_for, sd_upper, sequential_stages
     from linrnn.verify.stats import holm_rejections, t_isf
@@ -509,7 +516,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         stages = sequential_stages(draw, look, pl.replicas, design, [f"lag_weights:{k}" for k in setup.controls],
                                    seconds_spent=secs)
     except _Diverged as exc:
-        return _error_result(config, model, seed, backend, str(exc), design_info)
+        failed = _error_result(config, model, seed, backend, str(exc), design_info)
+        return Co2Table(failed, error=failed.error)
     last = stages.last
     R, est, se, z, stat, stat_verdict = last["R"], last["est"], last["se"], last["z"], last["stat"], last["own"]
     en, eh, imp = last["en"], last["eh"], last["imp"]
@@ -601,7 +609,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                          f"capped by {pl.capped_by or 'nothing'}; a further stage by "
                          f"{(stages.record[0].get('next') or {}).get('capped_by') or 'nothing'}); a larger "
                          "max_replicas would decide it.")
-    return ClaimResult(
+    claim = ClaimResult(
         id="co2_memory", title=TITLE, statement=STATEMENT, formula=FORMULA,
         statistic={"name": STAT_NAME, "value": finite_or_none(stat), "z": [finite_or_none(float(v)) for v in z],
                    "stage": n_stages},
@@ -630,6 +638,11 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         alpha=alpha,
         design=design_info,
     )
+    return Co2Table(claim, tuple(qs), tuple(theory.tolist()), tuple(est.tolist()), tuple(se.tolist()),
+                    tuple(finite_or_none(float(v)) for v in z), finite_or_none(stat), crit, alpha, R, config.pilot,
+                    tuple(ControlLine.of(c) for c in claim.controls),
+                    tuple(Co2Row(r["model"], r["sigma_w2"], r["test_r2"], r["test_r2_se"]) for r in rows),
+                    error=claim.error)
 
 
 def memory(config: Config, model: Any) -> int:

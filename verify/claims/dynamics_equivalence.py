@@ -148,10 +148,19 @@ def tests(config: Config, wrong: list[str]) -> tuple[dict[str, Any], dict[str, A
 def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
         progress: Progress | None = None) -> ClaimResult:
     """Wide-RNN gradient descent follows the SCNN with the derived lag weights, at rate n^{-1/2}."""
+    return run_table(config, model, seed=seed, backend=backend, dtype=dtype, progress=progress).claim
+
+
+def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
+              progress: Progress | None = None) -> Any:
+    """:func:`run` as the table ``linrnn verify train --widths`` prints
+    (:class:`linrnn.verify.claims.training.DistanceTable`, its result as ``claim``)."""
     import numpy as np
 
-    from linrnn.verify.claims.training import control_entry, distance_figure, resolve_backend, run_design, t_summary, \
-        tick
+    from linrnn.verify.claims.training import (
+        ControlLine, DesignLine, DistanceTable, control_entry, distance_figure, resolve_backend, run_design, t_summary,
+        tick,
+    )
 
     check(config, model)
     backend = resolve_backend(backend, seed, dtype)
@@ -208,7 +217,11 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     closer = {k: {"mean": s["mean"], "t": s["t"] if math.isfinite(s["t"]) else None, "crit": s["crit"],
                   "rejected": s["rejected"]} for k, s in own_s.items() if k != "rate"}
     m = max(len(st["wrong"]), 1)
-    return ClaimResult(
+    threshold = (f"slope: two-sided t-test of -1/2 at level a/2 ({R - 1} dof, |t| <= "
+                 f"{rate['crit']:.3g}); closeness: mean u not significantly below 0, one-sided at "
+                 f"a/(2 m) = {a_look / (2 * m):.3g} each; a = alpha / {design['looks']} = "
+                 f"{a_look:.3g} per look (alpha = {alpha:g})")
+    claim = ClaimResult(
         id="dynamics_equivalence",
         title="Dynamics equivalence",
         statement=("Gradient descent on a width-n linear RNN moves its impulse response like the scaled CNN "
@@ -220,11 +233,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                            "u = (d_c^2 - d^2)/||L_c - L_scnn||^2 at the largest width (t against 0)",
                    "value": rate["mean"], "stderr": slope_se, "t": rate["t"] if math.isfinite(rate["t"]) else None,
                    "closer": closer},
-        threshold={"description": (f"slope: two-sided t-test of -1/2 at level a/2 ({R - 1} dof, |t| <= "
-                                   f"{rate['crit']:.3g}); closeness: mean u not significantly below 0, one-sided at "
-                                   f"a/(2 m) = {a_look / (2 * m):.3g} each; a = alpha / {design['looks']} = "
-                                   f"{a_look:.3g} per look (alpha = {alpha:g})"),
-                   "value": {"ci": ci, "t_crit": rate["crit"]}},
+        threshold={"description": threshold, "value": {"ci": ci, "t_crit": rate["crit"]}},
         verdict=statistic_verdict,
         statistic_verdict=statistic_verdict,
         error=cause if statistic_verdict == "error" else None,
@@ -243,6 +252,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         ],
         backend=backend.describe(),
     )
+    return DistanceTable(claim, tuple(widths), tuple(mean.tolist()), tuple(se.tolist()), rate["mean"], tuple(ci),
+                         threshold, DesignLine.of(claim.design), tuple(ControlLine.of(c) for c in claim.controls))
 
 
 def memory(config: Config, model: Any) -> int:

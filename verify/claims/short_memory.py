@@ -97,11 +97,18 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     The test error is the test-set loss divided by its value at L = 0 (relative error);
     see the module docstring for the estimator, the tests and the design.
     """
+    return run_table(config, model, seed=seed, backend=backend, dtype=dtype, progress=progress).claim
+
+
+def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
+              progress: Progress | None = None) -> Any:
+    """:func:`run` as the table ``linrnn verify train --sigma-w2s`` prints
+    (:class:`linrnn.verify.claims.training.ErrorVsQTable`, its result as ``claim``)."""
     import numpy as np
 
     from linrnn.derive import nngp_variance, weights
     from linrnn.verify.claims.training import (
-        TTest, choose_lr, control_entry, guard_draws, draw_rnn, expected_test_loss, make_data, resolve_backend, run_design, stable,
+        ControlLine, DesignLine, ErrorVsQTable, TTest, choose_lr, control_entry, guard_draws, draw_rnn, expected_test_loss, make_data, resolve_backend, run_design, stable,
         t_summary, tick, wrong_weights,
     )
     from linrnn.verify.scnn import scnn_trajectory
@@ -230,7 +237,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     se_n = np.array([np.std(main[f"raw{iq}@{n}"], ddof=1) for iq in range(len(qs))]) / math.sqrt(R)
     m_h = np.array([np.mean(main[f"raw{iq}@{h}"]) for iq in range(len(qs))])
     learned = learned / max(counted[0], 1)
-    return ClaimResult(
+    max_abs_t = float(np.max(np.abs(z))) if finite else None
+    claim = ClaimResult(
         id="short_memory",
         title="Short-memory bias vs sigma_W^2",
         statement=("The test error of trained wide linear RNNs after a fixed number of steps follows the SCNN "
@@ -239,7 +247,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                  r"\tfrac{n_y}{2}\operatorname{tr}(A_K R^{\mathrm{test}}_{xx} A_K^\top S),\ "
                  r"P_K = D^{1/2}Q\,\eta\phi_K(\eta\mu)\,Q^\top D^{1/2},\ A_K = I - R_{xx}P_K"),
         statistic={"name": "max |t| over q of the control-variate, bias-corrected test error against the theory",
-                   "value": float(np.max(np.abs(z))) if finite else None, "z": z.tolist(),
+                   "value": max_abs_t, "z": z.tolist(),
                    "closed_form_t": [own_s[f"closed_form:q={q:g}"]["t"] for q in qs]},
         threshold={"description": f"two-sided t quantile at a/(4m) (a = alpha / {design['looks']} = {a_look:.3g} "
                                   f"per look, alpha = {alpha:g}, m = {m}, {R - 1} dof) for "
@@ -282,6 +290,9 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         ],
         backend=backend.describe(),
     )
+    return ErrorVsQTable(claim, tuple(qs), tuple(theory_a.tolist()), tuple(est.tolist()), tuple(se.tolist()),
+                         tuple(z.tolist()), tuple(m_n.tolist()), tuple(se_n.tolist()), qs[best_th], qs[best_ex],
+                         max_abs_t, crit, DesignLine.of(claim.design), tuple(ControlLine.of(c) for c in claim.controls))
 
 
 def memory(config: Config, model: Any) -> int:
