@@ -339,7 +339,7 @@ def step_cases(quick: bool) -> list[dict[str, Any]]:
 
 def _replica_config(quick: bool, replicas: int) -> Any:
     from linrnn.verify.claims import dynamics_equivalence
-    from linrnn.verify.claims.base import configure
+    from linrnn.core.configure import configure
 
     # a fixed step, so that both sides do exactly the same work (no curvature pass)
     return configure(dynamics_equivalence.Config(), {"seq_len": 32 if quick else 64, "n_seq": 32,
@@ -350,7 +350,7 @@ def _replica_config(quick: bool, replicas: int) -> Any:
 def todays_loop(config: Any, model: Any, width: int, seed: int = 0) -> list[dict[str, float]]:
     """The replica loop of ``train_single`` before issue 11: one process, replicas in sequence, default BLAS threads."""
     from linrnn.derive import weights
-    from linrnn.verify.claims_train import draw_rnn, make_data, resolve_backend
+    from linrnn.verify.claims.training import draw_rnn, make_data, resolve_backend
     from linrnn.verify.scnn import scnn_trajectory
     from linrnn.verify.train import impulse_loss_and_grad
 

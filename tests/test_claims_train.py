@@ -22,7 +22,7 @@ from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
 from linrnn.verify.claims import REGISTRY
 from linrnn.core.spec import ModelSpec
-from linrnn.verify.claims_train import choose_lr, expected_test_loss, make_data
+from linrnn.verify.claims.training import choose_lr, expected_test_loss, make_data
 
 #: The model of the training claims' tests (their former defaults: q = 0.8, and 0.7 for min-norm).
 MODEL = ModelSpec(sigma_w2=0.8)
@@ -169,7 +169,7 @@ def test_short_memory_passes_and_rejects_control() -> None:
 
 def test_short_memory_rejects_a_wrong_theory(monkeypatch: pytest.MonkeyPatch) -> None:
     """A wrong closed form of the theory curve (every prediction 1.5 times too large) is refuted."""
-    import linrnn.verify.claims_train as ct
+    import linrnn.verify.claims.training as ct
 
     true = ct.expected_test_loss
     monkeypatch.setattr(ct, "expected_test_loss", lambda *a, **k: 1.5 * true(*a, **k))
@@ -180,7 +180,7 @@ def test_short_memory_rejects_a_wrong_theory(monkeypatch: pytest.MonkeyPatch) ->
 def test_design_sizes_for_power_and_caps() -> None:
     """run_design on a synthetic claim: a control of effect 1 per replica is sized for power 0.999 and rejected;
     a cap makes the size max_replicas and says so; the main stage's draws are fresh (never the pilot's)."""
-    from linrnn.verify.claims_train import TTest, control_entry, run_design
+    from linrnn.verify.claims.training import TTest, control_entry, run_design
 
     seen: list[int] = []
 

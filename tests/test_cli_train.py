@@ -157,9 +157,9 @@ def test_bad_input_is_one_sentence_and_exit_2(capsys: pytest.CaptureFixture[str]
 def test_help_lists_flags_and_imports_nothing_heavy() -> None:
     code = ("import sys; from linrnn.cli import build_parser; p = build_parser(); "
             "p.parse_args(['verify', 'train', '--width', '8']); "
-            "print(sorted(m for m in ('numpy', 'sympy', 'linrnn.verify.train', 'linrnn.verify.claims_train') if m in sys.modules))")
+            "print(sorted(m for m in ('numpy', 'sympy', 'linrnn.verify.train', 'linrnn.verify.claims.training') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "sympy" not in out.stdout and "linrnn.verify.claims_train" not in out.stdout
+    assert "sympy" not in out.stdout and "linrnn.verify.claims.training" not in out.stdout
     helped = subprocess.run([sys.executable, "-m", "linrnn", "verify", "train", "--help"], capture_output=True,
                             text=True, check=True)
     for flag in ("--param", "--loss", "--width", "--widths", "--seq-len", "--n-seq", "--teacher", "--rho", "--delay",

@@ -84,7 +84,7 @@ def test_expected_test_loss_matches_monte_carlo_over_the_initial_function() -> N
     """E over L(0) ~ N(0, diag nngp) of the SCNN's test loss after K steps: closed form against plain GD on draws."""
     from linrnn.derive import nngp_variance, weights
     from linrnn.verify.backend import get_backend
-    from linrnn.verify.claims_train import expected_test_loss
+    from linrnn.verify.claims.training import expected_test_loss
     from linrnn.verify.scnn import auto_lr
     from linrnn.verify.train import lagged_correlations
 
@@ -169,7 +169,7 @@ def test_descriptive_table_keeps_the_ar_and_permuted_fits(small_claim: dict) -> 
 
 def test_a_wrong_theory_fails_the_claim(monkeypatch: pytest.MonkeyPatch) -> None:
     """The theory with the no_linear_term weights (computed at the step of the true weights) is refuted."""
-    import linrnn.verify.claims_train as ct
+    import linrnn.verify.claims.training as ct
     from linrnn.derive import derive_lag_weights, evaluate
 
     true_etl = ct.expected_test_loss

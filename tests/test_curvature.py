@@ -16,8 +16,8 @@ from linrnn.core.errors import UsageError
 from linrnn.core.spec import ModelSpec
 from linrnn.verify.backend import get_backend
 from linrnn.verify.claims import dynamics_equivalence
-from linrnn.verify.claims.base import configure
-from linrnn.verify.claims_train import choose_lr, draw_rnn, make_data
+from linrnn.core.configure import configure
+from linrnn.verify.claims.training import choose_lr, draw_rnn, make_data
 from linrnn.verify.curvature import GaussNewton, rnn_curvature
 from linrnn.verify.ntk import empirical_lag_ntk
 from linrnn.verify.sample import RNNDraw, sample_rnn
@@ -132,7 +132,7 @@ def test_a_sweeps_guarded_step_trains_at_long_horizons() -> None:
     (Beyond its linear limit that draw did not diverge here: its first step, from an impulse response blown up
     by W^255, is far outside the linear regime, which is the regime the claims compare with; the guard keeps
     every pilot draw inside it.)"""
-    from linrnn.verify.claims_train import GUARD_HEADROOM, PILOT_OFFSET, guard_draws
+    from linrnn.verify.claims.training import GUARD_HEADROOM, PILOT_OFFSET, guard_draws
 
     spec = ModelSpec(sigma_w2=0.8)
     cfg = configure(dynamics_equivalence.Config(), {"seq_len": 256, "steps": 8, "widths": [128, 256]}, "test")

@@ -1,6 +1,6 @@
 """Issue 17, power as designed: a control that the main stage leaves undecided gets a further stage.
 
-The training claims' design (:func:`linrnn.verify.claims_train.run_design`) on synthetic
+The training claims' design (:func:`linrnn.verify.claims.training.run_design`) on synthetic
 replicas whose main stage falls short (one wild replica, as a heavy-tailed effect gives):
 the run draws a further stage of fresh replicas, decides the control there, and records
 the stages, their sizes and alpha per look. The simulation of the design's error rates
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from linrnn.verify.claims import REGISTRY
-from linrnn.verify.claims_train import FURTHER_OFFSET, PILOT_OFFSET, TTest, control_entry, run_design
+from linrnn.verify.claims.training import FURTHER_OFFSET, PILOT_OFFSET, TTest, control_entry, run_design
 
 
 def _replica(seen: list[int]):
@@ -127,7 +127,7 @@ def test_co2_an_undecided_control_gets_a_further_stage_that_decides_it(monkeypat
 
     from linrnn.core.spec import ModelSpec
     from linrnn.verify.claims import co2
-    from linrnn.verify.claims_train import FURTHER_OFFSET
+    from linrnn.verify.claims.training import FURTHER_OFFSET
 
     real = co2._replicas
     firsts: list[tuple[int, int]] = []

@@ -460,10 +460,10 @@ def test_stat_helpers_agree_on_file_kinds() -> None:
 
 
 def test_the_names_the_configuration_checks_against_are_those_of_the_engines() -> None:
-    """The stdlib-only lists in linrnn.verify.claims.base agree with the modules that define them."""
+    """The stdlib-only lists in linrnn.verify.claims.training_config agree with the modules that define them."""
     from linrnn.derive import lag_formulas
     from linrnn.verify import teachers, train
-    from linrnn.verify.claims import base
+    from linrnn.verify.claims import training_config as base
 
     assert base.LOSSES == train.LOSSES
     assert base.INPUTS == teachers.INPUTS

@@ -102,7 +102,7 @@ def test_min_norm_skips_a_control_proportional_to_the_derived_weights() -> None:
     """The min-norm interpolant does not change when the weights are scaled: such a control is no control."""
     import numpy as np
 
-    from linrnn.verify.claims_train import distinct_controls
+    from linrnn.verify.claims.training import distinct_controls
 
     lam = np.full(6, 2.0)
     alts = {"plain_min_norm": np.ones(6), "steeper": 1.1 ** np.arange(6)}

@@ -10,7 +10,7 @@ import pytest
 from linrnn.core.errors import UsageError
 from linrnn.core.spec import ModelSpec
 from linrnn.verify.claims import dynamics_equivalence
-from linrnn.verify.claims.base import configure
+from linrnn.core.configure import configure
 from linrnn.verify.replicas import map_replicas, replica_pool
 from linrnn.train_cli import train_single
 

@@ -218,7 +218,7 @@ def test_training_figures_are_in_drawable_kinds() -> None:
     """The figure builders of the training claims (their data shapes) give kinds reports can draw."""
     from linrnn.reports.figures import draw
     from linrnn.verify.claims import co2, short_memory
-    from linrnn.verify.claims_train import distance_figure
+    from linrnn.verify.claims.training import distance_figure
 
     figs = {
         "distance_vs_width": distance_figure(

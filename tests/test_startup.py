@@ -35,7 +35,7 @@ _CLAIM = r"""
 import json, sys
 from linrnn.core.spec import ModelSpec
 from linrnn.verify.claims import REGISTRY
-from linrnn.verify.claims.base import configure
+from linrnn.core.configure import configure
 name, overrides = sys.argv[1], json.loads(sys.argv[2])
 claim = REGISTRY[name]
 cfg = configure(claim.config_type(), overrides, name)

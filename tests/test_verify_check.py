@@ -39,7 +39,7 @@ def test_default_run_passes_and_rejects_controls(param: str) -> None:
         _assert_all_controls_rejected(r)
         assert r.verdict == "pass"
         assert r.companion_width == companion and r.top.replicas == 64
-        assert r.design["mean_theory"] == ("exact" if companion is None else "richardson")
+        assert r.design.mean_theory == ("exact" if companion is None else "richardson")
 
 
 def test_multi_input_output() -> None:

@@ -289,9 +289,155 @@ def rate_fit(
     return fit
 
 
+@dataclass(frozen=True)
+class NTKDesign:
+    """How one ``verify ntk`` run was sized and tested: the ``design`` of its results object, typed.
+
+    The pilot's fields (``pilot_seconds`` ... ``pilot_widths``) are None without a pilot
+    (``pilot = 0``), and then left out of the results; ``stage_record`` is the record of
+    :meth:`linrnn.verify.design.Stages.as_dict` (stages, how the run stopped, where each
+    control was decided), kept whole.
+    """
+
+    method: str
+    sizing: str
+    pilot: int
+    #: replicas per width of the deciding (last) stage; ``main_replicas``: those of the main stage
+    replicas: int
+    main_replicas: int
+    looks: int
+    alpha_share_per_look: float
+    stage_record: dict[str, Any]
+    min_replicas: int
+    max_replicas: int
+    budget_seconds: float | None
+    power_target: float
+    alpha_per_check: float
+    alpha_per_check_per_look: float
+    #: the cap that bound the main stage ("max_replicas", "budget_seconds", "bias") or None
+    capped_by: str | None
+    #: per control (``needed``) and per control and check (``needed_checks``): the replicas per width for the
+    #: power target, from the pilot (or the main stage without one); ``needed_main*``: from the main stage
+    needed: dict[str, int | None]
+    needed_checks: dict[str, int | None]
+    needed_main: dict[str, int | None]
+    needed_main_checks: dict[str, int | None]
+    #: sentences of the results: the multiple-comparison correction, the finite-width allowance, the test,
+    #: the rate fit and the false-failure budget
+    correction: str
+    #: "exact" (the exact finite-width mean is the theory) or "richardson" (the bias-corrected limit)
+    mean_theory: str
+    allowance: str
+    test: str
+    rate: str
+    budget: str
+    pilot_seconds: float | None = None
+    seconds_per_replica: float | None = None
+    bias_cap: int | None = None
+    pilot_widths: list[int] | None = None
+
+    @property
+    def stages(self) -> list[dict[str, Any]]:
+        """Per stage: its replicas, alpha share, outcomes and (where a control was undecided) the next size."""
+        return self.stage_record["stages"]
+
+    @property
+    def decided_at_stage(self) -> dict[str, int]:
+        """Per control: the stage (from 1) that decided it."""
+        return self.stage_record["decided_at_stage"]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``design`` object of the results (schema :data:`SCHEMA`), in its order."""
+        out: dict[str, Any] = {
+            "method": self.method, "sizing": self.sizing, "pilot": self.pilot, "replicas": self.replicas,
+            "main_replicas": self.main_replicas, "looks": self.looks,
+            "alpha_share_per_look": self.alpha_share_per_look, **self.stage_record,
+            "min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
+            "budget_seconds": self.budget_seconds, "power_target": self.power_target,
+            "alpha_per_check": self.alpha_per_check, "alpha_per_check_per_look": self.alpha_per_check_per_look,
+            "capped_by": self.capped_by, "needed": self.needed, "needed_checks": self.needed_checks,
+            "needed_main": self.needed_main, "needed_main_checks": self.needed_main_checks,
+        }
+        if self.pilot_seconds is not None:
+            out.update({"pilot_seconds": self.pilot_seconds, "seconds_per_replica": self.seconds_per_replica,
+                        "bias_cap": self.bias_cap, "pilot_widths": self.pilot_widths})
+        out.update({"correction": self.correction, "mean_theory": self.mean_theory, "allowance": self.allowance,
+                    "test": self.test, "rate": self.rate, "budget": self.budget})
+        return out
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One test of a run as the run judged it.
+
+    ``outcome``: the test's pass / fail / error, an error whenever the run's arithmetic
+    failed (:meth:`NTKCheck.check_outcome`); for a control's test, ``power`` (predicted at
+    the size used, None without a pilot) and ``needed`` (replicas per width for the power
+    target, None where no size would do).
+    """
+
+    test: EntryTest | RateFit
+    outcome: str
+    power: float | None = None
+    needed: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.test.name
+
+    def as_dict(self, sizes: bool = False) -> dict[str, Any]:
+        """The check in the results: the test's summary, its outcome, and with ``sizes`` the power and need."""
+        out = {**self.test.summary(), "outcome": self.outcome, "verdict": self.outcome}
+        if sizes:
+            out.update({"power": self.power, "needed": self.needed})
+        return out
+
+
+@dataclass(frozen=True)
+class ControlResult:
+    """One negative control of a run: its formula, verdict (rejected / not_rejected / error) and its checks."""
+
+    name: str
+    formula: str | None
+    verdict: str
+    power: float | None
+    needed: int | None
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def rejected(self) -> bool:
+        return self.verdict == "rejected"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"formula": self.formula, "rejected": self.rejected, "verdict": self.verdict, "power": self.power,
+                "needed": self.needed, "checks": [c.as_dict(sizes=True) for c in self.checks]}
+
+
+@dataclass(frozen=True)
+class KernelArrays:
+    """One tested array of a run (the lag NTK or the NNGP second moment), in the full lag-NTK shape.
+
+    ``theory``: the theory tested (the exact finite-width mean at the verdict width, or
+    the limit); ``limit``: the wide limit; ``mean``, ``stderr``: the Monte Carlo mean and
+    its standard error at the verdict width; ``corrected``, ``corrected_stderr``: the
+    estimate tested (bias-corrected by the two-point fit, or the raw mean in exact mode).
+    """
+
+    theory: np.ndarray
+    limit: np.ndarray
+    mean: np.ndarray
+    stderr: np.ndarray
+    corrected: np.ndarray
+    corrected_stderr: np.ndarray
+
+
 @dataclass
 class NTKCheck:
-    """Everything one ``verify ntk`` run measured and concluded."""
+    """Everything one ``verify ntk`` run measured and concluded.
+
+    Read it by its fields and methods (:meth:`check_results`, :meth:`control_results`,
+    :meth:`kernel`, :attr:`design`); :meth:`to_json` writes the results object.
+    """
 
     config: dict[str, Any]
     backend: dict[str, Any]
@@ -311,7 +457,7 @@ class NTKCheck:
     alpha_check: float
     dof: float
     seconds: float
-    design: dict[str, Any] = field(default_factory=dict)
+    design: NTKDesign
     #: one sentence naming why a statistic is not finite (float32 overflow / underflow), else None
     error: str | None = None
     #: per control: predicted power at the size used (None without a pilot)
@@ -367,8 +513,8 @@ class NTKCheck:
             names = ", ".join(missing)
             tail = ("no size at this width would decide it" if not math.isfinite(need)
                     else f"about {int(need)} replicas per width would decide it")
-            if self.design.get("capped_by") == "bias":
-                tail += (f" (the design capped the run at {self.design['replicas']} replicas so the O(n^-2) "
+            if self.design.capped_by == "bias":
+                tail += (f" (the design capped the run at {self.design.replicas} replicas so the O(n^-2) "
                          "remainder stays below a quarter of a standard error: a larger width decides it)")
             return line + f" (control{'s' if len(missing) > 1 else ''} {names} not rejected: the run lacks power; {tail})"
         return line
@@ -377,76 +523,105 @@ class NTKCheck:
     def top(self) -> WidthEstimate:
         return self.estimates[self.verdict_width]
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The lag-NTK shape (lag, output, input, lag, output, input)."""
+        return tuple(self.top.ntk_mean.shape)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the theory tested is the exact finite-width mean (else the bias-corrected limit)."""
+        return self.design.mean_theory == "exact"
+
+    def kernel(self, which: str) -> KernelArrays:
+        """The arrays of ``which`` ("ntk": the lag NTK, "nngp": the NNGP second moment of L(0))."""
+        th, top = self.theories, self.top
+        if which == "ntk":
+            return KernelArrays(th.ntk, th.ntk if th.limit_ntk is None else th.limit_ntk, top.ntk_mean,
+                                top.ntk_stderr, self.ntk_estimate, self.ntk_estimate_stderr)
+        if which == "nngp":
+            return KernelArrays(th.nngp, th.nngp if th.limit_nngp is None else th.limit_nngp, top.nngp_mean,
+                                top.nngp_stderr, self.nngp_estimate, self.nngp_estimate_stderr)
+        raise ValueError(f"no kernel {which!r}; choose ntk or nngp")
+
+    @property
+    def rel_error(self) -> list[float]:
+        """Per width: the mean per-draw relative error e(n) against the theory."""
+        return [self.estimates[n].rel_error_mean["theory"] for n in self.widths]
+
+    @property
+    def rel_error_stderr(self) -> list[float]:
+        return [self.estimates[n].rel_error_stderr["theory"] for n in self.widths]
+
+    def check_results(self) -> dict[str, CheckResult]:
+        """The derived theory's checks by name (ntk_entries, nngp_entries and, for a sweep, rate)."""
+        return {c.name: CheckResult(c, self.check_outcome(c)) for c in self.checks}
+
+    def control_results(self) -> dict[str, ControlResult]:
+        """The negative controls by name (``ntk:...``, ``nngp:...``, ``rate:minus_1``), each with its checks."""
+        out = {}
+        for name, tests in self.controls.items():
+            checks = tuple(CheckResult(c, self.check_outcome(c), self.power.get(f"{name}|{c.name}"),
+                                       _int_or_none(self.needed.get(f"{name}|{c.name}", math.inf))) for c in tests)
+            out[name] = ControlResult(name, self.theories.control_exprs.get(name), self.control_outcome(name),
+                                      self.power.get(name), _int_or_none(self.needed.get(name, math.inf)), checks)
+        return out
+
     def to_json(self) -> dict[str, Any]:
         """The results object (schema :data:`SCHEMA`); arrays have the full lag-NTK shape."""
         top = self.top
         main = {c.name: c for c in self.checks}
+        ntk, nngp = self.kernel("ntk"), self.kernel("nngp")
         out: dict[str, Any] = {
             "schema": SCHEMA,
             "command": "verify ntk",
             "config": self.config,
             "backend": self.backend,
             "dtype": self.backend["dtype"],
-            "shape": list(top.ntk_mean.shape),
+            "shape": list(self.shape),
             "layout": "(lag, output, input, lag, output, input)",
             "width": self.verdict_width,
             "companion_width": self.companion_width,
             "replicas": top.replicas,
             "theory_formula": self.theories.weight_expr,
             "nngp_formula": self.theories.nngp_expr,
-            "theory": _nested(self.theories.ntk),
-            "mean": _nested(top.ntk_mean),
-            "stderr": _nested(top.ntk_stderr),
-            "corrected_mean": _nested(self.ntk_estimate),
-            "corrected_stderr": _nested(self.ntk_estimate_stderr),
+            "theory": _nested(ntk.theory),
+            "mean": _nested(ntk.mean),
+            "stderr": _nested(ntk.stderr),
+            "corrected_mean": _nested(ntk.corrected),
+            "corrected_stderr": _nested(ntk.corrected_stderr),
             "z": _nested(main["ntk_entries"].z),
             "z_definition": ("(mean - theory) / stderr; theory = the exact finite-width mean at n"
-                             if self.design.get("mean_theory") == "exact" else
+                             if self.exact else
                              "(corrected_mean - theory) / corrected_stderr; corrected = two-point fit at n and n // 2"),
-            "mean_theory": self.design.get("mean_theory", "richardson"),
-            "limit_theory": _nested(self.theories.ntk if self.theories.limit_ntk is None
-                                    else self.theories.limit_ntk),
-            "nngp_limit_theory": _nested(self.theories.nngp if self.theories.limit_nngp is None
-                                         else self.theories.limit_nngp),
-            "nngp_theory": _nested(self.theories.nngp),
-            "nngp_mean": _nested(top.nngp_mean),
-            "nngp_stderr": _nested(top.nngp_stderr),
-            "nngp_corrected_mean": _nested(self.nngp_estimate),
-            "nngp_corrected_stderr": _nested(self.nngp_estimate_stderr),
+            "mean_theory": self.design.mean_theory,
+            "limit_theory": _nested(ntk.limit),
+            "nngp_limit_theory": _nested(nngp.limit),
+            "nngp_theory": _nested(nngp.theory),
+            "nngp_mean": _nested(nngp.mean),
+            "nngp_stderr": _nested(nngp.stderr),
+            "nngp_corrected_mean": _nested(nngp.corrected),
+            "nngp_corrected_stderr": _nested(nngp.corrected_stderr),
             "nngp_z": _nested(main["nngp_entries"].z),
-            "checks": [{**c.summary(), "outcome": self.check_outcome(c), "verdict": self.check_outcome(c)}
-                       for c in self.checks],
+            "checks": [c.as_dict() for c in self.check_results().values()],
             "theory_verdict": self.statistic_outcome,
             "statistic_verdict": self.statistic_outcome,
             "error": self.error,
-            "controls": {
-                name: {
-                    "formula": self.theories.control_exprs.get(name),
-                    "rejected": self.control_rejected(name),
-                    "verdict": self.control_outcome(name),
-                    "power": self.power.get(name),
-                    "needed": _int_or_none(self.needed.get(name, math.inf)),
-                    "checks": [{**c.summary(), "outcome": self.check_outcome(c), "verdict": self.check_outcome(c),
-                                "power": self.power.get(f"{name}|{c.name}"),
-                                "needed": _int_or_none(self.needed.get(f"{name}|{c.name}", math.inf))}
-                               for c in tests],
-                }
-                for name, tests in self.controls.items()
-            },
+            "controls": {name: c.as_dict() for name, c in self.control_results().items()},
             "controls_rejected": self.controls_rejected,
             "controls_skipped": self.theories.skipped_controls,
             "verdict": self.verdict,
             "exit_status": exit_status(self.verdict),
             "alpha": self.alpha,
             "alpha_per_check": self.alpha_check,
-            "design": self.design,
+            "design": self.design.as_dict(),
             "seconds": self.seconds,
             "timings": {str(n): e.seconds for n, e in sorted(self.estimates.items())},
         }
         if len(self.widths) > 1:
             out["widths"] = self.widths
-            out["rel_error"] = [self.estimates[n].rel_error_mean["theory"] for n in self.widths]
-            out["rel_error_stderr"] = [self.estimates[n].rel_error_stderr["theory"] for n in self.widths]
+            out["rel_error"] = self.rel_error
+            out["rel_error_stderr"] = self.rel_error_stderr
             assert self.rate is not None
             out["slope"] = self.rate.slope
             out["slope_stderr"] = self.rate.stderr
@@ -459,7 +634,7 @@ class NTKCheck:
         """A readable report: theory vs Monte Carlo per lag, the checks, the controls, the verdict."""
         cfg, top = self.config, self.top
         L, ny, nx = cfg["lags"], cfg["n_out"], cfg["n_in"]
-        exact = self.design.get("mean_theory") == "exact"
+        exact = self.exact
         lines = [
             f"linrnn verify ntk: param={cfg['param']} q=sigma_w2={cfg['sigma_w2']:g} sigma_c2={cfg['sigma_c2']:g} "
             f"sigma_f2={cfg['sigma_f2']:g} n_x={nx} n_y={ny} lr=(C {cfg['lr_c']:g}, F {cfg['lr_f']:g}, "
@@ -499,8 +674,8 @@ class NTKCheck:
             "",
             f"checks of the derived theory (family-wise alpha = {self.alpha:g}, "
             f"{self.alpha_check:.3g} per check by Bonferroni"
-            + (f", {self.design['alpha_per_check_per_look']:.3g} per check and look over "
-               f"{self.design['looks']} looks" if self.design.get("looks", 1) > 1 else "") + "):",
+            + (f", {self.design.alpha_per_check_per_look:.3g} per check and look over "
+               f"{self.design.looks} looks" if self.design.looks > 1 else "") + "):",
         ]
         lines += [_check_line(c, self.check_outcome(c)) for c in self.checks]
         for c in self.checks:
@@ -517,8 +692,8 @@ class NTKCheck:
         for name in self.theories.skipped_controls:
             lines.append(f"  {name:<24} skipped: equals the derived theory for this configuration")
         d = self.design
-        lines += ["", f"design: {d['method']}; {d['sizing']}",
-                  f"  {d['correction']}; {d['allowance']}",
+        lines += ["", f"design: {d.method}; {d.sizing}",
+                  f"  {d.correction}; {d.allowance}",
                   self.verdict_line()]
         return "\n".join(lines)
 
@@ -1005,44 +1180,44 @@ def check_lag_ntk(
     else:
         method = "fixed"
         sizing = f"{replicas} replicas per width, no pilot (pilot = 0): the size is not designed for power"
-    design: dict[str, Any] = {
-        "method": method,
-        "sizing": sizing,
-        "pilot": pilot,
-        "replicas": sizes[-1],
-        "main_replicas": main_r,
-        "looks": plan_design.looks,
-        "alpha_share_per_look": plan_design.alpha_share,
-        **stages.as_dict(),
-        "min_replicas": replicas,
-        "max_replicas": max_replicas,
-        "budget_seconds": budget_seconds,
-        "power_target": power,
-        "alpha_per_check": alpha / n_checks,
-        "alpha_per_check_per_look": a_check,
-        "capped_by": plan.capped_by if plan else None,
-        "needed": {k: _int_or_none(v) for k, v in (plan.needed if plan else needed).items() if "|" not in k},
-        "needed_checks": {k: _int_or_none(v) for k, v in (plan.needed if plan else needed).items() if "|" in k},
-        "needed_main": {k: _int_or_none(v) for k, v in needed.items() if "|" not in k},
-        "needed_main_checks": {k: _int_or_none(v) for k, v in needed.items() if "|" in k},
+    design = NTKDesign(
+        method=method,
+        sizing=sizing,
+        pilot=pilot,
+        replicas=sizes[-1],
+        main_replicas=main_r,
+        looks=plan_design.looks,
+        alpha_share_per_look=plan_design.alpha_share,
+        stage_record=stages.as_dict(),
+        min_replicas=replicas,
+        max_replicas=max_replicas,
+        budget_seconds=budget_seconds,
+        power_target=power,
+        alpha_per_check=alpha / n_checks,
+        alpha_per_check_per_look=a_check,
+        capped_by=plan.capped_by if plan else None,
+        needed={k: _int_or_none(v) for k, v in (plan.needed if plan else needed).items() if "|" not in k},
+        needed_checks={k: _int_or_none(v) for k, v in (plan.needed if plan else needed).items() if "|" in k},
+        needed_main={k: _int_or_none(v) for k, v in needed.items() if "|" not in k},
+        needed_main_checks={k: _int_or_none(v) for k, v in needed.items() if "|" in k},
         **pilot_info,
-        "correction": f"Holm step-down over the m entries of each symmetric array's upper triangle, "
-                      f"family-wise alpha = {alpha:g} split by Bonferroni over {n_checks} checks",
-        "mean_theory": "exact" if exact else "richardson",
-        "allowance": (f"no bias allowance: the raw Monte Carlo mean at n = {top} is compared with the exact "
-                      f"finite-width expectation E[Theta](n), E[L L](n) (linrnn.derive.finite_width, every order "
-                      f"in 1/n), the controls with the same wrong theories at n = {top}" if exact else
-                      f"O(1/n) finite-width bias removed by a per-entry two-point fit a + B/n at n = {top} and "
-                      f"n = {companion} (Richardson); the O(n^-2) remainder, estimated in the pilot from n, n/2 "
-                      f"and n/4, caps the replicas so that a remainder the pilot sees stays below "
-                      f"{dsg.BIAS_FRACTION:g} SE" + ("" if pilot else " (not applied: no pilot)")
-                      if companion else "no bias correction at width 1"),
-        "test": (f"z = (mean - exact finite-width mean) / SE against Student's t with {dof:g} degrees of freedom"
-                 if exact else f"z = (corrected - theory) / SE against Student's t with {dof:g} degrees of freedom"),
-        "rate": "weighted log-log fit of the per-draw relative Frobenius error, expected slope -1/2; "
-                f"a d/n term is fitted with {MIN_WIDTHS_FOR_CORRECTION} or more widths",
-        "budget": "false failure of a true theory <= alpha per run; the test suite runs <= 10 verdicts: 1e-2",
-    }
+        correction=f"Holm step-down over the m entries of each symmetric array's upper triangle, "
+                   f"family-wise alpha = {alpha:g} split by Bonferroni over {n_checks} checks",
+        mean_theory="exact" if exact else "richardson",
+        allowance=(f"no bias allowance: the raw Monte Carlo mean at n = {top} is compared with the exact "
+                   f"finite-width expectation E[Theta](n), E[L L](n) (linrnn.derive.finite_width, every order "
+                   f"in 1/n), the controls with the same wrong theories at n = {top}" if exact else
+                   f"O(1/n) finite-width bias removed by a per-entry two-point fit a + B/n at n = {top} and "
+                   f"n = {companion} (Richardson); the O(n^-2) remainder, estimated in the pilot from n, n/2 "
+                   f"and n/4, caps the replicas so that a remainder the pilot sees stays below "
+                   f"{dsg.BIAS_FRACTION:g} SE" + ("" if pilot else " (not applied: no pilot)")
+                   if companion else "no bias correction at width 1"),
+        test=(f"z = (mean - exact finite-width mean) / SE against Student's t with {dof:g} degrees of freedom"
+              if exact else f"z = (corrected - theory) / SE against Student's t with {dof:g} degrees of freedom"),
+        rate="weighted log-log fit of the per-draw relative Frobenius error, expected slope -1/2; "
+             f"a d/n term is fitted with {MIN_WIDTHS_FOR_CORRECTION} or more widths",
+        budget="false failure of a true theory <= alpha per run; the test suite runs <= 10 verdicts: 1e-2",
+    )
     return NTKCheck(
         config=config, backend=be.describe(), widths=ws, verdict_width=top, companion_width=companion,
         estimates=estimates, theories=th, ntk_estimate=ntk_est, ntk_estimate_stderr=ntk_se,

@@ -87,7 +87,7 @@ where one is drawn, serves them too. The sweep's ``alpha`` is split by Bonferron
 its three checks (each claim states its share) and each check's share over the looks.
 
 **Which runs use the further stage.** Every claim: the training claims through
-:func:`linrnn.verify.claims_train.run_design` (``min_norm``, ``dynamics_equivalence``,
+:func:`linrnn.verify.claims.training.run_design` (``min_norm``, ``dynamics_equivalence``,
 ``short_memory``; their further stage is sized on every replica drawn so far, pilot
 included), the lag-NTK sweep (:func:`linrnn.verify.check_ntk.check_lag_ntk`, sized on
 the main stage's estimate), ``finite_width`` (:mod:`linrnn.verify.claims.finite_width`:

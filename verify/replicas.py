@@ -2,7 +2,7 @@
 
 A replica (one independent draw of an RNN, trained) is a pure function of its index:
 its random numbers come from a generator seeded by (seed, width, index)
-(:func:`linrnn.verify.claims_train.draw_rnn`), never from a shared stream, so running
+(:func:`linrnn.verify.claims.training.draw_rnn`), never from a shared stream, so running
 the indices in any order, in any number of processes, gives the same numbers. Each
 replica runs with one BLAS thread (:func:`linrnn.verify.threads.blas_threads`) in
 every mode, ``workers = 1`` included: the training step is a sequence of

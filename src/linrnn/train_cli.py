@@ -260,14 +260,12 @@ def run_train(args: argparse.Namespace) -> int:
                       f"{cfg.steps} steps)")
         total = float(sum(n * n for n in cfg.widths) * (cfg.pilot + cfg.min_replicas))
         with Progress(total, "verify train --widths", enabled=not args.no_progress) as bar:
-            res = dynamics_equivalence.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
-        fig = res.figures["distance_vs_width"]
-        out = {"schema_version": 1, "mode": "widths", "widths": fig["widths"], "distance": fig["distance_mean"],
-               "distance_se": fig["distance_se"], "slope": res.statistic["value"],
-               "slope_ci": res.threshold["value"]["ci"], "verdict": res.verdict, "replicas": res.design["replicas"],
-               "claim": res.claim_dict()}
-        _emit(args, out, _widths_table(res))
-        return exit_status(res.verdict)
+            t = dynamics_equivalence.run_table(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
+        out = {"schema_version": 1, "mode": "widths", "widths": t.widths, "distance": t.distance_mean,
+               "distance_se": t.distance_se, "slope": t.slope, "slope_ci": t.ci, "verdict": t.claim.verdict,
+               "replicas": t.design.replicas, "claim": t.claim.claim_dict()}
+        _emit(args, out, TablePrinter().doprint(t))
+        return exit_status(t.claim.verdict)
     if args.sigma_w2s is not None:
         from linrnn.verify.claims import short_memory
 
@@ -278,21 +276,20 @@ def run_train(args: argparse.Namespace) -> int:
         n = cfg.width
         total = float(len(cfg.sigma_w2s) * (cfg.pilot + cfg.min_replicas) * (n * n + (n // 2) ** 2))
         with Progress(total, "verify train --sigma-w2s", enabled=not args.no_progress) as bar:
-            res = short_memory.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
-        fig = res.figures["test_error_vs_q"]
-        out = {"schema_version": 1, "mode": "sigma_w2s", "sigma_w2s": fig["sigma_w2"], "theory": fig["theory"],
-               "experiment_mean": fig["experiment_mean"], "experiment_se": fig["experiment_se"],
-               "bias_corrected": fig["bias_corrected"], "bias_corrected_se": fig["bias_corrected_se"],
-               "best_q_theory": fig["best_q_theory"], "best_q_experiment": fig["best_q_experiment"],
-               "verdict": res.verdict, "replicas": res.design["replicas"], "claim": res.claim_dict()}
-        _emit(args, out, _sweep_q_table(res))
-        return exit_status(res.verdict)
+            t = short_memory.run_table(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
+        out = {"schema_version": 1, "mode": "sigma_w2s", "sigma_w2s": t.sigma_w2, "theory": t.theory,
+               "experiment_mean": t.experiment_mean, "experiment_se": t.experiment_se,
+               "bias_corrected": t.bias_corrected, "bias_corrected_se": t.bias_corrected_se,
+               "best_q_theory": t.best_q_theory, "best_q_experiment": t.best_q_experiment,
+               "verdict": t.claim.verdict, "replicas": t.design.replicas, "claim": t.claim.claim_dict()}
+        _emit(args, out, TablePrinter().doprint(t))
+        return exit_status(t.claim.verdict)
     from linrnn.verify.claims import dynamics_equivalence
 
     cfg = _config(args, dynamics_equivalence.Config(),
                   seeds=args.replicas if args.replicas is not None else SINGLE_DEFAULTS["seeds"])
     width = args.width if args.width is not None else SINGLE_DEFAULTS["width"]
-    from linrnn.verify.claims.base import training_memory
+    from linrnn.verify.claims.training_config import training_memory
 
     workers = _workers(args)
     at_once = max(1, min(workers, cfg.seeds))  # replicas trained at the same time, one per worker process
@@ -310,7 +307,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], table: str) -> None:
     if args.json:
-        json.dump(obj, sys.stdout, allow_nan=False)
+        from linrnn.core.jsonclean import jsonable
+
+        json.dump(jsonable(obj), sys.stdout, allow_nan=False)
         sys.stdout.write("\n")
     else:
         print(table)
@@ -344,8 +343,9 @@ def train_single(
 
     import numpy as np
 
-    from linrnn.verify.claims.base import check_scalar_model, result_config
-    from linrnn.verify.claims_train import resolve_backend
+    from linrnn.verify.claims.base import result_config
+    from linrnn.verify.claims.training_config import check_scalar_model
+    from linrnn.verify.claims.training import resolve_backend
     from linrnn.core.machine import check_workers
     from linrnn.verify.replicas import replica_pool
 
@@ -366,7 +366,7 @@ def train_single(
             if config.lr == "auto":
                 lr = float(config.lr_factor) / max(run(functools.partial(_replica_curvature, job), indices))
             else:
-                from linrnn.verify.claims_train import choose_lr
+                from linrnn.verify.claims.training import choose_lr
 
                 lr = choose_lr(config, corr, model)
             done = run(functools.partial(_train_replica, job, lr), indices)
@@ -411,7 +411,7 @@ def _job_setup(job: _Job) -> tuple[Any, Any, Any, Any, Any, float]:
     import numpy as np
 
     from linrnn.derive import weights
-    from linrnn.verify.claims_train import make_data, resolve_backend
+    from linrnn.verify.claims.training import make_data, resolve_backend
     from linrnn.verify.train import lagged_correlations
 
     backend = resolve_backend(job.backend, dtype=job.dtype)
@@ -422,7 +422,7 @@ def _job_setup(job: _Job) -> tuple[Any, Any, Any, Any, Any, float]:
 
 
 def _draw(job: _Job, r: int) -> Any:
-    from linrnn.verify.claims_train import draw_rnn
+    from linrnn.verify.claims.training import draw_rnn
 
     return draw_rnn(job.seed, job.model, job.width, r, _job_setup(job)[3].backend)
 
@@ -511,54 +511,89 @@ def _single_table(run: dict[str, Any], saved: str | None) -> str:
     return "\n".join(lines)
 
 
-def _widths_table(res: Any) -> str:
-    fig = res.figures["distance_vs_width"]
-    lines = [f"# {res.title}: {res.statement}", f"{'n':>6} {'d(n) mean':>12} {'SE':>10}"]
-    for n, m, s in zip(fig["widths"], fig["distance_mean"], fig["distance_se"]):
-        lines.append(f"{n:>6} {m:12.4g} {s:10.3g}")
-    lo, hi = res.threshold["value"]["ci"]
-    lines.append(f"mean per-replica slope {res.statistic['value']:.3f}, interval [{lo:.3f}, {hi:.3f}] "
-                 f"({res.threshold['description']})")
-    lines.append(_design_line(res))
-    lines.append("negative controls (each must be rejected):")
-    for c in res.controls:
-        lines.append(_control_line(c))
-    lines.append(f"verdict: {res.verdict.upper()}")
-    return "\n".join(lines)
+class TablePrinter:
+    """The tables of ``verify train``: one method ``print_<TypeName>`` per result type, found by the result's type
+    (the dispatch of SymPy's printers, ``_print_<ClassName>`` along the class's MRO).
 
+    ``doprint(result)`` returns the table as text; a result of a type without a method is a
+    :class:`TypeError` naming it. The result types are those of :mod:`linrnn.verify.claims.training`
+    (``DistanceTable``, ``ErrorVsQTable``, ``Co2Table``).
+    """
 
-def _design_line(res: Any) -> str:
-    d = res.design
-    stages = [st["replicas"] for st in d.get("stages") or []] or [d.get("replicas")]
-    return (f"design: pilot {d.get('pilot')} + {' + '.join(map(str, stages))} fresh replicas (stage"
-            f"{'s' if len(stages) > 1 else ''}) for power {d.get('power_target')} per control"
-            + (f" (main stage capped by {d['capped_by']})" if d.get("capped_by") else "")
-            + (f"; alpha / {d['looks']} per look" if d.get("looks") else ""))
+    def doprint(self, result: Any) -> str:
+        for cls in type(result).__mro__:
+            method = getattr(self, f"print_{cls.__name__}", None)
+            if method is not None:
+                return method(result)
+        raise TypeError(f"{type(self).__name__} has no table for a {type(result).__name__}")
 
+    def print_DistanceTable(self, t: Any) -> str:
+        res = t.claim
+        lines = [f"# {res.title}: {res.statement}", f"{'n':>6} {'d(n) mean':>12} {'SE':>10}"]
+        for n, m, s in zip(t.widths, t.distance_mean, t.distance_se):
+            lines.append(f"{n:>6} {m:12.4g} {s:10.3g}")
+        lo, hi = t.ci
+        lines.append(f"mean per-replica slope {t.slope:.3f}, interval [{lo:.3f}, {hi:.3f}] ({t.threshold})")
+        lines.append(self.design_line(t.design))
+        lines.append("negative controls (each must be rejected):")
+        for c in t.controls:
+            lines.append(self.control_line(c))
+        lines.append(f"verdict: {res.verdict.upper()}")
+        return "\n".join(lines)
 
-def _control_line(c: dict[str, Any]) -> str:
-    power = c.get("power")
-    extra = "" if power is None else f" (predicted power {power:.4f})"
-    if c["verdict"] == "not_rejected" and c.get("decide_with"):
-        extra += f"; {c['decide_with']} replicas would decide it"
-    return f"  control {c['id']:<32} {c['verdict'].replace('_', ' ').upper() if c['verdict'] != 'rejected' else 'rejected'}{extra}"
+    def print_ErrorVsQTable(self, t: Any) -> str:
+        res = t.claim
+        lines = [f"# {res.title}: {res.statement}",
+                 f"{'q':>6} {'theory':>12} {'RNN (c.v.)':>12} {'SE':>10} {'t':>8} {'RNN raw':>12}"]
+        for q, th, m, s, z, raw in zip(t.sigma_w2, t.theory, t.bias_corrected, t.bias_corrected_se, t.z,
+                                       t.experiment_mean):
+            lines.append(f"{q:>6g} {th:12.4g} {m:12.4g} {s:10.3g} {z:8.2f} {raw:12.4g}")
+        lines.append(f"best q: theory {t.best_q_theory:g}, experiment {t.best_q_experiment:g}")
+        lines.append(f"max |t| {t.max_abs_t:.3g} vs {t.threshold:.3g}" if t.max_abs_t is not None
+                     else "max |t|: not finite")
+        lines.append(self.design_line(t.design))
+        for c in t.controls:
+            lines.append(self.control_line(c))
+        lines.append(f"verdict: {res.verdict.upper()}")
+        return "\n".join(lines)
 
+    def print_Co2Table(self, t: Any) -> str:
+        res = t.claim
+        lines = [f"# {res.title}: {res.statement}"]
+        if t.error:
+            return "\n".join([*lines, f"error: {t.error}", f"verdict: {res.verdict.upper()}"])
+        lines.append(f"{'q':>6} {'theory':>10} {'RNN (bias-corr.)':>17} {'SE':>8} {'z':>7}   relative test error")
+        for q, th, a, s, z in zip(t.sigma_w2, t.theory, t.bias_corrected, t.bias_corrected_se, t.z):
+            lines.append(f"{q:>6g} {th:10.4f} {a:17.4f} {s:8.4f} {'-' if z is None else f'{z:7.2f}':>7}")
+        lines.append(f"max |z| {'-' if t.max_abs_z is None else f'{t.max_abs_z:.3g}'} vs {t.threshold:.3g} "
+                     f"(alpha {t.alpha:g}, {t.replicas} replica pairs after a pilot of {t.pilot})")
+        for c in t.controls:
+            power = 0 if c.power is None else c.power
+            lines.append(f"  control {c.id:<28} {c.verdict.replace('_', ' ')} (predicted power {power:.4f})")
+        lines.append("descriptive (no verdict):")
+        lines.append(f"{'model':>32} {'q':>6} {'test R^2':>10} {'SE':>8}")
+        for r in t.rows:
+            q = "" if r.sigma_w2 is None else f"{r.sigma_w2:g}"
+            lines.append(f"{r.model:>32} {q:>6} {r.test_r2:10.4f} {r.test_r2_se:8.4f}")
+        lines.append(f"verdict: {res.verdict.upper()}")
+        return "\n".join(lines)
 
-def _sweep_q_table(res: Any) -> str:
-    fig = res.figures["test_error_vs_q"]
-    lines = [f"# {res.title}: {res.statement}",
-             f"{'q':>6} {'theory':>12} {'RNN (c.v.)':>12} {'SE':>10} {'t':>8} {'RNN raw':>12}"]
-    for q, t, m, s, z, raw in zip(fig["sigma_w2"], fig["theory"], fig["bias_corrected"], fig["bias_corrected_se"],
-                                  fig["z"], fig["experiment_mean"]):
-        lines.append(f"{q:>6g} {t:12.4g} {m:12.4g} {s:10.3g} {z:8.2f} {raw:12.4g}")
-    lines.append(f"best q: theory {fig['best_q_theory']:g}, experiment {fig['best_q_experiment']:g}")
-    stat = res.statistic["value"]
-    lines.append(f"max |t| {stat:.3g} vs {res.threshold['value']:.3g}" if stat is not None else "max |t|: not finite")
-    lines.append(_design_line(res))
-    for c in res.controls:
-        lines.append(_control_line(c))
-    lines.append(f"verdict: {res.verdict.upper()}")
-    return "\n".join(lines)
+    @staticmethod
+    def design_line(d: Any) -> str:
+        """A :class:`linrnn.verify.claims.training.DesignLine` in one line."""
+        stages = d.stages
+        return (f"design: pilot {d.pilot} + {' + '.join(map(str, stages))} fresh replicas (stage"
+                f"{'s' if len(stages) > 1 else ''}) for power {d.power_target} per control"
+                + (f" (main stage capped by {d.capped_by})" if d.capped_by else "")
+                + (f"; alpha / {d.looks} per look" if d.looks else ""))
+
+    @staticmethod
+    def control_line(c: Any) -> str:
+        """A :class:`linrnn.verify.claims.training.ControlLine` in one line."""
+        extra = "" if c.power is None else f" (predicted power {c.power:.4f})"
+        if c.verdict == "not_rejected" and c.decide_with:
+            extra += f"; {c.decide_with} replicas would decide it"
+        return f"  control {c.id:<32} {c.verdict.replace('_', ' ').upper() if c.verdict != 'rejected' else 'rejected'}{extra}"
 
 
 def _run_co2(args: argparse.Namespace, model: Any, backend: Any) -> int:
@@ -584,31 +619,12 @@ def _run_co2(args: argparse.Namespace, model: Any, backend: Any) -> int:
     _check_memory(args, co2.memory(cfg, model), f"one training run at width {cfg.width} on the CO2 series "
                                                 f"(T = {cfg.seq_len}, {cfg.steps} steps)")
     with Progress(1.0, "verify train --teacher co2", enabled=not args.no_progress) as bar:
-        res = co2.run(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
+        t = co2.run_table(cfg, model, seed=_seed(args), backend=backend, progress=bar.advance)
+    res = t.claim
     if args.json:
         json.dump({"schema_version": 2, "mode": "co2", "verdict": res.verdict, "claim": res.claim_dict()}, sys.stdout,
                   allow_nan=False)
         sys.stdout.write("\n")
         return exit_status(res.verdict)
-    print(f"# {res.title}: {res.statement}")
-    if res.error:
-        print(f"error: {res.error}")
-        print(f"verdict: {res.verdict.upper()}")
-        return exit_status(res.verdict)
-    fig = res.figures["test_error_vs_q"]
-    print(f"{'q':>6} {'theory':>10} {'RNN (bias-corr.)':>17} {'SE':>8} {'z':>7}   relative test error")
-    for q, t, a, s, z in zip(fig["sigma_w2"], fig["theory"], fig["bias_corrected"], fig["bias_corrected_se"],
-                             fig["z"]):
-        print(f"{q:>6g} {t:10.4f} {a:17.4f} {s:8.4f} {'-' if z is None else f'{z:7.2f}':>7}")
-    stat = res.statistic["value"]
-    print(f"max |z| {'-' if stat is None else f'{stat:.3g}'} vs {res.threshold['value']:.3g} "
-          f"(alpha {res.alpha:g}, {res.design.get('replicas')} replica pairs after a pilot of {res.design.get('pilot')})")
-    for c in res.controls:
-        print(f"  control {c['id']:<28} {c['verdict'].replace('_', ' ')} (predicted power {c.get('power', 0):.4f})")
-    print("descriptive (no verdict):")
-    print(f"{'model':>32} {'q':>6} {'test R^2':>10} {'SE':>8}")
-    for r in res.figures["comparison"]["rows"]:
-        q = "" if r["sigma_w2"] is None else f"{r['sigma_w2']:g}"
-        print(f"{r['model']:>32} {q:>6} {r['test_r2']:10.4f} {r['test_r2_se']:8.4f}")
-    print(f"verdict: {res.verdict.upper()}")
+    print(TablePrinter().doprint(t))
     return exit_status(res.verdict)

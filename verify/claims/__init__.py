@@ -11,7 +11,7 @@ progress) -> ClaimResult`` (:mod:`linrnn.verify.claims.base`), and its entry ``C
   Monte Carlo at small widths (table ``[finite_width]``);
 * :mod:`~linrnn.verify.claims.dynamics_equivalence`, :mod:`~linrnn.verify.claims.min_norm`,
   :mod:`~linrnn.verify.claims.short_memory`: the training claims
-  (shared machinery in :mod:`linrnn.verify.claims_train`);
+  (shared machinery in :mod:`linrnn.verify.claims.training`);
 * :mod:`~linrnn.verify.claims.co2`: the weekly Mauna Loa CO2 task (:mod:`linrnn.verify.co2`).
 
 The order of :data:`REGISTRY` is the report order. Importing this package loads only
@@ -27,7 +27,7 @@ from types import MappingProxyType
 from linrnn.verify.claims import (
     co2, dynamics_equivalence, finite_width, min_norm, nngp, ntk_limit, short_memory, width_rate,
 )
-from linrnn.verify.claims.base import Claim, ClaimResult, configure
+from linrnn.verify.claims.base import Claim, ClaimResult
 
 #: The claims in report order.
 REGISTRY: Mapping[str, Claim] = MappingProxyType({c.name: c for c in (
@@ -35,4 +35,4 @@ REGISTRY: Mapping[str, Claim] = MappingProxyType({c.name: c for c in (
     co2.CLAIM,
 )})
 
-__all__ = ["REGISTRY", "Claim", "ClaimResult", "configure"]
+__all__ = ["REGISTRY", "Claim", "ClaimResult"]

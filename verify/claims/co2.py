@@ -11,7 +11,7 @@ grid ``sigma_w2s`` (claim configuration; the other model fields come from the mo
   L(0) ~ N(0, diag v_j) is affine in L(0), L(K) = L(0) A_K + m_K, so the expected
   relative test error is exact in closed form:
   E e = [Loss_test(m_K) + 1/2 tr(A_K R^test_xx A_K^T S)] / Loss_test(0)
-  (:func:`linrnn.verify.claims_train.expected_test_loss`).
+  (:func:`linrnn.verify.claims.training.expected_test_loss`).
 * **Experiment.** Independent RNN pairs at widths n and h = n // 2 (raw draws seeded
   from (seed, width, replica)); each pair gives a bias-corrected replica
   a_r = (n e_n - h e_h) / (n - h) (Richardson: removes the O(1/n) finite-width bias).
@@ -79,10 +79,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.verify.claims.base import (
-    Claim, ClaimResult, Progress, check_lr, check_scalar_model, errbars, finite_or_none, in_open_interval, positive_int,
-    replica_memory, result_config, set_fields,
-)
+from linrnn.core.configure import set_fields
+from linrnn.core.figdata import errbars
+from linrnn.core.jsonclean import finite_or_none
+from linrnn.core.validate import in_open_interval, positive_int
+from linrnn.verify.claims.base import Claim, ClaimResult, Progress, result_config
+from linrnn.verify.claims.training_config import check_lr, check_scalar_model, replica_memory
 
 #: The controls this claim knows (the derivation's wrong lag weights).
 CONTROLS = ("no_linear_term", "q_times_1.1")
@@ -138,7 +140,7 @@ def check(config: Config, model: Any) -> None:
         raise UsageError(f"sigma_w2s must hold at least two different positive values, got {list(config.sigma_w2s)!r}")
     if config.sigma_w2_claim not in qs:
         raise UsageError(f"sigma_w2_claim = {config.sigma_w2_claim:g} must be one of sigma_w2s {qs}")
-    from linrnn.verify.claims_train import require_weight_controls
+    from linrnn.verify.claims.training import require_weight_controls
 
     require_weight_controls(model, config.seq_len, config.controls, "co2", qs=qs)
     if config.seq_len ** 2 > config.width:
@@ -245,7 +247,7 @@ class _Setup:
         import numpy as np
 
         from linrnn.derive import nngp_variance, weights
-        from linrnn.verify.claims_train import choose_lr, expected_test_loss, wrong_weights
+        from linrnn.verify.claims.training import choose_lr, expected_test_loss, wrong_weights
         from linrnn.verify.co2 import windows
         from linrnn.verify.scnn import LagCurvature
         from linrnn.verify.train import lagged_correlations
@@ -300,7 +302,7 @@ class _Diverged(Exception):
 
 def _train(setup: _Setup, iq: int, width: int, replica: int, seed: int, steps: int, backend: Any) -> Any:
     """Final impulse response of replica ``replica`` at width ``width`` and the grid's q number ``iq``."""
-    from linrnn.verify.claims_train import draw_rnn
+    from linrnn.verify.claims.training import draw_rnn
     from linrnn.verify.train import train_rnn
 
     res = train_rnn(draw_rnn(seed, setup.specs[iq], width, replica, backend), None, None, loss="last",
@@ -412,9 +414,16 @@ def design_of(config: Config) -> Any:
 def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
         progress: Progress | None = None) -> ClaimResult:
     """The CO2 claim (the module docstring states the theory, the check, the controls and the design)."""
+    return run_table(config, model, seed=seed, backend=backend, dtype=dtype, progress=progress).claim
+
+
+def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
+              progress: Progress | None = None) -> Any:
+    """:func:`run` as the table ``linrnn verify train --teacher co2`` prints
+    (:class:`linrnn.verify.claims.training.Co2Table`, its result as ``claim``)."""
     import numpy as np
 
-    from linrnn.verify.claims_train import resolve_backend
+    from linrnn.verify.claims.training import Co2Row, Co2Table, ControlLine, resolve_backend
     from linrnn.verify.design import FURTHER_OFFSET
     from linrnn.verify.design import Look, plan, predicted_power, replicas_for, sd_upper, sequential_stages
     from linrnn.verify.stats import holm_rejections, t_isf
@@ -507,7 +516,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         stages = sequential_stages(draw, look, pl.replicas, design, [f"lag_weights:{k}" for k in setup.controls],
                                    seconds_spent=secs)
     except _Diverged as exc:
-        return _error_result(config, model, seed, backend, str(exc), design_info)
+        failed = _error_result(config, model, seed, backend, str(exc), design_info)
+        return Co2Table(failed, error=failed.error)
     last = stages.last
     R, est, se, z, stat, stat_verdict = last["R"], last["est"], last["se"], last["z"], last["stat"], last["own"]
     en, eh, imp = last["en"], last["eh"], last["imp"]
@@ -599,7 +609,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                          f"capped by {pl.capped_by or 'nothing'}; a further stage by "
                          f"{(stages.record[0].get('next') or {}).get('capped_by') or 'nothing'}); a larger "
                          "max_replicas would decide it.")
-    return ClaimResult(
+    claim = ClaimResult(
         id="co2_memory", title=TITLE, statement=STATEMENT, formula=FORMULA,
         statistic={"name": STAT_NAME, "value": finite_or_none(stat), "z": [finite_or_none(float(v)) for v in z],
                    "stage": n_stages},
@@ -628,6 +638,11 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         alpha=alpha,
         design=design_info,
     )
+    return Co2Table(claim, tuple(qs), tuple(theory.tolist()), tuple(est.tolist()), tuple(se.tolist()),
+                    tuple(finite_or_none(float(v)) for v in z), finite_or_none(stat), crit, alpha, R, config.pilot,
+                    tuple(ControlLine.of(c) for c in claim.controls),
+                    tuple(Co2Row(r["model"], r["sigma_w2"], r["test_r2"], r["test_r2_se"]) for r in rows),
+                    error=claim.error)
 
 
 def memory(config: Config, model: Any) -> int:

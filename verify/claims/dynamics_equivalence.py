@@ -23,7 +23,7 @@ trained, every candidate theory evaluated on the same trajectories):
   is significantly above 0 at the same level. A wrong candidate whose SCNN diverges at
   the step used is rejected outright (the RNN does not diverge).
 
-Sizes: the group-sequential design (:func:`linrnn.verify.claims_train.run_design`): a pilot
+Sizes: the group-sequential design (:func:`linrnn.verify.claims.training.run_design`): a pilot
 sizes the main stage so that every control is rejected with probability 0.999, and a
 further stage is drawn where a control is not rejected; every level above is split over
 the looks (alpha / looks in place of alpha).
@@ -35,10 +35,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from linrnn.verify.claims.base import (
-    Claim, ClaimResult, Progress, TrainConfig, check_scalar_model, check_widths, result_config, set_fields,
-    replica_memory, training_memory,
-)
+from linrnn.core.configure import set_fields
+from linrnn.core.validate import check_widths
+from linrnn.verify.claims.base import Claim, ClaimResult, Progress, result_config
+from linrnn.verify.claims.training_config import TrainConfig, check_scalar_model, replica_memory, training_memory
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def setup(config: Config, model: Any, seed: int, backend: Any) -> dict[str, Any]
     import numpy as np
 
     from linrnn.derive import weights
-    from linrnn.verify.claims_train import choose_lr, guard_draws, make_data, stable, wrong_weights
+    from linrnn.verify.claims.training import choose_lr, guard_draws, make_data, stable, wrong_weights
     from linrnn.verify.train import lagged_correlations
 
     x, y, teacher = make_data(config, backend, seed)
@@ -79,7 +79,7 @@ def replica_values(config: Config, model: Any, seed: int, backend: Any, st: dict
     """One replica: per width the RMS distance, the slope of log d on log n, and u_c at the largest width."""
     import numpy as np
 
-    from linrnn.verify.claims_train import draw_rnn, train_pair
+    from linrnn.verify.claims.training import draw_rnn, train_pair
     from linrnn.verify.scnn import scnn_trajectory
 
     out: dict[str, float] = {}
@@ -135,7 +135,7 @@ def trajectory_figure(example: tuple[int, Any, Any], teacher: list[float]) -> di
 
 def tests(config: Config, wrong: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the claim's tests, the controls' tests): TTest objects keyed by name (level split by Bonferroni)."""
-    from linrnn.verify.claims_train import TTest
+    from linrnn.verify.claims.training import TTest
 
     alpha, m = float(config.alpha), max(len(wrong), 1)
     own = {"rate": TTest("slope", -0.5, "two", alpha / 2),
@@ -148,10 +148,19 @@ def tests(config: Config, wrong: list[str]) -> tuple[dict[str, Any], dict[str, A
 def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
         progress: Progress | None = None) -> ClaimResult:
     """Wide-RNN gradient descent follows the SCNN with the derived lag weights, at rate n^{-1/2}."""
+    return run_table(config, model, seed=seed, backend=backend, dtype=dtype, progress=progress).claim
+
+
+def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
+              progress: Progress | None = None) -> Any:
+    """:func:`run` as the table ``linrnn verify train --widths`` prints
+    (:class:`linrnn.verify.claims.training.DistanceTable`, its result as ``claim``)."""
     import numpy as np
 
-    from linrnn.verify.claims_train import control_entry, distance_figure, resolve_backend, run_design, t_summary, \
-        tick
+    from linrnn.verify.claims.training import (
+        ControlLine, DesignLine, DistanceTable, control_entry, distance_figure, resolve_backend, run_design, t_summary,
+        tick,
+    )
 
     check(config, model)
     backend = resolve_backend(backend, seed, dtype)
@@ -208,7 +217,11 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     closer = {k: {"mean": s["mean"], "t": s["t"] if math.isfinite(s["t"]) else None, "crit": s["crit"],
                   "rejected": s["rejected"]} for k, s in own_s.items() if k != "rate"}
     m = max(len(st["wrong"]), 1)
-    return ClaimResult(
+    threshold = (f"slope: two-sided t-test of -1/2 at level a/2 ({R - 1} dof, |t| <= "
+                 f"{rate['crit']:.3g}); closeness: mean u not significantly below 0, one-sided at "
+                 f"a/(2 m) = {a_look / (2 * m):.3g} each; a = alpha / {design['looks']} = "
+                 f"{a_look:.3g} per look (alpha = {alpha:g})")
+    claim = ClaimResult(
         id="dynamics_equivalence",
         title="Dynamics equivalence",
         statement=("Gradient descent on a width-n linear RNN moves its impulse response like the scaled CNN "
@@ -220,11 +233,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                            "u = (d_c^2 - d^2)/||L_c - L_scnn||^2 at the largest width (t against 0)",
                    "value": rate["mean"], "stderr": slope_se, "t": rate["t"] if math.isfinite(rate["t"]) else None,
                    "closer": closer},
-        threshold={"description": (f"slope: two-sided t-test of -1/2 at level a/2 ({R - 1} dof, |t| <= "
-                                   f"{rate['crit']:.3g}); closeness: mean u not significantly below 0, one-sided at "
-                                   f"a/(2 m) = {a_look / (2 * m):.3g} each; a = alpha / {design['looks']} = "
-                                   f"{a_look:.3g} per look (alpha = {alpha:g})"),
-                   "value": {"ci": ci, "t_crit": rate["crit"]}},
+        threshold={"description": threshold, "value": {"ci": ci, "t_crit": rate["crit"]}},
         verdict=statistic_verdict,
         statistic_verdict=statistic_verdict,
         error=cause if statistic_verdict == "error" else None,
@@ -243,6 +252,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         ],
         backend=backend.describe(),
     )
+    return DistanceTable(claim, tuple(widths), tuple(mean.tolist()), tuple(se.tolist()), rate["mean"], tuple(ci),
+                         threshold, DesignLine.of(claim.design), tuple(ControlLine.of(c) for c in claim.controls))
 
 
 def memory(config: Config, model: Any) -> int:

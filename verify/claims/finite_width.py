@@ -39,7 +39,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.verify.claims.base import Claim, ClaimResult, Progress, check_widths, result_config, set_fields
+from linrnn.core.configure import set_fields
+from linrnn.core.validate import check_widths
+from linrnn.verify.claims.base import Claim, ClaimResult, Progress, result_config
 
 SECTION = "finite_width"
 

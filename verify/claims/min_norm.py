@@ -20,7 +20,7 @@ derivation's wrong weights), Delta_c = L_mn^c - L_mn:
   a/2); faster decay at these widths (the O(1/n) curvature) is no refutation.
 
 Here a = alpha / looks, the claim's alpha split over the looks of its design.
-Sizes: the group-sequential design (:func:`linrnn.verify.claims_train.run_design`).
+Sizes: the group-sequential design (:func:`linrnn.verify.claims.training.run_design`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.verify.claims.base import (
-    Claim, ClaimResult, Progress, TrainConfig, check_scalar_model, check_widths, result_config, set_fields,
-    replica_memory, training_memory,
-)
+from linrnn.core.configure import set_fields
+from linrnn.core.validate import check_widths
+from linrnn.verify.claims.base import Claim, ClaimResult, Progress, result_config
+from linrnn.verify.claims.training_config import TrainConfig, check_scalar_model, replica_memory, training_memory
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def check(config: Config, model: Any) -> None:
     check_scalar_model(model, "min_norm")
     if config.loss != "last" or config.n_seq >= config.seq_len:
         raise UsageError("the min-norm claim needs loss 'last' and fewer sequences than lags (n_seq < seq_len)")
-    from linrnn.verify.claims_train import require_weight_controls
+    from linrnn.verify.claims.training import require_weight_controls
 
     # the interpolant does not change when every lag weight is scaled: a control proportional to lambda_j is none
     require_weight_controls(model, config.seq_len, config.controls, "min_norm", plain=True, up_to_scale=True)
@@ -69,7 +69,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     import numpy as np
 
     from linrnn.derive import weights
-    from linrnn.verify.claims_train import (
+    from linrnn.verify.claims.training import (
         TTest, choose_lr, control_entry, guard_draws, distance_figure, distinct_controls, draw_rnn, make_data,
         resolve_backend, run_design, t_summary, tick, train_pair, wrong_weights,
     )

@@ -21,23 +21,23 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
     from linrnn.derive import lag_formulas
 
     check(config, model)
-    j = ntk_sweep.sweep(config, model, seed=seed, backend=backend, dtype=dtype)
-    c = ntk_sweep.checks(j)["nngp_entries"]
-    ctrls = ntk_sweep.controls(j, "nngp", "nngp_entries")
+    r = ntk_sweep.sweep(config, model, seed=seed, backend=backend, dtype=dtype)
+    c = r.check_results()["nngp_entries"]
+    ctrls = ntk_sweep.controls(r, "nngp", "nngp_entries")
     stat, thr = ntk_sweep.entry_stat(c)
     var = lag_formulas(model.param, model.derivation_law()).nngp.latex_doc
     return ntk_sweep.result(
-        j, config, model,
+        r, config, model,
         id="nngp", title="NNGP of the initial impulse response",
         statement="At initialisation the impulse response L_j(0) = C W^j F of a wide linear RNN has independent "
                   "entries with the derived variance.",
         formula=r"\mathrm{E}\left[L_i(0)[a,b]\,L_j(0)[a',b']\right] = \delta_{ij}\,\delta_{aa'}\,\delta_{bb'}\,"
                 + var,
-        statistic=stat, threshold=thr, verdict=c["outcome"] if c["outcome"] != "error" else "error",
-        figures={"per_lag": ntk_sweep.per_lag_figure(j, "nngp_", c, r"$\mathrm{Var}\,L_j(0)[0,0]$ (dimensionless)",
+        statistic=stat, threshold=thr, verdict=c.outcome,
+        figures={"per_lag": ntk_sweep.per_lag_figure(r, "nngp", c, r"$\mathrm{Var}\,L_j(0)[0,0]$ (dimensionless)",
                                                      "NNGP variance")},
-        controls=ctrls, **ntk_sweep.claim_fields(j, c, ctrls),
-        notes=[j["design"]["test"] + ".", *ntk_sweep.exact_note(j)],
+        controls=ctrls, **ntk_sweep.claim_fields(r, c, ctrls),
+        notes=[r.design.test + ".", *ntk_sweep.exact_note(r)],
     )
 
 

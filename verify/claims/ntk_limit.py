@@ -25,41 +25,42 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dt
     from linrnn.derive import lag_formulas
 
     check(config, model)
-    j = ntk_sweep.sweep(config, model, seed=seed, backend=backend, dtype=dtype)
-    c = ntk_sweep.checks(j)["ntk_entries"]
-    ctrls = ntk_sweep.controls(j, "ntk", "ntk_entries")
+    r = ntk_sweep.sweep(config, model, seed=seed, backend=backend, dtype=dtype)
+    c = r.check_results()["ntk_entries"]
+    ctrls = ntk_sweep.controls(r, "ntk", "ntk_entries")
     stat, thr = ntk_sweep.entry_stat(c)
-    L, M = j["shape"][0], int(np.prod(j["shape"][:3]))
-    top = j["width"]
+    L, M = r.shape[0], int(np.prod(r.shape[:3]))
+    top = r.verdict_width
     axis = "lag j" if M == L else "(lag, output, input), flattened"
-    mean = np.asarray(j["mean"], dtype=np.float64).reshape(M, M)
-    theory = np.asarray(j["limit_theory"], dtype=np.float64).reshape(M, M)
-    design = j["design"]
+    ntk = r.kernel("ntk")
+    mean = np.asarray(ntk.mean, dtype=np.float64).reshape(M, M)
+    theory = np.asarray(ntk.limit, dtype=np.float64).reshape(M, M)
+    design = r.design
     lam = lag_formulas(model.param, model.derivation_law()).weight.latex_doc
     return ntk_sweep.result(
-        j, config, model,
+        r, config, model,
         id="ntk_limit", title="NTK limit of the lag weights",
         statement="As the width grows, the empirical lag NTK of a linear RNN at initialisation tends to the "
                   "diagonal kernel with the derived lag weights lambda_j.",
         formula=r"\Theta_\infty[(i,a,b),(j,a',b')] = \lambda_i\,\delta_{ij}\,\delta_{aa'}\,\delta_{bb'},"
                 r"\quad \lambda_j = " + lam,
-        statistic=stat, threshold=thr, verdict=c["outcome"] if c["outcome"] != "error" else "error",
+        statistic=stat, threshold=thr, verdict=c.outcome,
         figures={
             "heatmap": {
                 "kind": "heatmap", "title": "Empirical lag NTK against its limit",
                 "caption": f"Left: Monte Carlo mean of the empirical lag NTK at width n = {top} "
-                           f"({j['replicas']} draws); right: the derived limit, diagonal with lambda_j. "
+                           f"({r.top.replicas} draws); right: the derived limit, diagonal with lambda_j. "
                            "Same colour scale.",
                 "panels": [{"title": f"Monte Carlo mean, n = {top}", "matrix": mean},
                            {"title": r"derived limit $\lambda_i\,\delta_{ij}$", "matrix": theory}],
                 "axis_label": axis.replace("lag j", "lag j'"), "axis_label_y": axis.replace("lag j", "lag i"),
                 "colorbar_label": r"$\Theta[i, j']$ (dimensionless)",
             },
-            "per_lag": ntk_sweep.per_lag_figure(j, "", c, r"NTK diagonal $\Theta[(j,0,0),(j,0,0)]$ (dimensionless)",
+            "per_lag": ntk_sweep.per_lag_figure(r, "ntk", c, r"NTK diagonal $\Theta[(j,0,0),(j,0,0)]$ (dimensionless)",
                                                 "Lag NTK"),
         },
-        controls=ctrls, **ntk_sweep.claim_fields(j, c, ctrls),
-        notes=[design["correction"] + ".", design["allowance"] + ".", *ntk_sweep.exact_note(j)],
+        controls=ctrls, **ntk_sweep.claim_fields(r, c, ctrls),
+        notes=[design.correction + ".", design.allowance + ".", *ntk_sweep.exact_note(r)],
     )
 
 

@@ -2,7 +2,10 @@
 
 One :func:`linrnn.verify.check_ntk.check_lag_ntk` run over the widths measures the lag
 NTK, the NNGP second moment and the per-draw relative error at once; each of the three
-claims reads its part. :func:`sweep` is memoised per process on its full input
+claims reads its part, by the fields of the typed result
+(:class:`~linrnn.verify.check_ntk.NTKCheck`, its :class:`~linrnn.verify.check_ntk.NTKDesign`,
+:class:`~linrnn.verify.check_ntk.CheckResult` and :class:`~linrnn.verify.check_ntk.ControlResult`),
+never the keys of its results object. :func:`sweep` is memoised per process on its full input
 (configuration, model, seed, backend kind, dtype), so the three claims of one suite
 run share one computation, while each claim stays a pure function of its inputs
 (a claim run in another process recomputes the sweep and gets the same numbers).
@@ -13,12 +16,15 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from linrnn.core.errors import UsageError
-from linrnn.verify.claims.base import ClaimResult, result_config, set_fields
+from linrnn.core.configure import set_fields
+from linrnn.verify.claims.base import ClaimResult, result_config
+
+if TYPE_CHECKING:  # the engine imports NumPy: the claims import it when they run
+    from linrnn.verify.check_ntk import CheckResult, NTKCheck
 
 SECTION = "ntk"
 
@@ -51,7 +57,7 @@ class NtkConfig:
     mean: str = "auto"
 
     def __post_init__(self) -> None:
-        from linrnn.verify.claims.base import in_open_interval, positive_int
+        from linrnn.core.validate import in_open_interval, positive_int
 
         set_fields(self, lags=positive_int("ntk.lags", self.lags), widths=tuple(self.widths))
         if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.widths):
@@ -106,7 +112,7 @@ def check(config: NtkConfig, model: Any) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _sweep(config: NtkConfig, model: Any, seed: int, backend: str, dtype: str) -> dict[str, Any]:
+def _sweep(config: NtkConfig, model: Any, seed: int, backend: str, dtype: str) -> NTKCheck:
     from linrnn.verify.check_ntk import check_lag_ntk
     from linrnn.verify.montecarlo import parse_memory
 
@@ -115,36 +121,37 @@ def _sweep(config: NtkConfig, model: Any, seed: int, backend: str, dtype: str) -
                       alpha=config.alpha, progress=False, pilot=config.pilot, max_replicas=config.max_replicas,
                       budget_seconds=config.budget_seconds or None, mean=config.mean,
                       memory_flag="[ntk] max_memory in the configuration")
-    return r.to_json()
+    return r
 
 
-def sweep(config: NtkConfig, model: Any, *, seed: int, backend: str = "numpy", dtype: str = "float64") -> dict[str, Any]:
-    """The results object of :func:`check_lag_ntk` for this sweep (a private copy; memoised)."""
+def sweep(config: NtkConfig, model: Any, *, seed: int, backend: str = "numpy", dtype: str = "float64") -> NTKCheck:
+    """The result of :func:`check_lag_ntk` for this sweep (a private copy; memoised)."""
     if not isinstance(backend, str):
         backend = backend.name
     return copy.deepcopy(_sweep(config, model, seed, backend, dtype))
 
 
-def checks(j: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["name"]: c for c in j["checks"]}
-
-
-def entry_stat(check: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def entry_stat(check: CheckResult) -> tuple[dict[str, Any], dict[str, Any]]:
     """Statistic and threshold of an entrywise check (max |z|, Holm thresholds)."""
-    stat = {"name": "max |z| over the entries (bias-corrected estimate vs theory)", "value": check["value"],
-            "entries_tested": check["entries_tested"], "entries_rejected_holm": check["entries_rejected_holm"]}
-    thr = {"description": f"every |z| below Holm's thresholds, the first t_{{{check['dof']:g}}} critical value "
-                          f"at family-wise alpha = {check['alpha']:.3g}",
-           "value": check["threshold"]}
+    from linrnn.core.jsonclean import finite_or_none
+
+    t = check.test
+    stat = {"name": "max |z| over the entries (bias-corrected estimate vs theory)",
+            "value": finite_or_none(float(t.max_abs_z)), "entries_tested": t.m, "entries_rejected_holm": t.rejected}
+    thr = {"description": f"every |z| below Holm's thresholds, the first t_{{{t.dof:g}}} critical value "
+                          f"at family-wise alpha = {t.alpha:.3g}",
+           "value": t.threshold}
     return stat, thr
 
 
-def rate_stat(check: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def rate_stat(check: CheckResult) -> tuple[dict[str, Any], dict[str, Any]]:
     """Statistic and threshold of the rate check (fitted slope, expected slope inside its interval)."""
-    stat = {"name": "fitted log-log slope of the relative error against n", "value": check["value"],
-            "stderr": check["stderr"], "ci": check["ci"]}
-    thr = {"description": f"expected slope {check['expected']:g} inside the {100 * check['ci_level']:.4g}% interval",
-           "value": check["ci"]}
+    t = check.test
+    ci = list(t.ci)
+    stat = {"name": "fitted log-log slope of the relative error against n", "value": t.slope,
+            "stderr": t.stderr, "ci": ci}
+    thr = {"description": f"expected slope {t.expected:g} inside the {100 * t.level:.4g}% interval",
+           "value": ci}
     return stat, thr
 
 
@@ -156,7 +163,7 @@ _DESCRIPTIONS = {
 }
 
 
-def controls(j: Mapping[str, Any], prefix: str, check: str) -> list[dict[str, Any]]:
+def controls(r: NTKCheck, prefix: str, check: str) -> list[dict[str, Any]]:
     """The negative controls of one claim: every control's ``check`` ("ntk_entries", "nngp_entries" or "rate").
 
     A control of the sweep whose name starts with ``prefix`` (ntk, nngp) is tested
@@ -166,67 +173,75 @@ def controls(j: Mapping[str, Any], prefix: str, check: str) -> list[dict[str, An
     the size used and the replicas per width ``needed`` for power 0.999.
     """
     out = []
-    for name, ctrl in j["controls"].items():
+    for name, ctrl in r.control_results().items():
         kind = name.split(":")[0]
         if prefix == "rate":
             if kind not in ("rate", "ntk"):
                 continue
         elif kind != prefix:
             continue
-        for c in ctrl["checks"]:
-            if c["name"] != check:
+        for c in ctrl.checks:
+            if c.name != check:
                 continue
-            stat, thr = rate_stat(c) if c["name"] == "rate" else entry_stat(c)
+            stat, thr = rate_stat(c) if c.name == "rate" else entry_stat(c)
             cid = name if kind == "rate" or prefix != "rate" else f"rate:{name}"
             statement = _DESCRIPTIONS.get(name, f"wrong theory {name}")
             if cid != name:
                 statement = "the rate fit of the relative error against " + statement
             out.append({
-                "id": cid, "statement": statement, "formula": ctrl.get("formula"), "statistic": stat,
-                "threshold": thr, "verdict": {"fail": "rejected", "pass": "not_rejected"}.get(c["outcome"], "error"),
-                "power": c.get("power"), "needed": c.get("needed"),
+                "id": cid, "statement": statement, "formula": ctrl.formula, "statistic": stat,
+                "threshold": thr, "verdict": {"fail": "rejected", "pass": "not_rejected"}.get(c.outcome, "error"),
+                "power": c.power, "needed": c.needed,
             })
     return out
 
 
-def claim_fields(j: Mapping[str, Any], check: Mapping[str, Any], ctrls: list[dict[str, Any]]) -> dict[str, Any]:
-    """statistic_verdict, error, alpha and design of one claim of the sweep."""
-    d = j["design"]
-    stat = "error" if j.get("error") else check["outcome"]
-    error = j.get("error") or (f"the statistic of {check['name']} is not finite" if stat == "error" else None)
+def claim_fields(r: NTKCheck, check: CheckResult, ctrls: list[dict[str, Any]]) -> dict[str, Any]:
+    """statistic_verdict, error, alpha and design of one claim of the sweep.
+
+    ``alpha_per_look`` is the per-check alpha (``alpha / 3``), as it has been in the
+    results of every run so far; the per-look level is ``design.alpha_per_check_per_look``.
+    """
+    d = r.design
+    stat = "error" if r.error else check.outcome
+    error = r.error or (f"the statistic of {check.name} is not finite" if stat == "error" else None)
     return {
         "statistic_verdict": stat,
         "error": error,
-        "alpha": j["alpha_per_check"],
+        "alpha": r.alpha_check,
         "design": {
-            "method": d["method"], "pilot": d["pilot"], "replicas": d["replicas"],
-            "replicas_per_width": {str(n): d["replicas"] for n in j.get("widths", [j["width"]])},
-            "power_target": d["power_target"], "capped_by": d["capped_by"], "bias_cap": d.get("bias_cap"),
+            "method": d.method, "pilot": d.pilot, "replicas": d.replicas,
+            "replicas_per_width": {str(n): d.replicas for n in r.widths},
+            "power_target": d.power_target, "capped_by": d.capped_by, "bias_cap": d.bias_cap,
             "needed": {c["id"]: c.get("needed") for c in ctrls},
-            "sizing": d["sizing"], "allowance": d["allowance"],
-            "looks": d.get("looks", 1), "alpha_per_look": j.get("alpha_per_check_per_look", j["alpha_per_check"]),
-            "stages": d.get("stages"), "decided_at_stage": d.get("decided_at_stage"),
+            "sizing": d.sizing, "allowance": d.allowance,
+            "looks": d.looks, "alpha_per_look": r.alpha_check,
+            "stages": d.stages, "decided_at_stage": d.decided_at_stage,
         },
     }
 
 
-def per_lag_figure(j: Mapping[str, Any], prefix: str, check: Mapping[str, Any], ylabel: str, what: str) -> dict[str, Any]:
-    """Kind ``per_lag``: the diagonal entries (lag j, output 0, input 0) at the largest width against theory."""
+def per_lag_figure(r: NTKCheck, which: str, check: CheckResult, ylabel: str, what: str) -> dict[str, Any]:
+    """Kind ``per_lag``: the diagonal entries (lag j, output 0, input 0) at the largest width against theory.
+
+    ``which``: "ntk" (the lag NTK) or "nngp" (the NNGP second moment), :meth:`NTKCheck.kernel`.
+    """
     import numpy as np
 
-    L = j["shape"][0]
+    L = r.shape[0]
     diag = [(k, 0, 0, k, 0, 0) for k in range(L)]
-    th, est, se, raw = (np.asarray(j[prefix + k], dtype=np.float64)
-                        for k in ("theory", "corrected_mean", "corrected_stderr", "mean"))
-    top, comp = j["width"], j["companion_width"]
-    t = check["threshold"]
+    arrays = r.kernel(which)
+    th, est, se, raw = (np.asarray(a, dtype=np.float64)
+                        for a in (arrays.theory, arrays.corrected, arrays.corrected_stderr, arrays.mean))
+    top, comp, replicas = r.verdict_width, r.companion_width, r.top.replicas
+    t = check.test.threshold
     e = np.array([est[d] for d in diag])
     s = np.array([se[d] for d in diag])
-    if j.get("mean_theory") == "exact":
-        limit = np.asarray(j[prefix + "limit_theory"], dtype=np.float64)
+    if r.exact:
+        limit = np.asarray(arrays.limit, dtype=np.float64)
         return {
             "kind": "per_lag", "title": f"{what}: Monte Carlo against the exact finite-width mean per lag",
-            "caption": f"Diagonal entries (lag j, output 0, input 0) at width n = {top} over {j['replicas']} draws. "
+            "caption": f"Diagonal entries (lag j, output 0, input 0) at width n = {top} over {replicas} draws. "
                        f"Circles: the Monte Carlo mean with simultaneous intervals of +-{t:.2f} standard errors "
                        f"(the Holm/Bonferroni threshold of the test); line: the exact finite-width expectation at "
                        f"n = {top} (linrnn.derive.finite_width), the tested theory (no bias allowance); open "
@@ -238,7 +253,7 @@ def per_lag_figure(j: Mapping[str, Any], prefix: str, check: Mapping[str, Any], 
         }
     return {
         "kind": "per_lag", "title": f"{what}: Monte Carlo against theory per lag",
-        "caption": f"Diagonal entries (lag j, output 0, input 0) at width n = {top} over {j['replicas']} draws. "
+        "caption": f"Diagonal entries (lag j, output 0, input 0) at width n = {top} over {replicas} draws. "
                    f"Circles: bias-corrected estimate (two-point fit at n = {top} and n = {comp}), with "
                    f"simultaneous intervals of +-{t:.2f} standard errors (the Holm/Bonferroni threshold of the "
                    f"test); open squares: the raw mean at n = {top}; line: the derived limit.",
@@ -249,15 +264,15 @@ def per_lag_figure(j: Mapping[str, Any], prefix: str, check: Mapping[str, Any], 
     }
 
 
-def exact_note(j: Mapping[str, Any]) -> list[str]:
+def exact_note(r: NTKCheck) -> list[str]:
     """The note of an exact-mean run: what was tested and why that tests the limit."""
-    if j.get("mean_theory") != "exact":
+    if not r.exact:
         return []
     return [f"The theory tested is the exact finite-width expectation at each width (linrnn.derive.finite_width, "
             f"the loop equations of the Gaussian transition matrix), whose n -> infinity limit is the derived one "
             f"(an exact identity, checked in the tests): no bias fit, no O(n^-2) remainder."]
 
 
-def result(j: Mapping[str, Any], config: NtkConfig, model: Any, **fields: Any) -> ClaimResult:
+def result(r: NTKCheck, config: NtkConfig, model: Any, **fields: Any) -> ClaimResult:
     """A claim of the sweep: its own fields, with the shared configuration and backend."""
-    return ClaimResult(config=result_config(model, config), backend=j["backend"], **fields)
+    return ClaimResult(config=result_config(model, config), backend=r.backend, **fields)

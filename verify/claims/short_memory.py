@@ -3,7 +3,7 @@
 The expected test error as a function of q is predicted in closed form from the SCNN
 (the SCNN iterate is affine in L(0), L(K) = L(0) A_K + m_K, so averaging over the
 NNGP L(0) ~ N(0, diag(v_j)) gives T(q) = E loss = loss(m_K) + 1/2 n_y tr(A_K R A_K^T S);
-:func:`linrnn.verify.claims_train.expected_test_loss`), against trained RNNs.
+:func:`linrnn.verify.claims.training.expected_test_loss`), against trained RNNs.
 
 Estimator (a control variate): the trained RNN's test error varies across draws mostly
 through L(0), whose SCNN counterpart has known mean T(q). Per replica and q, the RNN at
@@ -17,7 +17,7 @@ L(0) draws, 2 e_scnn,n - e_scnn,n/2 (two-sided, alpha/(4m): the control variate 
 only if E e_scnn = T(q)); and the theory's best q within the experiment's uncertainty (one-sided,
 alpha/2). Control: the curve T'(q) of wrong lag weights under the same t-test, decided at
 the q the pilot finds most telling (the group-sequential design of
-:func:`linrnn.verify.claims_train.run_design`; every level here is split over its looks,
+:func:`linrnn.verify.claims.training.run_design`; every level here is split over its looks,
 alpha / looks in place of alpha). The grid ``sigma_w2s`` is claim
 configuration; the other model fields come from the model.
 """
@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.verify.claims.base import (
-    Claim, ClaimResult, Progress, TrainConfig, check_scalar_model, errbars, positive_int, replica_memory,
-    result_config, set_fields, training_memory,
-)
+from linrnn.core.configure import set_fields
+from linrnn.core.figdata import errbars
+from linrnn.core.validate import positive_int
+from linrnn.verify.claims.base import Claim, ClaimResult, Progress, result_config
+from linrnn.verify.claims.training_config import TrainConfig, check_scalar_model, replica_memory, training_memory
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Config(TrainConfig):
 
 def check(config: Config, model: Any) -> None:
     """Scalar sequences, and a control that differs from the derived lag weights at some q (before any work)."""
-    from linrnn.verify.claims_train import require_weight_controls
+    from linrnn.verify.claims.training import require_weight_controls
 
     check_scalar_model(model, "short_memory")
     require_weight_controls(model, config.seq_len, config.controls, "short_memory", qs=config.sigma_w2s)
@@ -96,11 +97,18 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     The test error is the test-set loss divided by its value at L = 0 (relative error);
     see the module docstring for the estimator, the tests and the design.
     """
+    return run_table(config, model, seed=seed, backend=backend, dtype=dtype, progress=progress).claim
+
+
+def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
+              progress: Progress | None = None) -> Any:
+    """:func:`run` as the table ``linrnn verify train --sigma-w2s`` prints
+    (:class:`linrnn.verify.claims.training.ErrorVsQTable`, its result as ``claim``)."""
     import numpy as np
 
     from linrnn.derive import nngp_variance, weights
-    from linrnn.verify.claims_train import (
-        TTest, choose_lr, control_entry, guard_draws, draw_rnn, expected_test_loss, make_data, resolve_backend, run_design, stable,
+    from linrnn.verify.claims.training import (
+        ControlLine, DesignLine, ErrorVsQTable, TTest, choose_lr, control_entry, guard_draws, draw_rnn, expected_test_loss, make_data, resolve_backend, run_design, stable,
         t_summary, tick, wrong_weights,
     )
     from linrnn.verify.scnn import scnn_trajectory
@@ -229,7 +237,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
     se_n = np.array([np.std(main[f"raw{iq}@{n}"], ddof=1) for iq in range(len(qs))]) / math.sqrt(R)
     m_h = np.array([np.mean(main[f"raw{iq}@{h}"]) for iq in range(len(qs))])
     learned = learned / max(counted[0], 1)
-    return ClaimResult(
+    max_abs_t = float(np.max(np.abs(z))) if finite else None
+    claim = ClaimResult(
         id="short_memory",
         title="Short-memory bias vs sigma_W^2",
         statement=("The test error of trained wide linear RNNs after a fixed number of steps follows the SCNN "
@@ -238,7 +247,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                  r"\tfrac{n_y}{2}\operatorname{tr}(A_K R^{\mathrm{test}}_{xx} A_K^\top S),\ "
                  r"P_K = D^{1/2}Q\,\eta\phi_K(\eta\mu)\,Q^\top D^{1/2},\ A_K = I - R_{xx}P_K"),
         statistic={"name": "max |t| over q of the control-variate, bias-corrected test error against the theory",
-                   "value": float(np.max(np.abs(z))) if finite else None, "z": z.tolist(),
+                   "value": max_abs_t, "z": z.tolist(),
                    "closed_form_t": [own_s[f"closed_form:q={q:g}"]["t"] for q in qs]},
         threshold={"description": f"two-sided t quantile at a/(4m) (a = alpha / {design['looks']} = {a_look:.3g} "
                                   f"per look, alpha = {alpha:g}, m = {m}, {R - 1} dof) for "
@@ -281,6 +290,9 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         ],
         backend=backend.describe(),
     )
+    return ErrorVsQTable(claim, tuple(qs), tuple(theory_a.tolist()), tuple(est.tolist()), tuple(se.tolist()),
+                         tuple(z.tolist()), tuple(m_n.tolist()), tuple(se_n.tolist()), qs[best_th], qs[best_ex],
+                         max_abs_t, crit, DesignLine.of(claim.design), tuple(ControlLine.of(c) for c in claim.controls))
 
 
 def memory(config: Config, model: Any) -> int:

@@ -19,30 +19,32 @@ check = ntk_sweep.check
 def run(config: Config, model: Any, *, seed: int = 0, backend: str = "numpy", dtype: str = "float64",
         progress: Progress | None = None) -> ClaimResult:
     check(config, model)
-    j = ntk_sweep.sweep(config, model, seed=seed, backend=backend, dtype=dtype)
-    c = ntk_sweep.checks(j)["rate"]
-    ctrls = ntk_sweep.controls(j, "rate", "rate")
+    r = ntk_sweep.sweep(config, model, seed=seed, backend=backend, dtype=dtype)
+    c = r.check_results()["rate"]
+    ctrls = ntk_sweep.controls(r, "rate", "rate")
     stat, thr = ntk_sweep.rate_stat(c)
+    rate = r.rate
+    assert rate is not None  # a sweep (two or more widths) fits the rate
     return ntk_sweep.result(
-        j, config, model,
+        r, config, model,
         id="width_rate", title="Convergence rate in the width",
         statement="The per-draw relative Frobenius error of the empirical lag NTK against its limit falls "
                   "like n^(-1/2).",
         formula=(r"e(n) = \frac{\|\Theta_r - \mathrm{E}\,\Theta(n)\|_F}{\|\mathrm{E}\,\Theta(n)\|_F} \propto n^{-1/2}"
-                 if j.get("mean_theory") == "exact" else
+                 if r.exact else
                  r"e(n) = \frac{\|\Theta_r - \Theta_\infty\|_F}{\|\Theta_\infty\|_F} \propto n^{-1/2}"),
-        statistic=stat, threshold=thr, verdict=c["outcome"] if c["outcome"] != "error" else "error",
+        statistic=stat, threshold=thr, verdict=c.outcome,
         figures={"width_rate": {
             "kind": "width_rate", "title": "Relative error of the lag NTK against the width",
-            "caption": f"Mean per-draw relative error e(n) over {j['replicas']} draws per width (bars: +-2 "
-                       f"standard errors), log-log axes. Dashed: the fitted slope ({c['model']}), "
+            "caption": f"Mean per-draw relative error e(n) over {r.top.replicas} draws per width (bars: +-2 "
+                       f"standard errors), log-log axes. Dashed: the fitted slope ({rate.extra['model']}), "
                        "drawn through the largest width; dotted: the expected slope -1/2.",
-            "widths": j["widths"], "rel_error": j["rel_error"], "rel_error_stderr": j["rel_error_stderr"],
-            "slope": j["slope"], "slope_ci": j["slope_ci"], "expected_slope": j["expected_slope"],
+            "widths": r.widths, "rel_error": r.rel_error, "rel_error_stderr": r.rel_error_stderr,
+            "slope": rate.slope, "slope_ci": list(rate.ci), "expected_slope": rate.expected,
             "ylabel": r"relative error $e(n)$ (dimensionless)",
         }},
-        controls=ctrls, **ntk_sweep.claim_fields(j, c, ctrls),
-        notes=[j["design"]["rate"] + ".", *ntk_sweep.exact_note(j)],
+        controls=ctrls, **ntk_sweep.claim_fields(r, c, ctrls),
+        notes=[r.design.rate + ".", *ntk_sweep.exact_note(r)],
     )
 
 

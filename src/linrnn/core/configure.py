@@ -83,6 +83,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def set_fields(obj: Any, **values: Any) -> None:
+    """Assign normalised values in a frozen dataclass's ``__post_init__``."""
+    for k, v in values.items():
+        object.__setattr__(obj, k, v)
+
+
 def field_names(cls_or_obj: Any) -> tuple[str, ...]:
     """The fields a configuration takes (its constructor's: a field with init=False is the class's own)."""
     return tuple(f.name for f in dataclasses.fields(cls_or_obj) if f.init)

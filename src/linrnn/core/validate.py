@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from linrnn.core.errors import UsageError
 
@@ -27,6 +28,32 @@ def check_nonnegative(name: str, value: float) -> float:
     if not math.isfinite(value) or value < 0:
         raise UsageError(f"{name} must be a finite non-negative number, got {value!r}")
     return value
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` if it is a positive integer (not a bool), else :class:`UsageError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def in_open_interval(name: str, value: float, lo: float, hi: float, why: str = "") -> float:
+    """``value`` as a float if lo < value < hi, else :class:`UsageError` (``why`` says why the bounds)."""
+    v = float(value)
+    if not lo < v < hi:
+        raise UsageError(f"{name} must lie in ({lo:g}, {hi:g}){why}, got {value!r}")
+    return v
+
+
+def check_widths(widths: Any, name: str = "widths") -> tuple[int, ...]:
+    """At least two different positive widths, sorted and without repeats."""
+    try:
+        ws = [int(w) for w in widths]
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must hold at least two different positive widths, got {widths!r}") from None
+    if len(set(ws)) < 2 or min(ws) < 1 or any(int(w) != w for w in widths):
+        raise UsageError(f"{name} must hold at least two different positive widths, got {widths!r}")
+    return tuple(sorted(set(ws)))
 
 
 def check_size(name: str, value: int, minimum: int = 1) -> int:

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.verify.claims.base import Claim, ClaimResult, Progress, check_widths, result_config, set_fields
+from linrnn.core.configure import set_fields
+from linrnn.core.validate import check_widths
+from linrnn.verify.claims.base import Claim, ClaimResult, Progress, result_config
 
 SECTION = "orthogonal"
 #: The most lags of the control (the Gaussian exact engine's reach).

@@ -6,7 +6,7 @@ Linear RNNs", ICML 2021) are registry entries, one module each:
 :mod:`~linrnn.verify.claims.short_memory` and :mod:`~linrnn.verify.claims.co2`. This
 module holds what they share:
 
-* data and draws from a configuration (:class:`linrnn.verify.claims.base.TrainConfig`
+* data and draws from a configuration (:class:`linrnn.verify.claims.training_config.TrainConfig`
   fields) and a seed: :func:`make_data` (teacher and inputs, data stream ``stream``),
   :func:`draw_rnn` (raw C, F, W seeded from (seed, n, replica)), :func:`reseeded`;
 * the step (:func:`choose_lr`) and the paired RNN/SCNN training (:func:`train_pair`);
@@ -37,7 +37,7 @@ import numpy as np
 
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import Backend, get_backend
-from linrnn.verify.claims.base import errbars
+from linrnn.core.figdata import errbars
 from linrnn.verify.design import FURTHER_OFFSET
 
 Progress = Callable[[float, str], None]
@@ -94,7 +94,7 @@ def choose_lr(config: Any, corr: Any, spec: Any, draws: Any = None, guard: Any =
     limit's step leaves the linear regime of some draws at finite width.
     A given float is never changed.
     """
-    from linrnn.verify.claims.base import check_lr
+    from linrnn.verify.claims.training_config import check_lr
     from linrnn.verify.scnn import auto_lr_rnn
 
     if config.lr != "auto":
@@ -596,3 +596,118 @@ def control_entry(
     entry["statistic"].update(power=power, needed_replicas=entry["needed_replicas"],
                               decide_with=entry.get("decide_with"))
     return entry
+
+
+# ----------------------------------------------------------------- typed results (what verify train prints)
+#
+# A training claim's ``run`` returns its ClaimResult (the registry's contract); its ``run_table`` returns one of
+# the objects below, made from the same values as the result's figures, with the result itself as ``claim``.
+# ``linrnn verify train`` prints them (linrnn.train_cli.TablePrinter, one method per type) and reads their
+# fields, never the keys of the figures.
+
+
+@dataclass(frozen=True)
+class ControlLine:
+    """A negative control as a table shows it: its id, verdict (rejected / not_rejected / error), the power the
+    pilot predicted at the size used (None without one) and, when not rejected, the replicas that would decide it."""
+
+    id: str
+    verdict: str
+    power: float | None
+    decide_with: int | None = None
+
+    @classmethod
+    def of(cls, entry: Mapping[str, Any]) -> ControlLine:
+        """From a control of the claim's result (:func:`control_entry` or a claim's own)."""
+        return cls(entry["id"], entry["verdict"], entry.get("power"), entry.get("decide_with"))
+
+
+@dataclass(frozen=True)
+class DesignLine:
+    """The group-sequential design a table states: pilot replicas, the replicas of the deciding stage and of each
+    stage, the power target, the cap that bound the main stage (None if none) and the number of looks."""
+
+    pilot: int
+    #: replicas of the deciding (last) stage
+    replicas: int
+    stages: tuple[int, ...]
+    power_target: float
+    capped_by: str | None
+    looks: int | None
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> DesignLine:
+        """From the design record of :func:`run_design` (``Staged.record``)."""
+        stages = tuple(st["replicas"] for st in record.get("stages") or []) or (record.get("replicas"),)
+        return cls(record.get("pilot"), record.get("replicas"), stages, record.get("power_target"),
+                   record.get("capped_by"), record.get("looks"))
+
+
+@dataclass(frozen=True)
+class DistanceTable:
+    """Dynamics equivalence: the mean distance d(n) to the SCNN per width, with its standard error, and the mean
+    per-replica slope of log d(n) on log n with its interval (``threshold``: the test's description)."""
+
+    claim: Any  # linrnn.verify.claims.base.ClaimResult
+    widths: tuple[int, ...]
+    distance_mean: tuple[float, ...]
+    distance_se: tuple[float, ...]
+    slope: float
+    ci: tuple[float, float]
+    threshold: str
+    design: DesignLine
+    controls: tuple[ControlLine, ...]
+
+
+@dataclass(frozen=True)
+class ErrorVsQTable:
+    """Short memory: per q, the theory's test error, the RNNs' control-variate estimate with its standard error
+    and t, and the raw mean at width n; the best q of each, and max |t| (None if not finite) against ``threshold``."""
+
+    claim: Any
+    sigma_w2: tuple[float, ...]
+    theory: tuple[float, ...]
+    bias_corrected: tuple[float, ...]
+    bias_corrected_se: tuple[float, ...]
+    z: tuple[float, ...]
+    experiment_mean: tuple[float, ...]
+    experiment_se: tuple[float, ...]
+    best_q_theory: float
+    best_q_experiment: float
+    max_abs_t: float | None
+    threshold: float
+    design: DesignLine
+    controls: tuple[ControlLine, ...]
+
+
+@dataclass(frozen=True)
+class Co2Row:
+    """One model of the CO2 claim's descriptive table: test R^2 and its standard error (``sigma_w2`` None for the
+    autoregressions)."""
+
+    model: str
+    sigma_w2: float | None
+    test_r2: float
+    test_r2_se: float
+
+
+@dataclass(frozen=True)
+class Co2Table:
+    """The CO2 claim: per q, the theory's relative test error, the RNNs' bias-corrected estimate, its standard
+    error and z (None where not finite); max |z| against ``threshold``; the replica pairs after the pilot; the
+    controls; the descriptive rows. ``error``: the sentence of a run that could not finish (then no rows)."""
+
+    claim: Any
+    sigma_w2: tuple[float, ...] = ()
+    theory: tuple[float, ...] = ()
+    bias_corrected: tuple[float, ...] = ()
+    bias_corrected_se: tuple[float, ...] = ()
+    z: tuple[float | None, ...] = ()
+    max_abs_z: float | None = None
+    threshold: float | None = None
+    alpha: float | None = None
+    replicas: int | None = None
+    pilot: int | None = None
+    controls: tuple[ControlLine, ...] = ()
+    rows: tuple[Co2Row, ...] = ()
+    error: str | None = None
