@@ -181,3 +181,30 @@ def test_streams_are_independent_and_normal() -> None:
     assert abs(z) < 4.0
     halves = (W[:256].var(), W[768:].var())  # the first and last stream's rows
     assert all(abs(h - var) < 5 * var * np.sqrt(2.0 / (256 * 1024)) for h in halves)
+
+
+@pytest.mark.parametrize("n", [4, 12, 32])
+def test_small_draws_share_block_streams_without_depending_on_the_chunking(n: int) -> None:
+    """Below n = 64, B(n) draws share a stream; any cut of the replicas into chunks and any number of workers
+    gives the same numbers, and neighbouring blocks differ (independent streams)."""
+    from linrnn.verify.draws import draws_per_block
+
+    B = draws_per_block(n)
+    assert B == 4096 // (n * n) > 1 and draws_per_block(64) == 1
+    spec = spec_of(n_in=2, n_out=2)
+    whole = draw_replicas(get_backend("numpy", seed=8), spec, n, 0, 3 * B, workers=1)
+    part = draw_replicas(get_backend("numpy", seed=8), spec, n, B - 1, B + 2, workers=3)  # cuts two blocks
+    for name in ("W", "F", "C"):
+        assert np.array_equal(getattr(whole, name)[B - 1:2 * B + 1], getattr(part, name))
+    assert abs(np.corrcoef(whole.W[:B].ravel(), whole.W[B:2 * B].ravel())[0, 1]) < 0.2
+
+
+def test_the_small_width_claims_draw_from_the_monte_carlo_streams() -> None:
+    """finite_width's moments are those of draw_replicas' draws (one Monte Carlo loop)."""
+    from linrnn.verify.claims.finite_width import _draw_moments, diagonal_values
+
+    be, spec = get_backend("numpy", seed=21), spec_of(sigma_w2=0.9)
+    mom = _draw_moments(be, spec, 8, 3, 50, 10**6)
+    theta, L = lag_ntk_and_impulse(draw_replicas(be, spec, 8, 0, 50), 3)
+    x = diagonal_values(np.asarray(theta), np.asarray(L))
+    assert np.allclose(mom["mean"], x.mean(axis=0), rtol=1e-13) and np.allclose(mom["sd"], x.std(axis=0, ddof=1))

@@ -12,7 +12,10 @@ of their own, and any number of threads may fill them:
   (``numpy.random.SeedSequence`` spawning: independent streams, and the NumPy way to
   seed parallel generators), ``entropy`` being the backend's seed.
 
-S depends on n only, so the numbers of a draw do not depend on the number of worker
+Below n = 64 a stream per draw would cost more than its numbers: there B(n) = 4096 // n^2
+consecutive draws share one stream (:func:`draws_per_block`), drawn as a block.
+
+S and B depend on n only, so the numbers of a draw do not depend on the number of worker
 threads, on the chunk a draw falls in, or on the order in which blocks are filled:
 a run with one worker and a run with eight give the same arrays, bit for bit.
 
@@ -44,6 +47,27 @@ from linrnn.verify.sample import RNNDraw
 BLOCK_ITEMS = 2**18
 #: At most this many streams per matrix (more blocks than cores only add bookkeeping).
 MAX_STREAMS = 16
+
+
+#: Below this many entries of W per draw, draws share streams in blocks (:func:`draws_per_block`).
+SMALL_DRAW_ITEMS = 2**12
+
+
+def draws_per_block(n: int) -> int:
+    """B(n) = max(1, 4096 // n^2): the draws of width n that share one stream (1 from n = 64 up).
+
+    Seeding a stream costs about 45 us (SeedSequence hashing), as much as drawing 4000
+    normals: at small widths a stream per draw would cost ten times the draws. Draws
+    r = bB .. bB + B - 1 come from one stream (block b), filled as one array per
+    matrix; a chunk that cuts a block draws the block whole and keeps its part, so the
+    numbers still depend only on (seed, n, r).
+    """
+    return max(1, SMALL_DRAW_ITEMS // (int(n) * int(n)))
+
+
+def block_generator(entropy: int, n: int, block: int) -> np.random.Generator:
+    """The stream of block ``block`` of width n (B(n) > 1): SeedSequence(entropy, spawn_key=(n, block, 0, 1))."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy, spawn_key=(int(n), int(block), 0, 1))))
 
 
 def streams_per_draw(n: int) -> int:
@@ -98,6 +122,7 @@ class DrawMaker:
         self.backend, self.spec, self.n = backend, spec, int(n)
         self.entropy = entropy_of(backend.seed)
         self.S = streams_per_draw(self.n)
+        self.B = draws_per_block(self.n)
         self.rows = _row_blocks(self.n, self.S)
         self.stds = spec.raw_stds(self.n)  # (C, F, W)
         self.host = backend.name != "cupy"
@@ -165,6 +190,25 @@ class DrawMaker:
 
         return fill
 
+    def _block(self, chunk: _Chunk, b: int) -> Callable[[], None]:
+        """Fill the chunk's draws that fall in block b: the block's stream draws W, F, C of its B draws, whole."""
+        std_c, std_f, std_w = self.stds
+        n, nx, ny, B = self.n, self.spec.n_in, self.spec.n_out, self.B
+
+        def fill() -> None:
+            g = block_generator(self.entropy, n, b)
+            dt = chunk.W.dtype
+            lo, hi = max(chunk.first, b * B), min(chunk.first + chunk.count, (b + 1) * B)  # draws kept
+            src, dst = slice(lo - b * B, hi - b * B), slice(lo - chunk.first, hi - chunk.first)
+            for out, shape, std in ((chunk.W, (B, n, n), std_w), (chunk.F, (B, n, nx), std_f),
+                                    (chunk.C, (B, ny, n), std_c)):
+                block = g.standard_normal(shape, dtype=dt)
+                out[dst] = block[src]
+                if std != 1.0:
+                    out[dst] *= std
+
+        return fill
+
     # -- chunks
     def start(self, first: int, count: int) -> _Chunk:
         """Queue the blocks of draws ``first`` .. ``first + count - 1``."""
@@ -173,6 +217,12 @@ class DrawMaker:
         if not self.host:
             return _Chunk(first, count, np.empty(0), np.empty(0), np.empty(0), left=0)
         W, F, C = self._buffers(count, dt)
+        if self.B > 1:  # small draws: one task per block of B draws sharing a stream
+            blocks = range(first // self.B, (first + count - 1) // self.B + 1)
+            chunk = _Chunk(first, count, W, F, C, left=len(blocks))
+            for b in blocks:
+                self._tasks.put((chunk, self._block(chunk, b)))
+            return chunk
         chunk = _Chunk(first, count, W, F, C, left=count * (self.S + 1))
         for i in range(count):
             for s in range(self.S):

@@ -157,26 +157,28 @@ def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memo
     ``values(theta, L)`` maps a chunk's lag NTK (r, lags, n_y, n_x, lags, n_y, n_x) and
     impulse response (r, lags, n_y, n_x), as float64 host arrays, to the (r, k) values
     tested; default :func:`diagonal_values` (Theta_jj and L_j^2 of entry (0, 0)).
-    Central moments accumulated by chunks (Chan et al.'s pairwise update for the first
-    two, sums of cubes about the running mean re-centred at the end).
+    The draws are the Monte Carlo's (:class:`linrnn.verify.draws.DrawMaker`): draw r of
+    width n comes from streams of its own, seeded by (``be.seed``, n, r), so the values do
+    not depend on the chunking. The moments are taken over all values at the end (two
+    passes: mean, then the central second and third moments).
     """
     import numpy as np
 
+    from linrnn.verify.draws import DrawMaker
     from linrnn.verify.montecarlo import bytes_per_draw, chunk_size
     from linrnn.verify.ntk import lag_ntk_and_impulse
-    from linrnn.verify.sample import sample_rnn
 
     values = diagonal_values if values is None else values
     per_draw = bytes_per_draw(n, spec.n_in, spec.n_out, lags, be.itemsize, 0)
     chunk = chunk_size(per_draw, max_memory, replicas, be.name, n=n)
     rows = []
     done = 0
-    while done < replicas:
-        r = min(chunk, replicas - done)
-        draw = sample_rnn(be, spec, n, batch=r)
-        theta, L = lag_ntk_and_impulse(draw, lags)
-        rows.append(values(be.to_numpy(theta).astype(np.float64), be.to_numpy(L).astype(np.float64)))
-        done += r
+    with DrawMaker(be, spec, n, workers=1) as maker:
+        while done < replicas:
+            r = min(chunk, replicas - done)
+            theta, L = lag_ntk_and_impulse(maker.finish(maker.start(done, r)), lags)
+            rows.append(values(be.to_numpy(theta).astype(np.float64), be.to_numpy(L).astype(np.float64)))
+            done += r
     x = np.concatenate(rows, axis=0)  # (replicas, k): small, kept on the host
     mean = x.mean(axis=0)
     d = x - mean

@@ -133,7 +133,7 @@ def ntk_sd_ratio(model: Any, config: Config, be: Any) -> dict[str, Any]:
     from linrnn.core.spec import ModelSpec
     from linrnn.verify.montecarlo import stream_seed
     from linrnn.verify.ntk import empirical_lag_ntk
-    from linrnn.verify.sample import sample_rnn
+    from linrnn.verify.draws import draw_replicas
 
     iu = np.triu_indices(config.lags)
     out = []
@@ -141,7 +141,7 @@ def ntk_sd_ratio(model: Any, config: Config, be: Any) -> dict[str, Any]:
         sds = {}
         for k, spec in enumerate((model, ModelSpec(**model.as_dict()))):
             sbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 40 + k))
-            theta = be.to_numpy(empirical_lag_ntk(sample_rnn(sbe, spec, n, batch=config.ntk_replicas), config.lags))
+            theta = be.to_numpy(empirical_lag_ntk(draw_replicas(sbe, spec, n, 0, config.ntk_replicas), config.lags))
             flat = np.asarray(theta, dtype=np.float64)[:, :, 0, 0, :, 0, 0][:, iu[0], iu[1]]
             sds[spec.family] = flat.std(axis=0, ddof=1)
         ratio = sds["orthogonal"] / sds["gaussian"]
