@@ -1,12 +1,14 @@
-"""The model flags of every command, made once from the model specification.
+"""The model flags of every command, made once from the families' specifications.
 
-``--param``, ``--sigma-w2``, ``--sigma-c2``, ``--sigma-f2``, ``--n-in``, ``--n-out``,
-``--lr-c``, ``--lr-f``, ``--lr-w``, after ``--family``: one flag per field of
-:class:`linrnn.core.spec.ModelSpec` (the name with dashes), its default the field's
-default (the one default q, ``ModelSpec.sigma_w2``), its check the field's rule
-(:data:`linrnn.core.spec.FIELD_RULES`) applied while parsing, so a bad value is one
-sentence naming the flag, before any work. ``derive``, ``verify ntk`` and ``verify
-train`` take them from here; standard library only at import (``--help`` stays fast).
+``--family`` and one flag per field of every family's specification (``--param``,
+``--sigma-w2``, ..., ``--lr-w`` of :class:`linrnn.core.spec.ModelSpec`, and the fields
+another family adds), the name with dashes: its default the chosen family's default (the
+one default q, ``ModelSpec.sigma_w2``), its check the field's rule
+(:attr:`linrnn.core.spec.FamilySpec.FIELD_RULES`) applied while parsing, so a bad value
+is one sentence naming the flag, before any work; a flag the chosen family does not take
+is one sentence too. ``derive``, ``verify ntk``, ``verify train``, ``report`` and
+``calibrate`` take them from here; the standard library and the families'
+specifications only at import (``--help`` stays fast).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from linrnn.core.errors import UsageError
-from linrnn.core.spec import FIELD_RULES, PARAMS, ModelSpec, check_field
+from linrnn.core.spec import ModelSpec, check_field
 from linrnn.families import FAMILIES
 
 
@@ -41,46 +43,68 @@ def _parse(rule: str, flag: str) -> Any:
     return parse
 
 
-def add_model_flags(parser: Any, *, omit: Sequence[str] = (), groups: Mapping[str, Any] | None = None) -> None:
-    """Add one flag per :class:`ModelSpec` field (except ``omit``) to ``parser`` (or to ``groups[field]``).
+def _fields() -> dict[str, tuple[Any, list[str]]]:
+    """Every family's fields (but ``family``), in order of first appearance: field -> (first spec class, families)."""
+    from linrnn.families import spec_classes
 
-    Every flag defaults to None (not given); :func:`spec_from_args` fills in the
-    specification's defaults, which the help text shows.
+    out: dict[str, tuple[Any, list[str]]] = {}
+    for name, cls in spec_classes().items():
+        for f in dataclasses.fields(cls):
+            if f.init:
+                out.setdefault(f.name, (cls, []))[1].append(name)
+    return out
+
+
+def add_model_flags(parser: Any, *, omit: Sequence[str] = (), groups: Mapping[str, Any] | None = None) -> None:
+    """Add ``--family`` and one flag per field of every family's specification (except ``omit``) to ``parser``
+    (or to ``groups[field]``).
+
+    Every flag defaults to None (not given); :func:`spec_from_args` fills in the chosen
+    family's defaults, which the help text shows (with the families that take the flag
+    where not all do).
     """
     base = ModelSpec()
     target = (groups or {}).get("family", parser)
     if "family" not in omit:
         target.add_argument("--family", choices=sorted(FAMILIES), default=None,
                             help=f"the model family, linrnn.families (default {base.family})")
-    for f in dataclasses.fields(ModelSpec):
-        if f.name in omit or not f.init:
+    every = len(FAMILIES)
+    for name, (cls, families) in _fields().items():
+        if name in omit:
             continue
-        target = (groups or {}).get(f.name, parser)
-        default = getattr(base, f.name)
-        if f.name == "param":
-            target.add_argument("--param", choices=PARAMS, default=None,
-                                help=f"parameterization, docs/conventions.md (default {default})")
+        target = (groups or {}).get(name, parser)
+        default = cls.__dataclass_fields__[name].default
+        who = "" if len(families) == every else f"; {', '.join(families)} only"
+        if name in cls.CHOICES:
+            target.add_argument(flag_of(name), choices=cls.CHOICES[name], default=None,
+                                help=f"{'parameterization, docs/conventions.md' if name == 'param' else name} "
+                                     f"(default {default}{who})")
             continue
-        rule, what, metavar = FIELD_RULES[f.name]
-        target.add_argument(flag_of(f.name), type=_parse(rule, flag_of(f.name)), default=None, metavar=metavar,
-                            help=f"{what} (default {default:g})")
+        rule, what, metavar = cls.FIELD_RULES[name]
+        target.add_argument(flag_of(name), type=_parse(rule, flag_of(name)), default=None, metavar=metavar,
+                            help=f"{what} (default {default:g}{who})")
 
 
 def given_model_values(args: argparse.Namespace) -> dict[str, Any]:
     """The specification fields given on the command line (flags left out are absent)."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(ModelSpec)
-            if f.init and getattr(args, f.name, None) is not None}
+    return {name: getattr(args, name) for name in _fields() if getattr(args, name, None) is not None}
 
 
-def spec_from_args(args: argparse.Namespace, base: ModelSpec | None = None) -> ModelSpec:
+def spec_from_args(args: argparse.Namespace, base: ModelSpec | None = None) -> Any:
     """``base`` (default ``ModelSpec()``) with the model flags given, in the family of ``--family`` where given
-    (else ``base``'s); checked across fields by the spec."""
+    (else ``base``'s); a flag the family does not take is one sentence; checked across fields by the spec."""
     from linrnn.families import as_family
 
     spec = base or ModelSpec()
     if getattr(args, "family", None) is not None:
         spec = as_family(spec, args.family)
-    return spec.replace(**given_model_values(args))
+    given = given_model_values(args)
+    foreign = [flag_of(k) for k in given if k not in spec.fields()]
+    if foreign:
+        raise UsageError(f"{', '.join(foreign)} {'is not a parameter' if len(foreign) == 1 else 'are not parameters'} "
+                         f"of the {spec.family} family (its parameters: "
+                         f"{', '.join(flag_of(k) for k in spec.fields())})")
+    return spec.replace(**given)
 
 
 def model_table(args: argparse.Namespace) -> dict[str, Any]:

@@ -56,17 +56,89 @@ FIELD_RULES: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: The rules a field of a family's specification may name (:func:`check_field`).
+RULES = ("positive", "nonnegative", "size", "unit", "angle")
+
+
 def check_field(rule: str, name: str, value: Any) -> Any:
-    """``value`` checked by the rule of :data:`FIELD_RULES` (``name`` in the sentence): one :class:`UsageError`."""
+    """``value`` checked by ``rule`` (one of :data:`RULES`; ``name`` in the sentence): one :class:`UsageError`.
+
+    ``unit``: a number in [0, 1]; ``angle``: a number in [0, 2 pi] (radians).
+    """
     if rule == "positive":
         return check_positive(name, value)
     if rule == "nonnegative":
         return check_nonnegative(name, value)
+    if rule in ("unit", "angle"):
+        value = check_nonnegative(name, value)
+        top = 1.0 if rule == "unit" else 2 * math.pi
+        if value > top:
+            raise UsageError(f"{name} must be at most {'1' if rule == 'unit' else '2 pi'}, got {value!r}")
+        return value
+    if rule != "size":
+        raise ValueError(f"unknown field rule {rule!r}")
     return check_size(name, value)
 
 
+class FamilySpec:
+    """What every model family's specification shares: mix it into a frozen dataclass.
+
+    The dataclass has a field ``family`` (``dataclasses.field(init=False, default=NAME)``),
+    the field ``param`` where the family has parameterizations (checked against ``CHOICES``),
+    and :attr:`FIELD_RULES` for every other field: (rule of :func:`check_field`, what it is,
+    a metavar). The command-line flags of every command (:mod:`linrnn.model_flags`) and the
+    ``[model]`` table are made from these, so a family's parameters are named, defaulted
+    and validated in one place. ``n_in`` and ``n_out`` are the input and output dimensions.
+    """
+
+    family: str
+    FIELD_RULES: ClassVar[dict[str, tuple[str, str, str]]] = {}
+    #: fields with a fixed set of values (the command line makes them choices)
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def check_fields(self) -> None:
+        """Apply :attr:`FIELD_RULES` and :attr:`CHOICES` to the fields (call from ``__post_init__``)."""
+        for name, choices in self.CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise UsageError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(choices)}")
+        for name, (rule, _what, _metavar) in self.FIELD_RULES.items():
+            label = "sigma_w2 (q = sigma_W^2)" if name == "sigma_w2" else name
+            object.__setattr__(self, name, check_field(rule, label, getattr(self, name)))
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        """The parameters (every field but ``family``), in order: what the constructor takes."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.init)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, where: str = "[model]") -> Any:
+        """A spec from a mapping (a TOML table, a results file's ``model``); unknown keys name themselves.
+
+        A ``family`` key must name this class's family (another family's spec is made by
+        :func:`linrnn.families.spec_class`).
+        """
+        values = dict(values)
+        own = cls.__dataclass_fields__["family"].default  # type: ignore[attr-defined]
+        fam = values.pop("family", own)
+        if fam != own:
+            raise UsageError(f"{where} is for the {fam!r} family, not {own!r}")
+        unknown = sorted(set(values) - set(cls.fields()))
+        if unknown:
+            raise UsageError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {where}; "
+                             f"known keys: {', '.join(cls.fields())}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters (what the constructor takes), without ``family``; JSON of the spec has ``family`` too."""
+        return {name: getattr(self, name) for name in self.fields()}
+
+
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(FamilySpec):
     """A linear RNN configuration (``docs/conventions.md``), validated once.
 
     Attributes
@@ -98,45 +170,14 @@ class ModelSpec:
     lr_f: float = 1.0
     lr_w: float = 1.0
 
+    FIELD_RULES: ClassVar[dict[str, tuple[str, str, str]]] = FIELD_RULES
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"param": PARAMS}
+
     def __post_init__(self) -> None:
         check_param(self.param)
-        for name, (rule, _what, _metavar) in FIELD_RULES.items():  # every field but param and family
-            label = "sigma_w2 (q = sigma_W^2)" if name == "sigma_w2" else name
-            object.__setattr__(self, name, check_field(rule, label, getattr(self, name)))
+        self.check_fields()  # every field but param and family
         if self.lr_c == self.lr_f == self.lr_w == 0:
             raise UsageError("at least one of lr_c, lr_f, lr_w must be positive")
-
-    # ---------------------------------------------------------------- construction
-
-    @classmethod
-    def fields(cls) -> tuple[str, ...]:
-        """The parameters (every field but ``family``), in order: what the constructor takes."""
-        return tuple(f.name for f in dataclasses.fields(cls) if f.init)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], *, where: str = "[model]") -> ModelSpec:
-        """A spec from a mapping (a TOML table, a results file's ``model``); unknown keys name themselves.
-
-        A ``family`` key must name this class's family (another family's spec is made by
-        :func:`linrnn.families.spec_class`).
-        """
-        values = dict(values)
-        fam = values.pop("family", cls.family)
-        if fam != cls.family:
-            raise UsageError(f"{where} is for the {fam!r} family, not {cls.family!r}")
-        unknown = sorted(set(values) - set(cls.fields()))
-        if unknown:
-            raise UsageError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {where}; "
-                             f"known keys: {', '.join(cls.fields())}")
-        return cls(**dict(values))
-
-    def replace(self, **changes: Any) -> ModelSpec:
-        """A copy with ``changes`` applied (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The parameters (what the constructor takes), without ``family``; JSON of the spec has ``family`` too."""
-        return {name: getattr(self, name) for name in self.fields()}
 
     # ---------------------------------------------------------------- the family's hooks
 

@@ -14,12 +14,16 @@ kernel_fn``) applied to linear recurrences: a family is one folder here, registe
 
 What a family folder holds (``linrnn.families.<name>``, a package):
 
-* ``SPEC``: its specification, a subclass of :class:`linrnn.core.spec.ModelSpec` (the
-  fields every dense linear RNN shares) that sets ``family`` and overrides the hooks the
-  engines call: ``transition`` (the law of W at initialisation, from iid Gaussian entries),
-  ``derivation_law`` (its wide-width rule, :class:`linrnn.derive.law.TransitionLaw`) and
-  ``exact_finite_width``;
-* ``make(**params)``: its model object (:class:`linrnn.families.dense.DenseRNN` or a subclass);
+* ``SPEC`` (in ``spec.py``, standard library and core only: the command-line flags read
+  it): its specification, a frozen dataclass with :class:`linrnn.core.spec.FamilySpec`
+  (its fields, their rules and defaults: the flags and the ``[model]`` table come from
+  them). A dense family subclasses :class:`linrnn.core.spec.ModelSpec` and overrides the
+  hooks the dense engines call: ``transition`` (the law of W at initialisation, from iid
+  Gaussian entries), ``derivation_law`` (its wide-width rule,
+  :class:`linrnn.derive.law.TransitionLaw`) and ``exact_finite_width``;
+* ``make(**params)`` (in ``model.py``, loaded when a model is made): its model object
+  (:class:`linrnn.families.dense.DenseRNN` or a subclass; any object with ``spec``,
+  ``init``, ``impulse``, ``empirical_ntk``, ``kernel``, ``derivation``);
 * ``CLAIMS`` (optional): claims of the report that belong to the family
   (:class:`linrnn.verify.claims.base.Claim` with ``family`` set), run on the family's
   own specification whatever the ``[model]`` family is.
@@ -67,9 +71,18 @@ def spec_class(name: str) -> type:
 
 
 def as_family(spec: Any, name: str) -> Any:
-    """``spec``'s shared fields as a specification of the family ``name`` (``spec`` itself when it is one)."""
+    """A specification of the family ``name`` with ``spec``'s values of the fields the two share (the family's
+    defaults for the others); ``spec`` itself when it is one."""
     cls = spec_class(name)
-    return spec if type(spec) is cls else cls(**spec.as_dict())
+    if type(spec) is cls:
+        return spec
+    own = set(cls.fields())
+    return cls(**{k: v for k, v in spec.as_dict().items() if k in own})
+
+
+def spec_classes() -> dict[str, type]:
+    """Every family's specification class, in registry order (importing only the specifications)."""
+    return {name: spec_class(name) for name in FAMILIES}
 
 
 def model_of(spec: Any) -> Any:
@@ -94,4 +107,4 @@ def claim_model(claim: Any, model: Any) -> Any:
     return model if family_name is None else as_family(model, family_name)
 
 
-__all__ = ["FAMILIES", "as_family", "claim_model", "claims", "family", "model_of", "spec_class"]
+__all__ = ["FAMILIES", "as_family", "claim_model", "claims", "family", "model_of", "spec_class", "spec_classes"]

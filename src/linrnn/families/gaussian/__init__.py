@@ -18,29 +18,17 @@ against the Monte Carlo at small widths).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from linrnn.core.spec import ModelSpec
-from linrnn.families.dense import DenseRNN
-
-SPEC = ModelSpec
+from linrnn.families.gaussian.spec import SPEC
 
 
-@dataclass(frozen=True)
-class GaussianRNN(DenseRNN):
-    """A dense linear RNN with Gaussian C, F, W at initialisation (see the module docstring)."""
+def __getattr__(name: str) -> Any:
+    if name in ("make", "GaussianRNN"):  # the model object imports NumPy: only when a model is made
+        from linrnn.families.gaussian import model
 
-    def finite_width(self, lags: int, width: int) -> dict[str, Any]:
-        """The exact finite-width means at ``width`` (loop equations): ``ntk`` E[Theta[(i,0,0),(j,0,0)]] and
-        ``nngp`` E[L_i L_j], lags x lags each."""
-        from linrnn.core.validate import check_size
-        from linrnn.derive.finite_width_arrays import exact_matrices
-
-        theta, nngp = exact_matrices(self.spec, check_size("lags", lags), check_size("width", width))
-        return {"ntk": theta, "nngp": nngp}
+        return getattr(model, name)
+    raise AttributeError(name)
 
 
-def make(**params: Any) -> GaussianRNN:
-    """A Gaussian RNN with the :class:`~linrnn.core.spec.ModelSpec` fields ``params`` (unknown keys named)."""
-    return GaussianRNN(ModelSpec.from_mapping(params, where="the gaussian family's parameters"))
+__all__ = ["SPEC", "GaussianRNN", "make"]

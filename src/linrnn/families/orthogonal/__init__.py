@@ -25,75 +25,16 @@ standard deviations of the empirical lag NTK is measured beside it.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-
-from linrnn.core.spec import ModelSpec
-from linrnn.families.dense import DenseRNN
-
-
-@dataclass(frozen=True)
-class OrthogonalSpec(ModelSpec):
-    """A scaled-orthogonal linear RNN: the fields of :class:`~linrnn.core.spec.ModelSpec`, W_e = sqrt(q) O at init."""
-
-    family: str = field(init=False, default="orthogonal")
-    exact_finite_width: ClassVar[bool] = False
-
-    def transition(self, W: Any) -> Any:
-        """sqrt(n v_W) O per matrix (raw scale), O = Q diag(sign diag R) from the QR of the Gaussian ``W``."""
-        from linrnn.verify.backend import array_namespace
-
-        xp = array_namespace(W)
-        n = int(W.shape[-1])
-        Q, R = xp.linalg.qr(W)
-        d = xp.linalg.diagonal(R)
-        signs = xp.where(d < 0, xp.asarray(-1.0, dtype=W.dtype), xp.asarray(1.0, dtype=W.dtype))
-        scale = self.raw_stds(n)[2] * math.sqrt(n)  # ntk: sqrt(n); standard: sqrt(q)
-        return Q * (signs[..., None, :] * scale)
-
-    def derivation_law(self) -> Any:
-        from linrnn.families.orthogonal.law import LAW
-
-        return LAW
-
-
-@dataclass(frozen=True)
-class OrthogonalRNN(DenseRNN):
-    """The orthogonal family's model: :class:`~linrnn.families.dense.DenseRNN` plus its exact finite-width NNGP."""
-
-    def finite_width(self, lags: int, width: int) -> dict[str, Any]:
-        """The exact finite-width means at ``width``: ``nngp`` (lags x lags, entry (0, 0)); ``ntk`` None (not derived)."""
-        from linrnn.core.validate import check_size
-        from linrnn.families.orthogonal.derivation import exact_nngp_matrix
-
-        return {"nngp": exact_nngp_matrix(self.spec, check_size("lags", lags), check_size("width", width)),
-                "ntk": None}
-
-    def derivation(self) -> Any:
-        """The lag-weight derivation under the Haar law, followed by the exact finite-width NNGP's steps."""
-        import copy
-
-        from linrnn.families.orthogonal.derivation import exact_nngp
-
-        der = copy.copy(super().derivation())
-        steps = copy.deepcopy(der.steps)
-        for step in exact_nngp(self.spec.param).steps:
-            steps.steps.append(step)
-        der.steps = steps
-        return der
-
-
-SPEC = OrthogonalSpec
-
-
-def make(**params: Any) -> OrthogonalRNN:
-    """An orthogonal RNN with the :class:`~linrnn.core.spec.ModelSpec` fields ``params`` (unknown keys named)."""
-    return OrthogonalRNN(OrthogonalSpec.from_mapping(params, where="the orthogonal family's parameters"))
+from linrnn.families.orthogonal.spec import SPEC, OrthogonalSpec
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("make", "OrthogonalRNN"):  # the model object imports NumPy: only when a model is made
+        from linrnn.families.orthogonal import model
+
+        return getattr(model, name)
     if name == "CLAIMS":  # the claim module imports the claim contract only when the registry is built
         from linrnn.families.orthogonal.claim import CLAIM
 
