@@ -158,6 +158,23 @@ def _at_init(unit: Unit, expr: Any) -> Any:
     return sp.expand(sp.powsimp(sp.expand(expr.subs(unit.init))))
 
 
+def _limit_at_zero(expr: Any) -> Any:
+    """The limit of an antiderivative as rho -> 0+, branch by branch and term by term (``sympy.limit``)."""
+    expr = sp.piecewise_fold(expr)
+    if isinstance(expr, sp.Piecewise):
+        # SymPy's antiderivative of rho^(p - m - 1) splits p != m from p = m (p = j + k >= 0). For p > m the limit
+        # is taken with p = m + q, q > 0; for p < m the integral diverges at 0 (nan: such a p occurs only where the
+        # part's polynomial vanishes); at p = m, the branch at p = m.
+        (e, cond), (fallback, last) = expr.args[0], expr.args[-1]
+        m = next((c.args[1] for c in (cond,) if isinstance(c, sp.Ne) and c.args[0] == p), None)
+        if len(expr.args) != 2 or m is None or last != sp.true:  # pragma: no cover - no other branches arise
+            raise NotImplementedError(f"a branch condition {cond} of the radial antiderivative")
+        q = sp.Dummy("q", positive=True, integer=True)
+        above = _limit_at_zero(e.subs(p, m + q)).subs(q, p - m)
+        return sp.Piecewise((above, p > m), (sp.nan, p < m), (_limit_at_zero(fallback.subs(p, m)), True))
+    return sp.Add(*[sp.limit(term, rho, 0, "+") for term in sp.Add.make_args(sp.expand(expr))])
+
+
 def _part(d_: Derivation, unit: Unit, label: str, mult: str | None, per_unit: Any, lhs: Any, radial_law: str,
           section: str) -> Part:
     """Steps 3-5 for one part (its per-unit expression ``per_unit`` in the trained parameters)."""
@@ -171,13 +188,15 @@ def _part(d_: Derivation, unit: Unit, label: str, mult: str | None, per_unit: An
         raise AssertionError(f"the part {label} does not factor into rho and phi: {in_pd}")
     g, h, poly = split[rho], split[phi], sp.factor(split["coeff"])
     density = RADIAL_LAWS[radial_law]
-    radial = sp.simplify(sp.integrate(g * density, (rho, r_min, r_max)))
-    disc = sp.simplify(sp.integrate(g * density.subs(r_min, 0), (rho, 0, r_max)))
+    antiderivative = sp.integrate(g * density, rho)
+    radial = sp.factor_terms(antiderivative.subs(rho, r_max) - antiderivative.subs(rho, r_min))
+    disc = sp.factor_terms((antiderivative.subs(rho, r_max) - _limit_at_zero(antiderivative)).subs(r_min, 0))
     phase = sp.simplify(sp.integrate(h * PHASE_DENSITY, (phi, 0, theta_max)))
     law = ("$|\\lambda|^2$ uniform on $[r_{min}^2, r_{max}^2]$" if radial_law == "area"
            else "$|\\lambda|$ uniform on $[r_{min}, r_{max}]$ (the control's law)")
     d_.add(f"radial-{label}", sp.Symbol(r"\mathbb{E}_{\rho}") * g, radial,
-           f"$p = j + k$, $d = j - k$; the radial factor integrated over {law}.", section=section)
+           f"$p = j + k$, $d = j - k$; the radial factor integrated over {law} (on the disc $r_{{min}} = 0$ the "
+           r"antiderivative's limit at $\rho \to 0^+$ replaces its value).", section=section)
     d_.add(f"phase-{label}", sp.Symbol(r"\mathbb{E}_{\phi}") * h, phase,
            r"The phase factor integrated over $\phi$ uniform on $[0, \theta_{max}]$.", section=section)
     return Part(label=label, mult=mult, poly=poly, radial=radial, radial_disc=disc,
