@@ -190,3 +190,16 @@ def test_the_dense_commands_refuse_the_family_in_one_sentence(command: list) -> 
     out = _linrnn(*command, "--family", "diagonal")
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0, out.stderr
     assert "dense RNN families only" in out.stderr and "diagonal" in out.stderr
+
+
+def test_the_flags_of_the_ring_law_belong_to_the_diagonal_families() -> None:
+    from linrnn.cli import build_parser
+    from linrnn.model_flags import spec_from_args
+
+    args = build_parser().parse_args(["derive", "kernel", "--family", "diagonal", "--r-min", "0.2", "--theta-max", "0.5"])
+    assert spec_from_args(args) == linrnn.family("diagonal", r_min=0.2, theta_max=0.5).spec
+    args = build_parser().parse_args(["derive", "kernel", "--r-min", "0.2"])
+    with pytest.raises(UsageError, match="--r-min is not a parameter of the gaussian family"):
+        spec_from_args(args)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["derive", "kernel", "--family", "diagonal", "--theta-max", "7"])
