@@ -138,6 +138,14 @@ class Backend:
             return self._xp.asarray(out, device=self.device)
         return out
 
+    def uniform(self, shape: tuple[int, ...]) -> Any:
+        """Independent U[0, 1) entries in the working dtype, on the device."""
+        host_dtype = np.dtype(self.dtype_name) if self.name != "cupy" else self.dtype
+        out = self.rng.random(size=shape, dtype=host_dtype)
+        if self.name == "array_api_strict":
+            return self._xp.asarray(out, device=self.device)
+        return out
+
     def synchronize(self) -> None:
         if self.name == "cupy":
             import cupy  # type: ignore[import-not-found]

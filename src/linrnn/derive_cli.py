@@ -121,6 +121,18 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     return from_flags(args)
 
 
+def dense_spec(args: argparse.Namespace, command: str) -> Any:
+    """The specification of the flags, refused in one sentence unless it is a dense RNN family's
+    (:class:`~linrnn.core.spec.ModelSpec`): ``command`` runs the dense engines."""
+    from linrnn.core.spec import ModelSpec
+
+    spec = spec_from_args(args)
+    if not isinstance(spec, ModelSpec):
+        raise UsageError(f"{command} runs the dense RNN families only (gaussian, orthogonal), not the {spec.family} "
+                         f"family; its derived kernels: linrnn derive kernel --family {spec.family}")
+    return spec
+
+
 #: The most lags ``derive kernel`` prints: two L x L float arrays (per channel pair) and their text.
 MAX_KERNEL_LAGS = 4096
 
@@ -161,9 +173,15 @@ def _run_kernel(args: argparse.Namespace) -> int:
     k = model.kernel(args.lags)
     L, ny, nx = args.lags, spec.n_out, spec.n_in
     ntk, nngp = (np.asarray(k[name]).reshape(L * ny * nx, L * ny * nx) for name in ("ntk", "nngp"))
-    lines = [f"# derived wide-limit kernels of the {spec.family} family ({spec.param} parameterization)",
+    from linrnn.core.spec import ModelSpec
+
+    head = ([f"# derived wide-limit kernels of the {spec.family} family ({spec.param} parameterization)",
              f"# q = sigma_W^2 = {spec.sigma_w2:g}, sigma_C^2 = {spec.sigma_c2:g}, sigma_F^2 = {spec.sigma_f2:g}, "
-             f"n_x = {nx}, n_y = {ny}, eta = (C {spec.lr_c:g}, F {spec.lr_f:g}, W {spec.lr_w:g})",
+             f"n_x = {nx}, n_y = {ny}, eta = (C {spec.lr_c:g}, F {spec.lr_f:g}, W {spec.lr_w:g})"]
+            if isinstance(spec, ModelSpec) else
+            [f"# derived lag kernels of the {spec.family} family (exact at every width)",
+             "# " + ", ".join(f"{k} = {v:g}" for k, v in spec.as_dict().items())])
+    lines = [*head,
              f"{'j':>6} {'Theta_inf(j,j)':>16} {'NNGP(j,j)':>16}"]
     for j in range(L):
         i = j * ny * nx  # the first (output, input) pair of lag j
@@ -192,7 +210,7 @@ def _run_weights(args: argparse.Namespace) -> int:
     from linrnn.core.validate import format_bytes, parse_memory
     from linrnn.derive.report import format_json, format_table, weights_report
 
-    spec = spec_from_args(args)
+    spec = dense_spec(args, "derive weights")
     needed, budget = weights_bytes(args.lags, args.dps), parse_memory(DEFAULT_MAX_MEMORY)
     if needed > budget:
         raise UsageError(f"--lags {args.lags}" + (f" at --dps {args.dps}" if args.dps else "") +
@@ -208,7 +226,7 @@ def _run_weights(args: argparse.Namespace) -> int:
 def _run_finite_width(args: argparse.Namespace) -> int:
     from linrnn.derive.finite_width_report import finite_width_report, format_json, format_table
 
-    spec = spec_from_args(args)
+    spec = dense_spec(args, "derive finite-width")
     if not spec.exact_finite_width:  # a family with its own finite-width results (its model's finite_width)
         return _family_finite_width(spec, args)
     report = finite_width_report(spec, args.lags, args.width)
@@ -259,7 +277,7 @@ def _family_finite_width(spec: Any, args: argparse.Namespace) -> int:
 def _run_latex(args: argparse.Namespace) -> int:
     from linrnn.derive.latex import write_document
 
-    spec = spec_from_args(args)
+    spec = dense_spec(args, "derive latex")
     if not args.output.endswith(".tex"):
         raise UsageError(f"the output file must end in .tex, got {args.output!r}")
     paths = write_document(spec, args.output, pdf=args.pdf, eps=args.eps, force=args.force)

@@ -166,9 +166,14 @@ def _config(args: argparse.Namespace, base: Any, **extra: Any) -> Any:
 def _model(args: argparse.Namespace) -> Any:
     """The model specification from the options (:func:`linrnn.model_flags.spec_from_args`: the defaults are the
     specification's, as for every command)."""
+    from linrnn.core.spec import ModelSpec
     from linrnn.model_flags import spec_from_args
 
-    return spec_from_args(args)
+    spec = spec_from_args(args)
+    if not isinstance(spec, ModelSpec):
+        raise UsageError(f"verify train trains the dense RNN families only (gaussian, orthogonal), not the "
+                         f"{spec.family} family")
+    return spec
 
 
 def _sweep_extra(args: argparse.Namespace) -> dict[str, Any]:

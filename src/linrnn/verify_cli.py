@@ -129,7 +129,12 @@ def run_ntk(args: argparse.Namespace) -> int:
         raise UsageError(f"--budget-seconds must be positive, got {args.budget_seconds}")
     from linrnn.model_flags import spec_from_args
 
+    from linrnn.core.spec import ModelSpec
+
     spec = spec_from_args(args)
+    if not isinstance(spec, ModelSpec):
+        raise UsageError(f"verify ntk runs the dense RNN families only (gaussian, orthogonal), not the {spec.family} "
+                         f"family; its kernels are checked by its claim in linrnn report")
     result = check_lag_ntk(
         spec, widths, lags=args.lags, replicas=args.replicas, seed=args.seed,
         backend=args.backend, dtype=args.dtype, max_memory=parse_memory(args.max_memory), alpha=args.alpha,

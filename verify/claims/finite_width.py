@@ -151,7 +151,7 @@ def design_of(config: Config) -> Any:
 
 
 def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memory: int,
-                  values: Any = None) -> dict[str, Any]:
+                  values: Any = None, draw: Any = None) -> dict[str, Any]:
     """Per tested value: mean, sd, skewness over ``replicas`` draws at width n.
 
     ``values(theta, L)`` maps a chunk's lag NTK (r, lags, n_y, n_x, lags, n_y, n_x) and
@@ -161,6 +161,10 @@ def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memo
     width n comes from streams of its own, seeded by (``be.seed``, n, r), so the values do
     not depend on the chunking. The moments are taken over all values at the end (two
     passes: mean, then the central second and third moments).
+
+    ``draw(be, n, first, count)``, where given, replaces the dense draws: it returns the
+    (count, k) host float64 values of draws ``first .. first + count - 1`` at width n
+    (a family whose model is not a dense RNN supplies its own sampler), in chunks as above.
     """
     import numpy as np
 
@@ -173,12 +177,18 @@ def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memo
     chunk = chunk_size(per_draw, max_memory, replicas, be.name, n=n)
     rows = []
     done = 0
-    with DrawMaker(be, spec, n, workers=1) as maker:
+    if draw is not None:
         while done < replicas:
             r = min(chunk, replicas - done)
-            theta, L = lag_ntk_and_impulse(maker.finish(maker.start(done, r)), lags)
-            rows.append(values(be.to_numpy(theta).astype(np.float64), be.to_numpy(L).astype(np.float64)))
+            rows.append(np.asarray(draw(be, n, done, r), dtype=np.float64))
             done += r
+    else:
+        with DrawMaker(be, spec, n, workers=1) as maker:
+            while done < replicas:
+                r = min(chunk, replicas - done)
+                theta, L = lag_ntk_and_impulse(maker.finish(maker.start(done, r)), lags)
+                rows.append(values(be.to_numpy(theta).astype(np.float64), be.to_numpy(L).astype(np.float64)))
+                done += r
     x = np.concatenate(rows, axis=0)  # (replicas, k): small, kept on the host
     mean = x.mean(axis=0)
     d = x - mean
@@ -213,7 +223,9 @@ class SmallWidthTest:
     ``values(theta, L)``: the per-draw values (see :func:`_draw_moments`), named by
     ``entries``; ``theory`` and ``control``: width -> their expected values (float64
     arrays of ``len(entries)``); ``control_id``, ``control_name``: the control's id and
-    what it is (the sizing sentence names it).
+    what it is (the sizing sentence names it); ``draw(be, n, first, count)``: where
+    given, the per-draw values of a family's own sampler (``values`` is then unused;
+    see :func:`_draw_moments`), else the dense RNN draws of the model.
     """
 
     entries: tuple[str, ...]
@@ -222,6 +234,7 @@ class SmallWidthTest:
     control: dict[int, Any]
     control_id: str
     control_name: str
+    draw: Any = None
 
 
 def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int = 0, backend: Any = "numpy",
@@ -267,7 +280,7 @@ def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int
     needs: dict[int, dict[str, float]] = {}
     for k, n in enumerate(widths):
         pbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 11))
-        p = _draw_moments(pbe, model, n, L, config.pilot, memory, test.values)
+        p = _draw_moments(pbe, model, n, L, config.pilot, memory, test.values, test.draw)
         skew_up = np.abs(p["skew"]) * 1.5  # sample skewness of a skewed law runs low: a margin
         needs[n] = {"control": control_need(n, p["sd"], config.pilot - 1, design_.power),
                     "skewness": float(np.max((skew_up / config.max_skew) ** 2))}
@@ -288,7 +301,7 @@ def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int
         z, zc, thr, rows = [], [], [], []
         for i, (n, r) in enumerate(per_width(k).items()):
             sbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 12 + stage * FURTHER_OFFSET))
-            mom = _draw_moments(sbe, model, n, L, r, memory, test.values)
+            mom = _draw_moments(sbe, model, n, L, r, memory, test.values, test.draw)
             se = mom["sd"] / math.sqrt(r)
             t = _threshold(t_isf(a_entry, r - 1.0), mom["skew"], r)
             with np.errstate(invalid="ignore", divide="ignore"):

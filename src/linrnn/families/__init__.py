@@ -47,6 +47,8 @@ from linrnn.core.errors import UsageError
 FAMILIES: dict[str, str] = {
     "gaussian": "linrnn.families.gaussian",
     "orthogonal": "linrnn.families.orthogonal",
+    "diagonal": "linrnn.families.diagonal",
+    "lru": "linrnn.families.lru",
 }
 
 

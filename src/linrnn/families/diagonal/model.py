@@ -1,0 +1,224 @@
+r"""The diagonal family's model object (:class:`DiagonalRNN`) and the array code every diagonal family shares.
+
+A draw holds, per unit i, the complex read-out c_i (n_y), input b_i (n_x) and
+eigenvalue lambda_i, as arrays c (..., n_y, n), b (..., n, n_x), lam (..., n): never
+an n x n matrix. On the Array API (:mod:`linrnn.verify.backend`), batch axes kept.
+
+The empirical lag NTK (:func:`unit_ntk`) is exact and structured: with G_j = g lambda^j
+(g the unit's input gain: 1 here, gamma for the LRU) as an (L x n) array,
+
+* c (real and imaginary parts): delta_aa' Re sum_i (G_ji b_ib) conj(G_ki b_ib') / n;
+* b: delta_bb' Re sum_i (c_ai G_ji) conj(c_a'i G_ki) / n;
+* a complex per-unit parameter (lambda) with du/dlambda = c_a b_b D_j:
+  Re sum_i (c_ai b_ib D_ji) conj(c_a'i b_ib' D_ki) / n;
+* a real per-unit parameter with d(c g lambda^j b)/dt = c_a b_b D_j: sum_i Re(c_ai b_ib D_ji) Re(...) / n,
+
+each a product of an (L n_y n_x x n) and an (n x L n_y n_x) array: O(n L^2) for one
+channel. For a holomorphic f of z = x + i y, d Re f / dx = Re f' and d Re f / dy =
+-Im f', so the sum over the two real coordinates is Re(f'_j conj f'_k).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from linrnn.core.errors import UsageError
+from linrnn.core.validate import check_size
+from linrnn.families.diagonal.spec import DiagonalSpec
+
+
+def complex_dtype(xp: Any, real: Any) -> Any:
+    """The complex dtype of the namespace ``xp`` that matches the real array ``real``."""
+    return xp.complex64 if real.dtype == xp.float32 else xp.complex128
+
+
+def as_complex(re: Any, im: Any) -> Any:
+    """re + i im from two real arrays, in their namespace."""
+    from linrnn.verify.backend import array_namespace
+
+    xp = array_namespace(re)
+    cdt = complex_dtype(xp, re)
+    return xp.astype(re, cdt) + xp.astype(im, cdt) * 1j
+
+
+def draw_ring(be: Any, spec: Any, width: int, batch: int | None) -> tuple[Any, Any, Any, Any]:
+    """(rho, phi, c, b) of the ring law: |lambda|^2 ~ U[r_min^2, r_max^2], arg lambda ~ U[0, theta_max] (in that
+    order from the backend's generator), then c (..., n_y, n) and b (..., n, n_x) with CN(0, 1) entries."""
+    from linrnn.verify.backend import array_namespace
+
+    lead = () if batch is None else (check_size("batch", batch),)
+    n = check_size("width", width)
+    u1, u2 = be.uniform((*lead, n)), be.uniform((*lead, n))
+    xp = array_namespace(u1)
+    rho = xp.sqrt(u1 * (spec.r_max**2 - spec.r_min**2) + spec.r_min**2)
+    phi = u2 * spec.theta_max
+    s = math.sqrt(0.5)
+    c = as_complex(be.normal((*lead, spec.n_out, n), s), be.normal((*lead, spec.n_out, n), s))
+    b = as_complex(be.normal((*lead, n, spec.n_in), s), be.normal((*lead, n, spec.n_in), s))
+    return rho, phi, c, b
+
+
+def powers(lam: Any, lags: int) -> Any:
+    """lambda^j, j < ``lags``, by repeated products: shape (..., lags, n)."""
+    from linrnn.verify.backend import array_namespace
+
+    xp = array_namespace(lam)
+    out = [xp.ones_like(lam)]
+    for _ in range(lags - 1):
+        out.append(out[-1] * lam)
+    return xp.stack(out, axis=-2)
+
+
+def unit_impulse(G: Any, c: Any, b: Any) -> Any:
+    """L_j[a, b] = Re(sum_i c_ai G_ji b_ib) / sqrt(n) from G (..., L, n): shape (..., L, n_y, n_x), real."""
+    from linrnn.verify.backend import array_namespace
+
+    xp = array_namespace(G)
+    n = G.shape[-1]
+    return xp.real(xp.matmul(G[..., :, None, :] * c[..., None, :, :], b[..., None, :, :])) / math.sqrt(n)
+
+
+def _gram(A: Any, n: int, real: bool) -> Any:
+    from linrnn.verify.backend import array_namespace
+
+    xp = array_namespace(A)
+    if real:
+        R = xp.real(A)
+        return xp.matmul(R, xp.matrix_transpose(R)) / n
+    return xp.real(xp.matmul(A, xp.conj(xp.matrix_transpose(A)))) / n
+
+
+def unit_ntk(G: Any, c: Any, b: Any, eta_c: float, eta_f: float,
+             per_unit: list[tuple[float, Any, bool]]) -> Any:
+    """The exact lag NTK (..., L, n_y, n_x, L, n_y, n_x) of a diagonal family (module docstring).
+
+    ``G``: g lambda^j (..., L, n); ``per_unit``: (multiplier, D (..., L, n), real?) per per-unit parameter
+    with d(c_a g lambda^j b_b)/dt = c_a b_b D_j (``real``: a real parameter, else a complex one).
+    """
+    from linrnn.verify.backend import array_namespace
+
+    xp = array_namespace(G)
+    L, n = G.shape[-2], G.shape[-1]
+    ny, nx = c.shape[-2], b.shape[-1]
+    lead = tuple(G.shape[:-2])
+    rdt = xp.real(G[..., :1, :1]).dtype
+    out = xp.zeros((*lead, L, ny, nx, L, ny, nx), dtype=rdt)
+    eye_y, eye_x = xp.eye(ny, dtype=rdt), xp.eye(nx, dtype=rdt)
+    if eta_c:
+        A = xp.reshape(G[..., :, None, :] * xp.matrix_transpose(b)[..., None, :, :], (*lead, L * nx, n))
+        gram = xp.reshape(_gram(A, n, False), (*lead, L, 1, nx, L, 1, nx))
+        out = out + eta_c * gram * xp.reshape(eye_y, (ny, 1, 1, ny, 1))
+    if eta_f:
+        A = xp.reshape(G[..., :, None, :] * c[..., None, :, :], (*lead, L * ny, n))
+        gram = xp.reshape(_gram(A, n, False), (*lead, L, ny, 1, L, ny, 1))
+        out = out + eta_f * gram * xp.reshape(eye_x, (nx, 1, 1, nx))
+    cb = c[..., :, None, :] * xp.matrix_transpose(b)[..., None, :, :]  # (..., n_y, n_x, n)
+    for eta, D, real in per_unit:
+        if not eta:
+            continue
+        A = xp.reshape(D[..., :, None, None, :] * cb[..., None, :, :, :], (*lead, L * ny * nx, n))
+        out = out + eta * xp.reshape(_gram(A, n, real), (*lead, L, ny, nx, L, ny, nx))
+    return out
+
+
+def lag_index(G: Any) -> Any:
+    """The lags j = 0 .. L-1 as a (L, 1) array of G's real dtype (for j lambda^j)."""
+    from linrnn.verify.backend import array_namespace
+
+    xp = array_namespace(G)
+    rdt = xp.real(G[..., :1, :1]).dtype
+    return xp.reshape(xp.arange(G.shape[-2], dtype=rdt), (G.shape[-2], 1))
+
+
+def shifted(P: Any) -> Any:
+    """lambda^{j-1} for j >= 1 and 0 at j = 0, from the powers P (..., L, n)."""
+    from linrnn.verify.backend import array_namespace
+
+    xp = array_namespace(P)
+    return xp.concat([xp.zeros_like(P[..., :1, :]), P[..., :-1, :]], axis=-2)
+
+
+def full_layout(K: np.ndarray, n_out: int, n_in: int) -> np.ndarray:
+    """A scalar lag kernel K (L, L) in the layout (L, n_y, n_x, L, n_y, n_x), times delta_aa' delta_bb'."""
+    return np.einsum("jk,ac,bd->jabkcd", K, np.eye(n_out), np.eye(n_in))
+
+
+@dataclass(frozen=True)
+class DiagonalDraw:
+    """Parameters of one draw (or a batch) of the diagonal family: c (..., n_y, n), b (..., n, n_x), lam (..., n),
+    complex arrays of one namespace."""
+
+    c: Any
+    b: Any
+    lam: Any
+    spec: DiagonalSpec
+
+
+@dataclass(frozen=True)
+class DiagonalRNN:
+    """The diagonal family's model: ``init``, ``impulse``, ``empirical_ntk``, ``kernel``, ``derivation``."""
+
+    spec: DiagonalSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.family
+
+    def init(self, *, width: int, seed: int | None = 0, backend: Any = "numpy", batch: int | None = None) -> DiagonalDraw:
+        """One draw at width ``width`` (or ``batch`` draws on a leading axis); ``backend`` a name seeded with
+        ``seed`` or a :class:`linrnn.verify.backend.Backend` (its own generator)."""
+        from linrnn.verify.backend import Backend, array_namespace, get_backend
+
+        be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed)
+        rho, phi, c, b = draw_ring(be, self.spec, width, batch)
+        xp = array_namespace(rho)
+        return DiagonalDraw(c=c, b=b, lam=as_complex(rho * xp.cos(phi), rho * xp.sin(phi)), spec=self.spec)
+
+    def impulse(self, params: DiagonalDraw, lags: int) -> Any:
+        """L_j = Re(sum_i c_i lambda_i^j b_i) / sqrt(n), j < ``lags``: shape (..., lags, n_y, n_x)."""
+        d = self._draw(params)
+        return unit_impulse(powers(d.lam, check_size("lags", lags)), d.c, d.b)
+
+    def empirical_ntk(self, params: DiagonalDraw, lags: int) -> Any:
+        """The exact lag NTK of the draw (trained: c, b, lambda): shape (..., lags, n_y, n_x, lags, n_y, n_x)."""
+        d = self._draw(params)
+        P = powers(d.lam, check_size("lags", lags))
+        D = lag_index(P) * shifted(P)  # d lambda^j / d lambda = j lambda^{j-1}
+        s = self.spec
+        return unit_ntk(P, d.c, d.b, s.lr_c, s.lr_f, [(s.lr_w, D, False)])
+
+    def kernel(self, lags: int, radial_law: str = "area") -> dict[str, np.ndarray]:
+        """The derived lag NTK and NNGP, float64, in the layout of :meth:`empirical_ntk` (exact at every width).
+
+        ``radial_law``: ``"area"`` (the family's law) or ``"radius"`` (|lambda| uniform: a negative control).
+        """
+        from linrnn.families.diagonal.kernel import kernel_matrices
+
+        K = kernel_matrices(self.unit_kernel(radial_law), self.spec, check_size("lags", lags))
+        return {name: full_layout(K[name], self.spec.n_out, self.spec.n_in) for name in ("ntk", "nngp")}
+
+    def unit_kernel(self, radial_law: str = "area") -> Any:
+        """The derived closed forms (:class:`linrnn.families.diagonal.derivation.UnitKernel`)."""
+        from linrnn.families.diagonal.derivation import kernel_derivation
+
+        return kernel_derivation(radial_law)
+
+    def derivation(self) -> Any:
+        """The SymPy derivation of the kernels (:class:`linrnn.derive.steps.Derivation`)."""
+        return self.unit_kernel().steps
+
+    def _draw(self, params: Any) -> DiagonalDraw:
+        if not isinstance(params, DiagonalDraw):
+            raise UsageError("params must be what init() returned (a DiagonalDraw)")
+        if params.spec != self.spec:
+            raise UsageError(f"these parameters were drawn for {params.spec}, not for this model ({self.spec})")
+        return params
+
+
+def make(**params: Any) -> DiagonalRNN:
+    """A diagonal RNN with the :class:`~linrnn.families.diagonal.spec.DiagonalSpec` fields ``params``."""
+    return DiagonalRNN(DiagonalSpec.from_mapping(params, where="the diagonal family's parameters"))

@@ -1,0 +1,125 @@
+r"""The LRU family's model object (:class:`LRURNN`) and ``make``.
+
+A draw holds c (..., n_y, n), b (..., n, n_x) complex and gamma_log, nu_log, theta_log
+(..., n) real (Orvieto et al., ICML 2023): lambda = exp(-exp(nu_log) + i exp(theta_log)),
+gamma = exp(gamma_log). Drawn as the LRU paper's code draws them: u1, u2 ~ U[0, 1),
+nu_log = log(-log(u1 (r_max^2 - r_min^2) + r_min^2) / 2), theta_log = log(theta_max u2),
+gamma_log = log sqrt(1 - |lambda|^2). With G_j = gamma lambda^j, the empirical lag NTK
+(:func:`linrnn.families.diagonal.model.unit_ntk`) has the parts of c and b, and of the
+three real parameters: d/d gamma_log = G_j, d/d nu_log = -j exp(nu_log) G_j,
+d/d theta_log = i j exp(theta_log) G_j (times c_a b_b).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from linrnn.core.errors import UsageError
+from linrnn.core.validate import check_size
+from linrnn.families.diagonal.model import (as_complex, draw_ring, full_layout, lag_index, powers, unit_impulse,
+                                            unit_ntk)
+from linrnn.families.lru.spec import LRUSpec
+
+
+@dataclass(frozen=True)
+class LRUDraw:
+    """Parameters of one draw (or a batch) of the LRU family, arrays of one namespace."""
+
+    c: Any
+    b: Any
+    gamma_log: Any
+    nu_log: Any
+    theta_log: Any
+    spec: LRUSpec
+
+    def eigenvalues(self) -> Any:
+        """lambda = exp(-exp(nu_log)) e^{i exp(theta_log)}, complex (..., n)."""
+        from linrnn.verify.backend import array_namespace
+
+        xp = array_namespace(self.nu_log)
+        rho, phi = xp.exp(-xp.exp(self.nu_log)), xp.exp(self.theta_log)
+        return as_complex(rho * xp.cos(phi), rho * xp.sin(phi))
+
+
+@dataclass(frozen=True)
+class LRURNN:
+    """The LRU family's model: ``init``, ``impulse``, ``empirical_ntk``, ``kernel``, ``derivation``."""
+
+    spec: LRUSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.family
+
+    def init(self, *, width: int, seed: int | None = 0, backend: Any = "numpy", batch: int | None = None) -> LRUDraw:
+        """One draw at width ``width`` (or ``batch`` draws on a leading axis), the ring law of
+        :func:`linrnn.families.diagonal.model.draw_ring` in the LRU's parameters."""
+        from linrnn.verify.backend import Backend, array_namespace, get_backend
+
+        be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed)
+        rho, phi, c, b = draw_ring(be, self.spec, width, batch)
+        xp = array_namespace(rho)
+        with np.errstate(divide="ignore"):  # log 0 only on a null set of draws
+            return LRUDraw(c=c, b=b, gamma_log=0.5 * xp.log1p(-(rho**2)), nu_log=xp.log(-xp.log(rho)),
+                           theta_log=xp.log(phi), spec=self.spec)
+
+    def _gain_powers(self, d: LRUDraw, lags: int) -> Any:
+        from linrnn.verify.backend import array_namespace
+
+        xp = array_namespace(d.nu_log)
+        return powers(d.eigenvalues(), check_size("lags", lags)) * xp.astype(xp.exp(d.gamma_log), d.c.dtype)[..., None, :]
+
+    def impulse(self, params: LRUDraw, lags: int) -> Any:
+        """L_j = Re(sum_i c_i gamma_i lambda_i^j b_i) / sqrt(n), j < ``lags``: shape (..., lags, n_y, n_x)."""
+        d = self._draw(params)
+        return unit_impulse(self._gain_powers(d, lags), d.c, d.b)
+
+    def empirical_ntk(self, params: LRUDraw, lags: int) -> Any:
+        """The exact lag NTK (trained: c, b, gamma_log, nu_log, theta_log): (..., L, n_y, n_x, L, n_y, n_x)."""
+        from linrnn.verify.backend import array_namespace
+
+        d = self._draw(params)
+        xp = array_namespace(d.nu_log)
+        G = self._gain_powers(d, lags)
+        jG = lag_index(G) * G
+        cdt = d.c.dtype
+        D_nu = jG * xp.astype(-xp.exp(d.nu_log), cdt)[..., None, :]
+        D_theta = jG * (xp.astype(xp.exp(d.theta_log), cdt) * 1j)[..., None, :]
+        s = self.spec
+        return unit_ntk(G, d.c, d.b, s.lr_c, s.lr_f,
+                        [(s.lr_gamma, G, True), (s.lr_nu, D_nu, True), (s.lr_theta, D_theta, True)])
+
+    def kernel(self, lags: int, radial_law: str = "area") -> dict[str, np.ndarray]:
+        """The derived lag NTK and NNGP, float64, in the layout of :meth:`empirical_ntk` (exact at every width).
+
+        ``radial_law``: ``"area"`` (the family's law) or ``"radius"`` (|lambda| uniform: a negative control).
+        """
+        from linrnn.families.diagonal.kernel import kernel_matrices
+
+        K = kernel_matrices(self.unit_kernel(radial_law), self.spec, check_size("lags", lags))
+        return {name: full_layout(K[name], self.spec.n_out, self.spec.n_in) for name in ("ntk", "nngp")}
+
+    def unit_kernel(self, radial_law: str = "area") -> Any:
+        """The derived closed forms (:class:`linrnn.families.diagonal.derivation.UnitKernel`)."""
+        from linrnn.families.lru.derivation import kernel_derivation
+
+        return kernel_derivation(radial_law)
+
+    def derivation(self) -> Any:
+        """The SymPy derivation of the kernels (:class:`linrnn.derive.steps.Derivation`)."""
+        return self.unit_kernel().steps
+
+    def _draw(self, params: Any) -> LRUDraw:
+        if not isinstance(params, LRUDraw):
+            raise UsageError("params must be what init() returned (an LRUDraw)")
+        if params.spec != self.spec:
+            raise UsageError(f"these parameters were drawn for {params.spec}, not for this model ({self.spec})")
+        return params
+
+
+def make(**params: Any) -> LRURNN:
+    """An LRU with the :class:`~linrnn.families.lru.spec.LRUSpec` fields ``params``."""
+    return LRURNN(LRUSpec.from_mapping(params, where="the lru family's parameters"))
