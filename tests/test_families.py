@@ -75,3 +75,15 @@ def test_monte_carlo_of_the_empirical_ntk_agrees_with_the_exact_mean_and_rejects
     assert np.max(np.abs(z[tri])) < crit, z
     wrong = exact_matrices(model.spec.replace(sigma_w2=1.3 * 0.9), lags, width)[0]
     assert np.max(np.abs(((mean - wrong) / se)[tri])) > crit
+
+
+def test_a_report_on_a_family_that_is_not_dense_is_refused_in_one_sentence(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The report's claims on [model] run dense recurrences; a diagonal family's own claims run in every report."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "rep"
+    r = subprocess.run([sys.executable, "-m", "linrnn", "report", "--family", "diagonal", "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "not a dense recurrence" in r.stderr and "diagonal_kernel" in r.stderr and not out.exists()

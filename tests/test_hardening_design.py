@@ -92,9 +92,9 @@ def test_finite_width_an_undecided_control_gets_a_further_stage_that_decides_it(
     real = fw._draw_moments
     calls: list[tuple[int | None, int, int]] = []
 
-    def drawn(be, spec, n, lags, replicas, max_memory, values=None):  # type: ignore[no-untyped-def]
+    def drawn(be, spec, n, lags, replicas, max_memory, *rest):  # type: ignore[no-untyped-def]
         calls.append((be.seed, n, replicas))
-        mom = real(be, spec, n, lags, replicas, max_memory, values)
+        mom = real(be, spec, n, lags, replicas, max_memory, *rest)
         if len(FW_WIDTHS) < len(calls) <= 2 * len(FW_WIDTHS):  # the main stage: spread 1000-fold, mean kept
             mom = {**mom, "sd": mom["sd"] * 1e3}
         return mom

@@ -231,6 +231,12 @@ def _apply(backend: str, model: Any, sections: dict[str, Any], tables: Mapping[s
     return backend, model
 
 
+def _family_names() -> list[str]:
+    from linrnn.families import FAMILIES
+
+    return list(FAMILIES)
+
+
 def resolve_config(profile: str, overrides: Mapping[str, Any] | None = None) -> SuiteConfig:
     """The profile's configuration with ``overrides`` (TOML tables by section) applied.
 
@@ -244,6 +250,14 @@ def resolve_config(profile: str, overrides: Mapping[str, Any] | None = None) -> 
     extra: dict[str, Any] = {}
     backend, model = _apply("auto", ModelSpec(), sections, tables, extra)
     backend, model = _apply(backend, model, sections, overrides or {}, extra)
+    if not isinstance(model, ModelSpec):  # the engines' claims (NTK sweep, training, co2) run dense recurrences
+        from linrnn.families import claims as all_claims, spec_class
+
+        dense = [name for name in _family_names() if issubclass(spec_class(name), ModelSpec)]
+        own = [c.name for c in all_claims().values() if c.family == model.family]
+        raise UsageError(f"[model] family = {model.family!r} is not a dense recurrence, and the report's claims on "
+                         f"[model] run dense ones ({', '.join(dense)}); the {model.family} family's own claims "
+                         f"({', '.join(own) or 'none'}) run in every report: choose a dense family")
     return SuiteConfig(profile=profile, backend=backend, model=model, sections=sections,
                        family_alpha=extra.get("family_alpha", FAMILY_ALPHA),
                        explicit_alpha=frozenset(extra.get("explicit_alpha", ())))
