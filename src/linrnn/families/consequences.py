@@ -119,7 +119,8 @@ def neighbour_correlation(theta: Any) -> float | None:
     if not both.any():
         return None
     off = np.diagonal(a, offset=1)[both]
-    return float(np.mean(off / np.sqrt(d[:-1][both] * d[1:][both])))
+    root = np.sqrt(d)  # the product of the roots: the product of two tiny diagonals would underflow
+    return float(np.mean(off / (root[:-1][both] * root[1:][both])))
 
 
 def rkhs_norm(theta: Any, h: Any, cutoff: float = RANK_CUTOFF) -> float:
