@@ -40,7 +40,7 @@ def test_kernel_with_channels_keeps_the_full_layout(capsys: pytest.CaptureFixtur
 
 def test_kernel_table_and_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = _run(["derive", "kernel", "--lags", "3", "--sigma-w2", "0.5"], capsys)
-    assert status == 0 and "Theta_inf(j,j)" in out and len(out.splitlines()) == 3 + 3 + 1
+    assert status == 0 and "Theta_inf(j,j)" in out and len(out.splitlines()) == 3 + 3 + 1 + 6  # head, lags, off-diagonal, consequences
     for argv in (["--family", "lstm"], ["--lags", "0"], ["--lags", "5000"], ["--sigma-w2", "-1"]):
         with pytest.raises(SystemExit) as info:
             main(["derive", "kernel", *argv])

@@ -74,13 +74,15 @@ def register(groups: Any, name: str, help_text: str) -> None:
         "kernel",
         help="the derived wide-limit lag kernel (NTK) and NNGP covariance of a model family",
         description="The derived n -> infinity lag kernel Theta_inf(j, k) and the NNGP covariance "
-        "E[L_j(0) L_k(0)] of a model family, j, k = 0 .. L-1 (linrnn.family(NAME, ...).kernel(L)).",
+        "E[L_j(0) L_k(0)] of a model family, j, k = 0 .. L-1 (linrnn.family(NAME, ...).kernel(L)), and the "
+        "consequences of Theta_inf: memory horizons, effective rank, participation ratio, neighbour correlation.",
     )
     add_model_flags(k, eps=False)
     k.add_argument("--lags", type=_positive_int("--lags", MAX_KERNEL_LAGS), default=16, metavar="L",
                    help=f"number of lags L, at most {MAX_KERNEL_LAGS} (default 16)")
     k.add_argument("--json", action="store_true",
-                   help="print one JSON object: family, model, lags, layout, ntk, nngp (L x L lists for n_x = n_y = 1)")
+                   help="print one JSON object: family, model, lags, layout, ntk, nngp (L x L lists for n_x = n_y = 1), "
+                        "consequences")
     k.set_defaults(func=_run_kernel)
 
     x = sub.add_parser(
@@ -141,9 +143,13 @@ def kernel_json(name: str, model: Any, lags: int) -> dict[str, Any]:
     """The object ``derive kernel --json`` prints: the family, its specification and the derived kernels.
 
     ``ntk`` and ``nngp`` are L x L nested lists of floats when n_x = n_y = 1, else the full
-    layout (lag, output, input, lag, output, input); ``layout`` says which.
+    layout (lag, output, input, lag, output, input); ``layout`` says which. ``consequences``:
+    the NTK's memory horizons, effective rank, participation ratio and neighbour correlation
+    (:mod:`linrnn.families.consequences`; on the (0, 0) block with channels, ``block`` says so).
     """
     import numpy as np
+
+    from linrnn.families.consequences import consequences
 
     k = model.kernel(lags)
     scalar = model.spec.n_in == 1 and model.spec.n_out == 1
@@ -155,7 +161,7 @@ def kernel_json(name: str, model: Any, lags: int) -> dict[str, Any]:
 
     return {"schema_version": 1, "family": name, "model": model.spec.as_dict(), "lags": lags,
             "layout": "(lag, lag)" if scalar else "(lag, output, input, lag, output, input)",
-            "ntk": out(k["ntk"]), "nngp": out(k["nngp"])}
+            "ntk": out(k["ntk"]), "nngp": out(k["nngp"]), "consequences": consequences(model, lags).as_dict()}
 
 
 def _run_kernel(args: argparse.Namespace) -> int:
@@ -164,6 +170,7 @@ def _run_kernel(args: argparse.Namespace) -> int:
     import numpy as np
 
     from linrnn.families import model_of
+    from linrnn.families.consequences import consequences
 
     spec = spec_from_args(args)
     model = model_of(spec)
@@ -189,6 +196,7 @@ def _run_kernel(args: argparse.Namespace) -> int:
     off = ~np.eye(L * ny * nx, dtype=bool)
     lines.append(f"# off the diagonal: max |Theta_inf| = {np.max(np.abs(ntk[off]), initial=0.0):.3g}, "
                  f"max |NNGP| = {np.max(np.abs(nngp[off]), initial=0.0):.3g} (--json prints every entry)")
+    lines.extend(consequences(model, L).lines())
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
