@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from linrnn.derive.model import ModelSpec, substitutions
@@ -81,8 +81,14 @@ def _spec_table(spec: ModelSpec, lags: int = 8) -> str:
     )
 
 
-def build_document(spec: ModelSpec, eps: float = 1e-3) -> str:
-    """The full document for ``spec`` (its parameterization's derivation and values)."""
+def build_document(spec: ModelSpec, eps: float = 1e-3, steps: Derivation | None = None) -> str:
+    """The full document for ``spec`` (its parameterization's derivation and values).
+
+    ``steps``: the derivation to print as the body (a family's model gives its own, e.g. with
+    steps beyond the lag weights); by default the lag-weight derivation of ``spec``'s law. A
+    specification without the Gaussian exact finite-width engine (``exact_finite_width`` False)
+    gets no finite-width section (its own results belong in ``steps``).
+    """
     from linrnn.derive.weight_consequences import consequences
     from linrnn.derive.lag_weights import derive_lag_weights
     from linrnn.derive.numeric import summarize
@@ -118,7 +124,7 @@ The limit lag NTK is $\lambda_i\,\delta_{{ij}}\,\delta_{{aa'}}\,\delta_{{bb'}}$:
 each lag independently. Notation: $q = \sigma_W^2$ is the transition variance, $n_x$ the input
 dimension and $\eta_C, \eta_F, \eta_W$ the per-parameter learning-rate multipliers.
 """
-    body = render_derivation(der.steps)
+    body = render_derivation(der.steps if steps is None else steps)
     cons = render_derivation(con.steps)
     regime_rows = "\n".join(
         rf"${latex(r.condition)}$ & {r.name} & ${latex(r.limit)}$ & ${latex(r.ratio_limit)}$ \\"
@@ -159,7 +165,8 @@ $0,\dots,5$ in both parameterizations; and against Monte Carlo estimates of the 
 """
     return "\n\n".join([
         PREAMBLE, intro, body, r"\section{Consequences}" "\n" + cons.replace(r"\section{", r"\subsection{"),
-        regime_table, values, comparison, checks, _finite_width_section(spec), r"\end{document}" "\n",
+        regime_table, values, comparison, checks,
+        *([_finite_width_section(spec)] if spec.exact_finite_width else []), r"\end{document}" "\n",
     ])
 
 
@@ -184,6 +191,44 @@ def _finite_width_section(spec: ModelSpec) -> str:
         r"$n_{1\%}$ & $n_{10\%}$ \\ \hline" "\n" + rows + "\n" r"\end{tabular}\end{center}"
     )
     return body + "\n\n" + table
+
+
+#: LaTeX's special characters in running text, and what prints each.
+_TEXT_ESCAPES = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "^": r"\^{}", "#": r"\#",
+                 "$": r"\$", "%": r"\%", "&": r"\&", "~": r"\~{}"}
+
+
+def escape_text(text: str) -> str:
+    """``text`` as LaTeX that prints it literally (every special character escaped)."""
+    return "".join(_TEXT_ESCAPES.get(ch, ch) for ch in text)
+
+
+def derivation_document(title: str, derivation: Derivation, *, conventions: str, parameters: dict[str, float],
+                        kernel_rows: list[tuple[float, float]]) -> str:
+    """A standalone document of any derivation given as steps: its title, the model's conventions
+    (plain text, printed literally), the steps by section, and the derived diagonals
+    Theta_inf(j, j) and NNGP(j, j) at ``parameters`` (one row per lag j of ``kernel_rows``)."""
+    params = ", ".join(rf"\texttt{{{escape_text(k)}}} $= {v:g}$" for k, v in parameters.items())
+    rows = "\n".join(rf"{jj} & {ntk:.8g} & {nngp:.8g} \\" for jj, (ntk, nngp) in enumerate(kernel_rows))
+    intro = rf"""\title{{{escape_text(title)}}}
+\author{{\texttt{{linrnn-bias}} (derivation printed from SymPy)}}
+\date{{}}
+\begin{{document}}
+\maketitle
+
+\section*{{Conventions}}
+{escape_text(conventions)}
+
+Every equation below is printed from a SymPy object produced by the derivation; none is typed by hand.
+"""
+    table = rf"""\section{{This configuration}}
+With {params}, the derived kernels on the diagonal, lags $0, \dots, {len(kernel_rows) - 1}$:
+\begin{{center}}\begin{{tabular}}{{rrr}}
+$j$ & $\Theta_\infty(j, j)$ & $\mathrm{{NNGP}}(j, j)$ \\ \hline
+{rows}
+\end{{tabular}}\end{{center}}
+"""
+    return "\n\n".join([PREAMBLE, intro, render_derivation(derivation), table, r"\end{document}" "\n"])
 
 
 def find_engine() -> list[str] | None:
@@ -239,12 +284,19 @@ def compile_pdf(tex: Path, out_dir: Path, *, force: bool = False) -> Path:
 
 
 def write_document(spec: ModelSpec, output: str | os.PathLike[str], *, pdf: bool = False,
-                   eps: float = 1e-3, force: bool = False) -> list[Path]:
-    """Write the derivation to ``output`` (and its PDF with ``pdf=True``); return the paths.
+                   eps: float = 1e-3, force: bool = False, steps: Derivation | None = None) -> list[Path]:
+    """Write the derivation of ``spec`` (:func:`build_document`, with ``steps`` as its body if given) to
+    ``output`` (and its PDF with ``pdf=True``); return the paths (:func:`write_tex`)."""
+    return write_tex(output, lambda: build_document(spec, eps=eps, steps=steps), pdf=pdf, force=force)
+
+
+def write_tex(output: str | os.PathLike[str], build: Callable[[], str], *, pdf: bool = False,
+              force: bool = False) -> list[Path]:
+    """Write the document ``build()`` returns to ``output`` (and its PDF with ``pdf=True``); return the paths.
 
     Nothing is written if the engine is missing, the path cannot be written, or an
     existing ``.tex`` (or, with ``pdf``, ``.pdf``) there was not written by linrnn and
-    ``force`` is not given (all checked before the derivation runs,
+    ``force`` is not given (all checked before ``build`` runs,
     :func:`linrnn.core.files.check_new_file`); files appear only complete (written to a
     temporary name, then renamed). The ``.tex`` starts with linrnn's signature line
     (a ``%`` comment). If the PDF fails, the ``.tex`` stays: it is complete and the
@@ -256,7 +308,7 @@ def write_document(spec: ModelSpec, output: str | os.PathLike[str], *, pdf: bool
                          "install TeX Live or drop --pdf")
     if pdf:
         check_new_file(path.with_suffix(".pdf"), "the PDF output", force=force)
-    text = build_document(spec, eps=eps)
+    text = build()
     write_text_atomic(path, sign_text(text))
     paths = [path]
     if pdf:

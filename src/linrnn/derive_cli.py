@@ -88,8 +88,10 @@ def register(groups: Any, name: str, help_text: str) -> None:
     x = sub.add_parser(
         "latex",
         help="write the derivation as a standalone LaTeX document",
-        description="Write the derivation (model, gradients, wide-width expectations, sums, lag weights, "
-        "NNGP, consequences, regimes) as a standalone LaTeX document printed from its SymPy steps.",
+        description="Write the model family's derivation as a standalone LaTeX document printed from its SymPy "
+        "steps: for a dense family (gaussian, orthogonal) the model, gradients, wide-width expectations, sums, lag "
+        "weights, NNGP, consequences and regimes; for any other family (--family diagonal, lru) its own derivation "
+        "and its derived kernels' diagonals at the given parameters.",
     )
     add_model_flags(x)
     x.add_argument("-o", "--output", default="derivation.tex", metavar="FILE.tex",
@@ -283,12 +285,51 @@ def _family_finite_width(spec: Any, args: argparse.Namespace) -> int:
 
 
 def _run_latex(args: argparse.Namespace) -> int:
-    from linrnn.derive.latex import write_document
+    """``derive latex``: the dense families' full document (with their model's own derivation steps), or for
+    any other family the document of its model's derivation (:func:`linrnn.derive.latex.derivation_document`)."""
+    from linrnn.core.spec import ModelSpec
+    from linrnn.derive.latex import write_document, write_tex
+    from linrnn.families import model_of
 
-    spec = dense_spec(args, "derive latex")
+    spec = spec_from_args(args)
     if not args.output.endswith(".tex"):
         raise UsageError(f"the output file must end in .tex, got {args.output!r}")
-    paths = write_document(spec, args.output, pdf=args.pdf, eps=args.eps, force=args.force)
+    if isinstance(spec, ModelSpec):
+        paths = write_document(spec, args.output, pdf=args.pdf, eps=args.eps, force=args.force,
+                               steps=model_of(spec).derivation().steps)
+    else:
+        paths = write_tex(args.output, lambda: family_document(spec), pdf=args.pdf, force=args.force)
     for path in paths:
         print(path)
     return 0
+
+
+#: The lags of the table of derived kernels in a family's LaTeX document.
+LATEX_TABLE_LAGS = 8
+
+
+def conventions_text(spec: Any) -> str:
+    """The model's conventions as one paragraph: its specification class's docstring after the summary line
+    (``docs/conventions.md`` states them; the class repeats them, reST literals unmarked), or the summary if
+    there is no more."""
+    import inspect
+
+    paragraphs = [" ".join(par.replace("``", "").split()) for par in (inspect.getdoc(type(spec)) or "").split("\n\n") if par.strip()]
+    return paragraphs[1] if len(paragraphs) > 1 else (paragraphs[0] if paragraphs else "")
+
+
+def family_document(spec: Any) -> str:
+    """The LaTeX document of a family's derivation (its model's ``derivation()``: a
+    :class:`linrnn.derive.steps.Derivation`), with its derived kernels' diagonals at ``spec``."""
+    import numpy as np
+
+    from linrnn.derive.latex import derivation_document
+    from linrnn.families import model_of
+
+    model = model_of(spec)
+    derivation = model.derivation()
+    k = model.kernel(LATEX_TABLE_LAGS)
+    ntk, nngp = (np.asarray(k[name], dtype=np.float64)[:, 0, 0, :, 0, 0] for name in ("ntk", "nngp"))
+    rows = [(float(ntk[j, j]), float(nngp[j, j])) for j in range(LATEX_TABLE_LAGS)]
+    return derivation_document(derivation.title, derivation,
+                               conventions=conventions_text(spec), parameters=spec.as_dict(), kernel_rows=rows)
