@@ -205,8 +205,8 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
             "caption": "E[L_j(0)^2] of orthogonal draws divided by the orthogonal family's exact mean (which equals "
                        "the wide limit at every width): points, the Monte Carlo mean with its simultaneous interval "
                        "(threshold x SE); lines, the Gaussian family's exact finite-width mean (the negative control) "
-                       "at the same widths.",
-            "xlabel": "lag j", "ylabel": "E[L_j(0)^2] / exact (orthogonal)", "series": series},
+                       "at the same widths (log scale: the control grows by orders of magnitude with the lag).",
+            "xlabel": "lag j", "ylabel": "E[L_j(0)^2] / exact (orthogonal)", "yscale": "log", "series": series},
         "off_diagonal": {
             "kind": "lines", "title": "Orthogonal W: correlations across lags at distance 2",
             "caption": "E[L_j(0) L_{j+2}(0)] divided by the orthogonal exact mean q^{j+1} sigma_C^2 sigma_F^2 / "
