@@ -203,3 +203,21 @@ def test_the_flags_of_the_ring_law_belong_to_the_diagonal_families() -> None:
         spec_from_args(args)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["derive", "kernel", "--family", "diagonal", "--theta-max", "7"])
+
+
+def test_the_one_channel_fast_path_equals_the_general_layout() -> None:
+    """scalar_ntk (two weighted Grams, the lambda part by a shifted Gram) against unit_ntk with the derivative array."""
+    import numpy as np
+
+    import linrnn
+    from linrnn.families.diagonal.model import lag_index, powers, scalar_ntk, shifted, unit_ntk
+
+    model = linrnn.family("diagonal", r_min=0.3, r_max=0.95, theta_max=2.0, lr_c=0.7, lr_f=1.3, lr_w=0.4)
+    d = model.init(width=64, seed=5, batch=2)
+    P = powers(d.lam, 9)
+    s = model.spec
+    general = unit_ntk(P, d.c, d.b, s.lr_c, s.lr_f, [(s.lr_w, lag_index(P) * shifted(P), False)])
+    fast = scalar_ntk(P, d.c, d.b, s.lr_c, s.lr_f, s.lr_w)
+    assert fast.shape == general.shape and np.allclose(fast, general, rtol=1e-12, atol=1e-13)
+    assert np.array_equal(np.asarray(model.empirical_ntk(d, 9)), np.asarray(fast))
+    assert not np.allclose(scalar_ntk(P, d.c, d.b, s.lr_c, s.lr_f, 0.0), general)  # the lambda part counts

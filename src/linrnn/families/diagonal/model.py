@@ -83,13 +83,16 @@ def unit_impulse(G: Any, c: Any, b: Any) -> Any:
 
 
 def _gram(A: Any, n: int, real: bool) -> Any:
+    """Re(A A^H) / n (``real``: Re(A) Re(A)^T / n) for complex A (..., m, n).
+
+    Re(A A^H) = Re A Re A^T + Im A Im A^T, so it is ONE real product of [Re A, Im A] (m x 2n)
+    with its transpose: half the real multiply-adds of the complex product A A^H.
+    """
     from linrnn.verify.backend import array_namespace
 
     xp = array_namespace(A)
-    if real:
-        R = xp.real(A)
-        return xp.matmul(R, xp.matrix_transpose(R)) / n
-    return xp.real(xp.matmul(A, xp.conj(xp.matrix_transpose(A)))) / n
+    R = xp.real(A) if real else xp.concat([xp.real(A), xp.imag(A)], axis=-1)
+    return xp.matmul(R, xp.matrix_transpose(R)) / n
 
 
 def unit_ntk(G: Any, c: Any, b: Any, eta_c: float, eta_f: float,
@@ -108,6 +111,13 @@ def unit_ntk(G: Any, c: Any, b: Any, eta_c: float, eta_f: float,
     rdt = xp.real(G[..., :1, :1]).dtype
     out = xp.zeros((*lead, L, ny, nx, L, ny, nx), dtype=rdt)
     eye_y, eye_x = xp.eye(ny, dtype=rdt), xp.eye(nx, dtype=rdt)
+    if eta_c and eta_f and ny == nx == 1:
+        # one input, one output: the c part Re(G diag|b|^2 G^H) and the b part Re(G diag|c|^2 G^H) are one
+        # weighted Gram, Re(G diag(eta_c |b|^2 + eta_f |c|^2) G^H)
+        w = eta_c * xp.abs(b[..., :, 0]) ** 2 + eta_f * xp.abs(c[..., 0, :]) ** 2  # (..., n)
+        A = G * xp.sqrt(w)[..., None, :]
+        out = out + xp.reshape(_gram(A, n, False), (*lead, L, 1, 1, L, 1, 1))
+        eta_c = eta_f = 0.0
     if eta_c:
         A = xp.reshape(G[..., :, None, :] * xp.matrix_transpose(b)[..., None, :, :], (*lead, L * nx, n))
         gram = xp.reshape(_gram(A, n, False), (*lead, L, 1, nx, L, 1, nx))
@@ -123,6 +133,32 @@ def unit_ntk(G: Any, c: Any, b: Any, eta_c: float, eta_f: float,
         A = xp.reshape(D[..., :, None, None, :] * cb[..., None, :, :, :], (*lead, L * ny * nx, n))
         out = out + eta * xp.reshape(_gram(A, n, real), (*lead, L, ny, nx, L, ny, nx))
     return out
+
+
+def scalar_ntk(P: Any, c: Any, b: Any, eta_c: float, eta_f: float, eta_w: float) -> Any:
+    """The diagonal family's lag NTK for one input and one output, as two weighted Grams of the powers P (..., L, n).
+
+    The c and b parts together are Re(P diag(eta_c |b|^2 + eta_f |c|^2) P^H) / n; the lambda part,
+    with d(lambda^j)/d lambda = j lambda^{j-1}, is eta_w j k Re(P diag|c b|^2 P^H)[j-1, k-1] / n: the
+    same kind of Gram, shifted by one lag and scaled by j k, so no derivative array is formed. The
+    general layout (:func:`unit_ntk`) gives the same numbers (a test compares them).
+    """
+    from linrnn.verify.backend import array_namespace
+
+    xp = array_namespace(P)
+    L, n = P.shape[-2], P.shape[-1]
+    lead = tuple(P.shape[:-2])
+    b0, c0 = b[..., :, 0], c[..., 0, :]
+    w = eta_c * xp.abs(b0) ** 2 + eta_f * xp.abs(c0) ** 2  # (..., n)
+    out = _gram(P * xp.sqrt(w)[..., None, :], n, False)
+    if eta_w:
+        M = _gram(P[..., :-1, :] * xp.abs(c0 * b0)[..., None, :], n, False)  # lags 0 .. L-2
+        j = xp.reshape(xp.arange(1, L, dtype=M.dtype), (L - 1, 1))
+        lam_part = eta_w * (j * xp.matrix_transpose(j)) * M
+        zero_row = xp.zeros((*lead, 1, L - 1), dtype=M.dtype)
+        zero_col = xp.zeros((*lead, L, 1), dtype=M.dtype)
+        out = out + xp.concat([zero_col, xp.concat([zero_row, lam_part], axis=-2)], axis=-1)
+    return xp.reshape(out, (*lead, L, 1, 1, L, 1, 1))
 
 
 def lag_index(G: Any) -> Any:
@@ -187,8 +223,10 @@ class DiagonalRNN:
         """The exact lag NTK of the draw (trained: c, b, lambda): shape (..., lags, n_y, n_x, lags, n_y, n_x)."""
         d = self._draw(params)
         P = powers(d.lam, check_size("lags", lags))
-        D = lag_index(P) * shifted(P)  # d lambda^j / d lambda = j lambda^{j-1}
         s = self.spec
+        if s.n_in == s.n_out == 1:
+            return scalar_ntk(P, d.c, d.b, s.lr_c, s.lr_f, s.lr_w)
+        D = lag_index(P) * shifted(P)  # d lambda^j / d lambda = j lambda^{j-1}
         return unit_ntk(P, d.c, d.b, s.lr_c, s.lr_f, [(s.lr_w, D, False)])
 
     def kernel(self, lags: int, radial_law: str = "area") -> dict[str, np.ndarray]:
