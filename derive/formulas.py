@@ -267,9 +267,9 @@ def lag_formulas(param: str = "ntk", law: Any = None) -> LagFormulas:
                            nngp_controls={k: f(v) for k, v in d["nngp_controls"].items()},
                            linear_form=(f(A), f(B)))
 
-    name = (f"lag-formulas-{_check_param(param)}" if law is None or law.name == "gaussian"
-            else f"lag-formulas-{law.name}-{law.key}-{_check_param(param)}")
-    return data_cached(name, lambda: _lag_data(param, law), parse)
+    from linrnn.derive.law import cache_name
+
+    return data_cached(cache_name("lag-formulas", _check_param(param), law), lambda: _lag_data(param, law), parse)
 
 
 def formulas_of(spec: Any) -> LagFormulas:

@@ -35,7 +35,7 @@ import sympy as sp
 from sympy.matrices.expressions import MatMul, MatPow, MatrixExpr, MatrixSymbol, Transpose
 
 from linrnn.derive import symbols as S
-from linrnn.derive.law import TransitionLaw, law_or_default
+from linrnn.derive.law import TransitionLaw, cache_name, law_or_default
 from linrnn.derive.steps import Derivation
 
 # --------------------------------------------------------------------------- notation
@@ -420,13 +420,6 @@ def _polynomial_in_lag(weight: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     A = sp.simplify(coeffs.get((0,), sp.Integer(0)))
     B = sp.simplify(coeffs.get((1,), sp.Integer(0)))
     return A, B
-
-
-def cache_name(stem: str, param: str, law: TransitionLaw | None) -> str:
-    """The disk-cache name of a derivation of ``param`` under ``law`` (the Gaussian one keeps its old name)."""
-    if law is None or law.name == "gaussian":
-        return f"{stem}-{param}"
-    return f"{stem}-{law.name}-{law.key}-{param}"
 
 
 @lru_cache(maxsize=None)

@@ -63,6 +63,14 @@ GAUSSIAN = TransitionLaw(
 )
 
 
+def cache_name(stem: str, param: str, law: TransitionLaw | None) -> str:
+    """The disk-cache name of what is derived for ``param`` under ``law`` (the Gaussian law keeps the names it
+    had before families: ``{stem}-{param}``)."""
+    if law is None or law.name == "gaussian":
+        return f"{stem}-{param}"
+    return f"{stem}-{law.name}-{law.key}-{param}"
+
+
 def law_or_default(law: TransitionLaw | None) -> TransitionLaw:
     """``law``, or :data:`GAUSSIAN` for None."""
     return GAUSSIAN if law is None else law

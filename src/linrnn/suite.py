@@ -231,12 +231,6 @@ def _apply(backend: str, model: Any, sections: dict[str, Any], tables: Mapping[s
     return backend, model
 
 
-def _family_names() -> list[str]:
-    from linrnn.families import FAMILIES
-
-    return list(FAMILIES)
-
-
 def resolve_config(profile: str, overrides: Mapping[str, Any] | None = None) -> SuiteConfig:
     """The profile's configuration with ``overrides`` (TOML tables by section) applied.
 
@@ -251,9 +245,9 @@ def resolve_config(profile: str, overrides: Mapping[str, Any] | None = None) -> 
     backend, model = _apply("auto", ModelSpec(), sections, tables, extra)
     backend, model = _apply(backend, model, sections, overrides or {}, extra)
     if not isinstance(model, ModelSpec):  # the engines' claims (NTK sweep, training, co2) run dense recurrences
-        from linrnn.families import claims as all_claims, spec_class
+        from linrnn.families import claims as all_claims, spec_classes
 
-        dense = [name for name in _family_names() if issubclass(spec_class(name), ModelSpec)]
+        dense = [name for name, cls in spec_classes().items() if issubclass(cls, ModelSpec)]
         own = [c.name for c in all_claims().values() if c.family == model.family]
         raise UsageError(f"[model] family = {model.family!r} is not a dense recurrence, and the report's claims on "
                          f"[model] run dense ones ({', '.join(dense)}); the {model.family} family's own claims "

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from linrnn.core.errors import UsageError
 from linrnn.core.configure import set_fields
@@ -47,8 +47,16 @@ SECTION = "finite_width"
 
 
 @dataclass(frozen=True)
-class Config:
-    """Sizes of the small-width check: widths, lags, the group-sequential design, alpha (set by the suite)."""
+class SmallWidthConfig:
+    """The fields of every small-width check (:func:`run_small_widths`): widths, lags, the group-sequential
+    design, alpha (set by the suite), max_memory; validated once here.
+
+    A claim's configuration subclasses it, sets ``SECTION`` (its table, which the sentences name) and
+    ``LAGS`` (least and most lags, and why the most), and may change the defaults or add fields.
+    """
+
+    SECTION: ClassVar[str] = SECTION
+    LAGS: ClassVar[tuple[int, int, str]] = (1, 16, " (the exact engine's reach)")
 
     widths: tuple[int, ...] = (4, 8, 16, 32)
     lags: int = 4
@@ -60,24 +68,30 @@ class Config:
     max_memory: str | int = "1GB"
 
     def __post_init__(self) -> None:
+        s, (lo, hi, why) = self.SECTION, self.LAGS
         set_fields(self, widths=check_widths(self.widths))
-        if not 1 <= self.lags <= 16:
-            raise UsageError(f"finite_width.lags must be between 1 and 16 (the exact engine's reach), got {self.lags}")
+        if not lo <= self.lags <= hi:
+            raise UsageError(f"{s}.lags must be between {lo} and {hi}{why}, got {self.lags}")
         if self.pilot < 16:
-            raise UsageError(f"finite_width.pilot must be at least 16 (skewness estimates), got {self.pilot}")
+            raise UsageError(f"{s}.pilot must be at least 16 (skewness estimates), got {self.pilot}")
         if not 2 <= self.min_replicas <= self.max_replicas:
-            raise UsageError("finite_width needs 2 <= min_replicas <= max_replicas, got "
+            raise UsageError(f"{s} needs 2 <= min_replicas <= max_replicas, got "
                              f"{self.min_replicas} and {self.max_replicas}")
         if not 0 < self.max_skew < 1:
-            raise UsageError(f"finite_width.max_skew must lie in (0, 1), got {self.max_skew}")
+            raise UsageError(f"{s}.max_skew must lie in (0, 1), got {self.max_skew}")
         if not 0 < self.alpha < 1:
-            raise UsageError(f"finite_width.alpha must lie in (0, 1), got {self.alpha}")
+            raise UsageError(f"{s}.alpha must lie in (0, 1), got {self.alpha}")
         from linrnn.core.validate import parse_memory
 
         try:
             parse_memory(self.max_memory)
         except UsageError as exc:
-            raise UsageError(f"finite_width.max_memory: {exc}") from None
+            raise UsageError(f"{s}.max_memory: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Config(SmallWidthConfig):
+    """Sizes of the small-width check: widths, lags, the group-sequential design, alpha (set by the suite)."""
 
 
 #: Float64 copies of the kept per-draw values (2 lags of them per draw) alive at once in :func:`_draw_moments`:

@@ -30,50 +30,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from linrnn.core.configure import set_fields
-from linrnn.core.errors import UsageError
-from linrnn.core.validate import check_widths
 from linrnn.verify.claims.base import Claim, ClaimResult, Progress, result_config
+from linrnn.verify.claims.finite_width import SmallWidthConfig
 
 #: The most lags of the check (the kernel's L (L + 1) entries per width are tested).
 MAX_LAGS = 32
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(SmallWidthConfig):
     """Sizes of a diagonal family's small-width check (the fields of the ``finite_width`` claim's)."""
 
     SECTION: ClassVar[str] = "diagonal"
+    LAGS: ClassVar[tuple[int, int, str]] = (2, MAX_LAGS, "")
 
     widths: tuple[int, ...] = (8, 64)
     lags: int = 8
-    pilot: int = 256
-    min_replicas: int = 1024
-    max_replicas: int = 131072
-    max_skew: float = 0.05
-    alpha: float = 1e-3
-    max_memory: str | int = "1GB"
-
-    def __post_init__(self) -> None:
-        s = self.SECTION
-        set_fields(self, widths=check_widths(self.widths))
-        if not 2 <= self.lags <= MAX_LAGS:
-            raise UsageError(f"{s}.lags must be between 2 and {MAX_LAGS}, got {self.lags}")
-        if self.pilot < 16:
-            raise UsageError(f"{s}.pilot must be at least 16 (skewness estimates), got {self.pilot}")
-        if not 2 <= self.min_replicas <= self.max_replicas:
-            raise UsageError(f"{s} needs 2 <= min_replicas <= max_replicas, got {self.min_replicas} and "
-                             f"{self.max_replicas}")
-        if not 0 < self.max_skew < 1:
-            raise UsageError(f"{s}.max_skew must lie in (0, 1), got {self.max_skew}")
-        if not 0 < self.alpha < 1:
-            raise UsageError(f"{s}.alpha must lie in (0, 1), got {self.alpha}")
-        from linrnn.core.validate import parse_memory
-
-        try:
-            parse_memory(self.max_memory)
-        except UsageError as exc:
-            raise UsageError(f"{s}.max_memory: {exc}") from None
 
 
 def _bytes_per_draw(spec: Any, width: int, lags: int) -> int:
@@ -177,8 +149,6 @@ def run_claim(config: Any, spec: Any, controls: tuple[Control, ...], *, claim_id
               backend: Any = "numpy", dtype: str = "float64", progress: Progress | None = None) -> ClaimResult:
     """Run a diagonal family's small-width check with ``controls`` (module docstring)."""
     import dataclasses
-
-    import numpy as np
 
     from linrnn.core.outcome import claim_outcome
     from linrnn.families import model_of

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -195,14 +195,59 @@ class DiagonalDraw:
 
 
 @dataclass(frozen=True)
-class DiagonalRNN:
-    """The diagonal family's model: ``init``, ``impulse``, ``empirical_ntk``, ``kernel``, ``derivation``."""
+class RingModel:
+    """What the diagonal families' models share: ``name``, ``kernel``, ``unit_kernel``, ``derivation`` (from the
+    derived unit kernel) and the check of a draw.
 
-    spec: DiagonalSpec
+    A subclass sets ``DRAW`` (its draw class, with the article the sentences use) and
+    ``DERIVATION`` (the module whose ``kernel_derivation(radial_law)`` derives its unit kernel),
+    and gives ``init``, ``impulse`` and ``empirical_ntk``.
+    """
+
+    spec: Any
+    DRAW: ClassVar[tuple[type, str]]
+    DERIVATION: ClassVar[str]
 
     @property
     def name(self) -> str:
         return self.spec.family
+
+    def kernel(self, lags: int, radial_law: str = "area") -> dict[str, np.ndarray]:
+        """The derived lag NTK and NNGP, float64, in the layout of :meth:`empirical_ntk` (exact at every width).
+
+        ``radial_law``: ``"area"`` (the family's law) or ``"radius"`` (|lambda| uniform: a negative control).
+        """
+        from linrnn.families.diagonal.kernel import kernel_matrices
+
+        K = kernel_matrices(self.unit_kernel(radial_law), self.spec, check_size("lags", lags))
+        return {name: full_layout(K[name], self.spec.n_out, self.spec.n_in) for name in ("ntk", "nngp")}
+
+    def unit_kernel(self, radial_law: str = "area") -> Any:
+        """The derived closed forms (:class:`linrnn.families.diagonal.derivation.UnitKernel`)."""
+        import importlib
+
+        return importlib.import_module(self.DERIVATION).kernel_derivation(radial_law)
+
+    def derivation(self) -> Any:
+        """The SymPy derivation of the kernels (:class:`linrnn.derive.steps.Derivation`)."""
+        return self.unit_kernel().steps
+
+    def _draw(self, params: Any) -> Any:
+        kind, article = self.DRAW
+        if not isinstance(params, kind):
+            raise UsageError(f"params must be what init() returned ({article} {kind.__name__})")
+        if params.spec != self.spec:
+            raise UsageError(f"these parameters were drawn for {params.spec}, not for this model ({self.spec})")
+        return params
+
+
+@dataclass(frozen=True)
+class DiagonalRNN(RingModel):
+    """The diagonal family's model: ``init``, ``impulse``, ``empirical_ntk``, ``kernel``, ``derivation``."""
+
+    spec: DiagonalSpec
+    DRAW: ClassVar[tuple[type, str]] = (DiagonalDraw, "a")
+    DERIVATION: ClassVar[str] = "linrnn.families.diagonal.derivation"
 
     def init(self, *, width: int, seed: int | None = 0, backend: Any = "numpy", batch: int | None = None) -> DiagonalDraw:
         """One draw at width ``width`` (or ``batch`` draws on a leading axis); ``backend`` a name seeded with
@@ -228,33 +273,6 @@ class DiagonalRNN:
             return scalar_ntk(P, d.c, d.b, s.lr_c, s.lr_f, s.lr_w)
         D = lag_index(P) * shifted(P)  # d lambda^j / d lambda = j lambda^{j-1}
         return unit_ntk(P, d.c, d.b, s.lr_c, s.lr_f, [(s.lr_w, D, False)])
-
-    def kernel(self, lags: int, radial_law: str = "area") -> dict[str, np.ndarray]:
-        """The derived lag NTK and NNGP, float64, in the layout of :meth:`empirical_ntk` (exact at every width).
-
-        ``radial_law``: ``"area"`` (the family's law) or ``"radius"`` (|lambda| uniform: a negative control).
-        """
-        from linrnn.families.diagonal.kernel import kernel_matrices
-
-        K = kernel_matrices(self.unit_kernel(radial_law), self.spec, check_size("lags", lags))
-        return {name: full_layout(K[name], self.spec.n_out, self.spec.n_in) for name in ("ntk", "nngp")}
-
-    def unit_kernel(self, radial_law: str = "area") -> Any:
-        """The derived closed forms (:class:`linrnn.families.diagonal.derivation.UnitKernel`)."""
-        from linrnn.families.diagonal.derivation import kernel_derivation
-
-        return kernel_derivation(radial_law)
-
-    def derivation(self) -> Any:
-        """The SymPy derivation of the kernels (:class:`linrnn.derive.steps.Derivation`)."""
-        return self.unit_kernel().steps
-
-    def _draw(self, params: Any) -> DiagonalDraw:
-        if not isinstance(params, DiagonalDraw):
-            raise UsageError("params must be what init() returned (a DiagonalDraw)")
-        if params.spec != self.spec:
-            raise UsageError(f"these parameters were drawn for {params.spec}, not for this model ({self.spec})")
-        return params
 
 
 def make(**params: Any) -> DiagonalRNN:

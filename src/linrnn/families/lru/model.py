@@ -13,14 +13,12 @@ d/d theta_log = i j exp(theta_log) G_j (times c_a b_b).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from linrnn.core.errors import UsageError
 from linrnn.core.validate import check_size
-from linrnn.families.diagonal.model import (as_complex, draw_ring, full_layout, lag_index, powers, unit_impulse,
-                                            unit_ntk)
+from linrnn.families.diagonal.model import RingModel, as_complex, draw_ring, lag_index, powers, unit_impulse, unit_ntk
 from linrnn.families.lru.spec import LRUSpec
 
 
@@ -45,14 +43,12 @@ class LRUDraw:
 
 
 @dataclass(frozen=True)
-class LRURNN:
+class LRURNN(RingModel):
     """The LRU family's model: ``init``, ``impulse``, ``empirical_ntk``, ``kernel``, ``derivation``."""
 
     spec: LRUSpec
-
-    @property
-    def name(self) -> str:
-        return self.spec.family
+    DRAW: ClassVar[tuple[type, str]] = (LRUDraw, "an")
+    DERIVATION: ClassVar[str] = "linrnn.families.lru.derivation"
 
     def init(self, *, width: int, seed: int | None = 0, backend: Any = "numpy", batch: int | None = None) -> LRUDraw:
         """One draw at width ``width`` (or ``batch`` draws on a leading axis), the ring law of
@@ -91,33 +87,6 @@ class LRURNN:
         s = self.spec
         return unit_ntk(G, d.c, d.b, s.lr_c, s.lr_f,
                         [(s.lr_gamma, G, True), (s.lr_nu, D_nu, True), (s.lr_theta, D_theta, True)])
-
-    def kernel(self, lags: int, radial_law: str = "area") -> dict[str, np.ndarray]:
-        """The derived lag NTK and NNGP, float64, in the layout of :meth:`empirical_ntk` (exact at every width).
-
-        ``radial_law``: ``"area"`` (the family's law) or ``"radius"`` (|lambda| uniform: a negative control).
-        """
-        from linrnn.families.diagonal.kernel import kernel_matrices
-
-        K = kernel_matrices(self.unit_kernel(radial_law), self.spec, check_size("lags", lags))
-        return {name: full_layout(K[name], self.spec.n_out, self.spec.n_in) for name in ("ntk", "nngp")}
-
-    def unit_kernel(self, radial_law: str = "area") -> Any:
-        """The derived closed forms (:class:`linrnn.families.diagonal.derivation.UnitKernel`)."""
-        from linrnn.families.lru.derivation import kernel_derivation
-
-        return kernel_derivation(radial_law)
-
-    def derivation(self) -> Any:
-        """The SymPy derivation of the kernels (:class:`linrnn.derive.steps.Derivation`)."""
-        return self.unit_kernel().steps
-
-    def _draw(self, params: Any) -> LRUDraw:
-        if not isinstance(params, LRUDraw):
-            raise UsageError("params must be what init() returned (an LRUDraw)")
-        if params.spec != self.spec:
-            raise UsageError(f"these parameters were drawn for {params.spec}, not for this model ({self.spec})")
-        return params
 
 
 def make(**params: Any) -> LRURNN:

@@ -21,12 +21,11 @@ family per width), whose median over the L (L + 1) / 2 entries is reported.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from linrnn.core.errors import UsageError
-from linrnn.core.configure import set_fields
-from linrnn.core.validate import check_widths
 from linrnn.verify.claims.base import Claim, ClaimResult, Progress, result_config
+from linrnn.verify.claims.finite_width import SmallWidthConfig
 
 SECTION = "orthogonal"
 #: The most lags of the control (the Gaussian exact engine's reach).
@@ -34,42 +33,21 @@ REACH = 16
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(SmallWidthConfig):
     """Sizes of the orthogonal family's small-width check (the fields of the ``finite_width`` claim's, and
     ``ntk_replicas`` for the standard-deviation ratio)."""
 
+    SECTION: ClassVar[str] = SECTION
+    LAGS: ClassVar[tuple[int, int, str]] = (1, REACH, " (the Gaussian exact engine's reach, for the control)")
+
     widths: tuple[int, ...] = (8, 16)
     lags: int = 12
-    pilot: int = 256
-    min_replicas: int = 1024
-    max_replicas: int = 131072
-    max_skew: float = 0.05
     ntk_replicas: int = 1024
-    alpha: float = 1e-3
-    max_memory: str | int = "1GB"
 
     def __post_init__(self) -> None:
-        set_fields(self, widths=check_widths(self.widths))
-        if not 1 <= self.lags <= REACH:
-            raise UsageError(f"orthogonal.lags must be between 1 and {REACH} (the Gaussian exact engine's reach, "
-                             f"for the control), got {self.lags}")
-        if self.pilot < 16:
-            raise UsageError(f"orthogonal.pilot must be at least 16 (skewness estimates), got {self.pilot}")
-        if not 2 <= self.min_replicas <= self.max_replicas:
-            raise UsageError("orthogonal needs 2 <= min_replicas <= max_replicas, got "
-                             f"{self.min_replicas} and {self.max_replicas}")
-        if not 0 < self.max_skew < 1:
-            raise UsageError(f"orthogonal.max_skew must lie in (0, 1), got {self.max_skew}")
+        super().__post_init__()
         if self.ntk_replicas < 2:
             raise UsageError(f"orthogonal.ntk_replicas must be at least 2, got {self.ntk_replicas}")
-        if not 0 < self.alpha < 1:
-            raise UsageError(f"orthogonal.alpha must lie in (0, 1), got {self.alpha}")
-        from linrnn.core.validate import parse_memory
-
-        try:
-            parse_memory(self.max_memory)
-        except UsageError as exc:
-            raise UsageError(f"orthogonal.max_memory: {exc}") from None
 
 
 def _pairs(lags: int) -> list[tuple[int, int]]:
