@@ -4,7 +4,7 @@ One run of :func:`linrnn.verify.check_lag_ntk` per mode on the same configuratio
 (default: the quick profile's ``[ntk]`` sweep and ``[model]``), same seed and design:
 
 * ``exact``: the raw Monte Carlo mean at the largest width n against E[Theta](n)
-  (linrnn.derive.finite_width); no companion width;
+  (linrnn.families.gaussian.finite_width); no companion width;
 * ``richardson``: the two-point estimate at n and n/2 against the wide limit.
 
 Printed and saved (``benchmarks/results/exact_vs_richardson.json``): per control the

@@ -81,13 +81,14 @@ def _spec_table(spec: ModelSpec, lags: int = 8) -> str:
     )
 
 
-def build_document(spec: ModelSpec, eps: float = 1e-3, steps: Derivation | None = None) -> str:
+def build_document(spec: ModelSpec, eps: float = 1e-3, steps: Derivation | None = None,
+                   sections: Iterable[str] = ()) -> str:
     """The full document for ``spec`` (its parameterization's derivation and values).
 
     ``steps``: the derivation to print as the body (a family's model gives its own, e.g. with
-    steps beyond the lag weights); by default the lag-weight derivation of ``spec``'s law. A
-    specification without the Gaussian exact finite-width engine (``exact_finite_width`` False)
-    gets no finite-width section (its own results belong in ``steps``).
+    steps beyond the lag weights); by default the lag-weight derivation of ``spec``'s law.
+    ``sections``: LaTeX sections the family's model adds at the end (its ``latex_sections()``:
+    the Gaussian family's exact finite-width results).
     """
     from linrnn.derive.weight_consequences import consequences
     from linrnn.derive.lag_weights import derive_lag_weights
@@ -166,31 +167,8 @@ $0,\dots,5$ in both parameterizations; and against Monte Carlo estimates of the 
     return "\n\n".join([
         PREAMBLE, intro, body, r"\section{Consequences}" "\n" + cons.replace(r"\section{", r"\subsection{"),
         regime_table, values, comparison, checks,
-        *([_finite_width_section(spec)] if spec.exact_finite_width else []), r"\end{document}" "\n",
+        *sections, r"\end{document}" "\n",
     ])
-
-
-def _finite_width_section(spec: ModelSpec) -> str:
-    """The exact finite-width section: closed forms (steps) and the widths this configuration needs."""
-    from linrnn.derive.corrections import finite_width_steps
-    from linrnn.derive.finite_width_report import finite_width_report
-
-    body = render_derivation(finite_width_steps(spec.param))
-    fw = finite_width_report(spec, 13, 256)
-    rows = "\n".join(
-        rf"{jj} & {fw.limit_ratio['nngp'][jj]:.5f} & {fw.width_needed['nngp']['0.01'][jj]} & "
-        rf"{fw.width_needed['nngp']['0.1'][jj]} & {fw.limit_ratio['ntk_diag'][jj]:.5f} & "
-        rf"{fw.width_needed['ntk_diag']['0.01'][jj]} & {fw.width_needed['ntk_diag']['0.1'][jj]} \\"
-        for jj in range(0, fw.lags, 2)
-    )
-    table = (
-        r"For this configuration, the ratio of the exact value at $n = 256$ to the wide limit and the least width "
-        r"from which the relative deviation stays within 1\% and 10\%:" "\n"
-        r"\begin{center}\begin{tabular}{rrrrrrr}" "\n"
-        r"$j$ & $\mathbb{E}[L_j^2]$ ratio & $n_{1\%}$ & $n_{10\%}$ & $\mathbb{E}[\Theta_{jj}]$ ratio & "
-        r"$n_{1\%}$ & $n_{10\%}$ \\ \hline" "\n" + rows + "\n" r"\end{tabular}\end{center}"
-    )
-    return body + "\n\n" + table
 
 
 #: LaTeX's special characters in running text, and what prints each.
@@ -284,10 +262,12 @@ def compile_pdf(tex: Path, out_dir: Path, *, force: bool = False) -> Path:
 
 
 def write_document(spec: ModelSpec, output: str | os.PathLike[str], *, pdf: bool = False,
-                   eps: float = 1e-3, force: bool = False, steps: Derivation | None = None) -> list[Path]:
-    """Write the derivation of ``spec`` (:func:`build_document`, with ``steps`` as its body if given) to
-    ``output`` (and its PDF with ``pdf=True``); return the paths (:func:`write_tex`)."""
-    return write_tex(output, lambda: build_document(spec, eps=eps, steps=steps), pdf=pdf, force=force)
+                   eps: float = 1e-3, force: bool = False, steps: Derivation | None = None,
+                   sections: Iterable[str] = ()) -> list[Path]:
+    """Write the derivation of ``spec`` (:func:`build_document`, with ``steps`` as its body and ``sections`` at
+    its end if given) to ``output`` (and its PDF with ``pdf=True``); return the paths (:func:`write_tex`)."""
+    return write_tex(output, lambda: build_document(spec, eps=eps, steps=steps, sections=sections), pdf=pdf,
+                     force=force)
 
 
 def write_tex(output: str | os.PathLike[str], build: Callable[[], str], *, pdf: bool = False,
@@ -314,8 +294,3 @@ def write_tex(output: str | os.PathLike[str], build: Callable[[], str], *, pdf: 
     if pdf:
         paths.append(compile_pdf(path, path.parent, force=force))
     return paths
-
-
-def documents(params: Iterable[str] = ("ntk", "standard")) -> dict[str, str]:
-    """Documents for the default configuration of each parameterization."""
-    return {p: build_document(ModelSpec(param=p)) for p in params}

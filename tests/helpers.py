@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from linrnn.core.spec import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 
 MODEL_KEYS = ("param", "sigma_w2", "sigma_f2", "sigma_c2", "n_in", "n_out")
 
@@ -14,7 +15,7 @@ MODEL_KEYS = ("param", "sigma_w2", "sigma_f2", "sigma_c2", "n_in", "n_out")
 def spec_of(lr: Any = (1.0, 1.0, 1.0), lr_mult: Any = None, **kw: Any) -> ModelSpec:
     """A ModelSpec from keywords; ``lr``/``lr_mult`` are the multipliers (eta_C, eta_F, eta_W)."""
     mults = lr_mult if lr_mult is not None else lr
-    return ModelSpec(**kw, lr_c=mults[0], lr_f=mults[1], lr_w=mults[2])
+    return GaussianSpec(**kw, lr_c=mults[0], lr_f=mults[1], lr_w=mults[2])
 
 
 def split_model(kw: dict[str, Any], *, lr_key: str = "lr") -> tuple[dict[str, Any], dict[str, Any]]:

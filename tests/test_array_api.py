@@ -18,7 +18,7 @@ import pytest
 
 array_api_strict = pytest.importorskip("array_api_strict")
 
-from linrnn.core.spec import ModelSpec  # noqa: E402
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.verify.backend import Backend, array_namespace, get_backend  # noqa: E402
 from linrnn.verify.montecarlo import estimate_width  # noqa: E402
 from linrnn.verify.ntk import empirical_lag_ntk, lag_ntk_and_impulse  # noqa: E402
@@ -79,7 +79,7 @@ def test_backend_kind_is_for_tests_only() -> None:
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_sampling_krylov_and_impulse(kind: str, dtype: str) -> None:
     be, ref = backends(kind, seed=3, dtype=dtype)
-    spec = ModelSpec(param="ntk", sigma_w2=1.3, n_in=2, n_out=3)
+    spec = GaussianSpec(param="ntk", sigma_w2=1.3, n_in=2, n_out=3)
     for batch in (None, 3):
         d = sample_rnn(be, spec, 20, batch=batch)
         r = sample_rnn(ref, spec, 20, batch=batch)
@@ -95,7 +95,7 @@ def test_sampling_krylov_and_impulse(kind: str, dtype: str) -> None:
 @pytest.mark.parametrize("param", ["ntk", "standard"])
 def test_empirical_lag_ntk(kind: str, param: str) -> None:
     be, ref = backends(kind, seed=4)
-    spec = ModelSpec(param=param, n_in=2, n_out=2, lr_c=0.5, lr_f=2.0, lr_w=1.5)
+    spec = GaussianSpec(param=param, n_in=2, n_out=2, lr_c=0.5, lr_f=2.0, lr_w=1.5)
     d, r = sample_rnn(be, spec, 16, batch=2), sample_rnn(ref, spec, 16, batch=2)
     theta, L = lag_ntk_and_impulse(d, 5)
     theta_r, L_r = lag_ntk_and_impulse(r, 5)
@@ -122,7 +122,7 @@ def test_correlations_gradients_and_training(kind: str, loss: str, inputs: str) 
     same(be, corr.rxx_lags, corr_r.rxx_lags)
     same(be, corr.ryx_lags, corr_r.ryx_lags)
     assert corr.ryy == pytest.approx(corr_r.ryy, rel=RTOL)
-    drawn = ModelSpec(param="standard", sigma_w2=0.8, n_in=2, n_out=2)
+    drawn = GaussianSpec(param="standard", sigma_w2=0.8, n_in=2, n_out=2)
     d, r = sample_rnn(be, drawn, 10), sample_rnn(ref, drawn, 10)
     for param in ("ntk", "standard"):
         spec = drawn.replace(param=param, lr_c=0.5, lr_f=2.0, lr_w=1.5)
@@ -168,7 +168,7 @@ def test_divergence_under_the_standard(kind: str) -> None:
     """A diverging run overflows (no errstate in the standard) and is still detected."""
     be, _ = backends(kind, seed=2)
     x, y = make_dataset(decay_teacher(5, 0.5), 8, backend=be)
-    d = sample_rnn(be, ModelSpec(), 8)
+    d = sample_rnn(be, GaussianSpec(), 8)
     res = train_rnn(d, x, y, lr=1e3, steps=50, backend=be)
     assert res.diverged and np.all(np.isfinite(res.loss))
 
@@ -177,7 +177,7 @@ def test_divergence_under_the_standard(kind: str) -> None:
 def test_monte_carlo_statistics(kind: str, dtype: str) -> None:
     be, ref = backends(kind, seed=5, dtype=dtype)
     theory = np.ones((3, 2, 2, 3, 2, 2))
-    spec = ModelSpec(n_in=2, n_out=2, lr_w=0.5)
+    spec = GaussianSpec(n_in=2, n_out=2, lr_w=0.5)
     kw = {"lags": 3, "replicas": 5, "theories": {"t": theory}, "keep_first": True}
     est, est_r = estimate_width(be, spec, 12, **kw), estimate_width(ref, spec, 12, **kw)
     assert est.chunk == est_r.chunk == 5
@@ -196,7 +196,7 @@ def test_split_point_sum_routes(kind: str, method: str) -> None:
     from linrnn.verify.ntk import gram, split_point_sum, split_point_sum_fft
 
     be, ref = backends(kind, seed=6)
-    spec = ModelSpec(sigma_w2=0.7, n_in=2, n_out=1)
+    spec = GaussianSpec(sigma_w2=0.7, n_in=2, n_out=1)
     d, r = sample_rnn(be, spec, 24, batch=2), sample_rnn(ref, spec, 24, batch=2)
     (V, U), (Vr, Ur) = krylov_vectors(d, 48), krylov_vectors(r, 48)
     got = split_point_sum(gram(U), gram(V), method)

@@ -13,10 +13,11 @@ import pytest
 from linrnn import suite
 from linrnn.core.errors import UsageError
 from linrnn.core.spec import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.families import claims as all_claims
 from linrnn.verify.claims import REGISTRY, Claim, ClaimResult
 
-REPORT_ORDER = ["ntk_limit", "nngp", "width_rate", "finite_width", "dynamics_equivalence", "min_norm", "short_memory", "co2"]
+REPORT_ORDER = ["ntk_limit", "nngp", "width_rate", "dynamics_equivalence", "min_norm", "short_memory", "co2"]
 #: The claims the model families bring (their packages' CLAIMS), after the engines' claims.
 FAMILY_CLAIMS = [name for name in all_claims() if name not in REGISTRY]
 
@@ -54,7 +55,7 @@ def test_profiles_parse_with_one_model_table(profile: str) -> None:
     tables = suite.load_profile(profile)
     assert set(tables["model"]) == {f.name for f in dataclasses.fields(ModelSpec)}
     cfg = suite.resolve_config(profile)
-    assert cfg.model == ModelSpec.from_mapping(tables["model"]) and cfg.model.q == 0.9  # q set once
+    assert cfg.model == GaussianSpec.from_mapping(tables["model"]) and cfg.model.q == 0.9  # q set once
     assert set(cfg.sections) == {"derivation", "ntk", "finite_width", "dynamics_equivalence", "min_norm", "short_memory",
                                  "co2", *(c.section for c in all_claims().values() if c.family is not None)}
     for name, claim in REGISTRY.items():
@@ -112,12 +113,12 @@ def test_a_model_the_training_claims_cannot_run_is_refused_before_any_work() -> 
 
 def _run(name: str, values: dict, seed: int = 0) -> ClaimResult:
     claim = REGISTRY[name]
-    return claim.run(claim.config(values), ModelSpec(sigma_w2=0.8), seed=seed, backend="numpy")
+    return claim.run(claim.config(values), GaussianSpec(sigma_w2=0.8), seed=seed, backend="numpy")
 
 
 def test_claim_inputs_and_result_survive_pickling_and_reruns_are_equal() -> None:
     claim = REGISTRY["dynamics_equivalence"]
-    config, model = claim.config(TINY_DYNAMICS), ModelSpec(sigma_w2=0.8)
+    config, model = claim.config(TINY_DYNAMICS), GaussianSpec(sigma_w2=0.8)
     assert pickle.loads(pickle.dumps(config)) == config and pickle.loads(pickle.dumps(model)) == model
     assert pickle.loads(pickle.dumps(claim)) == claim
     a = claim.run(config, model, seed=0, backend="numpy")
@@ -132,7 +133,7 @@ def test_claim_inputs_and_result_survive_pickling_and_reruns_are_equal() -> None
 
 def test_ntk_claims_share_one_sweep_and_stay_pure() -> None:
     cfg = REGISTRY["ntk_limit"].config(TINY_NTK)
-    model = ModelSpec(sigma_w2=0.9)
+    model = GaussianSpec(sigma_w2=0.9)
     results = {n: REGISTRY[n].run(cfg, model, seed=3, backend="numpy") for n in ("ntk_limit", "nngp", "width_rate")}
     assert [r.id for r in results.values()] == ["ntk_limit", "nngp", "width_rate"]
     assert {c["id"] for c in results["width_rate"].controls} == {"rate:minus_1", "rate:ntk:no_linear_term",
@@ -186,7 +187,7 @@ def test_train_cli_defaults_are_the_dataclass_defaults() -> None:
     train_cli.register(parser.add_subparsers())
     args = parser.parse_args(["train"])
     assert train_cli._config(args, dynamics_equivalence.Config()) == dynamics_equivalence.Config()
-    assert train_cli._model(args) == ModelSpec()  # the one default of every command
+    assert train_cli._model(args) == GaussianSpec()  # the one default of every command
     args = parser.parse_args(["train", "--sigma-w2s", "0.5,0.9", "--replicas", "3", "--seq-len", "7"])
     cfg = train_cli._config(args, short_memory.Config())
     assert (cfg.sigma_w2s, cfg.seeds, cfg.seq_len, cfg.width) == ((0.5, 0.9), 3, 7, short_memory.Config().width)

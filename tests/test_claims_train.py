@@ -21,11 +21,11 @@ import pytest
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
 from linrnn.verify.claims import REGISTRY
-from linrnn.core.spec import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.verify.claims.training import choose_lr, expected_test_loss, make_data
 
 #: The model of the training claims' tests (their former defaults: q = 0.8, and 0.7 for min-norm).
-MODEL = ModelSpec(sigma_w2=0.8)
+MODEL = GaussianSpec(sigma_w2=0.8)
 
 
 def claim_dynamics_equivalence(config: dict, backend="numpy", model=MODEL) -> dict:
@@ -33,7 +33,7 @@ def claim_dynamics_equivalence(config: dict, backend="numpy", model=MODEL) -> di
     return c.run(c.config(config), model, seed=0, backend=backend).claim_dict()
 
 
-def claim_min_norm(config: dict, backend="numpy", model=ModelSpec(sigma_w2=0.7)) -> dict:
+def claim_min_norm(config: dict, backend="numpy", model=GaussianSpec(sigma_w2=0.7)) -> dict:
     c = REGISTRY["min_norm"]
     return c.run(c.config(config), model, seed=0, backend=backend).claim_dict()
 

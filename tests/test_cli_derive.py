@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from linrnn.derive.model import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.derive.numeric import weights
 from linrnn.cli import main
 from linrnn.core import files
@@ -29,7 +29,7 @@ def test_weights_json(capsys: pytest.CaptureFixture[str]) -> None:
                          "--param", "standard", "--n-in", "2", "--lr-f", "0.5")
     assert code == 0
     data = json.loads(out)
-    spec = ModelSpec(param="standard", sigma_w2=0.8, n_in=2, lr_f=0.5)
+    spec = GaussianSpec(param="standard", sigma_w2=0.8, n_in=2, lr_f=0.5)
     assert data["weights"] == pytest.approx(list(weights(spec, 12)), rel=1e-15)
     assert len(data["nngp"]) == 12 and data["nngp"][0] == pytest.approx(0.5)
     assert data["regime"] == "decaying" and data["horizon"] > data["peak_lag"]
@@ -140,7 +140,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
 def test_finite_width_json(capsys: pytest.CaptureFixture[str]) -> None:
     import sympy as sp
 
-    from linrnn.derive import finite_width as fw
+    from linrnn.families.gaussian import finite_width as fw
     from linrnn.derive import symbols as S
     from linrnn.derive.model import substitutions
 
@@ -151,7 +151,7 @@ def test_finite_width_json(capsys: pytest.CaptureFixture[str]) -> None:
     for key in ("lags", "width", "nngp", "ntk_diag", "nngp_exact", "ntk_diag_exact", "limit_ratio", "width_needed"):
         assert key in data
     assert data["lags"] == 9 and data["width"] == 32 and len(data["nngp"]) == len(data["ntk_diag"]) == 9
-    spec = ModelSpec(sigma_w2=0.8, lr_w=2.0)
+    spec = GaussianSpec(sigma_w2=0.8, lr_w=2.0)
     subs = substitutions(spec)
     n = sp.Symbol("n")
     for j in (0, 4, 8):

@@ -12,7 +12,7 @@ import pytest
 from linrnn.cli import main
 from linrnn.core.errors import UsageError
 from linrnn.verify.claims import REGISTRY
-from linrnn.core.spec import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.verify.co2 import ar_fit, block_t, co2_dataset, load_co2, predict_last, r2, seasonal_z, windows
 
 
@@ -23,7 +23,7 @@ SMALL = {"width": 64, "seq_len": 8, "steps": 30, "pilot": 4, "min_replicas": 6, 
 
 def claim_co2(config: dict, backend: str = "numpy") -> dict:
     c = REGISTRY["co2"]
-    return c.run(c.config(config), ModelSpec(sigma_w2=0.8), seed=0, backend=backend).claim_dict()
+    return c.run(c.config(config), GaussianSpec(sigma_w2=0.8), seed=0, backend=backend).claim_dict()
 
 
 def test_data_file_is_packaged_and_complete() -> None:
@@ -93,7 +93,7 @@ def test_expected_test_loss_matches_monte_carlo_over_the_initial_function() -> N
     be = get_backend("numpy")
     corr = lagged_correlations(d["x_train"], d["y_train"], None, "last", be)
     ct = lagged_correlations(d["x_test"], d["y_test"], None, "last", be)
-    spec = ModelSpec(sigma_w2=1.05)
+    spec = GaussianSpec(sigma_w2=1.05)
     lam = np.asarray(weights(spec, T), float)
     v = np.asarray(nngp_variance(spec, T), float)
     lr = 0.8 * auto_lr(corr, lam)
@@ -176,7 +176,7 @@ def test_a_wrong_theory_fails_the_claim(monkeypatch: pytest.MonkeyPatch) -> None
 
     def wrong(corr, ctest, lam, nngp, lr, steps):  # same step, wrong lag weights for the claim's own theory
         q = float(np.log(nngp[1] / nngp[0]))  # nngp_j = q^j: recover q = sigma_W^2
-        spec = ModelSpec(sigma_w2=float(np.exp(q)))
+        spec = GaussianSpec(sigma_w2=float(np.exp(q)))
         bad = np.asarray(evaluate(derive_lag_weights("ntk").controls["no_linear_term"], spec, lam.size), float)
         return true_etl(corr, ctest, bad, nngp, lr, steps)
 

@@ -14,6 +14,7 @@ import pytest
 
 from linrnn.core.errors import UsageError
 from linrnn.core.spec import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.verify.backend import get_backend
 from linrnn.verify.claims import dynamics_equivalence
 from linrnn.core.configure import configure
@@ -47,7 +48,7 @@ def _exact_mu(draw: RNNDraw, corr, spec: ModelSpec) -> float:
 @pytest.mark.parametrize("param", ["ntk", "standard"])
 @pytest.mark.parametrize("T, n_in, n_out", [(6, 1, 1), (12, 2, 2), (40, 1, 2)])  # dense, dense, Lanczos
 def test_curvature_equals_the_exact_lag_ntk_route(param: str, T: int, n_in: int, n_out: int) -> None:
-    spec = ModelSpec(param=param, sigma_w2=0.9, n_in=n_in, n_out=n_out, lr_c=0.7, lr_f=1.3, lr_w=2.0)
+    spec = GaussianSpec(param=param, sigma_w2=0.9, n_in=n_in, n_out=n_out, lr_c=0.7, lr_f=1.3, lr_w=2.0)
     _, corr, draw = _setup(spec, 24, T)
     c = rnn_curvature(draw, corr)
     assert c.method == ("dense" if T * n_in * n_out <= 64 else "lanczos")
@@ -55,7 +56,7 @@ def test_curvature_equals_the_exact_lag_ntk_route(param: str, T: int, n_in: int,
 
 
 def test_jvp_matches_finite_differences_and_vjp_is_its_adjoint() -> None:
-    spec = ModelSpec(sigma_w2=0.8, n_in=2, n_out=2)
+    spec = GaussianSpec(sigma_w2=0.8, n_in=2, n_out=2)
     be, corr, draw = _setup(spec, 16, 7)
     gn = GaussNewton(draw, corr)
     rng = np.random.default_rng(5)
@@ -80,7 +81,7 @@ def test_jvp_matches_finite_differences_and_vjp_is_its_adjoint() -> None:
 @pytest.mark.parametrize("q", [0.8, 1.0])
 def test_auto_step_is_stable_at_long_horizons(q: float) -> None:
     """T = 256: the finite-width step trains (the loss decreases, no divergence) for every replica."""
-    spec = ModelSpec(sigma_w2=q)
+    spec = GaussianSpec(sigma_w2=q)
     cfg = configure(dynamics_equivalence.Config(), {"seq_len": 256, "steps": 8}, "test")
     be = get_backend("numpy")
     x, y, _ = make_data(cfg, be, 0)
@@ -99,7 +100,7 @@ def test_auto_step_is_stable_at_long_horizons(q: float) -> None:
 @pytest.mark.slow
 def test_the_wide_limit_step_diverges_where_the_finite_width_one_does_not() -> None:
     """Negative control: at q = 1, T = 256 the step from the limit's lag weights diverges for the same draw."""
-    spec = ModelSpec(sigma_w2=1.0)
+    spec = GaussianSpec(sigma_w2=1.0)
     cfg = configure(dynamics_equivalence.Config(), {"seq_len": 256, "steps": 8}, "test")
     be = get_backend("numpy")
     x, y, _ = make_data(cfg, be, 0)
@@ -117,7 +118,7 @@ def test_the_wide_limit_step_diverges_where_the_finite_width_one_does_not() -> N
 
 
 def test_auto_lr_rnn_needs_a_draw_when_given_draws() -> None:
-    spec = ModelSpec()
+    spec = GaussianSpec()
     _, corr, _ = _setup(spec, 8, 4)
     with pytest.raises(UsageError, match="at least one draw"):
         auto_lr_rnn(corr, spec, [])
@@ -134,7 +135,7 @@ def test_a_sweeps_guarded_step_trains_at_long_horizons() -> None:
     every pilot draw inside it.)"""
     from linrnn.verify.claims.training import GUARD_HEADROOM, PILOT_OFFSET, guard_draws
 
-    spec = ModelSpec(sigma_w2=0.8)
+    spec = GaussianSpec(sigma_w2=0.8)
     cfg = configure(dynamics_equivalence.Config(), {"seq_len": 256, "steps": 8, "widths": [128, 256]}, "test")
     be = get_backend("numpy")
     st = dynamics_equivalence.setup(cfg, spec, 0, be)

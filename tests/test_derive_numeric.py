@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from linrnn.derive.model import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.derive.numeric import evaluate, limit_lag_ntk, nngp_variance, summarize, weights
 from linrnn.core.errors import NumericalRangeError, UsageError
 
@@ -22,15 +23,15 @@ rates = st.floats(min_value=0.0, max_value=3.0, allow_nan=False)
 @st.composite
 def specs(draw: st.DrawFn, q: st.SearchStrategy[float] = st.floats(min_value=0.05, max_value=3.0)) -> ModelSpec:
     lr_w = draw(st.floats(min_value=0.05, max_value=3.0))  # a W-path, so that B > 0
-    return ModelSpec(param=draw(params), sigma_w2=draw(q), sigma_c2=draw(variances), sigma_f2=draw(variances),
+    return GaussianSpec(param=draw(params), sigma_w2=draw(q), sigma_c2=draw(variances), sigma_f2=draw(variances),
                      n_in=draw(st.integers(1, 4)), lr_c=draw(rates), lr_f=draw(rates), lr_w=lr_w)
 
 
 @given(specs(), st.floats(min_value=0.05, max_value=3.0))
 def test_weights_increase_with_q(spec: ModelSpec, q2: float) -> None:
     lo, hi = sorted([spec.sigma_w2, q2])
-    w_lo = weights(ModelSpec(**{**spec.as_dict(), "sigma_w2": lo}), 24)
-    w_hi = weights(ModelSpec(**{**spec.as_dict(), "sigma_w2": hi}), 24)
+    w_lo = weights(GaussianSpec(**{**spec.as_dict(), "sigma_w2": lo}), 24)
+    w_hi = weights(GaussianSpec(**{**spec.as_dict(), "sigma_w2": hi}), 24)
     assert np.all(w_hi >= w_lo * (1 - 1e-12))
 
 
@@ -66,14 +67,14 @@ def test_ratio_tends_to_q(spec: ModelSpec) -> None:
 
 
 def test_geometric_horizon_without_w_path() -> None:
-    spec = ModelSpec(sigma_w2=0.5, lr_w=0.0)
+    spec = GaussianSpec(sigma_w2=0.5, lr_w=0.0)
     s = summarize(spec)
     assert s.peak_lag == 0
     assert s.horizon == pytest.approx(math.log(1e-3) / math.log(0.5), rel=1e-12)
 
 
 def test_float_and_mpmath_paths_agree() -> None:
-    spec = ModelSpec(param="standard", sigma_w2=0.93, sigma_c2=1.7, sigma_f2=0.6, n_in=3, lr_c=0.5, lr_f=2, lr_w=1.3)
+    spec = GaussianSpec(param="standard", sigma_w2=0.93, sigma_c2=1.7, sigma_f2=0.6, n_in=3, lr_c=0.5, lr_f=2, lr_w=1.3)
     f = weights(spec, 300)
     m = weights(spec, 300, dps=40)
     np.testing.assert_allclose(f, [float(x) for x in m], rtol=1e-13)
@@ -81,7 +82,7 @@ def test_float_and_mpmath_paths_agree() -> None:
 
 
 def test_float_overflow_is_reported_and_mpmath_is_finite() -> None:
-    spec = ModelSpec(sigma_w2=1.5)
+    spec = GaussianSpec(sigma_w2=1.5)
     with pytest.raises(NumericalRangeError, match="--dps"):
         weights(spec, 20000)
     w = weights(spec, 20000, dps=20)
@@ -89,7 +90,7 @@ def test_float_overflow_is_reported_and_mpmath_is_finite() -> None:
 
 
 def test_limit_kernel_shape_and_diagonal() -> None:
-    spec = ModelSpec(sigma_w2=0.7, n_in=2)
+    spec = GaussianSpec(sigma_w2=0.7, n_in=2)
     K = limit_lag_ntk(spec.replace(n_out=3), 5)
     assert K.shape == (5, 3, 2, 5, 3, 2)
     lam = weights(spec, 5)
@@ -102,18 +103,18 @@ def test_limit_kernel_shape_and_diagonal() -> None:
                                  dict(lr_c=0, lr_f=0, lr_w=0), dict(lr_w=-0.1), dict(sigma_f2=float("nan"))])
 def test_bad_model_values_raise_usage_error(bad: dict) -> None:
     with pytest.raises(UsageError):
-        ModelSpec(**bad)
+        GaussianSpec(**bad)
 
 
 def test_bad_lags_and_eps() -> None:
     with pytest.raises(UsageError):
-        weights(ModelSpec(), 0)
+        weights(GaussianSpec(), 0)
     with pytest.raises(UsageError):
-        summarize(ModelSpec(sigma_w2=0.5), eps=1.5)
+        summarize(GaussianSpec(sigma_w2=0.5), eps=1.5)
 
 
 def test_evaluate_rejects_unbound_symbols() -> None:
     import sympy as sp
 
     with pytest.raises(ValueError):
-        evaluate(sp.Symbol("mystery") * 2, ModelSpec(), 3)
+        evaluate(sp.Symbol("mystery") * 2, GaussianSpec(), 3)

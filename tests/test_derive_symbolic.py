@@ -166,3 +166,22 @@ def test_latex_of_w_gradient_step() -> None:
 def test_latex_of_horizon_uses_lower_branch() -> None:
     text = latex(consequences("ntk").horizon)
     assert text.startswith(r"\frac{W_{-1}\left(")
+
+
+@pytest.mark.parametrize("param", ["ntk", "standard"])
+def test_numeric_and_symbolic_parameterizations_agree(param: str) -> None:
+    """The core's float scales (no SymPy on the numeric paths) are the derivation's symbolic ones at numbers."""
+    import sympy as sp
+
+    from linrnn.core.spec import ModelSpec
+    from linrnn.derive import symbols as S
+    from linrnn.derive.lag_weights import parameterization
+
+    spec = ModelSpec(param=param, sigma_w2=0.7, sigma_c2=1.3, sigma_f2=0.6, n_in=3)
+    n = 37
+    at = {S.n: n, S.q: sp.Rational(7, 10), S.sigma_c2: sp.Rational(13, 10), S.sigma_f2: sp.Rational(6, 10), S.n_x: 3}
+    par = parameterization(param)
+    for k, part in enumerate("CFW"):
+        assert float(par.scale[part].subs(at)) == pytest.approx(spec.scales(n)[k], rel=1e-15)
+        assert float(sp.sqrt(par.raw_variance[part]).subs(at)) == pytest.approx(spec.raw_stds(n)[k], rel=1e-15)
+    assert float(par.ntk_prefactor.subs(at)) == pytest.approx(spec.ntk_prefactor(n), rel=1e-15)

@@ -1,7 +1,7 @@
 """The model-family entry point: ``linrnn.family(name, **spec)`` and the Gaussian family's object.
 
 The derived kernel is checked by an independent route: the exact finite-width mean of
-the lag NTK (``linrnn.derive.finite_width_arrays``, loop equations of the Gaussian
+the lag NTK (``linrnn.families.gaussian.finite_width_arrays``, loop equations of the Gaussian
 transition matrix, not the lag-weight derivation) tends to it as n grows, and the
 Monte Carlo mean of the object's own empirical NTK agrees with that exact mean at a
 small width, where a wrong theory (q replaced by 1.3 q) is rejected.
@@ -14,12 +14,12 @@ import pytest
 
 import linrnn
 from linrnn.core.errors import UsageError
-from linrnn.core.spec import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 
 
 def test_family_makes_a_validated_model_and_refuses_unknown_names() -> None:
     model = linrnn.family("gaussian", sigma_w2=0.9, lr_w=0.5)
-    assert model.spec == ModelSpec(sigma_w2=0.9, lr_w=0.5) and model.name == "gaussian"
+    assert model.spec == GaussianSpec(sigma_w2=0.9, lr_w=0.5) and model.name == "gaussian"
     from linrnn.families import FAMILIES
 
     with pytest.raises(UsageError, match=f"unknown model family 'lstm'; known families: {', '.join(sorted(FAMILIES))}$"):
@@ -48,7 +48,7 @@ def test_init_is_reproducible_from_a_plain_seed_and_gives_the_documented_shapes(
 
 @pytest.mark.parametrize("param", ["ntk", "standard"])
 def test_the_derived_kernel_is_the_limit_of_the_exact_finite_width_mean(param: str) -> None:
-    from linrnn.derive.finite_width_arrays import exact_matrices
+    from linrnn.families.gaussian.finite_width_arrays import exact_matrices
 
     model = linrnn.family("gaussian", param=param, sigma_w2=0.9, lr_c=0.7, lr_f=1.3, lr_w=0.4)
     k = {name: a.reshape(6, 6) for name, a in model.kernel(6).items()}
@@ -61,7 +61,7 @@ def test_the_derived_kernel_is_the_limit_of_the_exact_finite_width_mean(param: s
 
 
 def test_monte_carlo_of_the_empirical_ntk_agrees_with_the_exact_mean_and_rejects_a_wrong_q() -> None:
-    from linrnn.derive.finite_width_arrays import exact_matrices
+    from linrnn.families.gaussian.finite_width_arrays import exact_matrices
 
     model = linrnn.family("gaussian", sigma_w2=0.9)
     lags, width, draws = 4, 48, 600

@@ -450,7 +450,7 @@ def test_two_processes_missing_one_cache_entry_compute_it_once(tmp_path: Path) -
 
 
 def test_panels_figure_schema_checks_its_panels() -> None:
-    from linrnn.derive.corrections import collapse_figure
+    from linrnn.families.gaussian.corrections import collapse_figure
 
     fig = collapse_figure("ntk", widths=(16, 64), lags=5, ntk_lags=4)
     schema.check_figure(fig, "finite_width_collapse")

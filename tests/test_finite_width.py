@@ -1,12 +1,12 @@
-"""Tests for :mod:`linrnn.derive.finite_width` (loop equations) and :mod:`linrnn.derive.corrections`.
+"""Tests for :mod:`linrnn.families.gaussian.finite_width` (loop equations) and :mod:`linrnn.families.gaussian.corrections`.
 
-1. The engine against :mod:`linrnn.derive.wick` (Wick enumeration) for every entry both
+1. The engine against :mod:`linrnn.families.gaussian.wick` (Wick enumeration) for every entry both
    reach: all parts, both parameterizations, same and different coordinates.
 2. The engine against direct expansion of the polynomial moments of the entries at
    n = 1 and n = 2 (explicit 2 x 2 matrices of symbols, ``E[x^e] = (e-1)!!``), for the
    trace moments themselves and, through :func:`test_wick.brute_force`, for the RNN.
 3. Its n -> infinity limits against the lead derivation (:mod:`linrnn.derive.lag_weights`).
-4. The closed forms of :mod:`linrnn.derive.corrections` at lags not used to find them,
+4. The closed forms of :mod:`linrnn.families.gaussian.corrections` at lags not used to find them,
    and a wrong form rejected; the width a tolerance needs against a scan.
 """
 
@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 import linrnn.derive
 from linrnn.core.errors import UsageError
 from linrnn.core.spec import ModelSpec
-from linrnn.derive import corrections
-from linrnn.derive import finite_width as fw
+from linrnn.families.gaussian import GaussianSpec
+from linrnn.families.gaussian import corrections
+from linrnn.families.gaussian import finite_width as fw
 from linrnn.derive import symbols as S
 from linrnn.derive import wick
 from test_wick import VALUES, brute_force
@@ -288,16 +289,16 @@ def test_collapse_figure_data() -> None:
 
 
 @pytest.mark.parametrize("spec", [
-    ModelSpec(),
-    ModelSpec(param="standard", sigma_w2=0.7, sigma_c2=1.3, sigma_f2=0.6, n_in=2, lr_c=0.5, lr_f=2.0, lr_w=1.5),
-    ModelSpec(sigma_w2=1.4, lr_w=0.0),
+    GaussianSpec(),
+    GaussianSpec(param="standard", sigma_w2=0.7, sigma_c2=1.3, sigma_f2=0.6, n_in=2, lr_c=0.5, lr_f=2.0, lr_w=1.5),
+    GaussianSpec(sigma_w2=1.4, lr_w=0.0),
 ])
 @pytest.mark.parametrize("width", [1, 3, 64])
 def test_cached_float_arrays_match_the_rational_functions(spec: ModelSpec, width: int) -> None:
     """exact_matrices (printed sources and JSON traces, no SymPy) equals the engine's rational functions at n."""
-    from linrnn.derive import finite_width as fw
+    from linrnn.families.gaussian import finite_width as fw
     from linrnn.derive import symbols as S
-    from linrnn.derive.finite_width_arrays import exact_matrices
+    from linrnn.families.gaussian.finite_width_arrays import exact_matrices
 
     lags = 6
     theta, nngp = exact_matrices(spec, lags, width)

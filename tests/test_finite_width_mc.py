@@ -1,4 +1,4 @@
-"""Monte Carlo against the exact finite-width mean (linrnn.derive.finite_width).
+"""Monte Carlo against the exact finite-width mean (linrnn.families.gaussian.finite_width).
 
 Fixed seeds; every verdict is a test at level alpha = 1e-3 (the suite-wide budget of
 verify/stats.py: at most ten such verdicts, 1e-2 in all).
@@ -12,14 +12,15 @@ import sympy as sp
 import linrnn.derive
 from linrnn.core.errors import UsageError
 from linrnn.core.spec import ModelSpec
-from linrnn.derive import finite_width as fw
+from linrnn.families.gaussian import GaussianSpec
+from linrnn.families.gaussian import finite_width as fw
 from linrnn.derive import symbols as S
-from linrnn.derive.wick import wide_limit
+from linrnn.families.gaussian.wick import wide_limit
 from linrnn.verify.check_ntk import FINITE_WIDTH_CONTROLS, check_lag_ntk
-from linrnn.verify.claims import REGISTRY
-from linrnn.verify.claims import finite_width as claim
+from linrnn.families import claims as all_claims
+from linrnn.families.gaussian import claim
 
-SPEC = ModelSpec(sigma_w2=0.9)
+SPEC = GaussianSpec(sigma_w2=0.9)
 
 
 def test_small_width_claim_passes_and_rejects_the_wide_limit_at_8_and_16() -> None:
@@ -34,7 +35,7 @@ def test_small_width_claim_passes_and_rejects_the_wide_limit_at_8_and_16() -> No
 
 def test_small_width_claim_rejects_a_wrong_exact_mean(monkeypatch: pytest.MonkeyPatch) -> None:
     # the statistic can fail: the exact means of q = 1.1 sigma_w2 are not the truth at n = 8
-    from linrnn.derive import finite_width_arrays
+    from linrnn.families.gaussian import finite_width_arrays
 
     real = finite_width_arrays.exact_matrices
 
@@ -50,7 +51,7 @@ def test_claim_configuration_is_checked() -> None:
     for bad in ({"lags": 0}, {"lags": 17}, {"pilot": 4}, {"min_replicas": 10, "max_replicas": 5}, {"max_skew": 2.0},
                 {"widths": [4]}):
         with pytest.raises(UsageError):
-            REGISTRY["finite_width"].config(bad)
+            all_claims()["finite_width"].config(bad)
 
 
 def test_verify_ntk_uses_the_exact_mean_where_it_reaches() -> None:
@@ -85,7 +86,7 @@ def test_finite_width_controls_tend_to_the_limit_controls(param: str) -> None:
             assert sp.simplify(got - der.controls[name].subs(S.j, jj)) == 0, (param, name, jj)
     got = wide_limit(fw.exact_nngp_cov(4, 4).subs(changes["q_times_1.1"]))
     assert sp.simplify(got - der.nngp_controls["q_times_1.1"].subs(S.j, 4)) == 0
-    spec = ModelSpec(param=param, sigma_w2=0.8, lr_w=2.0)
+    spec = GaussianSpec(param=param, sigma_w2=0.8, lr_w=2.0)
     assert FINITE_WIDTH_CONTROLS["no_linear_term"](spec).lr_w == 0.0
     assert FINITE_WIDTH_CONTROLS["q_times_1.1"](spec).sigma_w2 == pytest.approx(0.88)
 
@@ -112,8 +113,8 @@ def test_verify_ntk_table_in_exact_mode_shows_the_wide_limit(capsys: pytest.Capt
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.split()[:2] == ["lag", "exact"])
     assert header.split()[:5] == ["lag", "exact", "mean", "wide", "limit"] and "corrected" not in out
-    from linrnn.core.spec import ModelSpec
+    from linrnn.families.gaussian import GaussianSpec
     from linrnn.derive import weights
 
     row = next(line for line in out.splitlines() if line.split()[:1] == ["2"])  # the lag NTK's lag 2
-    assert float(row.split()[2]) == pytest.approx(float(weights(ModelSpec(), 3)[2]), rel=1e-4)
+    assert float(row.split()[2]) == pytest.approx(float(weights(GaussianSpec(), 3)[2]), rel=1e-4)

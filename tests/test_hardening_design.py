@@ -85,8 +85,8 @@ FW_WIDTHS = (8, 16)
 
 
 def test_finite_width_an_undecided_control_gets_a_further_stage_that_decides_it(monkeypatch) -> None:
-    from linrnn.core.spec import ModelSpec
-    from linrnn.verify.claims import finite_width as fw
+    from linrnn.families.gaussian import GaussianSpec
+    from linrnn.families.gaussian import claim as fw
     from linrnn.verify.montecarlo import stream_seed
 
     real = fw._draw_moments
@@ -101,7 +101,7 @@ def test_finite_width_an_undecided_control_gets_a_further_stage_that_decides_it(
 
     monkeypatch.setattr(fw, "_draw_moments", drawn)
     cfg = fw.Config(widths=FW_WIDTHS, lags=4, pilot=64, min_replicas=512, max_replicas=8192, alpha=1e-3)
-    res = fw.run(cfg, ModelSpec(sigma_w2=0.9), seed=4)
+    res = fw.run(cfg, GaussianSpec(sigma_w2=0.9), seed=4)
     d, ctrl = res.design, res.controls[0]
     assert res.verdict == "pass", (res.verdict, d.get("stopped"), ctrl)
     assert ctrl["verdict"] == "rejected" and ctrl["statistic"]["stage"] == 2
@@ -125,7 +125,7 @@ def test_finite_width_an_undecided_control_gets_a_further_stage_that_decides_it(
 def test_co2_an_undecided_control_gets_a_further_stage_that_decides_it(monkeypatch) -> None:
     import numpy as np
 
-    from linrnn.core.spec import ModelSpec
+    from linrnn.families.gaussian import GaussianSpec
     from linrnn.verify.claims import co2
     from linrnn.verify.claims.training import FURTHER_OFFSET
 
@@ -144,7 +144,7 @@ def test_co2_an_undecided_control_gets_a_further_stage_that_decides_it(monkeypat
     # matter); the pilot of 4 asks for far more than max_replicas, so the main stage is capped there
     cfg = co2.Config(width=64, seq_len=8, steps=30, pilot=4, min_replicas=6, max_replicas=16,
                      sigma_w2s=(0.5, 0.8), permuted_replicas=2, controls=("no_linear_term",))
-    res = co2.run(cfg, ModelSpec(sigma_w2=0.8), seed=0).claim_dict()
+    res = co2.run(cfg, GaussianSpec(sigma_w2=0.8), seed=0).claim_dict()
     d, ctrl = res["design"], res["controls"][0]
     assert res["verdict"] == "pass", (res["verdict"], d.get("stopped"), ctrl)
     assert ctrl["verdict"] == "rejected" and ctrl["statistic"]["stage"] == 2

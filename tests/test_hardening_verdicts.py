@@ -22,7 +22,7 @@ import pytest
 from linrnn.cli import main
 from linrnn.core.errors import UsageError
 from linrnn.core.outcome import claim_outcome
-from linrnn.core.spec import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "report_results.json"
 
@@ -56,14 +56,14 @@ def _claims() -> Any:
 def _untestable() -> list[tuple[str, Any]]:
     """(name, a function that checks a configuration under which every control equals the theory)."""
     ntk_sweep, finite_width, short_memory, co2, min_norm = _claims()
-    flat = ModelSpec(lr_w=0.0, sigma_w2=1.0)  # no term linear in j, and q = 1: constant lag weights
+    flat = GaussianSpec(lr_w=0.0, sigma_w2=1.0)  # no term linear in j, and q = 1: constant lag weights
     return [
-        ("ntk lags 1", lambda: ntk_sweep.check(ntk_sweep.NtkConfig(lags=1, widths=(8, 16)), ModelSpec())),
+        ("ntk lags 1", lambda: ntk_sweep.check(ntk_sweep.NtkConfig(lags=1, widths=(8, 16)), GaussianSpec())),
         ("ntk lags 1, no linear term", lambda: ntk_sweep.check(ntk_sweep.NtkConfig(lags=1, widths=(8, 16)), flat)),
-        ("finite_width lags 2", lambda: finite_width.check(finite_width.Config(lags=2), ModelSpec())),
-        ("short_memory lr_w 0", lambda: short_memory.check(short_memory.Config(), ModelSpec(lr_w=0.0))),
-        ("short_memory no controls", lambda: short_memory.check(short_memory.Config(controls=()), ModelSpec())),
-        ("co2 lr_w 0", lambda: co2.check(co2.Config(controls=("no_linear_term",)), ModelSpec(lr_w=0.0))),
+        ("finite_width lags 2", lambda: finite_width.check(finite_width.Config(lags=2), GaussianSpec())),
+        ("short_memory lr_w 0", lambda: short_memory.check(short_memory.Config(), GaussianSpec(lr_w=0.0))),
+        ("short_memory no controls", lambda: short_memory.check(short_memory.Config(controls=()), GaussianSpec())),
+        ("co2 lr_w 0", lambda: co2.check(co2.Config(controls=("no_linear_term",)), GaussianSpec(lr_w=0.0))),
         ("min_norm flat weights", lambda: min_norm.check(min_norm.Config(controls=("no_linear_term",)), flat)),
     ]
 
@@ -71,15 +71,15 @@ def _untestable() -> list[tuple[str, Any]]:
 def _testable() -> list[tuple[str, Any]]:
     """Their neighbours, which keep a control that differs: not refused."""
     ntk_sweep, finite_width, short_memory, co2, min_norm = _claims()
-    flat = ModelSpec(lr_w=0.0, sigma_w2=1.0)
+    flat = GaussianSpec(lr_w=0.0, sigma_w2=1.0)
     return [
         ("ntk lags 2", lambda: ntk_sweep.check(ntk_sweep.NtkConfig(lags=2, widths=(8, 16)), flat)),
-        ("finite_width lags 3", lambda: finite_width.check(finite_width.Config(lags=3), ModelSpec())),
+        ("finite_width lags 3", lambda: finite_width.check(finite_width.Config(lags=3), GaussianSpec())),
         ("short_memory lr_w 0, q x 1.1", lambda: short_memory.check(
-            short_memory.Config(controls=("no_linear_term", "q_times_1.1")), ModelSpec(lr_w=0.0))),
-        ("co2 lr_w 0, both", lambda: co2.check(co2.Config(), ModelSpec(lr_w=0.0))),
+            short_memory.Config(controls=("no_linear_term", "q_times_1.1")), GaussianSpec(lr_w=0.0))),
+        ("co2 lr_w 0, both", lambda: co2.check(co2.Config(), GaussianSpec(lr_w=0.0))),
         ("min_norm flat weights, q x 1.1", lambda: min_norm.check(min_norm.Config(), flat)),
-        ("min_norm no controls", lambda: min_norm.check(min_norm.Config(controls=()), ModelSpec())),  # plain
+        ("min_norm no controls", lambda: min_norm.check(min_norm.Config(controls=()), GaussianSpec())),  # plain
     ]
 
 

@@ -60,7 +60,8 @@ def test_the_gaussian_document_is_the_one_it_was(tmp_path: Path, capsys: pytest.
     from linrnn.derive.latex import build_document
 
     _, text = _write(tmp_path, capsys, "gaussian", "--sigma-w2", "0.9")
-    assert text == build_document(linrnn.family("gaussian", sigma_w2=0.9).spec)
+    model = linrnn.family("gaussian", sigma_w2=0.9)
+    assert text == build_document(model.spec, sections=model.latex_sections())
 
 
 @pytest.mark.parametrize("family", ["diagonal", "lru"])

@@ -9,6 +9,7 @@ import pytest
 
 from linrnn.cli import build_parser
 from linrnn.core.spec import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.model_flags import flag_of, spec_from_args
 
 #: command -> the specification fields it leaves out (training claims have one input and one output)
@@ -27,7 +28,7 @@ def _subparser(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> argpar
 def test_every_command_has_the_specifications_flags_with_its_defaults(command: tuple[str, ...]) -> None:
     parser = _subparser(build_parser(), command)
     flags = {opt: a for a in parser._actions for opt in a.option_strings}
-    base = ModelSpec()
+    base = GaussianSpec()
     for f in dataclasses.fields(ModelSpec):
         if f.name in COMMANDS[command]:
             assert flag_of(f.name) not in flags
@@ -43,9 +44,9 @@ def test_every_command_has_the_specifications_flags_with_its_defaults(command: t
 def test_no_flags_give_the_default_specification_and_flags_override_it(command: tuple[str, ...]) -> None:
     parser = build_parser()
     args = parser.parse_args([*command])
-    assert spec_from_args(args) == ModelSpec()
+    assert spec_from_args(args) == GaussianSpec()
     args = parser.parse_args([*command, "--sigma-w2", "0.7", "--lr-w", "0", "--param", "standard"])
-    assert spec_from_args(args) == ModelSpec(sigma_w2=0.7, lr_w=0.0, param="standard")
+    assert spec_from_args(args) == GaussianSpec(sigma_w2=0.7, lr_w=0.0, param="standard")
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

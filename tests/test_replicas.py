@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from linrnn.core.errors import UsageError
-from linrnn.core.spec import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.verify.claims import dynamics_equivalence
 from linrnn.core.configure import configure
 from linrnn.verify.replicas import map_replicas, replica_pool
@@ -69,7 +69,7 @@ def test_bad_worker_counts_are_refused(bad: object) -> None:
 def test_train_single_is_independent_of_the_workers(lr: object) -> None:
     cfg = configure(dynamics_equivalence.Config(), {"seq_len": 8, "n_seq": 16, "steps": 12, "seeds": 3, "lr": lr},
                     "test")
-    model = ModelSpec(sigma_w2=0.9)
+    model = GaussianSpec(sigma_w2=0.9)
     a = train_single(cfg, model, 48, seed=3, workers=1)
     b = train_single(cfg, model, 48, seed=3, workers=2)
     assert (a["workers"], b["workers"]) == (1, 2)
@@ -85,5 +85,5 @@ def test_progress_is_reported_per_step_with_any_workers() -> None:
     cfg = configure(dynamics_equivalence.Config(), {"seq_len": 6, "n_seq": 8, "steps": 4, "seeds": 2}, "test")
     for workers in (1, 2):
         seen: list[int] = []
-        train_single(cfg, ModelSpec(sigma_w2=0.8), 32, seed=0, workers=workers, progress=lambda k, loss: seen.append(k))
+        train_single(cfg, GaussianSpec(sigma_w2=0.8), 32, seed=0, workers=workers, progress=lambda k, loss: seen.append(k))
         assert seen == [0, 1, 2, 3, 4] * 2

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import linrnn.derive
-from linrnn.derive import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
 from linrnn.verify.scnn import (
@@ -227,11 +227,11 @@ def test_auto_lr_rnn_uses_the_derived_weights(monkeypatch: pytest.MonkeyPatch) -
         return lam
 
     monkeypatch.setattr(linrnn.derive, "weights", fake_weights, raising=False)
-    spec = ModelSpec(param="ntk", sigma_w2=0.8, n_in=2)
+    spec = GaussianSpec(param="ntk", sigma_w2=0.8, n_in=2)
     assert auto_lr_rnn(corr, spec) == auto_lr(corr, lam)
     assert seen["args"] == (spec, 5)
     with pytest.raises(UsageError, match="n_in"):
-        auto_lr_rnn(corr, ModelSpec(n_in=1))
+        auto_lr_rnn(corr, GaussianSpec(n_in=1))
 
 
 def test_usage_errors() -> None:
@@ -277,9 +277,9 @@ def test_wide_rnn_follows_the_scnn_with_derived_weights(param: str) -> None:
     teacher = decay_teacher(T, 0.6)
     x, y = make_dataset(teacher, 6, backend=be)
     corr = lagged_correlations(x, y, None, "all", be)
-    spec = ModelSpec(param=param, sigma_w2=0.8, n_in=1)
+    spec = GaussianSpec(param=param, sigma_w2=0.8, n_in=1)
     lam = np.asarray(linrnn.derive.weights(spec, T), dtype=np.float64)
-    wrong = np.asarray(linrnn.derive.weights(ModelSpec(param=param, sigma_w2=0.4, n_in=1), T), dtype=np.float64)
+    wrong = np.asarray(linrnn.derive.weights(GaussianSpec(param=param, sigma_w2=0.4, n_in=1), T), dtype=np.float64)
     eta = auto_lr_rnn(corr, spec)
     rng = np.random.default_rng(5)
     C, F, W = rng.standard_normal((1, n)), rng.standard_normal((n, 1)), rng.standard_normal((n, n))

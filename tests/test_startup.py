@@ -33,13 +33,13 @@ print(json.dumps({"status": status, "sympy": "sympy" in sys.modules, "scipy.stat
 #: Runs one claim of the registry (tiny sizes) in this process, as a worker would.
 _CLAIM = r"""
 import json, sys
-from linrnn.core.spec import ModelSpec
-from linrnn.verify.claims import REGISTRY
+from linrnn.families.gaussian import GaussianSpec
+from linrnn.families import claims
 from linrnn.core.configure import configure
 name, overrides = sys.argv[1], json.loads(sys.argv[2])
-claim = REGISTRY[name]
+claim = claims()[name]
 cfg = configure(claim.config_type(), overrides, name)
-res = claim.run(cfg, ModelSpec(sigma_w2=0.8), seed=0, backend="numpy")
+res = claim.run(cfg, GaussianSpec(sigma_w2=0.8), seed=0, backend="numpy")
 print(json.dumps({"status": res.verdict, "sympy": "sympy" in sys.modules, "scipy.stats": "scipy.stats" in sys.modules}))
 """
 
@@ -116,7 +116,7 @@ def test_cached_formulas_match_the_derivation(tmp_path: Path, monkeypatch: pytes
     import mpmath
     import sympy as sp
 
-    from linrnn.core.spec import ModelSpec
+    from linrnn.families.gaussian import GaussianSpec
     from linrnn.derive import symbols as S
     from linrnn.derive.weight_consequences import consequences
     from linrnn.derive.formulas import consequence_formulas, lag_formulas
@@ -134,13 +134,13 @@ def test_cached_formulas_match_the_derivation(tmp_path: Path, monkeypatch: pytes
     lag_formulas.cache_clear()
     consequence_formulas.cache_clear()
     assert len(list(tmp_path.glob("*formulas*.json"))) == 4
-    spec = ModelSpec(sigma_w2=0.85, sigma_c2=1.3, sigma_f2=0.7, n_in=2, lr_c=0.5, lr_f=2.0, lr_w=1.5)
+    spec = GaussianSpec(sigma_w2=0.85, sigma_c2=1.3, sigma_f2=0.7, n_in=2, lr_c=0.5, lr_f=2.0, lr_w=1.5)
     js = np.arange(12.0)
     args = (S.j, *S.PARAMETERS)
     for param in ("ntk", "standard"):
         der, con = derive_lag_weights(param), consequences(param)
         lf, cf = lag_formulas(param), consequence_formulas(param)  # read back from the JSON files
-        s = ModelSpec(**{**spec.as_dict(), "param": param})
+        s = GaussianSpec(**{**spec.as_dict(), "param": param})
         pairs = [(lf.weight, der.weight), (lf.nngp, der.nngp)]
         pairs += [(lf.controls[k], e) for k, e in der.controls.items()]
         pairs += [(lf.nngp_controls[k], e) for k, e in der.nngp_controls.items()]
@@ -160,8 +160,12 @@ def test_cached_formulas_match_the_derivation(tmp_path: Path, monkeypatch: pytes
             assert cf.horizon.mpmath_fn()(*point) == h(*point)
 
 
-def test_verify_mirrors_the_exact_engines_reach() -> None:
-    from linrnn.derive.finite_width_arrays import REACH
-    from linrnn.verify.check_ntk import EXACT_REACH
+def test_verify_takes_the_exact_engines_reach_from_the_family() -> None:
+    from linrnn.core.spec import ModelSpec
+    from linrnn.families.gaussian import GaussianSpec
+    from linrnn.families.gaussian.finite_width_arrays import REACH
+    from linrnn.verify.check_ntk import exact_reaches
 
-    assert EXACT_REACH == REACH
+    assert GaussianSpec.exact_reach == REACH
+    assert exact_reaches(GaussianSpec(), REACH) and not exact_reaches(GaussianSpec(), REACH + 1)
+    assert not exact_reaches(ModelSpec(), 4)  # the dense base has no exact means

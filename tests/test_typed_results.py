@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from linrnn.core.jsonclean import jsonable
-from linrnn.core.spec import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.train_cli import TablePrinter
 from linrnn.verify.check_ntk import NTKCheck, NTKDesign, check_lag_ntk
 from linrnn.verify.claims import ntk_sweep
@@ -23,7 +23,7 @@ from linrnn.verify.claims.training import ControlLine, DesignLine, DistanceTable
 
 @pytest.fixture(scope="module")
 def run() -> NTKCheck:
-    return check_lag_ntk(ModelSpec(sigma_w2=0.9), [16, 32], lags=3, replicas=16, seed=1, backend="numpy",
+    return check_lag_ntk(GaussianSpec(sigma_w2=0.9), [16, 32], lags=3, replicas=16, seed=1, backend="numpy",
                          pilot=0, mean="richardson", progress=False)
 
 

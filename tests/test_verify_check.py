@@ -14,7 +14,8 @@ import json
 import numpy as np
 import pytest
 
-from linrnn.derive import ModelSpec, limit_lag_ntk, weights
+from linrnn.derive import limit_lag_ntk, weights
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.core.errors import UsageError
 from linrnn.verify.check_ntk import NTKCheck, check_lag_ntk, kernel_from_diagonal
 
@@ -32,7 +33,7 @@ def test_default_run_passes_and_rejects_controls(param: str) -> None:
     (no companion width); ``mean="richardson"`` the two-point estimate at 1024 and 512.
     """
     for mean, companion in (("auto", None), ("richardson", 512)):
-        r = check_lag_ntk(ModelSpec(param=param), [1024], lags=16, replicas=64, seed=0, backend="numpy",
+        r = check_lag_ntk(GaussianSpec(param=param), [1024], lags=16, replicas=64, seed=0, backend="numpy",
                           progress=False, mean=mean)
         assert r.theory_passed, [c.summary() for c in r.checks]
         assert set(r.controls) == {"ntk:no_linear_term", "ntk:q_times_1.1", "nngp:q_times_1.1"}
@@ -43,7 +44,7 @@ def test_default_run_passes_and_rejects_controls(param: str) -> None:
 
 
 def test_multi_input_output() -> None:
-    spec = ModelSpec(sigma_w2=0.8, sigma_c2=1.5, sigma_f2=0.7, n_in=2, lr_c=0.5, lr_f=2.0, lr_w=1.5)
+    spec = GaussianSpec(sigma_w2=0.8, sigma_c2=1.5, sigma_f2=0.7, n_in=2, lr_c=0.5, lr_f=2.0, lr_w=1.5)
     r = check_lag_ntk(spec.replace(n_out=2), [256], lags=6, replicas=64, seed=1, backend="numpy", progress=False)
     assert r.theory_passed, [c.summary() for c in r.checks]
     assert r.control_rejected("ntk:no_linear_term") and r.control_rejected("ntk:q_times_1.1")
@@ -59,7 +60,7 @@ def test_width_sweep_rate(param: str) -> None:
     # rejected only about 3 times in 4 at 64 replicas (seeds 0-7 with the per-draw streams of
     # verify.draws); 256 replicas rejected it at all eight
     replicas = 256 if param == "standard" else 64
-    r = check_lag_ntk(ModelSpec(param=param), [32, 64, 128, 256, 512], lags=4, replicas=replicas, seed=0,
+    r = check_lag_ntk(GaussianSpec(param=param), [32, 64, 128, 256, 512], lags=4, replicas=replicas, seed=0,
                       backend="numpy", progress=False)
     assert r.theory_passed, [c.summary() for c in r.checks]
     assert r.rate is not None and r.rate.passed and r.rate.extra["model"].endswith("d / n")
@@ -73,7 +74,7 @@ def test_width_sweep_rate(param: str) -> None:
 
 
 def test_float32_is_named_and_passes() -> None:
-    r = check_lag_ntk(ModelSpec(), [256], lags=4, replicas=32, seed=2, backend="numpy", dtype="float32",
+    r = check_lag_ntk(GaussianSpec(), [256], lags=4, replicas=32, seed=2, backend="numpy", dtype="float32",
                       progress=False)
     assert r.theory_passed
     assert r.backend["dtype"] == "float32" and r.to_json()["dtype"] == "float32"
@@ -81,12 +82,12 @@ def test_float32_is_named_and_passes() -> None:
 
 
 def test_limit_kernel_structure_matches_derive() -> None:
-    spec = ModelSpec(param="standard", sigma_w2=1.3, n_in=2)
+    spec = GaussianSpec(param="standard", sigma_w2=1.3, n_in=2)
     assert np.array_equal(kernel_from_diagonal(weights(spec, 5), 3, 2), limit_lag_ntk(spec.replace(n_out=3), 5))
 
 
 def test_json_and_table() -> None:
-    r = check_lag_ntk(ModelSpec(n_out=2), [64], lags=3, replicas=8, seed=0, backend="numpy", progress=False)
+    r = check_lag_ntk(GaussianSpec(n_out=2), [64], lags=3, replicas=8, seed=0, backend="numpy", progress=False)
     out = json.loads(json.dumps(r.to_json(), allow_nan=False))
     for key in ("theory", "mean", "stderr", "z", "nngp_mean", "nngp_stderr", "verdict", "controls", "checks",
                 "design", "dtype", "backend"):
@@ -120,12 +121,12 @@ def test_bad_input(kw: dict, message: str) -> None:
     args = {"widths": [64], "lags": 3, "replicas": 4, "backend": "numpy", "progress": False, **kw}
     widths = args.pop("widths")
     with pytest.raises(UsageError, match=message):
-        check_lag_ntk(ModelSpec(), widths, **args)
+        check_lag_ntk(GaussianSpec(), widths, **args)
 
 
 def test_controls_equal_to_the_theory_are_skipped() -> None:
     """With eta_W = 0 the weights have no linear term, so that control is no wrong theory."""
-    r = check_lag_ntk(ModelSpec(lr_w=0.0), [64], lags=3, replicas=4, seed=0, backend="numpy", progress=False)
+    r = check_lag_ntk(GaussianSpec(lr_w=0.0), [64], lags=3, replicas=4, seed=0, backend="numpy", progress=False)
     assert r.theories.skipped_controls == ["ntk:no_linear_term"]
     assert "ntk:no_linear_term" not in r.controls and "ntk:q_times_1.1" in r.controls
     assert r.to_json()["controls_skipped"] == ["ntk:no_linear_term"]

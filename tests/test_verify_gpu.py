@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from linrnn.derive import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
 from linrnn.verify.check_ntk import check_lag_ntk
@@ -36,7 +36,7 @@ def gpu():
 
 def test_same_draw_same_ntk(gpu) -> None:
     """Deterministic algebra on the same input: agreement to rounding (not bit for bit)."""
-    spec = ModelSpec(param="standard", n_in=2, n_out=2, lr_c=0.5, lr_f=2.0, lr_w=1.5)
+    spec = GaussianSpec(param="standard", n_in=2, n_out=2, lr_c=0.5, lr_f=2.0, lr_w=1.5)
     host = sample_rnn(get_backend("numpy", seed=1), spec, 300)
     dev = RNNDraw(*(gpu.asarray(a) for a in (host.W, host.F, host.C)), spec)
     a = empirical_lag_ntk(host, 8)
@@ -62,7 +62,7 @@ def test_cupy_and_numpy_agree_statistically(dtype: str) -> None:
 
 
 def test_default_run_on_gpu() -> None:
-    r = check_lag_ntk(ModelSpec(), [1024], lags=16, replicas=64, seed=0, backend="cupy", progress=False)
+    r = check_lag_ntk(GaussianSpec(), [1024], lags=16, replicas=64, seed=0, backend="cupy", progress=False)
     assert r.backend["backend"] == "cupy"
     assert r.theory_passed and r.controls_rejected, r.table()
     assert math.isfinite(r.seconds)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from linrnn.derive import ModelSpec, nngp_variance, weights
+from linrnn.derive import nngp_variance, weights
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
 from linrnn.verify.montecarlo import bytes_per_draw, chunk_size, parse_memory, stream_seed
@@ -120,8 +121,8 @@ def test_exact_identities_at_small_width(param: str) -> None:
     rejected by the same test.
     """
     kw_spec = {"param": param, "sigma_w2": 0.9, "sigma_c2": 1.2, "sigma_f2": 0.8, "n_in": 2}
-    spec = ModelSpec(**kw_spec, lr_c=1.0, lr_f=0.0, lr_w=0.0)
-    wrong = ModelSpec(**{**kw_spec, "sigma_w2": 1.3 * 0.9}, lr_c=1.0, lr_f=0.0, lr_w=0.0)
+    spec = GaussianSpec(**kw_spec, lr_c=1.0, lr_f=0.0, lr_w=0.0)
+    wrong = GaussianSpec(**{**kw_spec, "sigma_w2": 1.3 * 0.9}, lr_c=1.0, lr_f=0.0, lr_w=0.0)
     lags, R = 2, 4000
     est = estimate(get_backend("numpy", seed=21), 8, lags=lags, n_in=2, n_out=2, param=param, sigma_w2=0.9,
                          sigma_c2=1.2, sigma_f2=0.8, lr=spec.lr_mults, replicas=R)
@@ -137,7 +138,7 @@ def test_exact_identities_at_small_width(param: str) -> None:
 
 def test_finite_width_bias_exists() -> None:
     """At n = 8 the lag-3 diagonal is measurably off the limit: the reason the verdict needs a bias allowance."""
-    spec = ModelSpec(sigma_w2=0.9, sigma_c2=1.2, sigma_f2=0.8, n_in=2, lr_c=1.0, lr_f=0.0, lr_w=0.0)
+    spec = GaussianSpec(sigma_w2=0.9, sigma_c2=1.2, sigma_f2=0.8, n_in=2, lr_c=1.0, lr_f=0.0, lr_w=0.0)
     R = 20000
     est = estimate(get_backend("numpy", seed=1), 8, lags=4, n_in=2, n_out=2, sigma_w2=0.9, sigma_c2=1.2,
                          sigma_f2=0.8, lr=spec.lr_mults, replicas=R)
@@ -201,7 +202,7 @@ def test_small_draws_share_block_streams_without_depending_on_the_chunking(n: in
 
 def test_the_small_width_claims_draw_from_the_monte_carlo_streams() -> None:
     """finite_width's moments are those of draw_replicas' draws (one Monte Carlo loop)."""
-    from linrnn.verify.claims.finite_width import _draw_moments, diagonal_values
+    from linrnn.verify.small_widths import _draw_moments, diagonal_values
 
     be, spec = get_backend("numpy", seed=21), spec_of(sigma_w2=0.9)
     mom = _draw_moments(be, spec, 8, 3, 50, 10**6)

@@ -17,6 +17,7 @@ import linrnn.verify
 from linrnn.core.errors import UsageError
 from linrnn.verify.backend import get_backend
 from linrnn.core.spec import ModelSpec
+from linrnn.families.gaussian import GaussianSpec
 from linrnn.verify import reference
 from linrnn.verify.ntk import (
     _exact_cheaper,
@@ -35,7 +36,7 @@ LR = (0.5, 2.0, 1.5)
 
 
 def _spec(W, F, C, *, param="ntk", sigma_w2=1.0, sigma_f2=1.0, sigma_c2=1.0, lr=(1.0, 1.0, 1.0)) -> ModelSpec:
-    return ModelSpec(param=param, sigma_w2=sigma_w2, sigma_f2=sigma_f2, sigma_c2=sigma_c2, n_in=np.shape(F)[-1],
+    return GaussianSpec(param=param, sigma_w2=sigma_w2, sigma_f2=sigma_f2, sigma_c2=sigma_c2, n_in=np.shape(F)[-1],
                      n_out=np.shape(C)[-2], lr_c=lr[0], lr_f=lr[1], lr_w=lr[2])
 
 
@@ -65,7 +66,7 @@ def dense_jacobian(W, F, C, lags, **kw):
 
 
 def _draw(param: str, n: int = 5, n_in: int = 2, n_out: int = 2, seed: int = 1, lr=(1.0, 1.0, 1.0), **kw: float):
-    spec = ModelSpec(param=param, n_in=n_in, n_out=n_out, lr_c=lr[0], lr_f=lr[1], lr_w=lr[2], **{**SIGMAS, **kw})
+    spec = GaussianSpec(param=param, n_in=n_in, n_out=n_out, lr_c=lr[0], lr_f=lr[1], lr_w=lr[2], **{**SIGMAS, **kw})
     return sample_rnn(get_backend("numpy", seed=seed), spec, n)
 
 
@@ -123,7 +124,7 @@ def test_impulse_response(param: str) -> None:
 
 
 def test_batched_equals_single_draws() -> None:
-    spec = ModelSpec(param="standard", n_in=2, n_out=3, lr_c=LR[0], lr_f=LR[1], lr_w=LR[2])
+    spec = GaussianSpec(param="standard", n_in=2, n_out=3, lr_c=LR[0], lr_f=LR[1], lr_w=LR[2])
     d = sample_rnn(get_backend("numpy", seed=2), spec, 6, batch=3)
     theta, L = lag_ntk_and_impulse(d, 4)
     for r in range(3):
@@ -162,7 +163,7 @@ def test_parameterizations_are_related() -> None:
     """Same effective matrices: Theta_standard(eta) = Theta_ntk(eta_P / (n alpha_P^2)), exactly."""
     n, nx = 6, 2
     d = _draw("ntk", n=n, n_in=nx)
-    a_c, a_f, a_w = ModelSpec(n_in=nx, **SIGMAS).scales(n)
+    a_c, a_f, a_w = GaussianSpec(n_in=nx, **SIGMAS).scales(n)
     std = ntk_of(a_w * d.W, a_f * d.F, a_c * d.C, 5, param="standard", lr=LR)
     lr_ntk = (LR[0] / (n * a_c**2), LR[1] / (n * a_f**2), LR[2] / (n * a_w**2))
     ntk = ntk_of(d.W, d.F, d.C, 5, param="ntk", **SIGMAS, lr=lr_ntk)
@@ -182,7 +183,7 @@ def test_parameterizations_are_related() -> None:
 )
 def test_invariants(n: int, n_in: int, n_out: int, lags: int, q: float, sc: float, sf: float, seed: int) -> None:
     """Symmetric, positive semi-definite, and (ntk) Theta_ij(q) = q^((i+j)/2) Theta_ij(1) sigma_C^2 sigma_F^2."""
-    d = sample_rnn(get_backend("numpy", seed=seed), ModelSpec(n_in=n_in, n_out=n_out), n)
+    d = sample_rnn(get_backend("numpy", seed=seed), GaussianSpec(n_in=n_in, n_out=n_out), n)
     theta = ntk_of(d.W, d.F, d.C, lags, sigma_w2=q, sigma_c2=sc, sigma_f2=sf, lr=LR)
     M = lags * n_in * n_out
     mat = theta.reshape(M, M)
@@ -197,7 +198,7 @@ def test_invariants(n: int, n_in: int, n_out: int, lags: int, q: float, sc: floa
 
 def test_float32_path() -> None:
     be = get_backend("numpy", seed=3, dtype="float32")
-    d = sample_rnn(be, ModelSpec(n_in=2, n_out=2, lr_c=LR[0], lr_f=LR[1], lr_w=LR[2]), 64, batch=2)
+    d = sample_rnn(be, GaussianSpec(n_in=2, n_out=2, lr_c=LR[0], lr_f=LR[1], lr_w=LR[2]), 64, batch=2)
     theta, L = lag_ntk_and_impulse(d, 6)
     assert theta.dtype == np.float32 and L.dtype == np.float32
     ref = ntk_of(d.W[0].astype(np.float64), d.F[0].astype(np.float64), d.C[0].astype(np.float64), 6, lr=LR)
@@ -243,7 +244,7 @@ def test_value_errors(kw: dict) -> None:
 # ---- the W-part at long horizons: the tilted FFT convolution against the exact sum ----
 
 def _grams(q: float, n: int, lags: int, n_in: int = 1, n_out: int = 1, seed: int = 0, batch: int | None = None):
-    spec = ModelSpec(sigma_w2=q, n_in=n_in, n_out=n_out)
+    spec = GaussianSpec(sigma_w2=q, n_in=n_in, n_out=n_out)
     V, U = krylov_vectors(sample_rnn(get_backend("numpy", seed=seed), spec, n, batch=batch), lags)
     return gram(U), gram(V)
 

@@ -1,4 +1,4 @@
-"""Tests for :mod:`linrnn.derive.wick`, the exact finite-width oracle by Wick enumeration.
+"""Tests for :mod:`linrnn.families.gaussian.wick`, the exact finite-width oracle by Wick enumeration.
 
 Three layers:
 
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import linrnn.derive
 from linrnn.derive import symbols as S
-from linrnn.derive.wick import (
+from linrnn.families.gaussian.wick import (
     PARTS,
     exact_lag_ntk,
     exact_lag_ntk_part,

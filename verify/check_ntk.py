@@ -222,38 +222,32 @@ def require_lag_controls(spec: ModelSpec, lags: int, setting: str = "lags") -> N
                      f"use {setting} >= {more}" if more else "no number of lags separates them for this model")
 
 
-#: The most lags the exact finite-width mean covers (linrnn.derive.finite_width_arrays.REACH; a test keeps them equal).
-EXACT_REACH = 16
-
-
 def exact_reaches(spec: ModelSpec, lags: int) -> bool:
     """Whether the exact finite-width mean covers this check (lags within the engine's reach, controls mapped)."""
     from linrnn.derive.formulas import lag_formulas
 
-    if lags > EXACT_REACH or not spec.exact_finite_width:  # a family without exact finite-width means
+    if lags > spec.exact_reach or not spec.exact_finite_width:  # a family without exact finite-width means
         return False
     der = lag_formulas(spec.param, spec.derivation_law())  # the cached closed forms: no SymPy import with a warm cache
     return set(der.controls) | set(der.nngp_controls) <= set(FINITE_WIDTH_CONTROLS)
 
 
 def exact_theories_for(spec: ModelSpec, lags: int, width: int, limit: Theories) -> Theories:
-    """The exact finite-width expectations at ``width`` (linrnn.derive.finite_width) and the controls there.
+    """The exact finite-width expectations at ``width`` (the family's ``exact_means``) and the controls there.
 
     ``ntk``: E[Theta](n) for every entry (off-diagonal lags included); ``nngp``:
     E[L_i L_j](n); the controls are :data:`FINITE_WIDTH_CONTROLS` of the limit's
     control names; ``limit`` (from :func:`theories_for`) is kept beside them.
     """
-    from linrnn.derive.finite_width_arrays import exact_matrices
-
     n_out, n_in = spec.n_out, spec.n_in
-    theta, nngp = exact_matrices(spec, lags, width)
+    theta, nngp = spec.exact_means(lags, width)
     ntk_arr, nngp_arr = kernel_from_matrix(theta, n_out, n_in), kernel_from_matrix(nngp, n_out, n_in)
     skipped: list[str] = []
 
     def wrong(prefix: str, names: Any, truth: np.ndarray, pick: int) -> dict[str, np.ndarray]:
         out = {}
         for name in names:
-            arr = kernel_from_matrix(exact_matrices(FINITE_WIDTH_CONTROLS[name](spec), lags, width)[pick], n_out, n_in)
+            arr = kernel_from_matrix(FINITE_WIDTH_CONTROLS[name](spec).exact_means(lags, width)[pick], n_out, n_in)
             if np.allclose(arr, truth, rtol=1e-12, atol=0.0):
                 skipped.append(f"{prefix}:{name}")
             else:
@@ -1011,7 +1005,7 @@ def check_lag_ntk(
     names ``lags_flag``), before any draw.
 
     ``mean``: ``"exact"`` compares the raw Monte Carlo mean at each width with the exact
-    finite-width expectation E[Theta](n), E[L L](n) of :mod:`linrnn.derive.finite_width`
+    finite-width expectation E[Theta](n), E[L L](n) of :mod:`linrnn.families.gaussian.finite_width`
     (no companion width, no bias allowance; the controls are the same wrong theories
     at finite width, :data:`FINITE_WIDTH_CONTROLS`); ``"richardson"`` compares the
     two-point bias-corrected estimate with the wide limit; ``"auto"`` (default) is
@@ -1046,7 +1040,7 @@ def check_lag_ntk(
     if mean == "exact" and not reaches:
         if not spec.exact_finite_width:
             raise UsageError(f"the {spec.family} family has no exact finite-width lag-NTK mean; use mean richardson")
-        raise UsageError(f"the exact finite-width mean reaches at most {EXACT_REACH} lags, got {lags}; "
+        raise UsageError(f"the exact finite-width mean reaches at most {spec.exact_reach} lags, got {lags}; "
                          f"use mean richardson")
     exact = mean == "exact" or (mean == "auto" and reaches)
     be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed, dtype=dtype)
@@ -1205,7 +1199,7 @@ def check_lag_ntk(
                    f"family-wise alpha = {alpha:g} split by Bonferroni over {n_checks} checks",
         mean_theory="exact" if exact else "richardson",
         allowance=(f"no bias allowance: the raw Monte Carlo mean at n = {top} is compared with the exact "
-                   f"finite-width expectation E[Theta](n), E[L L](n) (linrnn.derive.finite_width, every order "
+                   f"finite-width expectation E[Theta](n), E[L L](n) (linrnn.families.gaussian.finite_width, every order "
                    f"in 1/n), the controls with the same wrong theories at n = {top}" if exact else
                    f"O(1/n) finite-width bias removed by a per-entry two-point fit a + B/n at n = {top} and "
                    f"n = {companion} (Richardson); the O(n^-2) remainder, estimated in the pilot from n, n/2 "

@@ -90,7 +90,7 @@ its three checks (each claim states its share) and each check's share over the l
 :func:`linrnn.verify.claims.training.run_design` (``min_norm``, ``dynamics_equivalence``,
 ``short_memory``; their further stage is sized on every replica drawn so far, pilot
 included), the lag-NTK sweep (:func:`linrnn.verify.check_ntk.check_lag_ntk`, sized on
-the main stage's estimate), ``finite_width`` (:mod:`linrnn.verify.claims.finite_width`:
+the main stage's estimate), ``finite_width`` (:mod:`linrnn.families.gaussian.claim`:
 the control's size, common to every width, sized on the main stage's per-entry sds; each
 width draws at least that many and as many as its pilot's skewness asks for; fresh seed
 streams 12 + s x F at stage s, F = :data:`FURTHER_OFFSET`) and

@@ -234,7 +234,7 @@ def _run_weights(args: argparse.Namespace) -> int:
 
 
 def _run_finite_width(args: argparse.Namespace) -> int:
-    from linrnn.derive.finite_width_report import finite_width_report, format_json, format_table
+    from linrnn.families.gaussian.finite_width_report import finite_width_report, format_json, format_table
 
     spec = dense_spec(args, "derive finite-width")
     if not spec.exact_finite_width:  # a family with its own finite-width results (its model's finite_width)
@@ -295,8 +295,9 @@ def _run_latex(args: argparse.Namespace) -> int:
     if not args.output.endswith(".tex"):
         raise UsageError(f"the output file must end in .tex, got {args.output!r}")
     if isinstance(spec, ModelSpec):
+        model = model_of(spec)
         paths = write_document(spec, args.output, pdf=args.pdf, eps=args.eps, force=args.force,
-                               steps=model_of(spec).derivation().steps)
+                               steps=model.derivation().steps, sections=model.latex_sections())
     else:
         paths = write_tex(args.output, lambda: family_document(spec), pdf=args.pdf, force=args.force)
     for path in paths:

@@ -91,11 +91,11 @@ def given_model_values(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def spec_from_args(args: argparse.Namespace, base: ModelSpec | None = None) -> Any:
-    """``base`` (default ``ModelSpec()``) with the model flags given, in the family of ``--family`` where given
+    """``base`` (default: the default family's specification) with the model flags given, in the family of ``--family`` where given
     (else ``base``'s); a flag the family does not take is one sentence; checked across fields by the spec."""
-    from linrnn.families import as_family
+    from linrnn.families import as_family, default_spec
 
-    spec = base or ModelSpec()
+    spec = base or default_spec()
     if getattr(args, "family", None) is not None:
         spec = as_family(spec, args.family)
     given = given_model_values(args)

@@ -75,7 +75,7 @@ class DerivationConfig:
     pdf: bool = True
     figure_q: tuple[float, ...] = (0.7, 0.8, 0.9, 0.95, 1.0, 1.02, 1.05)
     figure_lags: int = 100
-    #: the exact finite-width collapse figure (linrnn.derive.corrections): its widths and
+    #: the exact finite-width collapse figure (linrnn.families.gaussian.corrections): its widths and
     #: numbers of lags for the NNGP and the lag-NTK diagonal (0 leaves the figure out)
     collapse_widths: tuple[int, ...] = (16, 64, 256, 1024)
     collapse_lags: int = 17
@@ -238,11 +238,12 @@ def resolve_config(profile: str, overrides: Mapping[str, Any] | None = None) -> 
     that names them; the model and each section are validated by their dataclasses.
     """
     from linrnn.core.spec import ModelSpec
+    from linrnn.families import default_spec
 
     tables = load_profile(profile)
     sections = default_sections()
     extra: dict[str, Any] = {}
-    backend, model = _apply("auto", ModelSpec(), sections, tables, extra)
+    backend, model = _apply("auto", default_spec(), sections, tables, extra)
     backend, model = _apply(backend, model, sections, overrides or {}, extra)
     if not isinstance(model, ModelSpec):  # the engines' claims (NTK sweep, training, co2) run dense recurrences
         from linrnn.families import claims as all_claims, spec_classes
@@ -395,6 +396,7 @@ def experiment_derivation(ctx: Context) -> dict[str, Any]:
     from linrnn.derive import derive_lag_weights, weights
     from linrnn.derive.latex import build_document, latex
     from linrnn.derive.numeric import regime_of, summarize
+    from linrnn.families import model_of
 
     cfg = ctx.config
     spec = ctx.model
@@ -440,14 +442,14 @@ def experiment_derivation(ctx: Context) -> dict[str, Any]:
         "lags": list(range(lags)), "series": series, "eps": cfg.eps,
     }
     figures = {"lag_weights": figure}
-    if cfg.collapse_lags > 1 and cfg.collapse_widths:
-        from linrnn.derive.corrections import collapse_figure
-
-        collapse = collapse_figure(spec.param, cfg.collapse_widths, cfg.collapse_lags, max(cfg.collapse_ntk_lags, 2))
+    model = model_of(spec)
+    collapse = (model.finite_width_figure(cfg.collapse_widths, cfg.collapse_lags, max(cfg.collapse_ntk_lags, 2))
+                if cfg.collapse_lags > 1 and cfg.collapse_widths else None)
+    if collapse is not None:
         x1 = "; ".join(f"n = {p['width']} (j = {p['lag']}): {p['deviation']:.4f}" for p in collapse["at_x1"]["nngp"])
         collapse["caption"] = (
             "Exact relative deviation E(n)/E(oo) - 1 of the NNGP variance and the lag-NTK diagonal (unit variances "
-            "and rates) against x = j^2/n, one marker per width (linrnn.derive.finite_width). The leading "
+            "and rates) against x = j^2/n, one marker per width (linrnn.families.gaussian.finite_width). The leading "
             f"correction is c x^2 with c = {collapse['scaling_coefficient']['nngp']} (NNGP) and "
             f"{collapse['scaling_coefficient']['ntk_diag']} (NTK), the line: the points collapse onto it only as "
             "j grows, with corrections of relative order 1/j at fixed x (the j^3/n^2 and j^5/n^3 terms of the "
@@ -456,7 +458,7 @@ def experiment_derivation(ctx: Context) -> dict[str, Any]:
         figures["finite_width_collapse"] = collapse
     return {
         "derivation": {"param": spec.param, "formulas": formulas, "figures": figures,
-                       "notes": notes, "tex": build_document(spec, eps=cfg.eps)},
+                       "notes": notes, "tex": build_document(spec, eps=cfg.eps, sections=model.latex_sections())},
         "claims": [],
     }
 

@@ -42,7 +42,7 @@ class NtkConfig:
     split equally by Bonferroni over its three claims (each claim's stated ``alpha``
     is ``alpha / 3``); ``max_memory``: memory bound of a batch of draws ("8GB", or bytes);
     ``mean``: ``"auto"`` compares the Monte Carlo mean with the exact finite-width
-    expectation wherever :mod:`linrnn.derive.finite_width` reaches the lags, else (and
+    expectation wherever :mod:`linrnn.families.gaussian.finite_width` reaches the lags, else (and
     with ``"richardson"``) the two-point bias-corrected estimate with the wide limit.
     """
 
@@ -244,7 +244,7 @@ def per_lag_figure(r: NTKCheck, which: str, check: CheckResult, ylabel: str, wha
             "caption": f"Diagonal entries (lag j, output 0, input 0) at width n = {top} over {replicas} draws. "
                        f"Circles: the Monte Carlo mean with simultaneous intervals of +-{t:.2f} standard errors "
                        f"(the Holm/Bonferroni threshold of the test); line: the exact finite-width expectation at "
-                       f"n = {top} (linrnn.derive.finite_width), the tested theory (no bias allowance); open "
+                       f"n = {top} (linrnn.families.gaussian.finite_width), the tested theory (no bias allowance); open "
                        f"squares: its wide limit.",
             "lags": list(range(L)), "theory": [th[d] for d in diag], "estimate": e, "lower": e - t * s,
             "upper": e + t * s, "raw": [limit[d] for d in diag], "ylabel": ylabel,
@@ -268,7 +268,7 @@ def exact_note(r: NTKCheck) -> list[str]:
     """The note of an exact-mean run: what was tested and why that tests the limit."""
     if not r.exact:
         return []
-    return [f"The theory tested is the exact finite-width expectation at each width (linrnn.derive.finite_width, "
+    return [f"The theory tested is the exact finite-width expectation at each width (linrnn.families.gaussian.finite_width, "
             f"the loop equations of the Gaussian transition matrix), whose n -> infinity limit is the derived one "
             f"(an exact identity, checked in the tests): no bias fit, no O(n^-2) remainder."]
 

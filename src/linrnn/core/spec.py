@@ -152,13 +152,16 @@ class ModelSpec(FamilySpec):
     """
 
     #: The model family this specification belongs to (``linrnn.families``): a subclass per family sets it
-    #: (a field, not an argument: it is the class's) and overrides the hooks below; this base class is the
-    #: Gaussian family's specification.
+    #: (a field, not an argument: it is the class's) and overrides the hooks below. This base class is the
+    #: dense recurrence with the engines' default hooks (iid Gaussian W); the Gaussian family's own
+    #: specification (:class:`linrnn.families.gaussian.GaussianSpec`) adds its exact finite-width means.
     family: str = dataclasses.field(init=False, default="gaussian")
-    #: Whether :mod:`linrnn.derive.finite_width` gives this family's exact finite-width lag-NTK and NNGP means
-    #: (the Ginibre loop equations: Gaussian W only). A family without them is checked against the wide limit
-    #: with the Richardson allowance.
-    exact_finite_width: ClassVar[bool] = True
+    #: Whether :meth:`exact_means` gives this family's exact finite-width lag-NTK and NNGP means (the Gaussian
+    #: family's loop equations). A family without them is checked against the wide limit with the Richardson
+    #: allowance.
+    exact_finite_width: ClassVar[bool] = False
+    #: The most lags :meth:`exact_means` reaches (0 without exact means).
+    exact_reach: ClassVar[int] = 0
 
     param: str = "ntk"
     sigma_w2: float = 1.0
@@ -193,6 +196,16 @@ class ModelSpec(FamilySpec):
     def derivation_law(self) -> Any:
         """The wide-width law of W for :mod:`linrnn.derive.lag_weights` (None: iid Gaussian entries, the default)."""
         return None
+
+    def exact_means(self, lags: int, width: int) -> Any:
+        """The exact finite-width means at ``width``: (E[Theta_ij], E[L_i L_j]), lags x lags float64 arrays of
+        entry (0, 0), where the family derives them (:attr:`exact_finite_width`, up to :attr:`exact_reach` lags).
+
+        The engines call this hook and never import a family; this base has none.
+        """
+        raise UsageError(f"this specification ({type(self).__name__}) has no exact finite-width means; the "
+                         f"{self.family} family's own (linrnn.families.spec_class({self.family!r})) gives them where "
+                         "they are derived")
 
     # ---------------------------------------------------------------- the parameterization
 

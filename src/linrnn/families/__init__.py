@@ -52,6 +52,15 @@ FAMILIES: dict[str, str] = {
 }
 
 
+#: The family of a specification made without one (``ModelSpec.family``'s default; the command line's default).
+DEFAULT = "gaussian"
+
+
+def default_spec() -> Any:
+    """The default family's specification with its defaults."""
+    return spec_class(DEFAULT)()
+
+
 def _module(name: str) -> Any:
     if not isinstance(name, str) or name not in FAMILIES:
         raise UsageError(f"unknown model family {name!r}; known families: {', '.join(sorted(FAMILIES))}")
@@ -109,4 +118,4 @@ def claim_model(claim: Any, model: Any) -> Any:
     return model if family_name is None else as_family(model, family_name)
 
 
-__all__ = ["FAMILIES", "as_family", "claim_model", "claims", "family", "model_of", "spec_class", "spec_classes"]
+__all__ = ["DEFAULT", "FAMILIES", "as_family", "claim_model", "claims", "default_spec", "family", "model_of", "spec_class", "spec_classes"]

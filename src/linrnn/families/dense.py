@@ -82,6 +82,14 @@ class DenseRNN:
 
         return derive_lag_weights(self.spec.param, self.spec.derivation_law())
 
+    def latex_sections(self) -> list[str]:
+        """LaTeX sections the family adds at the end of its derivation document (none here)."""
+        return []
+
+    def finite_width_figure(self, widths: Any, lags: int, ntk_lags: int) -> dict[str, Any] | None:
+        """The report's figure of the family's exact finite-width corrections (None: not derived here)."""
+        return None
+
     def _draw(self, params: Any) -> Any:
         from linrnn.verify.sample import RNNDraw
 

@@ -16,7 +16,7 @@ Negative controls, each of which must be rejected:
   parameters, :mod:`linrnn.families.lru.claim`).
 
 The test, its thresholds and its group-sequential design are the Gaussian
-``finite_width`` claim's (:func:`linrnn.verify.claims.finite_width.run_small_widths`,
+``finite_width`` claim's (:func:`linrnn.verify.small_widths.run_small_widths`,
 with this family's sampler as its ``draw``): z = (mean - theory) / SE per entry,
 Bonferroni over entries and widths, widened by the Cornish-Fisher skewness term. The
 design is sized for power against one control, so each control has its own run of
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from linrnn.verify.claims.base import Claim, ClaimResult, Progress, result_config
-from linrnn.verify.claims.finite_width import SmallWidthConfig
+from linrnn.verify.small_widths import SmallWidthConfig
 
 #: The most lags of the check (the kernel's L (L + 1) entries per width are tested).
 MAX_LAGS = 32
@@ -153,7 +153,7 @@ def run_claim(config: Any, spec: Any, controls: tuple[Control, ...], *, claim_id
     from linrnn.core.outcome import claim_outcome
     from linrnn.families import model_of
     from linrnn.verify.backend import Backend, get_backend
-    from linrnn.verify.claims.finite_width import SmallWidthTest, run_small_widths
+    from linrnn.verify.small_widths import SmallWidthTest, run_small_widths
     from linrnn.verify.montecarlo import stream_seed
 
     check_controls(config, spec, controls)

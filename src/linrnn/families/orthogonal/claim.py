@@ -7,9 +7,9 @@ i <= j) of *orthogonal* draws must equal the orthogonal family's exact means
 correlations at even lag distances), with no bias allowance.
 
 Negative control: the Gaussian family's exact finite-width means at the same widths
-(:func:`linrnn.derive.finite_width_arrays.exact_matrices`, the Ginibre loop equations),
+(the Gaussian family's ``exact_means``, the Ginibre loop equations),
 which must be rejected. The test, its thresholds and its group-sequential design are the
-Gaussian ``finite_width`` claim's (:func:`linrnn.verify.claims.finite_width.run_small_widths`):
+Gaussian ``finite_width`` claim's (:func:`linrnn.verify.small_widths.run_small_widths`):
 z = (mean - exact) / SE per entry, Bonferroni over entries and widths, widened by the
 Cornish-Fisher skewness term.
 
@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from linrnn.core.errors import UsageError
 from linrnn.verify.claims.base import Claim, ClaimResult, Progress, result_config
-from linrnn.verify.claims.finite_width import SmallWidthConfig
+from linrnn.verify.small_widths import SmallWidthConfig
 
 SECTION = "orthogonal"
 #: The most lags of the control (the Gaussian exact engine's reach).
@@ -68,14 +68,13 @@ def _theories(model: Any, lags: int, widths: Any) -> tuple[dict[int, Any], dict[
     """Per width: the orthogonal exact means and the Gaussian family's (the control), upper triangles i <= j."""
     import numpy as np
 
-    from linrnn.core.spec import ModelSpec
-    from linrnn.derive.finite_width_arrays import exact_matrices
+    from linrnn.families import as_family
     from linrnn.families.orthogonal.derivation import exact_nngp_matrix
 
     iu = np.triu_indices(lags)
-    gaussian = ModelSpec(**model.as_dict())
+    gaussian = as_family(model, "gaussian")
     own = {n: exact_nngp_matrix(model, lags, n)[iu] for n in widths}
-    ctrl = {n: np.asarray(exact_matrices(gaussian, lags, n)[1], dtype=np.float64)[iu] for n in widths}
+    ctrl = {n: np.asarray(gaussian.exact_means(lags, n)[1], dtype=np.float64)[iu] for n in widths}
     return own, ctrl
 
 
@@ -108,7 +107,7 @@ def ntk_sd_ratio(model: Any, config: Config, be: Any) -> dict[str, Any]:
     """Per width: per-entry sds of the empirical lag NTK (upper triangle) of each family, and their ratio."""
     import numpy as np
 
-    from linrnn.core.spec import ModelSpec
+    from linrnn.families import as_family
     from linrnn.verify.montecarlo import stream_seed
     from linrnn.verify.ntk import empirical_lag_ntk
     from linrnn.verify.draws import draw_replicas
@@ -117,7 +116,7 @@ def ntk_sd_ratio(model: Any, config: Config, be: Any) -> dict[str, Any]:
     out = []
     for n in config.widths:
         sds = {}
-        for k, spec in enumerate((model, ModelSpec(**model.as_dict()))):
+        for k, spec in enumerate((model, as_family(model, "gaussian"))):
             sbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 40 + k))
             theta = be.to_numpy(empirical_lag_ntk(draw_replicas(sbe, spec, n, 0, config.ntk_replicas), config.lags))
             flat = np.asarray(theta, dtype=np.float64)[:, :, 0, 0, :, 0, 0][:, iu[0], iu[1]]
@@ -137,7 +136,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
 
     from linrnn.core.outcome import claim_outcome
     from linrnn.verify.backend import Backend, get_backend
-    from linrnn.verify.claims.finite_width import SmallWidthTest, run_small_widths
+    from linrnn.verify.small_widths import SmallWidthTest, run_small_widths
 
     check(config, model)
     L, widths = config.lags, list(config.widths)
@@ -215,7 +214,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
         config=result_config(model, config),
         notes=[design["sizing"] + ".",
                "Exact means: linrnn.families.orthogonal.derivation (Haar moments by the even hooks); the control from "
-               "linrnn.derive.finite_width (Ginibre loop equations).",
+               "linrnn.families.gaussian.finite_width (Ginibre loop equations).",
                f"Measured, not a verdict: the median over entries of the ratio of the per-entry standard deviations "
                f"of the empirical lag NTK, orthogonal / Gaussian, at equal width ({config.ntk_replicas} draws each): "
                f"{meds}.",

@@ -339,11 +339,12 @@ def _check_lag(name: str, value: int) -> int:
 
 
 def _scales(param: str) -> tuple[dict[str, sp.Expr], dict[str, sp.Expr], sp.Expr]:
-    """(alpha_P, v_P, s) of a parameterization, literally from docs/conventions.md."""
-    effective = {"C": sym.sigma_c2 / sym.n, "F": sym.sigma_f2 / sym.n_x, "W": sym.q / sym.n}
-    if param == "ntk":
-        return {k: sp.sqrt(v) for k, v in effective.items()}, {k: sp.Integer(1) for k in effective}, sp.Integer(1)
-    return {k: sp.Integer(1) for k in effective}, effective, 1 / sym.n
+    """(alpha_P, v_P, s) of a parameterization: the scales, raw variances and NTK prefactor of
+    :func:`linrnn.derive.lag_weights.parameterization` (the conventions, written once)."""
+    from linrnn.derive.lag_weights import parameterization
+
+    par = parameterization(param)
+    return dict(par.scale), dict(par.raw_variance), par.ntk_prefactor
 
 
 _ETA: dict[str, sp.Symbol] = {"C": sym.eta_c, "F": sym.eta_f, "W": sym.eta_w}

@@ -1,6 +1,6 @@
 """Finite-width corrections in closed form in the lag, and where the wide limit breaks.
 
-The exact engine :mod:`linrnn.derive.finite_width` gives, for each lag, polynomials in
+The exact engine :mod:`linrnn.families.gaussian.finite_width` gives, for each lag, polynomials in
 ``n`` with integer coefficients,
 
     T(j, j)       = n^{j+1} (1 + t_1(j)/n + t_2(j)/n^2 + t_3(j)/n^3 + ...),     T(i,j) = E tr(G^i (G^T)^j),
@@ -8,7 +8,7 @@ The exact engine :mod:`linrnn.derive.finite_width` gives, for each lag, polynomi
     T(j+2m, j)    = n^{j+m} (o_1(j) + ...),       S_W(j+2m, j) = n^{j+m} (w_1(j) + ...),
 
 so that ``E[L_j^2] / Var_oo = T(j,j)/n^{j+1}`` and the lag NTK (all parts and both
-parameterizations, :func:`linrnn.derive.finite_width.part_from_traces`) are fixed by
+parameterizations, :func:`linrnn.families.gaussian.finite_width.part_from_traces`) are fixed by
 these coefficient sequences. This module finds each sequence in closed form by
 **guessing and confirming**: the values at the lags ``0 .. g-1`` are interpolated
 (:func:`sympy.interpolate`) separately on even and odd lags by the polynomial of least
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import sympy as sp
 
 from linrnn.core.errors import UsageError
-from linrnn.derive import finite_width as fw
+from linrnn.families.gaussian import finite_width as fw
 from linrnn.derive import symbols as sym
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ def _structure(param: str, gram: sp.Expr, wsum: sp.Expr, i: sp.Expr, jj: sp.Expr
 def diagonal_ratio_coefficients(param: str) -> list[sp.Expr]:
     """[r_0, r_1, r_2] with E[Theta_jj](n) / lambda_j = r_0 + r_1/n + r_2/n^2 + O(n^-3), closed in j.
 
-    The exact structure (:func:`linrnn.derive.finite_width.part_from_traces`) with
+    The exact structure (:func:`linrnn.families.gaussian.finite_width.part_from_traces`) with
     ``T(j,j) = n^{j+1}(1 + t_1/n + t_2/n^2)`` and ``S_W = n^{j+1}(j + s_1/n + s_2/n^2)``,
     series-expanded in ``u = 1/n`` by SymPy; ``lambda_j`` is its own ``u^0`` term.
     """
@@ -415,7 +415,7 @@ def finite_width_steps(param: str) -> Derivation:
 
 
 def poly_expr_of(p: fw.IntPoly) -> sp.Expr:
-    """``sum_k p[k] n^k`` (see :func:`linrnn.derive.finite_width.poly_expr`)."""
+    """``sum_k p[k] n^k`` (see :func:`linrnn.families.gaussian.finite_width.poly_expr`)."""
     return fw.poly_expr(p)
 
 

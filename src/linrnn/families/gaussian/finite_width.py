@@ -1,10 +1,10 @@
 """Exact finite-width moments of a linear RNN for long lags, by Gaussian integration by parts.
 
-:mod:`linrnn.derive.wick` enumerates Wick pairings, ``(2m-1)!!`` of them for ``2m``
+:mod:`linrnn.families.gaussian.wick` enumerates Wick pairings, ``(2m-1)!!`` of them for ``2m``
 Gaussian ``W`` entries, and stops at 14. This module reaches the same expectations
 (exact rational functions of the width ``n``) for lags of 16 and more by the *loop
 equations* (Schwinger-Dyson equations) of the real Ginibre matrix, with memoised
-states. It does not import :mod:`linrnn.derive.wick`; the two are checked against each
+states. It does not import :mod:`linrnn.families.gaussian.wick`; the two are checked against each
 other in the tests wherever both reach.
 
 Reduction to traces of words
@@ -66,7 +66,7 @@ double traces of the lag NTK up to lag 12 reuse most of them.
 
 At ``n = 1`` the recursion gives ``(2m-1)!!`` for ``2m`` letters (every pairing
 counts 1), the check against direct expansion of the moments of the entries at
-``n = 1, 2`` is in the tests, as is the check against :mod:`linrnn.derive.wick`.
+``n = 1, 2`` is in the tests, as is the check against :mod:`linrnn.families.gaussian.wick`.
 """
 
 from __future__ import annotations
@@ -286,12 +286,13 @@ def _check_lag(name: str, value: int) -> int:
 
 
 def _multiplier(param: str, part: str) -> sp.Expr:
-    """mu_P = s eta_P (raw-to-effective scale)^2 (module docstring)."""
+    """mu_P = s eta_P (raw-to-effective scale)^2 (module docstring), from the parameterization of
+    :func:`linrnn.derive.lag_weights.parameterization` (the conventions, written once)."""
+    from linrnn.derive.lag_weights import parameterization
+
+    par = parameterization(param)
     eta = {"C": sym.eta_c, "F": sym.eta_f, "W": sym.eta_w}[part]
-    if param == "standard":
-        return eta / sym.n
-    scale = {"C": sym.sigma_c2 / sym.n, "F": sym.sigma_f2 / sym.n_x, "W": sym.q / sym.n}[part]
-    return eta * scale
+    return par.ntk_prefactor * eta * par.scale[part] ** 2
 
 
 def _w_power(total: int | sp.Expr) -> sp.Expr:
@@ -327,7 +328,7 @@ def part_from_traces(
     """E[Theta_P(i, j)] (same coordinates) given ``gram`` = T(i, j) and ``wsum`` = sum_{k,l} D.
 
     The formulas Theta_C, Theta_F, Theta_W of the module docstring; ``i``, ``j`` may be
-    symbols (the closed forms in :mod:`linrnn.derive.corrections` use this).
+    symbols (the closed forms in :mod:`linrnn.families.gaussian.corrections` use this).
     """
     mu = _multiplier(param, part)
     if part == "C":
@@ -353,7 +354,7 @@ def exact_nngp_cov(
 
     ``= delta(a,a') delta(b,b') sigma_C^2 sigma_F^2/(n n_x) (q/n)^{(i+j)/2} E tr(G^i (G^T)^j)``;
     the law of the effective matrices is the same in both parameterizations, so ``param``
-    is only checked (the signature is that of :func:`linrnn.derive.wick.exact_nngp_cov`).
+    is only checked (the signature is that of :func:`linrnn.families.gaussian.wick.exact_nngp_cov`).
     """
     _check_param(param)
     i, j = _check_lag("i", i), _check_lag("j", j)

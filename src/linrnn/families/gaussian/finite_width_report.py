@@ -2,10 +2,10 @@
 
 For a model specification, a number of lags ``L`` and a width ``n``: the exact
 finite-width NNGP variance ``E[L_j(0)[a,b]^2]`` and lag-NTK diagonal ``E[Theta_jj]``
-(one output, one input coordinate; :mod:`linrnn.derive.finite_width`) as rational
+(one output, one input coordinate; :mod:`linrnn.families.gaussian.finite_width`) as rational
 functions of ``n``, their values at the width, their ratio to the wide limit and the
 width needed for a 1% and a 10% deviation from it
-(:func:`linrnn.derive.corrections.width_needed`), for ``j = 0 .. L-1``.
+(:func:`linrnn.families.gaussian.corrections.width_needed`), for ``j = 0 .. L-1``.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ def exact_diagonals(param: str, lags: int) -> dict[str, list[sp.Expr]]:
     """E[L_j^2] and E[Theta_jj] for j < lags in the generic symbols, disk-cached.
 
     ``{"nngp": [...], "ntk_diag": [...]}``, each a list of rational functions of ``n``
-    (and of q, sigma_C^2, sigma_F^2, n_x, eta_P), from :mod:`linrnn.derive.finite_width`.
+    (and of q, sigma_C^2, sigma_F^2, n_x, eta_P), from :mod:`linrnn.families.gaussian.finite_width`.
     """
     from linrnn.derive.cache import disk_cached
-    from linrnn.derive import finite_width as fw
+    from linrnn.families.gaussian import finite_width as fw
 
     def compute() -> dict[str, list[sp.Expr]]:
         return {
@@ -61,7 +61,7 @@ class FiniteWidthReport:
 
 def finite_width_report(spec: ModelSpec, lags: int, width: int) -> FiniteWidthReport:
     """Exact E[L_j^2], E[Theta_jj] at ``width``, ratio to the limit, width for 1% / 10%, j < lags."""
-    from linrnn.derive.corrections import _wide, width_needed
+    from linrnn.families.gaussian.corrections import _wide, width_needed
 
     lags = check_size("--lags", lags)
     if lags > MAX_LAGS:

@@ -1,6 +1,6 @@
 """The exact finite-width lag NTK and NNGP as float arrays, for the Monte Carlo checks.
 
-:mod:`linrnn.derive.finite_width` gives each entry as a rational function of ``n``; the
+:mod:`linrnn.families.gaussian.finite_width` gives each entry as a rational function of ``n``; the
 checks in :mod:`linrnn.verify` need all ``lags x lags`` entries at a few widths, many
 times. Both things they need are derived once and kept on disk as data
 (:func:`linrnn.derive.cache.data_cached`, JSON keyed by the derivation's source), so that
@@ -8,8 +8,8 @@ with a warm cache this module never imports SymPy:
 
 * the integer trace polynomials ``T(i, j)`` and ``S_W(i, j)`` of the engine, per number
   of lags (their coefficients as JSON integers);
-* the SymPy structure of :func:`linrnn.derive.finite_width.part_from_traces` and
-  :func:`~linrnn.derive.finite_width.nngp_from_traces` as the source of one NumPy
+* the SymPy structure of :func:`linrnn.families.gaussian.finite_width.part_from_traces` and
+  :func:`~linrnn.families.gaussian.finite_width.nngp_from_traces` as the source of one NumPy
   function of ``(i, j, n, model symbols, g, s)`` that ``lambdify`` prints
   (:func:`linrnn.derive.formulas.lambdified_source`), where ``g = T(i,j)/n^{(i+j)/2+1}``
   and ``s = S_W(i,j)/n^{(i+j)/2+1}`` are evaluated exactly as fractions, so no power of
@@ -35,12 +35,23 @@ __all__ = ["REACH", "exact_matrices", "exact_traces"]
 #: The most lags for which the checks use the exact mean (lags 0..15: about 15 s once, then cached).
 REACH = 16
 
+
+def _key() -> str:
+    """The engine's source hash (this folder's derivation modules): its cached data are redone when they change
+    (the derive layer's own hash, :func:`linrnn.derive.cache.code_key`, covers ``derive/`` only)."""
+    from pathlib import Path
+
+    from linrnn.derive.law import source_key
+
+    here = Path(__file__).resolve().parent
+    return source_key(*(here / f for f in ("finite_width.py", "finite_width_arrays.py")))
+
 #: The engine's integer polynomials in n (coefficients, lowest power first).
 IntPoly = tuple[int, ...]
 
 
 def _trace_data(lags: int) -> dict[str, Any]:
-    from linrnn.derive import finite_width as fw
+    from linrnn.families.gaussian import finite_width as fw
 
     return {
         "T": [[list(fw.gram_trace(i, j)) for j in range(lags)] for i in range(lags)],
@@ -61,7 +72,7 @@ def exact_traces(lags: int) -> dict[str, list[list[IntPoly]]]:
             raise ValueError(f"the cached traces are not {lags} x {lags}")
         return out
 
-    return data_cached(f"finite-width-traces-{lags}", lambda: _trace_data(lags), parse)
+    return data_cached(f"finite-width-traces-{_key()}-{lags}", lambda: _trace_data(lags), parse)
 
 
 def _coefficient(c: Any) -> int:
@@ -75,7 +86,7 @@ def _entry_data(param: str) -> dict[str, Any]:
     """The printed NumPy sources of the Theta and NNGP entries as functions of the traces (imports SymPy)."""
     import sympy as sp
 
-    from linrnn.derive import finite_width as fw
+    from linrnn.families.gaussian import finite_width as fw
     from linrnn.derive import symbols as S
     from linrnn.derive.formulas import lambdified_source
 
@@ -106,7 +117,7 @@ def _entry_functions(param: str) -> tuple[Any, Any]:
             raise ValueError("the cached entries do not define functions")
         return fns  # type: ignore[return-value]
 
-    return data_cached(f"finite-width-entries-{param}", lambda: _entry_data(param), parse)
+    return data_cached(f"finite-width-entries-{_key()}-{param}", lambda: _entry_data(param), parse)
 
 
 def _normalised(poly: IntPoly, power: Fraction, width: int) -> float:
@@ -141,7 +152,7 @@ def exact_matrices(spec: ModelSpec, lags: int, width: int) -> tuple[np.ndarray, 
     specification says ``exact_finite_width = False`` is refused).
     """
     if not spec.exact_finite_width:
-        raise UsageError(f"the exact finite-width means of linrnn.derive.finite_width are for Gaussian W, not for "
+        raise UsageError(f"the exact finite-width means of linrnn.families.gaussian.finite_width are for Gaussian W, not for "
                          f"the {spec.family} family")
     g, s = _normalised_traces(lags, width)
     ii, jj = np.meshgrid(np.arange(lags, dtype=np.float64), np.arange(lags, dtype=np.float64), indexing="ij")
