@@ -27,7 +27,7 @@ from linrnn.families.gaussian import GaussianSpec
 from linrnn.families.gaussian import corrections
 from linrnn.families.gaussian import finite_width as fw
 from linrnn.derive import symbols as S
-from linrnn.derive import wick
+from linrnn.families.gaussian import wick
 from test_wick import VALUES, brute_force
 
 PARAMS = ("ntk", "standard")

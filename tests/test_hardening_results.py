@@ -358,7 +358,8 @@ def test_a_malformed_report_cache_entry_is_recomputed(name: str, corrupt: Any, t
 
 def test_a_malformed_derivation_cache_entry_is_recomputed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every cache of linrnn.derive.cache: the JSON data of the formulas and traces, the pickled SymPy objects."""
-    from linrnn.derive import cache, finite_width_arrays, formulas
+    from linrnn.derive import cache, formulas
+    from linrnn.families.gaussian import finite_width_arrays
 
     monkeypatch.setenv("LINRNN_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("LINRNN_NO_CACHE", raising=False)
@@ -367,8 +368,8 @@ def test_a_malformed_derivation_cache_entry_is_recomputed(tmp_path: Path, monkey
     key = cache.code_key()
     for name, bad in ((f"lag-formulas-ntk-{key}.json", {"weight": {"text": 5}}),
                       (f"lag-formulas-ntk-{key}.json", {"weight": "abc", "nngp": []}),
-                      (f"finite-width-traces-2-{key}.json", {"T": "abc", "S": [[["x"]]]}),
-                      (f"finite-width-traces-2-{key}.json", {"T": [[[1]]]})):
+                      (f"finite-width-traces-{finite_width_arrays._key()}-2-{key}.json", {"T": "abc", "S": [[["x"]]]}),
+                      (f"finite-width-traces-{finite_width_arrays._key()}-2-{key}.json", {"T": [[[1]]]})):
         path = tmp_path / name
         assert path.exists()
         path.write_text(json.dumps({"key": key, "data": bad}))

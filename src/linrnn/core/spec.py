@@ -136,6 +136,15 @@ class FamilySpec:
         """The parameters (what the constructor takes), without ``family``; JSON of the spec has ``family`` too."""
         return {name: getattr(self, name) for name in self.fields()}
 
+    def at_radius(self, radius: float) -> Any:
+        """This specification with its transition's eigenvalues at initialisation of modulus at most ``radius``, the
+        largest modulus its law reaches (in the limit of wide width; the whole disc where the law fills one), where the
+        family has one such setting; None where it has not.
+
+        The report's families chapter compares the families there ("same spectrum, different bias").
+        """
+        return None
+
 
 @dataclass(frozen=True)
 class ModelSpec(FamilySpec):
@@ -196,6 +205,11 @@ class ModelSpec(FamilySpec):
     def derivation_law(self) -> Any:
         """The wide-width law of W for :mod:`linrnn.derive.lag_weights` (None: iid Gaussian entries, the default)."""
         return None
+
+    def at_radius(self, radius: float) -> Any:
+        """q = radius^2: the circular law of an iid W_e fills the disc of radius sqrt(q) (Girko); a family whose W
+        has another law overrides this where the radius is not sqrt(q)."""
+        return self.replace(sigma_w2=float(radius) ** 2)
 
     def exact_means(self, lags: int, width: int) -> Any:
         """The exact finite-width means at ``width``: (E[Theta_ij], E[L_i L_j]), lags x lags float64 arrays of

@@ -64,6 +64,13 @@ class DiagonalSpec(FamilySpec):
     def __post_init__(self) -> None:
         check_ring(self, self.MULTIPLIERS)
 
+    def at_radius(self, radius: float) -> Any:
+        """|lambda| <= radius, filling the disc: r_min = 0, r_max = radius, theta_max = 2 pi (the law of the dense
+        Gaussian family's eigenvalues at q = radius^2)."""
+        import math
+
+        return self.replace(r_min=0.0, r_max=float(radius), theta_max=2 * math.pi)
+
 
 SPEC = DiagonalSpec
 

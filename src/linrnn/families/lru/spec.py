@@ -6,7 +6,7 @@ Imports the standard library and the core only (the command-line flags read it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from linrnn.core.errors import UsageError
 from linrnn.core.spec import FamilySpec
@@ -55,6 +55,13 @@ class LRUSpec(FamilySpec):
         if self.r_min == 1:
             raise UsageError("the lru family needs r_min < 1 (its input gain gamma = sqrt(1 - |lambda|^2) vanishes "
                              "on the unit circle)")
+
+    def at_radius(self, radius: float) -> Any:
+        """|lambda| <= radius, filling the disc: r_min = 0, r_max = radius, theta_max = 2 pi (the law of the dense
+        Gaussian family's eigenvalues at q = radius^2)."""
+        import math
+
+        return self.replace(r_min=0.0, r_max=float(radius), theta_max=2 * math.pi)
 
 
 SPEC = LRUSpec

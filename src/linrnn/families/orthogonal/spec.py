@@ -32,6 +32,11 @@ class OrthogonalSpec(ModelSpec):
         scale = self.raw_stds(n)[2] * math.sqrt(n)  # ntk: sqrt(n); standard: sqrt(q)
         return Q * (signs[..., None, :] * scale)
 
+    def at_radius(self, radius: float) -> Any:
+        """q = radius^2: the eigenvalues of sqrt(q) O lie on the circle of radius sqrt(q) (the same largest modulus
+        as the Gaussian family's disc, not the same law)."""
+        return self.replace(sigma_w2=float(radius) ** 2)
+
     def derivation_law(self) -> Any:
         from linrnn.families.orthogonal.law import LAW
 
