@@ -28,7 +28,8 @@ every entry j != k set to 0: the dense family's structure), ``radius`` (the kern
 with |lambda| uniform on [r_min, r_max] instead of |lambda|^2) and ``gaussian_twin`` (the
 dense Gaussian family's lag kernel at the same radius, q = r_max^2, the same multipliers).
 
-Where it breaks (measured, see the issue's note): the lazy regime needs the lambda
+Where it breaks (the results record it: ``statistic.max_modulus`` and
+``statistic.diverged_fraction`` per width): the lazy regime needs the lambda
 updates, whose gradient carries j lambda^{j-1}, to stay small over the lags: at r_max
 near 1 with long sequences the kernel's lambda part grows as j k, the automatic step
 shrinks with it, and a finite-width draw's units near the circle can be pushed out of the
