@@ -184,8 +184,9 @@ def test_derive_kernel_prints_the_family_kernel() -> None:
     assert got["ntk"][0][0] == 2.0 and abs(got["ntk"][0][1]) > 0.1  # eta_C + eta_F at lag 0; not diagonal
 
 
-@pytest.mark.parametrize("command", [["verify", "ntk"], ["verify", "train"], ["derive", "weights"],
-                                     ["derive", "finite-width"]])  # derive latex prints any family's derivation
+@pytest.mark.parametrize("command", [["verify", "ntk"], ["derive", "weights"],
+                                     ["derive", "finite-width"]])  # derive latex prints any family's derivation;
+# verify train runs the family's training claim (tests/test_family_training.py)
 def test_the_dense_commands_refuse_the_family_in_one_sentence(command: list) -> None:
     out = _linrnn(*command, "--family", "diagonal")
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0, out.stderr

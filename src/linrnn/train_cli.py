@@ -8,7 +8,9 @@ Registered by :func:`linrnn.verify_cli._register_train`. Three modes, each one p
 * ``--widths n1,n2,...``: the dynamics-equivalence claim,
   :mod:`linrnn.verify.claims.dynamics_equivalence`;
 * ``--sigma-w2s q1,q2,...``: the short-memory claim, :mod:`linrnn.verify.claims.short_memory`;
-* ``--teacher co2``: the CO2 claim, :mod:`linrnn.verify.claims.co2`.
+* ``--teacher co2``: the CO2 claim, :mod:`linrnn.verify.claims.co2`;
+* a family whose model names a training claim (``TRAINING_CLAIM``, e.g. the diagonal
+  family's :mod:`linrnn.families.diagonal.training_claim`): that claim's width sweep.
 
 The options are the fields of the claims' configuration dataclasses (``--replicas``
 is ``seeds``) and of the model specification; options left out take the dataclass
@@ -253,6 +255,12 @@ def run_train(args: argparse.Namespace) -> int:
     from linrnn.verify.progress import Progress
 
     backend = get_backend(args.backend)
+    from linrnn.core.spec import ModelSpec
+    from linrnn.model_flags import spec_from_args
+
+    spec = spec_from_args(args)
+    if not isinstance(spec, ModelSpec):
+        return _run_family_claim(args, spec, backend)
     model = _model(args)
     if args.teacher == "co2":
         return _run_co2(args, model, backend)
@@ -308,6 +316,48 @@ def run_train(args: argparse.Namespace) -> int:
         save_run(args.save, run)
     _emit(args, run_summary(run), _single_table(run, args.save))
     return 0
+
+
+def training_claim(spec: Any) -> Any:
+    """The training claim's module of a family that is not dense (its model's ``TRAINING_CLAIM``), or None."""
+    import importlib
+
+    from linrnn.families import model_of
+
+    name = getattr(model_of(spec), "TRAINING_CLAIM", None)
+    return None if name is None else importlib.import_module(name)
+
+
+def _run_family_claim(args: argparse.Namespace, spec: Any, backend: Any) -> int:
+    """``verify train`` for a family whose model names a training claim (``TRAINING_CLAIM``): its width sweep."""
+    from linrnn.core.outcome import exit_status
+    from linrnn.families import FAMILIES, family
+    from linrnn.verify.progress import Progress
+
+    module = training_claim(spec)
+    if module is None:
+        with_claim = [f for f in FAMILIES if getattr(family(f), "TRAINING_CLAIM", None) is not None]
+        raise UsageError(f"verify train trains the dense RNN families (gaussian, orthogonal) and the families with a "
+                         f"training claim ({', '.join(with_claim)}), not the {spec.family} family")
+    given = [flag for flag, value in (("--width", args.width), ("--sigma-w2s", args.sigma_w2s),
+                                      ("--save", args.save), ("--workers", args.workers)) if value is not None]
+    if given or args.teacher == "co2":
+        raise UsageError(f"for the {spec.family} family verify train runs its training claim, a width sweep: give "
+                         f"--widths (or nothing, for its default widths), not {(given or ['--teacher co2'])[0]}")
+    cfg = _config(args, module.Config(), **({"widths": args.widths} if args.widths is not None else {}),
+                  **_sweep_extra(args))
+    module.check(cfg, spec)
+    _check_memory(args, module.memory(cfg, spec),
+                  f"one training run at width {max(cfg.widths)} (T = {cfg.seq_len}, {cfg.n_seq} sequences, "
+                  f"{cfg.steps} steps)")
+    total = float(sum(cfg.widths) * (cfg.pilot + cfg.min_replicas))
+    with Progress(total, "verify train", enabled=not args.no_progress) as bar:
+        t = module.run_table(cfg, spec, seed=_seed(args), backend=backend, progress=bar.advance)
+    out = {"schema_version": 1, "mode": "widths", "family": spec.family, "widths": t.widths,
+           "distance": t.distance_mean, "distance_se": t.distance_se, "slope": t.slope, "slope_ci": t.ci,
+           "verdict": t.claim.verdict, "replicas": t.design.replicas, "claim": t.claim.claim_dict()}
+    _emit(args, out, TablePrinter().doprint(t))
+    return exit_status(t.claim.verdict)
 
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], table: str) -> None:

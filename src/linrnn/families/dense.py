@@ -61,6 +61,13 @@ class DenseRNN:
 
         return empirical_lag_ntk(self._draw(params), lags)
 
+    def train(self, params: Any, corr: Any, *, lr: float, steps: int) -> Any:
+        """Full-batch gradient descent from ``params`` on the loss of the correlations ``corr``
+        (:func:`linrnn.verify.train.train_rnn`: its :class:`~linrnn.verify.train.TrainResult`)."""
+        from linrnn.verify.train import train_rnn
+
+        return train_rnn(self._draw(params), None, None, loss=corr.loss, lr=lr, steps=steps, corr=corr)
+
     def kernel(self, lags: int) -> dict[str, np.ndarray]:
         """The derived wide-limit kernels for lags 0 .. ``lags``-1, float64, in the layout of :meth:`empirical_ntk`.
 

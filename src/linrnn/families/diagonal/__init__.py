@@ -15,9 +15,13 @@ law's expectations by ``sympy.integrate``), exact at every width (the units are 
 
 R(p) = E|lambda|^p, Phi(d) = E cos(d arg lambda): not diagonal in the lags.
 
-Its claim (``claim.py``, section ``[diagonal]``): the Monte Carlo means of the
+Its claims: ``claim.py`` (section ``[diagonal]``): the Monte Carlo means of the
 empirical lag NTK and of L_j L_k at small widths equal the derived kernel, with the
-wrong radial law (|lambda| uniform) and the kernel forced diagonal rejected.
+wrong radial law (|lambda| uniform) and the kernel forced diagonal rejected;
+``training_claim.py`` (``[diagonal_training]``): wide networks trained by gradient descent
+(``training.py``, the structured O(n L) step) follow kernel regression with the derived
+kernel at rate n^{-1/2}, with the forced-diagonal, wrong-radial-law and dense Gaussian
+kernels rejected.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ def __getattr__(name: str) -> Any:
         return getattr(model, name)
     if name == "CLAIMS":
         from linrnn.families.diagonal.claim import CLAIM
+        from linrnn.families.diagonal.training_claim import CLAIM as TRAINING
 
-        return (CLAIM,)
+        return (CLAIM, TRAINING)
     raise AttributeError(name)
 
 

@@ -199,14 +199,19 @@ class RingModel:
     """What the diagonal families' models share: ``name``, ``kernel``, ``unit_kernel``, ``derivation`` (from the
     derived unit kernel) and the check of a draw.
 
-    A subclass sets ``DRAW`` (its draw class, with the article the sentences use) and
-    ``DERIVATION`` (the module whose ``kernel_derivation(radial_law)`` derives its unit kernel),
-    and gives ``init``, ``impulse`` and ``empirical_ntk``.
+    A subclass sets ``DRAW`` (its draw class, with the article the sentences use),
+    ``DERIVATION`` (the module whose ``kernel_derivation(radial_law)`` derives its unit kernel)
+    and ``TRAINED`` (the trained fields of its draw with their multipliers), and gives ``init``,
+    ``impulse``, ``empirical_ntk``, ``eigenvalues`` and ``impulse_vjp`` (the training step is
+    shared: ``loss_and_grad``, ``step``, ``train``).
     """
 
     spec: Any
     DRAW: ClassVar[tuple[type, str]]
     DERIVATION: ClassVar[str]
+    TRAINED: ClassVar[tuple[tuple[str, str], ...]]
+    #: the module of the family's training claim (``linrnn verify train`` runs its width sweep), or None
+    TRAINING_CLAIM: ClassVar[str | None] = None
 
     @property
     def name(self) -> str:
@@ -232,6 +237,52 @@ class RingModel:
         """The SymPy derivation of the kernels (:class:`linrnn.derive.steps.Derivation`)."""
         return self.unit_kernel().steps
 
+    def eigenvalues(self, params: Any) -> Any:
+        """The eigenvalues lambda_i of a draw, complex (..., n)."""
+        raise NotImplementedError
+
+    def impulse_vjp(self, params: Any, gbar: Any) -> dict[str, Any]:
+        """The gradient of a loss with dLoss/dL = ``gbar`` (lags, n_y, n_x) with respect to every trained parameter
+        of one draw, by the recurrence's structure (:mod:`linrnn.families.diagonal.training`): {field: array of its
+        shape}, a complex parameter's as dLoss/dRe + i dLoss/dIm."""
+        raise NotImplementedError
+
+    def loss_and_grad(self, params: Any, corr: Any, *, need_grads: bool = True) -> tuple[float, Any, Any]:
+        """(Loss, L (lags, n_y, n_x), gradients or None) of one draw on the loss of the correlations ``corr``
+        (:class:`linrnn.verify.train.Correlations`, every lag of the sequences)."""
+        from linrnn.verify.train import impulse_loss_and_grad
+
+        d = self._draw(params)
+        if self.eigenvalues(d).ndim != 1:
+            raise UsageError("gradient descent trains one draw at a time (init without batch)")
+        if corr.lags != corr.seq_len:
+            raise UsageError(f"training needs the correlations at every lag (lags = T = {corr.seq_len}), got lags "
+                             f"= {corr.lags}")
+        if (corr.n_y, corr.n_x) != (self.spec.n_out, self.spec.n_in):
+            raise UsageError(f"the data have n_y = {corr.n_y}, n_x = {corr.n_x}; the model has n_out = "
+                             f"{self.spec.n_out}, n_in = {self.spec.n_in}")
+        L = self.impulse(d, corr.lags)
+        loss, gbar = impulse_loss_and_grad(L, corr)
+        return loss, L, (self.impulse_vjp(d, gbar) if need_grads else None)
+
+    def step(self, params: Any, grads: dict[str, Any], lr: float) -> Any:
+        """One step P <- P - lr eta_P dLoss/dP of every trained parameter P (``TRAINED``: field, multiplier)."""
+        import dataclasses
+
+        d = self._draw(params)
+        new = {}
+        for field_name, mult in self.TRAINED:
+            eta = float(getattr(self.spec, mult))
+            if eta:
+                new[field_name] = getattr(d, field_name) - (lr * eta) * grads[field_name]
+        return dataclasses.replace(d, **new)
+
+    def train(self, params: Any, corr: Any, *, lr: float, steps: int) -> Any:
+        """Full-batch gradient descent from ``params`` (:func:`linrnn.families.diagonal.training.train_ring`)."""
+        from linrnn.families.diagonal.training import train_ring
+
+        return train_ring(self, self._draw(params), corr, lr=lr, steps=steps)
+
     def _draw(self, params: Any) -> Any:
         kind, article = self.DRAW
         if not isinstance(params, kind):
@@ -248,6 +299,9 @@ class DiagonalRNN(RingModel):
     spec: DiagonalSpec
     DRAW: ClassVar[tuple[type, str]] = (DiagonalDraw, "a")
     DERIVATION: ClassVar[str] = "linrnn.families.diagonal.derivation"
+    TRAINED: ClassVar[tuple[tuple[str, str], ...]] = (("c", "lr_c"), ("b", "lr_f"), ("lam", "lr_w"))
+    #: the claim ``linrnn verify train`` runs for this family (its width sweep)
+    TRAINING_CLAIM: ClassVar[str | None] = "linrnn.families.diagonal.training_claim"
 
     def init(self, *, width: int, seed: int | None = 0, backend: Any = "numpy", batch: int | None = None) -> DiagonalDraw:
         """One draw at width ``width`` (or ``batch`` draws on a leading axis); ``backend`` a name seeded with
@@ -273,6 +327,23 @@ class DiagonalRNN(RingModel):
             return scalar_ntk(P, d.c, d.b, s.lr_c, s.lr_f, s.lr_w)
         D = lag_index(P) * shifted(P)  # d lambda^j / d lambda = j lambda^{j-1}
         return unit_ntk(P, d.c, d.b, s.lr_c, s.lr_f, [(s.lr_w, D, False)])
+
+    def eigenvalues(self, params: DiagonalDraw) -> Any:
+        """lambda_i, complex (..., n)."""
+        return self._draw(params).lam
+
+    def impulse_vjp(self, params: DiagonalDraw, gbar: Any) -> dict[str, Any]:
+        """dLoss/dc, dLoss/db, dLoss/dlambda (complex, dLoss/dRe + i dLoss/dIm) of one draw from dLoss/dL = ``gbar``:
+        the lag sums of lambda^j and of j lambda^{j-1} (:mod:`linrnn.families.diagonal.training`), O(n L)."""
+        from linrnn.families.diagonal.training import channel_sum, lag_sums, readout_grads
+        from linrnn.verify.backend import array_namespace
+
+        d = self._draw(params)
+        xp = array_namespace(d.lam)
+        P = powers(d.lam, gbar.shape[0])
+        gc, gb = readout_grads(lag_sums(gbar, P), d.c, d.b)
+        H = lag_sums(gbar, lag_index(P) * shifted(P))
+        return {"c": gc, "b": gb, "lam": xp.conj(channel_sum(d.c, d.b, H)) / math.sqrt(d.lam.shape[-1])}
 
 
 def make(**params: Any) -> DiagonalRNN:

@@ -49,6 +49,8 @@ class LRURNN(RingModel):
     spec: LRUSpec
     DRAW: ClassVar[tuple[type, str]] = (LRUDraw, "an")
     DERIVATION: ClassVar[str] = "linrnn.families.lru.derivation"
+    TRAINED: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("c", "lr_c"), ("b", "lr_f"), ("gamma_log", "lr_gamma"), ("nu_log", "lr_nu"), ("theta_log", "lr_theta"))
 
     def init(self, *, width: int, seed: int | None = 0, backend: Any = "numpy", batch: int | None = None) -> LRUDraw:
         """One draw at width ``width`` (or ``batch`` draws on a leading axis), the ring law of
@@ -87,6 +89,31 @@ class LRURNN(RingModel):
         s = self.spec
         return unit_ntk(G, d.c, d.b, s.lr_c, s.lr_f,
                         [(s.lr_gamma, G, True), (s.lr_nu, D_nu, True), (s.lr_theta, D_theta, True)])
+
+    def eigenvalues(self, params: LRUDraw) -> Any:
+        """lambda_i = exp(-exp(nu_log) + i exp(theta_log)), complex (..., n): inside the unit disc by construction."""
+        return self._draw(params).eigenvalues()
+
+    def impulse_vjp(self, params: LRUDraw, gbar: Any) -> dict[str, Any]:
+        """The gradients of one draw from dLoss/dL = ``gbar`` (:mod:`linrnn.families.diagonal.training`): with G_j =
+        gamma lambda^j and the lag sums S1 = sum_ab c b sum_j Gbar_j G_j, S2 = the same with j G_j, dLoss/dgamma_log =
+        Re S1 / sqrt(n), dLoss/dnu_log = -exp(nu_log) Re S2 / sqrt(n), dLoss/dtheta_log = -exp(theta_log) Im S2 /
+        sqrt(n); c and b as the diagonal family's with the gains G. O(n L)."""
+        import math
+
+        from linrnn.families.diagonal.training import channel_sum, lag_sums, readout_grads
+        from linrnn.verify.backend import array_namespace
+
+        d = self._draw(params)
+        xp = array_namespace(d.nu_log)
+        G = self._gain_powers(d, gbar.shape[0])
+        A = lag_sums(gbar, G)
+        gc, gb = readout_grads(A, d.c, d.b)
+        s = math.sqrt(d.nu_log.shape[-1])
+        S1 = channel_sum(d.c, d.b, A)
+        S2 = channel_sum(d.c, d.b, lag_sums(gbar, lag_index(G) * G))
+        return {"c": gc, "b": gb, "gamma_log": xp.real(S1) / s, "nu_log": -xp.exp(d.nu_log) * xp.real(S2) / s,
+                "theta_log": -xp.exp(d.theta_log) * xp.imag(S2) / s}
 
 
 def make(**params: Any) -> LRURNN:
