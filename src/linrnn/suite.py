@@ -136,6 +136,8 @@ class SuiteConfig:
     family_alpha: float = FAMILY_ALPHA
     explicit_alpha: frozenset[str] = frozenset()
     alphas: Mapping[str, Any] = field(default_factory=dict)
+    #: the experiments a profile runs (its top-level ``experiments`` key), None: the derivation and every claim
+    experiments: tuple[str, ...] | None = None
 
     def __getitem__(self, section: str) -> Any:
         return self.sections[section]
@@ -185,7 +187,18 @@ def default_sections() -> dict[str, Any]:
     out: dict[str, Any] = {"derivation": DerivationConfig()}
     for claim in REGISTRY.values():
         out.setdefault(claim.section, claim.default_config())
+    for name, (config_type, _) in chapters().items():
+        out[name] = config_type()
     return out
+
+
+def chapters() -> dict[str, tuple[type, Callable[..., dict[str, Any]]]]:
+    """The report's chapters (not claims: data a reader compares, no verdict), by name: (configuration type,
+    the function of a configuration and a progress callback that computes the chapter). A profile runs a chapter
+    when its ``experiments`` key names it."""
+    from linrnn.families.chapter import ChapterConfig, families_chapter
+
+    return {"families": (ChapterConfig, families_chapter)}
 
 
 def _family_alpha(value: Any) -> float:
@@ -211,6 +224,10 @@ def _apply(backend: str, model: Any, sections: dict[str, Any], tables: Mapping[s
             backend = over
         elif section == "family_alpha":
             extra["family_alpha"] = _family_alpha(over)
+        elif section == "experiments":
+            if not (isinstance(over, list) and over and all(isinstance(x, str) for x in over)):
+                raise UsageError(f"experiments must be a non-empty list of experiment names, got {over!r}")
+            extra["experiments"] = tuple(over)
         elif section == "model":
             if isinstance(over, Mapping) and "family" in over:  # the family first: its spec class takes the keys
                 from linrnn.families import as_family
@@ -227,7 +244,7 @@ def _apply(backend: str, model: Any, sections: dict[str, Any], tables: Mapping[s
                 extra.setdefault("explicit_alpha", set()).add(section)
         else:
             raise UsageError(f"unknown section [{section}] in the configuration; known sections: "
-                             f"{', '.join(sorted(['model', *sections]))} (and the keys backend, family_alpha)")
+                             f"{', '.join(sorted(['model', *sections]))} (and the keys backend, family_alpha, experiments)")
     return backend, model
 
 
@@ -255,7 +272,8 @@ def resolve_config(profile: str, overrides: Mapping[str, Any] | None = None) -> 
                          f"({', '.join(own) or 'none'}) run in every report: choose a dense family")
     return SuiteConfig(profile=profile, backend=backend, model=model, sections=sections,
                        family_alpha=extra.get("family_alpha", FAMILY_ALPHA),
-                       explicit_alpha=frozenset(extra.get("explicit_alpha", ())))
+                       explicit_alpha=frozenset(extra.get("explicit_alpha", ())),
+                       experiments=extra.get("experiments"))
 
 
 def with_family_alpha(cfg: SuiteConfig, claims: Sequence[str]) -> SuiteConfig:
@@ -571,7 +589,24 @@ def experiments() -> dict[str, Callable[[Context], dict[str, Any]]]:
     out: dict[str, Callable[[Context], dict[str, Any]]] = {"derivation": experiment_derivation}
     for name, claim in REGISTRY.items():
         out[name] = _claim_experiment(claim)
+    for name in chapters():
+        out[name] = _chapter_experiment(name)
     return out
+
+
+def default_experiments() -> list[str]:
+    """What a profile without an ``experiments`` key runs: the derivation and every claim (no chapter)."""
+    return [name for name in experiments() if name not in chapters()]
+
+
+def _chapter_experiment(name: str) -> Callable[[Context], dict[str, Any]]:
+    """The experiment of a report chapter: its function on the context's configuration section."""
+
+    def run(ctx: Context) -> dict[str, Any]:
+        return {"chapter": chapters()[name][1](ctx.config)}
+
+    run.section = name  # type: ignore[attr-defined]
+    return run
 
 
 # ------------------------------------------------------------------ cache
@@ -635,10 +670,14 @@ def _payload_usable(name: str, payload: Any) -> bool:
                                                                            "figures": {}, "notes": [], "tex": None})
         if not isinstance(device, Mapping):
             return False
-        validate({"schema_version": SCHEMA_VERSION, "tool": {"name": "linrnn-bias", "version": __version__},
-                  "title": TITLE, "created": "", "profile": "", "config": {}, "provenance": {},
-                  "derivation": derivation, "claims": claims, "controls": controls,
-                  "verdict": overall_verdict(claims, controls)})
+        results = {"schema_version": SCHEMA_VERSION, "tool": {"name": "linrnn-bias", "version": __version__},
+                   "title": TITLE, "created": "", "profile": "", "config": {}, "provenance": {},
+                   "derivation": derivation, "claims": claims, "controls": controls,
+                   "verdict": overall_verdict(claims, controls)}
+        chapter_list = _chapters_of({name: payload})
+        if chapter_list:
+            results["chapters"] = chapter_list
+        validate(results)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError):
         return False
     return True
@@ -646,7 +685,8 @@ def _payload_usable(name: str, payload: Any) -> bool:
 
 def _assemble(payloads: Mapping[str, Mapping[str, Any]], derivation: dict[str, Any],
               device: Any = None) -> tuple[dict[str, Any], Any, list[dict[str, Any]], list[dict[str, Any]]]:
-    """(derivation, device, claims, controls) of the results, from the experiments' payloads in report order."""
+    """(derivation, device, claims, controls) of the results, from the experiments' payloads in report order
+    (the chapters: :func:`_chapters_of`)."""
     claims: list[dict[str, Any]] = []
     controls: list[dict[str, Any]] = []
     device = {} if device is None else device
@@ -660,6 +700,11 @@ def _assemble(payloads: Mapping[str, Mapping[str, Any]], derivation: dict[str, A
             claims.append(c)
             controls.extend(ctrls)
     return derivation, device, claims, controls
+
+
+def _chapters_of(payloads: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The report's chapters, from the experiments' payloads in report order."""
+    return [_clean(payload["chapter"]) for payload in payloads.values() if "chapter" in payload]
 
 
 def _cache_write(path: Path, entry: Mapping[str, Any]) -> None:
@@ -767,11 +812,11 @@ def run_report(
     check_target(output, force)
     workers = default_workers() if workers is None else check_workers(workers)
     exps = experiments()
-    if only is not None:
-        unknown = sorted(set(only) - set(exps))
-        if unknown:
-            raise UsageError(f"unknown experiments {', '.join(unknown)}")
-        exps = {k: v for k, v in exps.items() if k in only}
+    chosen = only if only is not None else (cfg.experiments or default_experiments())
+    unknown = sorted(set(chosen) - set(exps))
+    if unknown:
+        raise UsageError(f"unknown experiments {', '.join(unknown)}; known: {', '.join(exps)}")
+    exps = {k: v for k, v in exps.items() if k in chosen}
     from linrnn.families import claims as _claims
 
     _REGISTRY = _claims()
@@ -867,6 +912,9 @@ def _run_locked(out: Path, output: str | os.PathLike[str], exps: Mapping[str, An
         "controls": controls,
         "verdict": overall_verdict(claims, controls),
     }
+    chapter_list = _chapters_of(payloads)
+    if chapter_list:
+        results["chapters"] = chapter_list
     with atomic_dir(output, force=force, locked=True) as tmp:
         provenance["total_seconds"] = round(time.perf_counter() - t_start, 3)
         written = write_report(results, tmp, say)
