@@ -207,6 +207,8 @@ class RingModel:
     spec: Any
     DRAW: ClassVar[tuple[type, str]]
     DERIVATION: ClassVar[str]
+    #: :meth:`kernel` is the mean of the empirical kernels at every width (the units are iid), not only the limit
+    EXACT_AT_EVERY_WIDTH: ClassVar[bool] = True
 
     @property
     def name(self) -> str:
