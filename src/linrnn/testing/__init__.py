@@ -261,6 +261,13 @@ def assert_claim(name: str, model: Any, size: str = TINY, seed: int | None = Non
     return check
 
 
+def describe_model(model: Any) -> str:
+    """``family(field=value, ...)``: a model or specification in one phrase."""
+    from linrnn.testing.draw import describe
+
+    return describe(_spec(model))
+
+
 def calibration() -> dict[str, Any] | None:
     """The committed calibration of the tiny size (``linrnn/testing/calibration_tiny.json``), or None."""
     import importlib.resources
@@ -279,4 +286,4 @@ def bonferroni(family_alpha: float, claims: int) -> float:
 
 __all__ = ["DEFAULT_ALPHA", "SUPPORTED", "ClaimCheck", "ClaimError", "ClaimInconclusive", "DrawCheck",
            "assert_claim", "assert_draw", "bonferroni", "calibration", "check_draw", "claim_config",
-           "derived_seed", "draw_of", "run_claim", "size_table", "sizes", "to_host"]
+           "derived_seed", "describe_model", "draw_of", "run_claim", "size_table", "sizes", "to_host"]
