@@ -53,6 +53,10 @@ def test_wheel_carries_the_layers_and_data(wheel: Path) -> None:
         names = set(z.namelist())
     assert "linrnn/verify/data/co2_weekly.csv" in names
     assert {"linrnn/profiles/quick.toml", "linrnn/profiles/full.toml"} <= names
+    assert {"linrnn/testing/__init__.py", "linrnn/testing/plugin.py", "linrnn/testing/tiny.toml"} <= names
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    with zipfile.ZipFile(wheel) as z:
+        assert "[pytest11]\nlinrnn = linrnn.testing.plugin" in z.read(entry_points).decode()
     for module in ("linrnn/__init__.py", "linrnn/cli.py", "linrnn/core/__init__.py", "linrnn/derive/__init__.py",
                    "linrnn/verify/__init__.py", "linrnn/verify/claims/__init__.py", "linrnn/reports/__init__.py"):
         assert module in names, module

@@ -212,6 +212,8 @@ class RingModel:
     TRAINED: ClassVar[tuple[tuple[str, str], ...]]
     #: the module of the family's training claim (``linrnn verify train`` runs its width sweep), or None
     TRAINING_CLAIM: ClassVar[str | None] = None
+    #: :meth:`kernel` is the mean of the empirical kernels at every width (the units are iid), not only the limit
+    EXACT_AT_EVERY_WIDTH: ClassVar[bool] = True
 
     @property
     def name(self) -> str:
