@@ -16,6 +16,13 @@ them statistically, never bit for bit. The ``array_api_strict`` kind (tests only
 not offered on the command line) runs the same code on the strict reference
 namespace to catch anything outside the standard; it draws with NumPy's generator
 and transfers, so its numbers equal the NumPy backend's for the same seed.
+
+For Python callers (the families' ``init(backend=...)``; not offered on the command line)
+the kinds ``torch`` (PyTorch on the CPU), ``torch:cuda`` (PyTorch on the current CUDA
+device) and ``jax`` (JAX's default device) give arrays of those libraries, through
+``array_api_compat``; like ``array_api_strict`` they draw with NumPy's generator and
+transfer, so a draw equals the NumPy backend's of the same seed. JAX computes in float32
+unless ``jax_enable_x64`` is set: asking for float64 without it is refused in one sentence.
 """
 
 from __future__ import annotations
@@ -34,8 +41,12 @@ __all__ = ["BACKENDS", "DTYPES", "KINDS", "Backend", "array_namespace", "device"
 
 #: Backends offered on the command line.
 BACKENDS = ("auto", "numpy", "cupy")
+#: Kinds for Python callers (arrays of those libraries, drawn with NumPy's generator and transferred).
+FRAMEWORKS = ("torch", "torch:cuda", "jax")
 #: Every kind :func:`get_backend` resolves; ``array_api_strict`` is for the tests.
-KINDS = BACKENDS + ("array_api_strict",)
+KINDS = BACKENDS + ("array_api_strict",) + FRAMEWORKS
+#: The kinds whose numbers come from NumPy's generator on the host and are transferred to the namespace.
+_TRANSFERRED = ("array_api_strict",) + FRAMEWORKS
 DTYPES = ("float64", "float32")
 
 
@@ -61,6 +72,10 @@ def _namespace(name: str) -> Any:
         import array_api_compat.cupy as xp  # type: ignore[no-redef]
     elif name == "array_api_strict":
         import array_api_strict as xp  # type: ignore[no-redef]
+    elif name in ("torch", "torch:cuda"):
+        import array_api_compat.torch as xp  # type: ignore[no-redef]
+    elif name == "jax":
+        import jax.numpy as xp  # type: ignore[no-redef]  # JAX arrays follow the standard themselves
     else:
         raise UsageError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     return xp
@@ -87,6 +102,7 @@ class Backend:
     def __post_init__(self) -> None:
         if self.dtype_name not in DTYPES:
             raise UsageError(f"unknown dtype {self.dtype_name!r}; choose one of {', '.join(DTYPES)}")
+        framework_device = _framework_device(self.name, self.dtype_name) if self.name in FRAMEWORKS else None
         self._xp = _namespace(self.name)
         self.dtype = getattr(self._xp, self.dtype_name)
         if self.name == "cupy":
@@ -94,6 +110,9 @@ class Backend:
 
             self.rng = cupy.random.default_rng(self.seed)
             self.device = cupy.cuda.Device()
+        elif self.name in FRAMEWORKS:
+            self.rng = np.random.default_rng(self.seed)
+            self.device = framework_device
         else:
             self.rng = np.random.default_rng(self.seed)
             self.device = device(self._xp.empty((0,), dtype=self.dtype))
@@ -115,6 +134,8 @@ class Backend:
             return cupy.asnumpy(a)
         if self.name == "array_api_strict" and not isinstance(a, (np.ndarray, np.generic)):
             return np.from_dlpack(a).copy()
+        if self.name.startswith("torch") and not isinstance(a, (np.ndarray, np.generic)):
+            return a.detach().cpu().numpy()
         return np.asarray(a)
 
     def asarray(self, a: Any, dtype: str | None = None) -> Any:
@@ -124,7 +145,7 @@ class Backend:
         """
         xp = self._xp
         dt = self.dtype if dtype is None else getattr(xp, dtype)
-        if self.name == "array_api_strict" and not (is_array_api_obj(a) and array_namespace(a) is xp):
+        if self.name in _TRANSFERRED and not (is_array_api_obj(a) and array_namespace(a) is xp):
             a = np.asarray(a)  # host data: the strict namespace takes buffers, not sequences of arrays
         return xp.asarray(a, dtype=dt, device=self.device)
 
@@ -134,7 +155,7 @@ class Backend:
         out = self.rng.standard_normal(size=shape, dtype=host_dtype)
         if scale != 1.0:
             out *= scale
-        if self.name == "array_api_strict":
+        if self.name in _TRANSFERRED:
             return self._xp.asarray(out, device=self.device)
         return out
 
@@ -142,7 +163,7 @@ class Backend:
         """Independent U[0, 1) entries in the working dtype, on the device."""
         host_dtype = np.dtype(self.dtype_name) if self.name != "cupy" else self.dtype
         out = self.rng.random(size=shape, dtype=host_dtype)
-        if self.name == "array_api_strict":
+        if self.name in _TRANSFERRED:
             return self._xp.asarray(out, device=self.device)
         return out
 
@@ -151,6 +172,10 @@ class Backend:
             import cupy  # type: ignore[import-not-found]
 
             cupy.cuda.Stream.null.synchronize()
+        elif self.name == "torch:cuda":
+            import torch  # type: ignore[import-not-found]
+
+            torch.cuda.synchronize(self.device)
 
     def describe(self) -> dict[str, Any]:
         """Provenance for results files: backend, device and dtype."""
@@ -160,11 +185,35 @@ class Backend:
 
             props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
             info["device"] = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+        elif self.name in ("torch:cuda", "jax"):
+            info["device"] = str(self.device)
         else:
             import platform
 
             info["device"] = platform.processor() or platform.machine()
         return info
+
+
+def _framework_device(name: str, dtype_name: str) -> Any:
+    """The device of a framework kind (module docstring), or one sentence saying why it cannot run here."""
+    if name.startswith("torch"):
+        try:
+            import torch  # type: ignore[import-not-found]
+        except ImportError:
+            raise UsageError(f"the {name} backend needs PyTorch (pip install torch)") from None
+        if name == "torch":
+            return torch.device("cpu")
+        if not torch.cuda.is_available():
+            raise UsageError("the torch:cuda backend was requested but PyTorch sees no CUDA device here")
+        return torch.device("cuda", torch.cuda.current_device())
+    try:
+        import jax  # type: ignore[import-not-found]
+    except ImportError:
+        raise UsageError("the jax backend needs JAX (pip install jax)") from None
+    if dtype_name == "float64" and not jax.config.read("jax_enable_x64"):
+        raise UsageError("JAX computes in float32 unless x64 is enabled: call jax.config.update('jax_enable_x64', "
+                         "True) first, or ask for dtype float32")
+    return jax.devices()[0]
 
 
 def get_backend(name: str = "auto", *, seed: int | None = 0, dtype: str = "float64") -> Backend:

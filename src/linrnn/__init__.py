@@ -13,9 +13,14 @@ __all__ = ["__version__", "family"]
 
 
 def __getattr__(name: str) -> Any:
-    """``linrnn.family`` (:func:`linrnn.families.family`), imported on first use so ``import linrnn`` stays light."""
+    """``linrnn.family`` (:func:`linrnn.families.family`) and the submodule ``linrnn.predict``, imported on first
+    use so ``import linrnn`` stays light."""
     if name == "family":
         from linrnn.families import family
 
         return family
+    if name == "predict":
+        import linrnn.predict
+
+        return linrnn.predict
     raise AttributeError(f"module 'linrnn' has no attribute {name!r}")

@@ -27,7 +27,8 @@ class DenseRNN:
     """A dense linear RNN family's model: its specification ``spec`` and the methods of the neural-tangents triple.
 
     ``init`` draws parameters, ``impulse`` and ``empirical_ntk`` evaluate a draw,
-    ``kernel`` and ``derivation`` are the derived wide-limit objects.
+    ``kernel`` (lag space), ``kernel_fn`` (on sequences) and ``derivation`` are the derived
+    wide-limit objects.
     """
 
     spec: ModelSpec
@@ -82,6 +83,16 @@ class DenseRNN:
         eye_y, eye_x = np.eye(self.spec.n_out), np.eye(self.spec.n_in)
         return {"ntk": np.asarray(limit_lag_ntk(self.spec, lags), dtype=np.float64),
                 "nngp": np.einsum("i,ij,ac,bd->iabjcd", nngp, np.eye(lags), eye_y, eye_x)}
+
+    def kernel_fn(self, x1: Any, x2: Any = None, get: Any = ("nngp", "ntk")) -> Any:
+        """The wide-limit NNGP and NTK of the outputs on batches of sequences x1 (B1, T, n_x), x2 (B2, T, n_x).
+
+        Theta(x, x')[t, t'] = sum_{j,k} x_{t-j} Theta_jk x'_{t'-k} from :meth:`kernel`, shape
+        (B1, B2, T1, T2, n_y, n_y), as neural-tangents' ``kernel_fn`` (:mod:`linrnn.families.kernels`).
+        """
+        from linrnn.families.kernels import kernel_fn
+
+        return kernel_fn(self, x1, x2, get)
 
     def derivation(self) -> Any:
         """The derivation of the lag weights for this family and parameterization (SymPy steps and closed forms)."""

@@ -196,8 +196,8 @@ class DiagonalDraw:
 
 @dataclass(frozen=True)
 class RingModel:
-    """What the diagonal families' models share: ``name``, ``kernel``, ``unit_kernel``, ``derivation`` (from the
-    derived unit kernel) and the check of a draw.
+    """What the diagonal families' models share: ``name``, ``kernel``, ``kernel_fn``, ``unit_kernel``,
+    ``derivation`` (from the derived unit kernel) and the check of a draw.
 
     A subclass sets ``DRAW`` (its draw class, with the article the sentences use),
     ``DERIVATION`` (the module whose ``kernel_derivation(radial_law)`` derives its unit kernel)
@@ -228,6 +228,16 @@ class RingModel:
 
         K = kernel_matrices(self.unit_kernel(radial_law), self.spec, check_size("lags", lags))
         return {name: full_layout(K[name], self.spec.n_out, self.spec.n_in) for name in ("ntk", "nngp")}
+
+    def kernel_fn(self, x1: Any, x2: Any = None, get: Any = ("nngp", "ntk")) -> Any:
+        """The NNGP and NTK of the outputs on batches of sequences x1 (B1, T, n_x), x2 (B2, T, n_x).
+
+        Theta(x, x')[t, t'] = sum_{j,k} x_{t-j} Theta_jk x'_{t'-k} from :meth:`kernel`, shape
+        (B1, B2, T1, T2, n_y, n_y), as neural-tangents' ``kernel_fn`` (:mod:`linrnn.families.kernels`).
+        """
+        from linrnn.families.kernels import kernel_fn
+
+        return kernel_fn(self, x1, x2, get)
 
     def unit_kernel(self, radial_law: str = "area") -> Any:
         """The derived closed forms (:class:`linrnn.families.diagonal.derivation.UnitKernel`)."""
