@@ -165,7 +165,7 @@ def design_of(config: Config) -> Any:
 
 
 def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memory: int,
-                  values: Any = None, draw: Any = None) -> dict[str, Any]:
+                  values: Any = None, draw: Any = None, bytes_per_draw: Any = None) -> dict[str, Any]:
     """Per tested value: mean, sd, skewness over ``replicas`` draws at width n.
 
     ``values(theta, L)`` maps a chunk's lag NTK (r, lags, n_y, n_x, lags, n_y, n_x) and
@@ -178,16 +178,20 @@ def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memo
 
     ``draw(be, n, first, count)``, where given, replaces the dense draws: it returns the
     (count, k) host float64 values of draws ``first .. first + count - 1`` at width n
-    (a family whose model is not a dense RNN supplies its own sampler), in chunks as above.
+    (a family whose model is not a dense RNN supplies its own sampler), in chunks as above;
+    ``bytes_per_draw(n)``, where given, is its draws' peak bytes, which size the chunks (else
+    the dense engine's estimate, :func:`linrnn.verify.montecarlo.bytes_per_draw`).
     """
     import numpy as np
 
     from linrnn.verify.draws import DrawMaker
-    from linrnn.verify.montecarlo import bytes_per_draw, chunk_size
+    from linrnn.verify.montecarlo import bytes_per_draw as dense_bytes
+    from linrnn.verify.montecarlo import chunk_size
     from linrnn.verify.ntk import lag_ntk_and_impulse
 
     values = diagonal_values if values is None else values
-    per_draw = bytes_per_draw(n, spec.n_in, spec.n_out, lags, be.itemsize, 0)
+    per_draw = (dense_bytes(n, spec.n_in, spec.n_out, lags, be.itemsize, 0) if bytes_per_draw is None
+                else bytes_per_draw(n))
     chunk = chunk_size(per_draw, max_memory, replicas, be.name, n=n)
     rows = []
     done = 0
@@ -239,7 +243,8 @@ class SmallWidthTest:
     arrays of ``len(entries)``); ``control_id``, ``control_name``: the control's id and
     what it is (the sizing sentence names it); ``draw(be, n, first, count)``: where
     given, the per-draw values of a family's own sampler (``values`` is then unused;
-    see :func:`_draw_moments`), else the dense RNN draws of the model.
+    see :func:`_draw_moments`), else the dense RNN draws of the model; ``bytes_per_draw(n)``: where
+    given, one such draw's peak bytes at width n (the chunks' size).
     """
 
     entries: tuple[str, ...]
@@ -249,6 +254,7 @@ class SmallWidthTest:
     control_id: str
     control_name: str
     draw: Any = None
+    bytes_per_draw: Any = None
 
 
 def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int = 0, backend: Any = "numpy",
@@ -294,7 +300,7 @@ def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int
     needs: dict[int, dict[str, float]] = {}
     for k, n in enumerate(widths):
         pbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 11))
-        p = _draw_moments(pbe, model, n, L, config.pilot, memory, test.values, test.draw)
+        p = _draw_moments(pbe, model, n, L, config.pilot, memory, test.values, test.draw, test.bytes_per_draw)
         skew_up = np.abs(p["skew"]) * 1.5  # sample skewness of a skewed law runs low: a margin
         needs[n] = {"control": control_need(n, p["sd"], config.pilot - 1, design_.power),
                     "skewness": float(np.max((skew_up / config.max_skew) ** 2))}
@@ -315,7 +321,7 @@ def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int
         z, zc, thr, rows = [], [], [], []
         for i, (n, r) in enumerate(per_width(k).items()):
             sbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 12 + stage * FURTHER_OFFSET))
-            mom = _draw_moments(sbe, model, n, L, r, memory, test.values, test.draw)
+            mom = _draw_moments(sbe, model, n, L, r, memory, test.values, test.draw, test.bytes_per_draw)
             se = mom["sd"] / math.sqrt(r)
             t = _threshold(t_isf(a_entry, r - 1.0), mom["skew"], r)
             with np.errstate(invalid="ignore", divide="ignore"):

@@ -29,6 +29,7 @@ import numpy as np
 from linrnn.core.errors import UsageError
 from linrnn.core.validate import check_size
 from linrnn.families.diagonal.spec import DiagonalSpec
+from linrnn.verify.kernel_check import Control
 
 
 def complex_dtype(xp: Any, real: Any) -> Any:
@@ -194,6 +195,23 @@ class DiagonalDraw:
     spec: DiagonalSpec
 
 
+def _radius(model: Any, lags: int) -> dict[str, np.ndarray]:
+    return model.kernel(lags, radial_law="radius")
+
+
+def _forced_diagonal(model: Any, lags: int) -> dict[str, np.ndarray]:
+    k = model.kernel(lags)
+    mask = np.eye(lags)[:, None, None, :, None, None]
+    return {name: k[name] * mask for name in ("ntk", "nngp")}
+
+
+#: The negative controls of every diagonal family's kernels (:class:`linrnn.verify.kernel_check.Control`).
+RING_CONTROLS = (
+    Control("radius", "the kernels derived with |lambda| uniform on [r_min, r_max] (instead of |lambda|^2)", _radius),
+    Control("forced_diagonal", "the derived kernels with every entry j != k set to 0", _forced_diagonal),
+)
+
+
 @dataclass(frozen=True)
 class RingModel:
     """What the diagonal families' models share: ``name``, ``kernel``, ``unit_kernel``, ``derivation`` (from the
@@ -207,10 +225,30 @@ class RingModel:
     spec: Any
     DRAW: ClassVar[tuple[type, str]]
     DERIVATION: ClassVar[str]
+    #: What makes every control differ from the theory (the remedy of a refused setting).
+    CONTROL_REMEDY: ClassVar[str] = ("choose r_min < r_max and a theta_max at which the lags correlate (not a "
+                                     "multiple of pi)")
 
     @property
     def name(self) -> str:
         return self.spec.family
+
+    def kernel_controls(self) -> tuple[Control, ...]:
+        """The negative controls of :meth:`kernel` (:mod:`linrnn.verify.kernel_check`): the wrong radial law and
+        the kernels forced diagonal (a family adds its own)."""
+        return RING_CONTROLS
+
+    def describe_law(self) -> str:
+        """The initialisation law's settings, as a refusal names them."""
+        s = self.spec
+        return f"r_min = {s.r_min:g}, r_max = {s.r_max:g}, theta_max = {s.theta_max:g}"
+
+    def bytes_per_draw(self, width: int, lags: int) -> int:
+        """Peak bytes of one draw's lag NTK and impulse response: the powers, gradients and their products
+        (complex, (L n_y n_x) x n, a few copies) and the lag NTK (L n_y n_x)^2, float64 and complex128; never an
+        n x n array."""
+        m = lags * self.spec.n_in * self.spec.n_out
+        return 16 * (8 * m * width + 2 * m * m) + 16 * width * (self.spec.n_in + self.spec.n_out + 4)
 
     def kernel(self, lags: int, radial_law: str = "area") -> dict[str, np.ndarray]:
         """The derived lag NTK and NNGP, float64, in the layout of :meth:`empirical_ntk` (exact at every width).

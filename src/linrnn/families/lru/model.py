@@ -18,8 +18,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from linrnn.core.validate import check_size
-from linrnn.families.diagonal.model import RingModel, as_complex, draw_ring, lag_index, powers, unit_impulse, unit_ntk
+from linrnn.families.diagonal.model import (
+    RING_CONTROLS, RingModel, as_complex, draw_ring, lag_index, powers, unit_impulse, unit_ntk,
+)
 from linrnn.families.lru.spec import LRUSpec
+from linrnn.verify.kernel_check import Control
+
+#: The LRU's real parameters' multipliers (the factor 1/2 of the control ``no_half``).
+REAL_MULTIPLIERS = ("lr_gamma", "lr_nu", "lr_theta")
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,21 @@ class LRUDraw:
         return as_complex(rho * xp.cos(phi), rho * xp.sin(phi))
 
 
+def _no_half(model: Any, lags: int) -> dict[str, Any]:
+    import dataclasses
+
+    spec = model.spec
+    doubled = type(model)(dataclasses.replace(spec, **{m: 2 * getattr(spec, m) for m in REAL_MULTIPLIERS}))
+    return {"ntk": doubled.kernel(lags)["ntk"], "nngp": model.kernel(lags)["nngp"]}
+
+
+#: The LRU's negative controls: the diagonal families' and the kernel without the factor 1/2 of the real parameters
+#: (what treating them as the complex ones would give: E Re(A_j) Re(A_k) = Re E[A_j conj A_k] / 2 for circular c,
+#: b), i.e. the derived kernel with their multipliers doubled.
+CONTROLS = (*RING_CONTROLS, Control("no_half", "the lag NTK without the factor 1/2 of the real parameters "
+                                               "gamma_log, nu_log, theta_log", _no_half))
+
+
 @dataclass(frozen=True)
 class LRURNN(RingModel):
     """The LRU family's model: ``init``, ``impulse``, ``empirical_ntk``, ``kernel``, ``derivation``."""
@@ -49,6 +70,10 @@ class LRURNN(RingModel):
     spec: LRUSpec
     DRAW: ClassVar[tuple[type, str]] = (LRUDraw, "an")
     DERIVATION: ClassVar[str] = "linrnn.families.lru.derivation"
+
+    def kernel_controls(self) -> tuple[Control, ...]:
+        """The diagonal families' controls and ``no_half`` (:data:`CONTROLS`)."""
+        return CONTROLS
 
     def init(self, *, width: int, seed: int | None = 0, backend: Any = "numpy", batch: int | None = None) -> LRUDraw:
         """One draw at width ``width`` (or ``batch`` draws on a leading axis), the ring law of
