@@ -6,7 +6,8 @@ is no finite-width bias to allow for. :func:`run_kernel_check` tests that, for a
 object with
 
 * ``spec`` (``family``, ``n_in``, ``n_out``), ``init(width=, backend=, batch=)``,
-  ``impulse(params, lags)``, ``empirical_ntk(params, lags)``, ``kernel(lags)`` (the derived
+  ``impulse(params, lags)``, ``empirical_ntk(params, lags)`` (or both at once,
+  ``empirical_ntk_and_impulse``, where the model has it), ``kernel(lags)`` (the derived
   ``{"ntk", "nngp"}`` in the lag-NTK layout);
 * ``kernel_controls()``: the family's negative controls (:class:`Control`: a wrong theory
   each, which must be rejected);
@@ -76,28 +77,34 @@ def sampler(model: Any, lags: int) -> Callable[[Any, int, int, int], Any]:
     from linrnn.verify.montecarlo import stream_seed
 
     iu = np.triu_indices(lags)
+    both = getattr(model, "empirical_ntk_and_impulse", None)
 
     def draw(be: Any, n: int, first: int, count: int) -> Any:
         sbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 1000 + first))
         params = model.init(width=n, backend=sbe, batch=count)
-        theta = np.asarray(be.to_numpy(model.empirical_ntk(params, lags)), dtype=np.float64)[:, :, 0, 0, :, 0, 0]
-        L = np.asarray(be.to_numpy(model.impulse(params, lags)), dtype=np.float64)[:, :, 0, 0]
+        if both is not None:  # one pass over the draw's powers
+            theta, L = both(params, lags)
+        else:
+            theta, L = model.empirical_ntk(params, lags), model.impulse(params, lags)
+        theta = np.asarray(be.to_numpy(theta), dtype=np.float64)[:, :, 0, 0, :, 0, 0]
+        L = np.asarray(be.to_numpy(L), dtype=np.float64)[:, :, 0, 0]
         nngp = L[:, :, None] * L[:, None, :]
         return np.concatenate([theta[:, iu[0], iu[1]], nngp[:, iu[0], iu[1]]], axis=1)
 
     return draw
 
 
-def check_controls(model: Any, lags: int, controls: Sequence[Control], where: str) -> None:
+def check_controls(model: Any, lags: int, controls: Sequence[Control], where: str,
+                   values: tuple[Any, dict[str, Any]] | None = None) -> None:
     """Refuse (one sentence naming ``where``, the setting as the user wrote it) a setting where some control equals
-    the theory at every tested entry."""
+    the theory at every tested entry; ``values``: the theory's and the controls' :func:`triangles`, where known."""
     import numpy as np
 
     from linrnn.core.outcome import untestable
 
-    theory = triangles(model.kernel(lags), lags)
+    theory, others = values if values is not None else (triangles(model.kernel(lags), lags), {})
     for control in controls:
-        other = triangles(control.kernels(model, lags), lags)
+        other = others[control.id] if control.id in others else triangles(control.kernels(model, lags), lags)
         if np.allclose(other, theory, rtol=1e-12, atol=1e-12 * float(np.max(np.abs(theory)))):
             raise untestable(f"{where} with {model.describe_law()}", f"the {model.spec.family} family's kernels",
                              f"the negative control {control.id!r} ({control.statement}) equals the derived kernels "
@@ -323,7 +330,8 @@ class KernelCheck:
 
 def run_kernel_check(config: Any, model: Any, controls: Sequence[Control] | None = None, *, id_prefix: str,
                      seed: int = 0, backend: Any = "numpy", dtype: str = "float64", progress: Any = None,
-                     chunk_by_model: bool = True, flags: dict[str, Any] | None = None) -> KernelCheck:
+                     chunk_by_model: bool = True, flags: dict[str, Any] | None = None,
+                     where: str | None = None) -> KernelCheck:
     """Test the model's derived kernels at ``config.widths`` (module docstring), one run per control.
 
     ``config``: the fields of :class:`linrnn.verify.claims.finite_width.SmallWidthConfig`; ``controls``: default
@@ -331,6 +339,7 @@ def run_kernel_check(config: Any, model: Any, controls: Sequence[Control] | None
     ``progress(fraction, note)`` or None. ``chunk_by_model``: chunks of draws sized by the model's own
     ``bytes_per_draw`` (no n x n term); False keeps the dense engine's estimate, which the diagonal families'
     claims were first run with (their chunks seed the draws, so their numbers at a seed stay as they were).
+    ``where``: refuse first (:func:`check_controls`, naming it) a setting where a control equals the theory.
     """
     from linrnn.verify.backend import Backend, get_backend
     from linrnn.verify.claims.finite_width import SmallWidthTest, run_small_widths
@@ -347,10 +356,11 @@ def run_kernel_check(config: Any, model: Any, controls: Sequence[Control] | None
     per_draw = (lambda n: model.bytes_per_draw(n, L)) if chunk_by_model else None
     run_config = dataclasses.replace(config, alpha=config.alpha / len(controls))
     runs: dict[str, dict[str, Any]] = {}
-    values: dict[str, Any] = {}
+    values = {control.id: triangles(control.kernels(model, L), L) for control in controls}
+    if where is not None:
+        check_controls(model, L, controls, where, (theory, values))
     for idx, control in enumerate(controls):
-        ctrl = triangles(control.kernels(model, L), L)
-        values[control.id] = ctrl
+        ctrl = values[control.id]
         test = SmallWidthTest(entries=names, values=None, theory={n: theory for n in widths},
                               control={n: ctrl for n in widths}, control_id=f"{id_prefix}:{control.id}",
                               control_name=control.statement, draw=draw, bytes_per_draw=per_draw)
@@ -371,22 +381,32 @@ class KernelCheckConfig(SmallWidthConfig):
 
     SECTION: ClassVar[str] = "verify ntk"
     LAGS: ClassVar[tuple[int, int, str]] = (2, 256, " (the L (L + 1) entries tested per width)")
+    ONE_WIDTH: ClassVar[bool] = True
 
     widths: tuple[int, ...] = (1024,)
     lags: int = 16
-    pilot: int = 32
-    min_replicas: int = 64
+    pilot: int = 8
+    min_replicas: int = 16
     max_replicas: int = 4096
-    max_skew: float = 0.05
+    max_skew: float | None = None
     max_memory: str | int = "4GB"
 
 
 def verify_kernel(model: Any, widths: Sequence[int], *, lags: int, replicas: int, pilot: int, max_replicas: int,
-                  max_skew: float, alpha: float, max_memory: int, seed: int = 0, backend: Any = "numpy",
+                  max_skew: float | None, alpha: float, max_memory: int, seed: int = 0, backend: Any = "numpy",
                   dtype: str = "float64", progress: bool = True, flags: dict[str, Any] | None = None) -> KernelCheck:
     """``linrnn verify ntk`` for a model whose derived kernels are exact at every width (its specification's
     ``exact_at_every_width``): the settings checked in one sentence each (naming the flag), then
-    :func:`run_kernel_check` at ``widths``, each with ``model.kernel_controls()``."""
+    :func:`run_kernel_check` at ``widths`` with ``model.kernel_controls()``.
+
+    Unlike the claims, whose small widths make thousands of draws cheap, the design here is sized
+    as the dense ``verify ntk``'s, for power against the controls (which at large widths a few
+    draws give: the lag NTK of one draw is a mean over its n units), not for the skewness of the
+    tested means unless ``max_skew`` is given: the NNGP values L_j L_k of one draw are products of
+    nearly Gaussian numbers at every width (skewness near 2.8 on the diagonal), so a bound of 0.05
+    would ask for thousands of draws whatever n. The Cornish-Fisher term still widens each
+    threshold by its entry's sample skewness.
+    """
     from linrnn.core.validate import check_size, format_bytes
     from linrnn.verify.progress import Progress
 
@@ -401,12 +421,13 @@ def verify_kernel(model: Any, widths: Sequence[int], *, lags: int, replicas: int
     if not lo <= lags <= hi:
         raise UsageError(f"--lags must be between {lo} and {hi} for the {model.spec.family} family (every entry "
                          f"j <= k is tested; at lag 0 alone no control differs from the theory), got {lags}")
-    if pilot < 16:
-        raise UsageError(f"--pilot must be at least 16 for the {model.spec.family} family (the pilot estimates each "
-                         f"entry's skewness), got {pilot}")
+    least = 16 if max_skew is not None else 4
+    if pilot < least:
+        raise UsageError(f"--pilot must be at least {least} for the {model.spec.family} family (the pilot estimates "
+                         f"each entry's {'skewness' if max_skew is not None else 'standard deviation'}), got {pilot}")
     if not 2 <= replicas <= max_replicas:
         raise UsageError(f"--replicas must be at least 2 and at most --max-replicas ({max_replicas}), got {replicas}")
-    if not 0 < max_skew < 1:
+    if max_skew is not None and not 0 < max_skew < 1:
         raise UsageError(f"--max-skew must lie strictly between 0 and 1, got {max_skew}")
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha must lie strictly between 0 and 1, got {alpha!r}")
@@ -417,7 +438,6 @@ def verify_kernel(model: Any, widths: Sequence[int], *, lags: int, replicas: int
     config = KernelCheckConfig(widths=ws, lags=lags, pilot=pilot, min_replicas=replicas, max_replicas=max_replicas,
                                max_skew=max_skew, alpha=alpha, max_memory=max_memory)
     controls = tuple(model.kernel_controls())
-    check_controls(model, lags, controls, f"--lags = {lags}")
     with Progress(1.0, "verify ntk", enabled=progress) as bar:
         done = [0.0]
 
@@ -427,4 +447,4 @@ def verify_kernel(model: Any, widths: Sequence[int], *, lags: int, replicas: int
                 done[0] = fraction
 
         return run_kernel_check(config, model, controls, id_prefix="verify_ntk", seed=seed, backend=backend,
-                                dtype=dtype, progress=advance, flags=flags)
+                                dtype=dtype, progress=advance, flags=flags, where=f"--lags = {lags}")

@@ -21,7 +21,7 @@ Design (:mod:`linrnn.verify.design`, group-sequential): a pilot of ``pilot`` fre
 per width estimates each entry's sd and skewness; the main stage draws, per width, the
 most of (i) ``min_replicas``, (ii) the replicas for power 0.999 against the control at
 the entry where it is easiest to see, and (iii) ``(g_upper / max_skew)^2`` so that the
-skewness of every tested mean stays below ``max_skew`` (where the correction above is
+skewness of every tested mean stays below ``max_skew`` (None: no such bound; where the correction above is
 accurate), capped by ``max_replicas``. The main stage's draws are new. Where the claim
 passes there but the control is not rejected, a further stage of fresh draws (new seed
 streams at every width) is sized the same way on the main stage's own sd, within
@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 from linrnn.core.errors import UsageError
 from linrnn.core.configure import set_fields
-from linrnn.core.validate import check_widths
+from linrnn.core.validate import check_size, check_widths
 from linrnn.verify.claims.base import Claim, ClaimResult, Progress, result_config
 
 SECTION = "finite_width"
@@ -57,27 +57,32 @@ class SmallWidthConfig:
 
     SECTION: ClassVar[str] = SECTION
     LAGS: ClassVar[tuple[int, int, str]] = (1, 16, " (the exact engine's reach)")
+    #: whether one width is enough (else at least two different ones)
+    ONE_WIDTH: ClassVar[bool] = False
 
     widths: tuple[int, ...] = (4, 8, 16, 32)
     lags: int = 4
     pilot: int = 256
     min_replicas: int = 1024
     max_replicas: int = 131072
-    max_skew: float = 0.05
+    max_skew: float | None = 0.05
     alpha: float = 1e-3
     max_memory: str | int = "1GB"
 
     def __post_init__(self) -> None:
         s, (lo, hi, why) = self.SECTION, self.LAGS
-        set_fields(self, widths=check_widths(self.widths))
+        set_fields(self, widths=tuple(sorted({check_size(f"{s}.widths", w) for w in self.widths}))
+                   if self.ONE_WIDTH and self.widths else check_widths(self.widths))
         if not lo <= self.lags <= hi:
             raise UsageError(f"{s}.lags must be between {lo} and {hi}{why}, got {self.lags}")
-        if self.pilot < 16:
-            raise UsageError(f"{s}.pilot must be at least 16 (skewness estimates), got {self.pilot}")
+        least = 16 if self.max_skew else 4  # the skewness bound needs skewness estimates; else sds only
+        if self.pilot < least:
+            raise UsageError(f"{s}.pilot must be at least {least} ({'skewness' if self.max_skew else 'sd'} "
+                             f"estimates), got {self.pilot}")
         if not 2 <= self.min_replicas <= self.max_replicas:
             raise UsageError(f"{s} needs 2 <= min_replicas <= max_replicas, got "
                              f"{self.min_replicas} and {self.max_replicas}")
-        if not 0 < self.max_skew < 1:
+        if self.max_skew is not None and not 0 < self.max_skew < 1:
             raise UsageError(f"{s}.max_skew must lie in (0, 1), got {self.max_skew}")
         if not 0 < self.alpha < 1:
             raise UsageError(f"{s}.alpha must lie in (0, 1), got {self.alpha}")
@@ -303,7 +308,7 @@ def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int
         p = _draw_moments(pbe, model, n, L, config.pilot, memory, test.values, test.draw, test.bytes_per_draw)
         skew_up = np.abs(p["skew"]) * 1.5  # sample skewness of a skewed law runs low: a margin
         needs[n] = {"control": control_need(n, p["sd"], config.pilot - 1, design_.power),
-                    "skewness": float(np.max((skew_up / config.max_skew) ** 2))}
+                    "skewness": float(np.max((skew_up / config.max_skew) ** 2)) if config.max_skew else 0.0}
         if progress is not None:
             progress(0.2 * (k + 1) / len(widths), f"pilot n={n}")
     # the control is rejected when any entry at any width is: the easiest width decides its size, the same at every
@@ -390,8 +395,11 @@ def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int
         "needed_control_per_width": {str(n): _finite_int(needs[n]["control"]) for n in widths},
         "needed_skewness": {str(n): _finite_int(needs[n]["skewness"]) for n in widths},
         "sizing": f"a pilot of {config.pilot} fresh draws per width sized each width's main stage for power "
-                  f"{dsg.POWER:g} against {test.control_name} and for a skewness of every tested mean below "
-                  f"{config.max_skew:g}, at least {config.min_replicas}, at most {config.max_replicas}"
+                  f"{dsg.POWER:g} against {test.control_name}"
+                  + (f" and for a skewness of every tested mean below {config.max_skew:g}" if config.max_skew else
+                     " (not for the skewness of the tested means: no bound asked; the Cornish-Fisher term widens "
+                     "each threshold by its entry's sample skewness)")
+                  + f", at least {config.min_replicas}, at most {config.max_replicas}"
                   + (f"; the control left undecided got a further stage of fresh draws ("
                      + "; ".join(", ".join(f"n={n}: {v}" for n, v in s.items()) for s in sizes[1:])
                      + "), sized on the main stage's own sd and tested alone" if n_stages > 1 else "")
