@@ -151,3 +151,18 @@ def test_the_claims_statistics_at_seed_0_are_those_of_their_first_version(name: 
     assert res.verdict == "pass" and res.statistic["value"] == pytest.approx(stat, rel=1e-12, abs=0)
     assert res.statistic["per_run"] == pytest.approx(per_run, rel=1e-12, abs=0)
     assert [c["statistic"]["value"] for c in res.controls] == pytest.approx(controls, rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize("family", ["diagonal", "lru"])
+def test_the_one_channel_products_in_the_array_api_strict_namespace(family: str) -> None:
+    """The fast path (real views and in-place products on NumPy) and its Array API form give the same numbers."""
+    from linrnn.verify.backend import get_backend
+
+    model = linrnn.family(family, r_min=0.2, r_max=0.95)
+    strict = model.init(width=6, backend=get_backend("array_api_strict", seed=1), batch=2)
+    plain = model.init(width=6, seed=1, batch=2)
+    be = get_backend("array_api_strict")
+    theta, L = model.empirical_ntk_and_impulse(strict, 5)
+    assert np.allclose(be.to_numpy(theta), model.empirical_ntk(plain, 5), rtol=1e-13, atol=0)
+    assert np.allclose(be.to_numpy(L), model.impulse(plain, 5), rtol=1e-13, atol=1e-16)
+    assert np.allclose(be.to_numpy(model.empirical_ntk(strict, 5)), be.to_numpy(theta), rtol=1e-13, atol=0)
