@@ -8,7 +8,8 @@ sizes; the issue's target is that the empirical NTK costs within 2x of it
 
 Cases ``diagonal_ntk`` and ``lru_ntk``: n = 4096, L = 256 (quick: n = 512, L = 64), best of
 several runs after a warm-up, in one process, the subject and the baseline one after the
-other. Run: ``python benchmarks/bench_diagonal.py [--quick]``; the harness
+other; ``detail.one_blas_thread``: the same pair with one BLAS thread (the NTK's elementwise
+work runs on one core either way). Run: ``python benchmarks/bench_diagonal.py [--quick]``; the harness
 (``benchmarks/run.py``) calls :func:`cases`.
 """
 
@@ -28,6 +29,7 @@ import harness  # noqa: E402
 
 def cases(quick: bool = False) -> list[dict[str, Any]]:
     import linrnn
+    from linrnn.verify.threads import blas_threads
 
     n, L = (512, 64) if quick else (4096, 256)
     repeats = 3 if quick else 5
@@ -35,14 +37,19 @@ def cases(quick: bool = False) -> list[dict[str, Any]]:
     A = rng.standard_normal((L, n)) + 1j * rng.standard_normal((L, n))
     B = rng.standard_normal((n, L)) + 1j * rng.standard_normal((n, L))
     base, _ = harness.best_time(lambda: A @ B, repeats)
+    with blas_threads(1):  # the same pair with one BLAS thread: a shared machine's spinning threads left out
+        base1, _ = harness.best_time(lambda: A @ B, repeats)
     out = []
     for name in ("diagonal", "lru"):
         model = linrnn.family(name)
         params = model.init(width=n, seed=1)
         t, theta = harness.best_time(lambda: model.empirical_ntk(params, L), repeats)
+        with blas_threads(1):
+            t1, _ = harness.best_time(lambda: model.empirical_ntk(params, L), repeats)
         theta = np.asarray(theta).reshape(L, L)
         detail = {"n": n, "lags": L, "symmetric": bool(np.allclose(theta, theta.T)),
-                  "finite": bool(np.all(np.isfinite(theta)))}
+                  "finite": bool(np.all(np.isfinite(theta))),
+                  "one_blas_thread": {"subject": t1, "baseline": base1, "ratio": base1 / t1}}
         out.append(harness.case(f"{name}_ntk", subject=f"{name} empirical lag NTK (one draw)",
                                 baseline="one complex (L x n) @ (n x L) product", seconds={"subject": t, "baseline": base},
                                 target=0.5, command=f"python benchmarks/bench_diagonal.py{' --quick' if quick else ''}",

@@ -184,9 +184,9 @@ def test_derive_kernel_prints_the_family_kernel() -> None:
     assert got["ntk"][0][0] == 2.0 and abs(got["ntk"][0][1]) > 0.1  # eta_C + eta_F at lag 0; not diagonal
 
 
-@pytest.mark.parametrize("command", [["verify", "ntk"], ["derive", "weights"],
-                                     ["derive", "finite-width"]])  # derive latex prints any family's derivation;
-# verify train runs the family's training claim (tests/test_family_training.py)
+@pytest.mark.parametrize("command", [["derive", "weights"], ["derive", "finite-width"]])
+# derive latex prints any family's derivation; verify train runs its training claim (tests/test_family_training.py);
+# verify ntk checks its kernels (tests/test_verify_ntk_family.py)
 def test_the_dense_commands_refuse_the_family_in_one_sentence(command: list) -> None:
     out = _linrnn(*command, "--family", "diagonal")
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0, out.stderr
@@ -207,7 +207,8 @@ def test_the_flags_of_the_ring_law_belong_to_the_diagonal_families() -> None:
 
 
 def test_the_one_channel_fast_path_equals_the_general_layout() -> None:
-    """scalar_ntk (two weighted Grams, the lambda part by a shifted Gram) against unit_ntk with the derivative array."""
+    """scalar_ntk (two real Grams of [Re P, Im P], the lambda part shifted by one lag) against unit_ntk with the
+    derivative array."""
     import numpy as np
 
     import linrnn

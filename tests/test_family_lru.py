@@ -111,5 +111,5 @@ def test_derive_kernel_and_the_refusals() -> None:
     got = json.loads(out.stdout)
     model = linrnn.family("lru", r_min=0.9, r_max=1.0)
     assert got["family"] == "lru" and np.allclose(got["ntk"], model.kernel(6)["ntk"][:, 0, 0, :, 0, 0], rtol=1e-15)
-    bad = _linrnn("verify", "ntk", "--family", "lru", "--lags", "4")
+    bad = _linrnn("verify", "train", "--family", "lru")  # verify ntk checks it: tests/test_verify_ntk_family.py
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "lru" in bad.stderr

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from linrnn.core.errors import UsageError
 from linrnn.core.configure import set_fields
-from linrnn.core.validate import check_widths
+from linrnn.core.validate import check_size, check_widths
 from linrnn.verify.claims.base import Progress
 
 
@@ -34,27 +34,32 @@ class SmallWidthConfig:
 
     SECTION: ClassVar[str] = "small_widths"
     LAGS: ClassVar[tuple[int, int, str]] = (1, 16, "")
+    #: whether one width is enough (else at least two different ones)
+    ONE_WIDTH: ClassVar[bool] = False
 
     widths: tuple[int, ...] = (4, 8, 16, 32)
     lags: int = 4
     pilot: int = 256
     min_replicas: int = 1024
     max_replicas: int = 131072
-    max_skew: float = 0.05
+    max_skew: float | None = 0.05
     alpha: float = 1e-3
     max_memory: str | int = "1GB"
 
     def __post_init__(self) -> None:
         s, (lo, hi, why) = self.SECTION, self.LAGS
-        set_fields(self, widths=check_widths(self.widths))
+        set_fields(self, widths=tuple(sorted({check_size(f"{s}.widths", w) for w in self.widths}))
+                   if self.ONE_WIDTH and self.widths else check_widths(self.widths))
         if not lo <= self.lags <= hi:
             raise UsageError(f"{s}.lags must be between {lo} and {hi}{why}, got {self.lags}")
-        if self.pilot < 16:
-            raise UsageError(f"{s}.pilot must be at least 16 (skewness estimates), got {self.pilot}")
+        least = 16 if self.max_skew else 4  # the skewness bound needs skewness estimates; else sds only
+        if self.pilot < least:
+            raise UsageError(f"{s}.pilot must be at least {least} ({'skewness' if self.max_skew else 'sd'} "
+                             f"estimates), got {self.pilot}")
         if not 2 <= self.min_replicas <= self.max_replicas:
             raise UsageError(f"{s} needs 2 <= min_replicas <= max_replicas, got "
                              f"{self.min_replicas} and {self.max_replicas}")
-        if not 0 < self.max_skew < 1:
+        if self.max_skew is not None and not 0 < self.max_skew < 1:
             raise UsageError(f"{s}.max_skew must lie in (0, 1), got {self.max_skew}")
         if not 0 < self.alpha < 1:
             raise UsageError(f"{s}.alpha must lie in (0, 1), got {self.alpha}")
@@ -72,7 +77,7 @@ KEPT_COPIES = 6
 
 
 def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memory: int,
-                  values: Any = None, draw: Any = None) -> dict[str, Any]:
+                  values: Any = None, draw: Any = None, bytes_per_draw: Any = None) -> dict[str, Any]:
     """Per tested value: mean, sd, skewness over ``replicas`` draws at width n.
 
     ``values(theta, L)`` maps a chunk's lag NTK (r, lags, n_y, n_x, lags, n_y, n_x) and
@@ -85,16 +90,20 @@ def _draw_moments(be: Any, spec: Any, n: int, lags: int, replicas: int, max_memo
 
     ``draw(be, n, first, count)``, where given, replaces the dense draws: it returns the
     (count, k) host float64 values of draws ``first .. first + count - 1`` at width n
-    (a family whose model is not a dense RNN supplies its own sampler), in chunks as above.
+    (a family whose model is not a dense RNN supplies its own sampler), in chunks as above;
+    ``bytes_per_draw(n)``, where given, is its draws' peak bytes, which size the chunks (else
+    the dense engine's estimate, :func:`linrnn.verify.montecarlo.bytes_per_draw`).
     """
     import numpy as np
 
     from linrnn.verify.draws import DrawMaker
-    from linrnn.verify.montecarlo import bytes_per_draw, chunk_size
+    from linrnn.verify.montecarlo import bytes_per_draw as dense_bytes
+    from linrnn.verify.montecarlo import chunk_size
     from linrnn.verify.ntk import lag_ntk_and_impulse
 
     values = diagonal_values if values is None else values
-    per_draw = bytes_per_draw(n, spec.n_in, spec.n_out, lags, be.itemsize, 0)
+    per_draw = (dense_bytes(n, spec.n_in, spec.n_out, lags, be.itemsize, 0) if bytes_per_draw is None
+                else bytes_per_draw(n))
     chunk = chunk_size(per_draw, max_memory, replicas, be.name, n=n)
     rows = []
     done = 0
@@ -146,7 +155,8 @@ class SmallWidthTest:
     arrays of ``len(entries)``); ``control_id``, ``control_name``: the control's id and
     what it is (the sizing sentence names it); ``draw(be, n, first, count)``: where
     given, the per-draw values of a family's own sampler (``values`` is then unused;
-    see :func:`_draw_moments`), else the dense RNN draws of the model.
+    see :func:`_draw_moments`), else the dense RNN draws of the model; ``bytes_per_draw(n)``: where
+    given, one such draw's peak bytes at width n (the chunks' size).
     """
 
     entries: tuple[str, ...]
@@ -156,6 +166,7 @@ class SmallWidthTest:
     control_id: str
     control_name: str
     draw: Any = None
+    bytes_per_draw: Any = None
 
 
 def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int = 0, backend: Any = "numpy",
@@ -201,10 +212,10 @@ def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int
     needs: dict[int, dict[str, float]] = {}
     for k, n in enumerate(widths):
         pbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 11))
-        p = _draw_moments(pbe, model, n, L, config.pilot, memory, test.values, test.draw)
+        p = _draw_moments(pbe, model, n, L, config.pilot, memory, test.values, test.draw, test.bytes_per_draw)
         skew_up = np.abs(p["skew"]) * 1.5  # sample skewness of a skewed law runs low: a margin
         needs[n] = {"control": control_need(n, p["sd"], config.pilot - 1, design_.power),
-                    "skewness": float(np.max((skew_up / config.max_skew) ** 2))}
+                    "skewness": float(np.max((skew_up / config.max_skew) ** 2)) if config.max_skew else 0.0}
         if progress is not None:
             progress(0.2 * (k + 1) / len(widths), f"pilot n={n}")
     # the control is rejected when any entry at any width is: the easiest width decides its size, the same at every
@@ -222,7 +233,7 @@ def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int
         z, zc, thr, rows = [], [], [], []
         for i, (n, r) in enumerate(per_width(k).items()):
             sbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 12 + stage * FURTHER_OFFSET))
-            mom = _draw_moments(sbe, model, n, L, r, memory, test.values, test.draw)
+            mom = _draw_moments(sbe, model, n, L, r, memory, test.values, test.draw, test.bytes_per_draw)
             se = mom["sd"] / math.sqrt(r)
             t = _threshold(t_isf(a_entry, r - 1.0), mom["skew"], r)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -291,8 +302,11 @@ def run_small_widths(config: Any, model: Any, test: SmallWidthTest, *, seed: int
         "needed_control_per_width": {str(n): _finite_int(needs[n]["control"]) for n in widths},
         "needed_skewness": {str(n): _finite_int(needs[n]["skewness"]) for n in widths},
         "sizing": f"a pilot of {config.pilot} fresh draws per width sized each width's main stage for power "
-                  f"{dsg.POWER:g} against {test.control_name} and for a skewness of every tested mean below "
-                  f"{config.max_skew:g}, at least {config.min_replicas}, at most {config.max_replicas}"
+                  f"{dsg.POWER:g} against {test.control_name}"
+                  + (f" and for a skewness of every tested mean below {config.max_skew:g}" if config.max_skew else
+                     " (not for the skewness of the tested means: no bound asked; the Cornish-Fisher term widens "
+                     "each threshold by its entry's sample skewness)")
+                  + f", at least {config.min_replicas}, at most {config.max_replicas}"
                   + (f"; the control left undecided got a further stage of fresh draws ("
                      + "; ".join(", ".join(f"n={n}: {v}" for n, v in s.items()) for s in sizes[1:])
                      + "), sized on the main stage's own sd and tested alone" if n_stages > 1 else "")

@@ -75,12 +75,13 @@ def _register_ntk(sub: Any) -> None:
     from linrnn.model_flags import add_model_flags
 
     add_model_flags(p)  # --param, --sigma-w2, ..., --lr-w: one definition for every command
-    p.add_argument("--replicas", type=_int, default=64, metavar="R",
+    p.add_argument("--replicas", type=_int, default=None, metavar="R",
                    help="draws per width in the main stage: the minimum the design may raise, or with --pilot 0 "
-                        "the fixed size (default 64)")
-    p.add_argument("--pilot", type=_int, default=32, metavar="P",
+                        "the fixed size (default 64; 16 for a family whose kernels are exact at every width)")
+    p.add_argument("--pilot", type=_int, default=None, metavar="P",
                    help="fresh pilot draws per width that size the main stage for power 0.999 against every "
-                        "control; 0: no design, exactly --replicas draws (default 32)")
+                        "control; 0: no design, exactly --replicas draws (default 32; 8 for a family whose kernels "
+                        "are exact at every width, at least 4; 16 with --max-skew)")
     p.add_argument("--max-replicas", type=_int, default=4096, metavar="R",
                    help="the most draws per width the design may ask for (default 4096)")
     p.add_argument("--budget-seconds", type=float, default=None, metavar="S",
@@ -94,6 +95,10 @@ def _register_ntk(sub: Any) -> None:
                    help="compare the Monte Carlo mean with the exact finite-width expectation (exact; lags <= 16) "
                         "or the two-point bias-corrected estimate with the wide limit (richardson); auto: exact "
                         "wherever it reaches (default)")
+    p.add_argument("--max-skew", type=float, default=None, metavar="G",
+                   help="a family whose kernels are exact at every width (diagonal, lru): size the main stage "
+                        "also for a skewness of every tested mean below G (the claims use 0.05: thousands of draws, "
+                        "as the NNGP values L_j L_k stay skewed at every width); default: no such bound")
     p.add_argument("--json", action="store_true", help="print the results object as JSON on stdout, nothing else")
     p.add_argument("--save", metavar="PATH.npz", help="save the first draw's W, F, C and its exact lag NTK")
     p.add_argument("--force", action="store_true",
@@ -113,6 +118,14 @@ def run_ntk(args: argparse.Namespace) -> int:
         from linrnn.core.files import check_new_file
 
         check_new_file(args.save, "the --save file", force=args.force)
+    from linrnn.model_flags import spec_from_args
+
+    spec = spec_from_args(args)
+    exact = spec.exact_at_every_width  # iid units: the mean is the derived kernel at every width
+    if args.replicas is None:
+        args.replicas = 16 if exact else 64
+    if args.pilot is None:  # the skewness bound needs skewness estimates (16 draws)
+        args.pilot = (8 if args.max_skew is None else 16) if exact else 32
     widths = args.widths if args.widths is not None else [args.width if args.width is not None else 1024]
     if args.widths is not None and len(set(args.widths)) < 2:
         raise UsageError("--widths needs at least two different widths; use --width for one")
@@ -127,11 +140,13 @@ def run_ntk(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-replicas ({args.max_replicas}) is below --replicas ({args.replicas})")
     if args.budget_seconds is not None and not args.budget_seconds > 0:
         raise UsageError(f"--budget-seconds must be positive, got {args.budget_seconds}")
-    from linrnn.model_flags import spec_from_args
-
     from linrnn.core.spec import ModelSpec
 
-    spec = spec_from_args(args)
+    if exact:
+        return _run_exact_kernel(args, spec, widths)
+    if args.max_skew is not None:
+        raise UsageError(f"--max-skew applies to the families whose kernels are exact at every width, not to the "
+                         f"{spec.family} family")
     if not isinstance(spec, ModelSpec):
         raise UsageError(f"verify ntk runs the dense RNN families only (gaussian, orthogonal), not the {spec.family} "
                          f"family; its kernels are checked by its claim in linrnn report")
@@ -161,4 +176,33 @@ def run_ntk(args: argparse.Namespace) -> int:
             print(f"saved the first draw at n = {result.verdict_width} to {args.save}")
     from linrnn.core.outcome import exit_status
 
+    return exit_status(result.verdict)
+
+
+def _run_exact_kernel(args: argparse.Namespace, spec: Any, widths: list[int]) -> int:
+    """``verify ntk`` for a family whose derived kernels are exact at every width (:mod:`linrnn.verify.kernel_check`)."""
+    from linrnn.core.outcome import exit_status
+    from linrnn.families import model_of
+    from linrnn.verify.kernel_check import verify_kernel
+    from linrnn.verify.montecarlo import parse_memory
+
+    for flag, given in (("--save", args.save is not None), ("--mean", args.mean != "auto"),
+                        ("--budget-seconds", args.budget_seconds is not None)):
+        if given:
+            raise UsageError(f"{flag} does not apply to the {spec.family} family, whose derived kernels are exact at "
+                             f"every width (its check has no dense draw to save, no finite-width mean to choose and "
+                             f"a design capped by --max-replicas)")
+    max_skew = args.max_skew
+    flags = {"widths": sorted(set(widths)), "lags": args.lags, "replicas": args.replicas, "pilot": args.pilot,
+             "max_replicas": args.max_replicas, "max_skew": max_skew, "seed": args.seed, "alpha": args.alpha,
+             "max_memory": args.max_memory, "backend": args.backend, "dtype": args.dtype}
+    result = verify_kernel(model_of(spec), widths, lags=args.lags, replicas=args.replicas, pilot=args.pilot,
+                           max_replicas=args.max_replicas, max_skew=max_skew, alpha=args.alpha,
+                           max_memory=parse_memory(args.max_memory), seed=args.seed, backend=args.backend,
+                           dtype=args.dtype, progress=not args.no_progress, flags=flags)
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(result.table())
     return exit_status(result.verdict)

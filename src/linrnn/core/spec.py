@@ -95,6 +95,9 @@ class FamilySpec:
     FIELD_RULES: ClassVar[dict[str, tuple[str, str, str]]] = {}
     #: fields with a fixed set of values (the command line makes them choices)
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: whether the mean of the empirical kernels is the derived kernel at every width (iid units): such a family's
+    #: model is checked by :mod:`linrnn.verify.kernel_check` (``verify ntk``), with no finite-width allowance
+    exact_at_every_width: ClassVar[bool] = False
 
     def check_fields(self) -> None:
         """Apply :attr:`FIELD_RULES` and :attr:`CHOICES` to the fields (call from ``__post_init__``)."""

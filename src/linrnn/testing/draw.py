@@ -14,7 +14,7 @@ against the mean and standard deviation of that entry at the draw's width n:
 * the mean of Theta: the family's exact finite-width mean where it is derived (the
   Gaussian family's loop equations, ``model.finite_width``), the derived kernel of a
   family whose kernel is exact at every width (the diagonal families: iid units,
-  ``EXACT_AT_EVERY_WIDTH``), else the wide limit (``model.kernel``); the result says which;
+  ``spec.exact_at_every_width``), else the wide limit (``model.kernel``); the result says which;
 * the mean of L_j: 0 (the read-out's law is symmetric under a sign change);
 * the sd of L_j: exact where the second moment E[L_j^2](n) is (its square root: the mean
   is 0); else, and for every entry of Theta (whose second moments are not derived), the
@@ -252,7 +252,7 @@ def _references(model: Any, lags: int, n: int) -> tuple[np.ndarray, np.ndarray |
             fw = model.finite_width(lags, n)
         except UsageError:  # beyond the exact engine's reach: the limit below
             fw = {}
-    every = bool(getattr(model, "EXACT_AT_EVERY_WIDTH", False))
+    every = bool(model.spec.exact_at_every_width)
     means, src = {}, {}
     for part in ("ntk", "nngp"):
         if fw.get(part) is not None:

@@ -15,7 +15,9 @@ Negative controls, each of which must be rejected:
 * (a family may add its own: the LRU's kernel without the factor 1/2 of its real
   parameters, :mod:`linrnn.families.lru.claim`).
 
-The test, its thresholds and its group-sequential design are the Gaussian
+The controls are the model's (``kernel_controls()``, :mod:`linrnn.families.diagonal.model`).
+The check is :func:`linrnn.verify.kernel_check.run_kernel_check`, which ``linrnn verify ntk``
+runs too: its test, thresholds and group-sequential design are the Gaussian
 ``finite_width`` claim's (:func:`linrnn.verify.small_widths.run_small_widths`,
 with this family's sampler as its ``draw``): z = (mean - theory) / SE per entry,
 Bonferroni over entries and widths, widened by the Cornish-Fisher skewness term. The
@@ -26,7 +28,6 @@ within alpha (Bonferroni over the runs), and it fails when any run's own test fa
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -49,10 +50,10 @@ class Config(SmallWidthConfig):
 
 
 def _bytes_per_draw(spec: Any, width: int, lags: int) -> int:
-    """One draw's arrays: the powers, gradients and their products (complex, (L n_y n_x) x n, a few copies) and the
-    lag NTK (L n_y n_x)^2, float64 and complex128."""
-    m = lags * spec.n_in * spec.n_out
-    return 16 * (8 * m * width + 2 * m * m) + 16 * width * (spec.n_in + spec.n_out + 4)
+    """One draw's peak bytes (the model's :meth:`~linrnn.families.diagonal.model.RingModel.bytes_per_draw`)."""
+    from linrnn.families import model_of
+
+    return int(model_of(spec).bytes_per_draw(width, lags))
 
 
 def memory(config: Config, model: Any) -> int:
@@ -65,123 +66,28 @@ def memory(config: Config, model: Any) -> int:
     return max(one, min(parse_memory(config.max_memory), one * draws)) + 6 * 8 * config.lags * (config.lags + 1) * draws
 
 
-def _triangles(kernels: dict[str, Any], lags: int) -> Any:
-    import numpy as np
-
-    iu = np.triu_indices(lags)
-    return np.concatenate([np.asarray(kernels[name], dtype=np.float64)[:, 0, 0, :, 0, 0][iu] for name in ("ntk", "nngp")])
-
-
-def entries(lags: int) -> tuple[str, ...]:
-    """The tested entries: Theta_jk, then L_jL_k, j <= k < lags."""
-    pairs = [(a, b) for a in range(lags) for b in range(a, lags)]
-    return tuple([f"Theta_{a},{b}" for a, b in pairs] + [f"L_{a}L_{b}" for a, b in pairs])
-
-
-@dataclass(frozen=True)
-class Control:
-    """A negative control: its id, what it is (one sentence), and its kernels at ``lags`` (``kernels(model, lags)``)."""
-
-    id: str
-    statement: str
-    kernels: Callable[[Any, int], dict[str, Any]]
-
-
-def _radius(model: Any, lags: int) -> dict[str, Any]:
-    return model.kernel(lags, radial_law="radius")
-
-
-def _forced_diagonal(model: Any, lags: int) -> dict[str, Any]:
-    import numpy as np
-
-    k = model.kernel(lags)
-    mask = np.eye(lags)[:, None, None, :, None, None]
-    return {name: k[name] * mask for name in ("ntk", "nngp")}
-
-
-#: The controls of every diagonal family.
-CONTROLS = (
-    Control("radius", "the kernels derived with |lambda| uniform on [r_min, r_max] (instead of |lambda|^2)", _radius),
-    Control("forced_diagonal", "the derived kernels with every entry j != k set to 0", _forced_diagonal),
-)
-
-
-def sampler(model: Any, lags: int) -> Callable[[Any, int, int, int], Any]:
-    """``draw(be, n, first, count)``: the (count, L (L + 1)) values Theta_jk, L_j L_k (j <= k) of fresh draws of
-    the family's sampler at width n, from a generator of their own (seeded by the backend's seed, n and ``first``)."""
-    import numpy as np
-
-    from linrnn.verify.montecarlo import stream_seed
-
-    iu = np.triu_indices(lags)
-
-    def draw(be: Any, n: int, first: int, count: int) -> Any:
-        sbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, n, 1000 + first))
-        params = model.init(width=n, backend=sbe, batch=count)
-        theta = np.asarray(be.to_numpy(model.empirical_ntk(params, lags)), dtype=np.float64)[:, :, 0, 0, :, 0, 0]
-        L = np.asarray(be.to_numpy(model.impulse(params, lags)), dtype=np.float64)[:, :, 0, 0]
-        nngp = L[:, :, None] * L[:, None, :]
-        return np.concatenate([theta[:, iu[0], iu[1]], nngp[:, iu[0], iu[1]]], axis=1)
-
-    return draw
-
-
-def check_controls(config: Any, spec: Any, controls: tuple[Control, ...]) -> None:
-    """Refuse (one sentence) a setting where some control equals the theory at every tested entry."""
-    import numpy as np
-
-    from linrnn.core.outcome import untestable
+def check_controls(config: Any, spec: Any) -> None:
+    """Refuse (one sentence) a setting where some control of the model equals the theory at every tested entry."""
     from linrnn.families import model_of
+    from linrnn.verify.kernel_check import check_controls as refuse_equal_controls
 
     model = model_of(spec)
-    theory = _triangles(model.kernel(config.lags), config.lags)
-    for control in controls:
-        other = _triangles(control.kernels(model, config.lags), config.lags)
-        if np.allclose(other, theory, rtol=1e-12, atol=1e-12 * float(np.max(np.abs(theory)))):
-            raise untestable(f"[{config.SECTION}] with r_min = {spec.r_min:g}, r_max = {spec.r_max:g}, theta_max = "
-                             f"{spec.theta_max:g}", f"the {spec.family} family's kernels",
-                             f"the negative control {control.id!r} ({control.statement}) equals the derived kernels "
-                             f"at every entry", "choose r_min < r_max and a theta_max at which the lags correlate "
-                             "(not a multiple of pi)")
+    refuse_equal_controls(model, config.lags, model.kernel_controls(), f"[{config.SECTION}]")
 
 
-def run_claim(config: Any, spec: Any, controls: tuple[Control, ...], *, claim_id: str, title: str, seed: int = 0,
-              backend: Any = "numpy", dtype: str = "float64", progress: Progress | None = None) -> ClaimResult:
-    """Run a diagonal family's small-width check with ``controls`` (module docstring)."""
-    import dataclasses
-
-    from linrnn.core.outcome import claim_outcome
+def run_claim(config: Any, spec: Any, *, claim_id: str, title: str, seed: int = 0, backend: Any = "numpy",
+              dtype: str = "float64", progress: Progress | None = None) -> ClaimResult:
+    """Run a diagonal family's small-width check with its model's controls (module docstring): the claim's result."""
     from linrnn.families import model_of
-    from linrnn.verify.backend import Backend, get_backend
-    from linrnn.verify.small_widths import SmallWidthTest, run_small_widths
-    from linrnn.verify.montecarlo import stream_seed
+    from linrnn.verify.kernel_check import run_kernel_check
 
-    check_controls(config, spec, controls)
+    check_controls(config, spec)
     model = model_of(spec)
-    L, widths = config.lags, list(config.widths)
-    be = backend if isinstance(backend, Backend) else get_backend(backend, seed=seed, dtype=dtype)
-    theory = _triangles(model.kernel(L), L)
-    names = entries(L)
-    draw = sampler(model, L)
-    run_config = dataclasses.replace(config, alpha=config.alpha / len(controls))
-    outs, records = [], []
-    for idx, control in enumerate(controls):
-        ctrl = _triangles(control.kernels(model, L), L)
-        test = SmallWidthTest(entries=names, values=None, theory={n: theory for n in widths},
-                              control={n: ctrl for n in widths}, control_id=f"{claim_id}:{control.id}",
-                              control_name=control.statement, draw=draw)
-        cbe = be.with_seed(None if be.seed is None else stream_seed(be.seed, 0, 7000 + idx))
-        out = run_small_widths(run_config, spec, test, backend=cbe, progress=progress)
-        outs.append(out)
-        records.append({"id": test.control_id, "statement": control.statement, "formula": None, **out["control"]})
-    verdicts = [o["stat_verdict"] for o in outs]
-    stat_verdict = "error" if "error" in verdicts else ("fail" if "fail" in verdicts else "pass")
-    finite = all(o["finite"] for o in outs)
-    worst = max(range(len(outs)), key=lambda i: outs[i]["statistic"]["value"] if finite else 0.0)
-    statistic = {**outs[worst]["statistic"], "run": controls[worst].id,
-                 "per_run": {c.id: o["statistic"]["value"] for c, o in zip(controls, outs)}}
-    threshold = {**outs[worst]["threshold"], "description": outs[worst]["threshold"]["description"]
-                 + f"; one run of fresh draws per control ({len(controls)}), each at alpha / {len(controls)}"}
+    controls = model.kernel_controls()
+    # chunk_by_model=False: the chunks (which seed the draws) of the claims' first runs, so their numbers hold
+    res = run_kernel_check(config, model, controls, id_prefix=claim_id, seed=seed, backend=backend, dtype=dtype,
+                           progress=progress, chunk_by_model=False)
+    L, widths, theory, outs = config.lags, list(config.widths), res.theory, res.outs
     rows = outs[0]["rows"]
     series = []
     pairs = [(a, b) for a in range(L) for b in range(a, L)]
@@ -199,26 +105,22 @@ def run_claim(config: Any, spec: Any, controls: tuple[Control, ...], *, claim_id
                          "lines, the derived kernel (exact at every width). Every entry j <= k and the NNGP second "
                          "moments are tested the same way (data in the results).",
               "xlabel": "lag j", "ylabel": "Theta", "series": series}
-    design = {"method": "group-sequential, one run per control",
-              "runs": {c.id: o["design"] for c, o in zip(controls, outs)}}
     return ClaimResult(
         id=claim_id, title=title,
         statement=f"For the {spec.family} family, at widths n = " + ", ".join(map(str, widths)) + ", the Monte Carlo "
                   f"means of the empirical lag NTK Theta_jk and of L_j L_k (j <= k < {L}) equal the derived kernels, "
                   "with no finite-width allowance (the units are iid: the mean is the limit at every width).",
         formula=r"\mathbb{E}[\Theta_{jk}](n) = \Theta_\infty(j, k),\quad \mathbb{E}[L_j L_k](n) = K(j, k)",
-        statistic=statistic, threshold=threshold,
-        verdict=claim_outcome(stat_verdict, [r["verdict"] for r in records]),
-        figures={"small_widths": figure}, controls=records, config=result_config(spec, config),
+        statistic=res.statistic, threshold=res.threshold,
+        verdict=res.verdict,
+        figures={"small_widths": figure}, controls=res.records, config=result_config(spec, config),
         notes=[f"{c.id}: " + o["design"]["sizing"] + "." for c, o in zip(controls, outs)]
               + [f"Derived kernels: linrnn.families.{spec.family} (SymPy, evaluated in mpmath)."],
         backend=outs[0]["backend"],
-        data={"entries": list(names), "theory": theory.tolist(), "runs": {
-            c.id: [{k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in row.items()} for row in o["rows"]]
-            for c, o in zip(controls, outs)}},
-        statistic_verdict=stat_verdict,
-        error=None if finite else "a Monte Carlo mean or its standard error is not finite",
-        alpha=config.alpha, design=design,
+        data=res.data(),
+        statistic_verdict=res.statistic_outcome,
+        error=res.error,
+        alpha=config.alpha, design=res.design,
     )
 
 
@@ -226,16 +128,17 @@ def check(config: Config, model: Any) -> None:
     """One draw must fit ``max_memory``; every control must differ from the theory somewhere."""
     from linrnn.core.validate import check_memory, parse_memory
 
-    check_memory(f"the diagonal family's check ([diagonal] widths up to {max(config.widths)}, lags = {config.lags}), "
+    s = config.SECTION
+    check_memory(f"the {model.family} family's check ([{s}] widths up to {max(config.widths)}, lags = {config.lags}), "
                  "one draw,", _bytes_per_draw(model, max(config.widths), config.lags), parse_memory(config.max_memory),
-                 "[diagonal] max_memory in the configuration")
-    check_controls(config, model, CONTROLS)
+                 f"[{s}] max_memory in the configuration")
+    check_controls(config, model)
 
 
 def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dtype: str = "float64",
         progress: Progress | None = None) -> ClaimResult:
     check(config, model)
-    return run_claim(config, model, CONTROLS, claim_id="diagonal_kernel", title="Diagonal units: exact lag kernels",
+    return run_claim(config, model, claim_id="diagonal_kernel", title="Diagonal units: exact lag kernels",
                      seed=seed, backend=backend, dtype=dtype, progress=progress)
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from linrnn.core.errors import UsageError
 from linrnn.core.validate import check_size
 from linrnn.families.diagonal.spec import DiagonalSpec
+from linrnn.verify.kernel_check import Control
 
 
 def complex_dtype(xp: Any, real: Any) -> Any:
@@ -66,11 +67,32 @@ def powers(lam: Any, lags: int) -> Any:
     """lambda^j, j < ``lags``, by repeated products: shape (..., lags, n)."""
     from linrnn.verify.backend import array_namespace
 
+    return powers_from(array_namespace(lam).ones_like(lam), lam, lags)
+
+
+def powers_from(start: Any, lam: Any, lags: int) -> Any:
+    """start lambda^j, j < ``lags``, by repeated products: shape (..., lags, n) (``start`` and ``lam`` (..., n)).
+
+    On NumPy and CuPy each product is written in place into one array (no list, no stacking copy:
+    a few times faster at large n); elsewhere the rows are stacked. The same numbers either way.
+    """
+    from array_api_compat import is_cupy_array, is_numpy_array
+
+    from linrnn.verify.backend import array_namespace
+
     xp = array_namespace(lam)
-    out = [xp.ones_like(lam)]
+    if is_numpy_array(lam) or is_cupy_array(lam):
+        mod = np if is_numpy_array(lam) else __import__("cupy")
+        start, lam = mod.broadcast_arrays(start, lam)
+        out = mod.empty((*lam.shape[:-1], lags, lam.shape[-1]), dtype=mod.result_type(start, lam))
+        out[..., 0, :] = start
+        for j in range(1, lags):
+            mod.multiply(out[..., j - 1, :], lam, out=out[..., j, :])
+        return out
+    rows = [start * xp.ones_like(lam)]
     for _ in range(lags - 1):
-        out.append(out[-1] * lam)
-    return xp.stack(out, axis=-2)
+        rows.append(rows[-1] * lam)
+    return xp.stack(rows, axis=-2)
 
 
 def unit_impulse(G: Any, c: Any, b: Any) -> Any:
@@ -135,30 +157,104 @@ def unit_ntk(G: Any, c: Any, b: Any, eta_c: float, eta_f: float,
     return out
 
 
-def scalar_ntk(P: Any, c: Any, b: Any, eta_c: float, eta_f: float, eta_w: float) -> Any:
-    """The diagonal family's lag NTK for one input and one output, as two weighted Grams of the powers P (..., L, n).
+def real_parts(Z: Any) -> Any:
+    """[Re Z_0, Im Z_0, Re Z_1, Im Z_1, ...] along the last axis of a complex Z (..., m, n): real (..., m, 2n).
 
-    The c and b parts together are Re(P diag(eta_c |b|^2 + eta_f |c|^2) P^H) / n; the lambda part,
-    with d(lambda^j)/d lambda = j lambda^{j-1}, is eta_w j k Re(P diag|c b|^2 P^H)[j-1, k-1] / n: the
-    same kind of Gram, shifted by one lag and scaled by j k, so no derivative array is formed. The
-    general layout (:func:`unit_ntk`) gives the same numbers (a test compares them).
+    The layout complex numbers have in memory, so on NumPy and CuPy a view (no copy) of a C-contiguous Z;
+    stacked in other namespaces. Re(Z diag(w) Z^H) = X diag(w interleaved with w) X^T for X = real_parts(Z).
+    """
+    from array_api_compat import is_cupy_array, is_numpy_array
+
+    from linrnn.verify.backend import array_namespace
+
+    if (is_numpy_array(Z) or is_cupy_array(Z)) and Z.flags.c_contiguous:
+        return Z.view(Z.real.dtype)
+    xp = array_namespace(Z)
+    return xp.reshape(xp.stack([xp.real(Z), xp.imag(Z)], axis=-1), (*Z.shape[:-1], 2 * Z.shape[-1]))
+
+
+def interleave(a: Any, b: Any) -> Any:
+    """[a_0, b_0, a_1, b_1, ...] along the last axis (per-unit weights of the columns of :func:`real_parts`)."""
+    from linrnn.verify.backend import array_namespace
+
+    xp = array_namespace(a)
+    a, b = xp.broadcast_arrays(a, b)
+    return xp.reshape(xp.stack([a, b], axis=-1), (*a.shape[:-1], 2 * a.shape[-1]))
+
+
+def weighted(X: Any, w: Any, buf: Any = None) -> Any:
+    """X * w (w (..., k) over the rows of X (..., m, k)); on NumPy and CuPy written into ``buf`` (an earlier result
+    with at least m rows) where given, which spares a fresh allocation of the size of X."""
+    from array_api_compat import is_cupy_array, is_numpy_array
+
+    w = w[..., None, :]
+    if buf is not None and (is_numpy_array(X) or is_cupy_array(X)):
+        mod = np if is_numpy_array(X) else __import__("cupy")
+        return mod.multiply(X, w, out=buf[..., :X.shape[-2], :])
+    return X * w
+
+
+def real_gram(X: Any, n: int) -> Any:
+    """X X^T / n for a real X (..., m, k): one symmetric product (BLAS syrk on NumPy)."""
+    from linrnn.verify.backend import array_namespace
+
+    xp = array_namespace(X)
+    return xp.matmul(X, xp.matrix_transpose(X)) / n
+
+
+def lag_scaled(M: Any, first: int) -> Any:
+    """j k M[j - first, k - first] for j, k >= ``first`` (0 elsewhere): M (..., L - first, L - first) -> (..., L, L)."""
+    from linrnn.verify.backend import array_namespace
+
+    xp = array_namespace(M)
+    m = M.shape[-1]
+    L = m + first
+    lead = tuple(M.shape[:-2])
+    j = xp.reshape(xp.arange(first, L, dtype=M.dtype), (m, 1))
+    out = (j * xp.matrix_transpose(j)) * M
+    if first:
+        out = xp.concat([xp.zeros((*lead, first, m), dtype=M.dtype), out], axis=-2)
+        out = xp.concat([xp.zeros((*lead, L, first), dtype=M.dtype), out], axis=-1)
+    return out
+
+
+def _one_channel(out: Any) -> Any:
+    return out[..., :, None, None, :, None, None]
+
+
+def scalar_ntk(P: Any, c: Any, b: Any, eta_c: float, eta_f: float, eta_w: float) -> Any:
+    """The diagonal family's lag NTK for one input and one output, as two Grams of real features of the powers.
+
+    With P_j = lambda^j (..., L, n) and X = [Re P, Im P] (..., L, 2n, :func:`real_parts`): the c and b parts
+    together are Re(P diag(w) P^H) / n = (X diag(w, w) X^T) / n with w = eta_c |b|^2 + eta_f |c|^2; the lambda
+    part, with d(lambda^j)/d lambda = j lambda^{j-1}, is eta_w j k Re(P diag|c b|^2 P^H)[j-1, k-1] / n
+    (the phase of c b cancels in a complex parameter's Gram): the same Gram with the weight |c b|^2,
+    over lags 0 .. L-2, shifted by one lag and scaled by j k. Both are real symmetric products
+    (syrk) of (L x 2n) arrays, 4 L^2 n multiply-adds in all: half those of one complex (L x n)(n x L)
+    product. The general layout (:func:`unit_ntk`) gives the same numbers to rounding (a test
+    compares them).
     """
     from linrnn.verify.backend import array_namespace
 
     xp = array_namespace(P)
     L, n = P.shape[-2], P.shape[-1]
-    lead = tuple(P.shape[:-2])
     b0, c0 = b[..., :, 0], c[..., 0, :]
-    w = eta_c * xp.abs(b0) ** 2 + eta_f * xp.abs(c0) ** 2  # (..., n)
-    out = _gram(P * xp.sqrt(w)[..., None, :], n, False)
-    if eta_w:
-        M = _gram(P[..., :-1, :] * xp.abs(c0 * b0)[..., None, :], n, False)  # lags 0 .. L-2
-        j = xp.reshape(xp.arange(1, L, dtype=M.dtype), (L - 1, 1))
-        lam_part = eta_w * (j * xp.matrix_transpose(j)) * M
-        zero_row = xp.zeros((*lead, 1, L - 1), dtype=M.dtype)
-        zero_col = xp.zeros((*lead, L, 1), dtype=M.dtype)
-        out = out + xp.concat([zero_col, xp.concat([zero_row, lam_part], axis=-2)], axis=-1)
-    return xp.reshape(out, (*lead, L, 1, 1, L, 1, 1))
+    X = real_parts(P)
+    s1 = xp.sqrt(eta_c * xp.abs(b0) ** 2 + eta_f * xp.abs(c0) ** 2)
+    Z = weighted(X, interleave(s1, s1))
+    out = real_gram(Z, n)
+    if eta_w and L > 1:
+        s2 = xp.abs(c0 * b0)
+        out = out + eta_w * lag_scaled(real_gram(weighted(X[..., :-1, :], interleave(s2, s2), Z), n), 1)
+    return _one_channel(out)
+
+
+def scalar_impulse(H: Any) -> Any:
+    """L_j = Re(sum_i H_ji) / sqrt(n) from H = c g lambda^j b (..., L, n): shape (..., L, 1, 1)."""
+    from linrnn.verify.backend import array_namespace
+
+    xp = array_namespace(H)
+    return (xp.sum(xp.real(H), axis=-1) / math.sqrt(H.shape[-1]))[..., :, None, None]
 
 
 def lag_index(G: Any) -> Any:
@@ -194,6 +290,23 @@ class DiagonalDraw:
     spec: DiagonalSpec
 
 
+def _radius(model: Any, lags: int) -> dict[str, np.ndarray]:
+    return model.kernel(lags, radial_law="radius")
+
+
+def _forced_diagonal(model: Any, lags: int) -> dict[str, np.ndarray]:
+    k = model.kernel(lags)
+    mask = np.eye(lags)[:, None, None, :, None, None]
+    return {name: k[name] * mask for name in ("ntk", "nngp")}
+
+
+#: The negative controls of every diagonal family's kernels (:class:`linrnn.verify.kernel_check.Control`).
+RING_CONTROLS = (
+    Control("radius", "the kernels derived with |lambda| uniform on [r_min, r_max] (instead of |lambda|^2)", _radius),
+    Control("forced_diagonal", "the derived kernels with every entry j != k set to 0", _forced_diagonal),
+)
+
+
 @dataclass(frozen=True)
 class RingModel:
     """What the diagonal families' models share: ``name``, ``kernel``, ``kernel_fn``, ``unit_kernel``,
@@ -212,12 +325,31 @@ class RingModel:
     TRAINED: ClassVar[tuple[tuple[str, str], ...]]
     #: the module of the family's training claim (``linrnn verify train`` runs its width sweep), or None
     TRAINING_CLAIM: ClassVar[str | None] = None
-    #: :meth:`kernel` is the mean of the empirical kernels at every width (the units are iid), not only the limit
-    EXACT_AT_EVERY_WIDTH: ClassVar[bool] = True
+
+    #: What makes every control differ from the theory (the remedy of a refused setting).
+    CONTROL_REMEDY: ClassVar[str] = ("choose r_min < r_max and a theta_max at which the lags correlate (not a "
+                                     "multiple of pi)")
 
     @property
     def name(self) -> str:
         return self.spec.family
+
+    def kernel_controls(self) -> tuple[Control, ...]:
+        """The negative controls of :meth:`kernel` (:mod:`linrnn.verify.kernel_check`): the wrong radial law and
+        the kernels forced diagonal (a family adds its own)."""
+        return RING_CONTROLS
+
+    def describe_law(self) -> str:
+        """The initialisation law's settings, as a refusal names them."""
+        s = self.spec
+        return f"r_min = {s.r_min:g}, r_max = {s.r_max:g}, theta_max = {s.theta_max:g}"
+
+    def bytes_per_draw(self, width: int, lags: int) -> int:
+        """Peak bytes of one draw's lag NTK and impulse response: the powers, gradients and their products
+        (complex, (L n_y n_x) x n, a few copies) and the lag NTK (L n_y n_x)^2, float64 and complex128; never an
+        n x n array."""
+        m = lags * self.spec.n_in * self.spec.n_out
+        return 16 * (8 * m * width + 2 * m * m) + 16 * width * (self.spec.n_in + self.spec.n_out + 4)
 
     def kernel(self, lags: int, radial_law: str = "area") -> dict[str, np.ndarray]:
         """The derived lag NTK and NNGP, float64, in the layout of :meth:`empirical_ntk` (exact at every width).
@@ -356,6 +488,16 @@ class DiagonalRNN(RingModel):
         gc, gb = readout_grads(lag_sums(gbar, P), d.c, d.b)
         H = lag_sums(gbar, lag_index(P) * shifted(P))
         return {"c": gc, "b": gb, "lam": xp.conj(channel_sum(d.c, d.b, H)) / math.sqrt(d.lam.shape[-1])}
+
+    def empirical_ntk_and_impulse(self, params: DiagonalDraw, lags: int) -> tuple[Any, Any]:
+        """:meth:`empirical_ntk` and :meth:`impulse` of the draw from one set of powers."""
+        d = self._draw(params)
+        s = self.spec
+        if not s.n_in == s.n_out == 1:
+            return self.empirical_ntk(d, lags), self.impulse(d, lags)
+        P = powers(d.lam, check_size("lags", lags))
+        return (scalar_ntk(P, d.c, d.b, s.lr_c, s.lr_f, s.lr_w),
+                scalar_impulse(P * (d.c[..., 0, :] * d.b[..., :, 0])[..., None, :]))
 
 
 def make(**params: Any) -> DiagonalRNN:

@@ -58,6 +58,8 @@ class DiagonalSpec(FamilySpec):
         "lr_w": ("nonnegative", "learning-rate multiplier eta_W (the eigenvalues lambda of the diagonal family)",
                  "ETA"),
     }
+    #: iid units: the mean of the empirical kernels is the derived kernel at every width
+    exact_at_every_width: ClassVar[bool] = True
     #: The multipliers, in the order of the trained parameters (c, b, lambda).
     MULTIPLIERS: ClassVar[tuple[str, ...]] = ("lr_c", "lr_f", "lr_w")
 

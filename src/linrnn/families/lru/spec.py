@@ -47,6 +47,8 @@ class LRUSpec(FamilySpec):
         "lr_theta": ("nonnegative", "learning-rate multiplier of the LRU's theta_log", "ETA"),
     }
     MULTIPLIERS: ClassVar[tuple[str, ...]] = ("lr_c", "lr_f", "lr_gamma", "lr_nu", "lr_theta")
+    #: iid units: the mean of the empirical kernels is the derived kernel at every width
+    exact_at_every_width: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         check_ring(self, self.MULTIPLIERS)
