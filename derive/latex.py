@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from linrnn.derive.model import ModelSpec, substitutions
 from linrnn.derive.steps import Derivation, Step
@@ -181,12 +182,14 @@ def escape_text(text: str) -> str:
     return "".join(_TEXT_ESCAPES.get(ch, ch) for ch in text)
 
 
-def derivation_document(title: str, derivation: Derivation, *, conventions: str, parameters: dict[str, float],
+def derivation_document(title: str, derivation: Derivation, *, conventions: str, parameters: dict[str, Any],
                         kernel_rows: list[tuple[float, float]]) -> str:
     """A standalone document of any derivation given as steps: its title, the model's conventions
     (plain text, printed literally), the steps by section, and the derived diagonals
     Theta_inf(j, j) and NNGP(j, j) at ``parameters`` (one row per lag j of ``kernel_rows``)."""
-    params = ", ".join(rf"\texttt{{{escape_text(k)}}} $= {v:g}$" for k, v in parameters.items())
+    params = ", ".join(rf"\texttt{{{escape_text(k)}}} $= {v:g}$" if isinstance(v, (int, float))
+                       else rf"\texttt{{{escape_text(k)}}} = \texttt{{{escape_text(str(v))}}}"
+                       for k, v in parameters.items())
     rows = "\n".join(rf"{jj} & {ntk:.8g} & {nngp:.8g} \\" for jj, (ntk, nngp) in enumerate(kernel_rows))
     intro = rf"""\title{{{escape_text(title)}}}
 \author{{\texttt{{linrnn-bias}} (derivation printed from SymPy)}}

@@ -142,10 +142,18 @@ class Theories:
     #: exact mode: the wide limits beside the finite-width means (None in Richardson mode)
     limit_ntk: np.ndarray | None = None
     limit_nngp: np.ndarray | None = None
+    #: whether the limit kernel is diagonal in the lags (the lag weights); False for a family's own full kernel
+    #: (:meth:`linrnn.core.spec.ModelSpec.limit_theories`), whose controls' statements are ``control_exprs``
+    lag_diagonal: bool = True
 
 
-#: The most theories (the derived one and its controls) whose relative errors a draw carries.
+#: The most theories (the derived one and its controls) whose relative errors a draw carries (the lag weights).
 THEORIES = 3
+
+
+def theory_count(own: Theories | None) -> int:
+    """The theories a draw carries relative errors for: :data:`THEORIES`, or a family's own theory and controls."""
+    return THEORIES if own is None else max(THEORIES, 1 + len(own.ntk_controls))
 
 
 def theories_for(spec: ModelSpec, lags: int) -> Theories:
@@ -178,6 +186,29 @@ def theories_for(spec: ModelSpec, lags: int) -> Theories:
     ntk_controls = wrong_ones("ntk", der.controls, ntk)
     nngp_controls = wrong_ones("nngp", der.nngp_controls, nngp)
     return Theories(ntk, nngp, ntk_controls, nngp_controls, der.weight.text, der.nngp.text, exprs, skipped)
+
+
+def require_family_controls(spec: ModelSpec, own: Theories, lags: int, setting: str = "lags") -> None:
+    """Refuse (:class:`UsageError`, before any draw) a family's own theories ``own`` at ``lags`` when every
+    control of the lag NTK or of the NNGP equals the derived kernel; the sentence names the fewest lags that
+    separate them (up to :data:`_LAG_SEARCH` more), or says that none does for this model."""
+    if own.ntk_controls and own.nngp_controls:
+        return
+    arrays = " and the ".join(name for name, got in (("lag NTK", own.ntk_controls), ("NNGP", own.nngp_controls))
+                              if not got)
+    where = "at lag 0" if lags == 1 else f"at lags 0..{lags - 1}"
+
+    def separates(m: int) -> bool:
+        try:
+            t = spec.limit_theories(m)
+        except UsageError:
+            return False
+        return bool(t.ntk_controls and t.nngp_controls)
+
+    more = next((m for m in range(lags + 1, lags + 8) if separates(m)), None)
+    raise untestable(f"{setting} = {lags}", f"the {spec.family} family's limit kernels",
+                     f"every negative control of the {arrays} equals the derived kernel {where}",
+                     f"use {setting} >= {more}" if more else "no number of lags separates them for this model")
 
 
 def differing_controls(spec: ModelSpec, lags: int) -> tuple[list[str], list[str]]:
@@ -632,27 +663,28 @@ class NTKCheck:
         lines = [
             f"linrnn verify ntk: param={cfg['param']} q=sigma_w2={cfg['sigma_w2']:g} sigma_c2={cfg['sigma_c2']:g} "
             f"sigma_f2={cfg['sigma_f2']:g} n_x={nx} n_y={ny} lr=(C {cfg['lr_c']:g}, F {cfg['lr_f']:g}, "
-            f"W {cfg['lr_w']:g}) lags={L}",
+            f"W {cfg['lr_w']:g}) lags={L}" + _family_fields(cfg),
             f"backend {self.backend['backend']} ({self.backend.get('device', '?')}), dtype {self.backend['dtype']}, "
             f"seed {cfg['seed']}, {top.replicas} replicas per width, {self.seconds:.1f} s",
             f"verdict width n = {self.verdict_width}"
             + (f" with bias companion n = {self.companion_width}" if self.companion_width else " (no bias companion)")
             + ("; theory = the exact finite-width mean at that width (no bias allowance)" if exact else ""),
             "",
-            f"lag NTK diagonal Theta[(j,0,0),(j,0,0)]  (theory: "
-            + ("exact E[Theta_jj](n), whose limit is " if exact else "") + f"lambda_j = {self.theories.weight_expr})",
+            "lag NTK diagonal Theta[(j,0,0),(j,0,0)]  (theory: "
+            + ("exact E[Theta_jj](n), whose limit is " if exact else "")
+            + ("lambda_j = " if self.theories.lag_diagonal else "") + f"{self.theories.weight_expr})",
         ]
         z = {c.name: c for c in self.checks}
         lines += _diag_rows(self.theories.ntk, top.ntk_mean, top.ntk_stderr, self.ntk_estimate,
                             self.ntk_estimate_stderr, z["ntk_entries"].z, self.verdict_width,
                             self.theories.limit_ntk if exact else None)
-        lines.append(_offdiag_note(z["ntk_entries"].z, exact))
+        lines.append(_offdiag_note(z["ntk_entries"].z, exact, self.theories.lag_diagonal))
         lines += ["", "NNGP Var L_j(0)[0,0]  (theory: " + ("exact E[L_j^2](n), whose limit is " if exact else "")
                   + f"{self.theories.nngp_expr})"]
         lines += _diag_rows(self.theories.nngp, top.nngp_mean, top.nngp_stderr, self.nngp_estimate,
                             self.nngp_estimate_stderr, z["nngp_entries"].z, self.verdict_width,
                             self.theories.limit_nngp if exact else None)
-        lines.append(_offdiag_note(z["nngp_entries"].z, exact))
+        lines.append(_offdiag_note(z["nngp_entries"].z, exact, self.theories.lag_diagonal))
         if len(self.widths) > 1 and self.rate is not None:
             lines += ["", "width sweep: per-draw relative error e(n) = ||Theta_r - Theta_inf||_F / ||Theta_inf||_F",
                       f"{'n':>8} {'e(n)':>10} {'+- SE':>9}"]
@@ -692,6 +724,14 @@ class NTKCheck:
         return "\n".join(lines)
 
 
+def _family_fields(cfg: dict[str, Any]) -> str:
+    """`` family=NAME field=value ...`` for a family's own fields in the configuration (after ``family``), else ""."""
+    if "family" not in cfg:
+        return ""
+    own = list(cfg.items())[list(cfg).index("family"):]
+    return "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}" for k, v in own)
+
+
 def _int_or_none(v: float) -> int | None:
     return int(v) if math.isfinite(v) else None
 
@@ -723,8 +763,9 @@ def _diag_rows(theory: np.ndarray, mean: np.ndarray, se: np.ndarray, est: np.nda
     return rows
 
 
-def _offdiag_note(z: np.ndarray, exact: bool = False) -> str:
-    """The largest |z| among the entries off the (lag, output, input) diagonal (theory 0 in the limit)."""
+def _offdiag_note(z: np.ndarray, exact: bool = False, lag_diagonal: bool = True) -> str:
+    """The largest |z| among the entries off the (lag, output, input) diagonal (theory 0 in the limit of a
+    lag-diagonal kernel)."""
     M = int(round(math.sqrt(z.size)))
     if M < 2:
         return "  (no off-diagonal entries)"
@@ -732,7 +773,7 @@ def _offdiag_note(z: np.ndarray, exact: bool = False) -> str:
     row, col = np.unravel_index(int(np.argmax(zz)), zz.shape)
     i = tuple(int(x) for x in np.unravel_index(int(row), z.shape[:3]))
     j = tuple(int(x) for x in np.unravel_index(int(col), z.shape[3:]))
-    what = "exact finite-width theory" if exact else "theory 0"
+    what = "exact finite-width theory" if exact else ("theory 0" if lag_diagonal else "the derived kernel")
     return f"  off-diagonal entries ({what}): max |z| = {zz[row, col]:.2f} at (lag,out,in) = {i} x {j}"
 
 
@@ -1036,7 +1077,8 @@ def check_lag_ntk(
                              looks=dsg.LOOKS if pilot else 1)  # a fixed design (no pilot) takes one look
     if mean not in MEAN_MODES:
         raise UsageError(f"mean must be one of {', '.join(MEAN_MODES)}, got {mean!r}")
-    reaches = mean != "richardson" and exact_reaches(spec, lags)
+    family_limit = spec.limit_theories(lags)  # a family's own limit kernels (None: the derived lag weights)
+    reaches = family_limit is None and mean != "richardson" and exact_reaches(spec, lags)
     if mean == "exact" and not reaches:
         if not spec.exact_finite_width:
             raise UsageError(f"the {spec.family} family has no exact finite-width lag-NTK mean; use mean richardson")
@@ -1050,11 +1092,16 @@ def check_lag_ntk(
     quarter = top // 4 if top >= 4 and not exact else None
     pilot_widths = sorted(set(run_widths) | ({quarter} if quarter else set()))
     itemsize = be.itemsize
+    n_theories = theory_count(family_limit)
     for n in sorted(pilot_widths if pilot else run_widths, reverse=True):  # before any work: one draw must fit
-        per_draw = bytes_per_draw(n, spec.n_in, n_out, lags, itemsize, THEORIES)
+        per_draw = bytes_per_draw(n, spec.n_in, n_out, lags, itemsize, n_theories)
         chunk_size(per_draw, max_memory, replicas, be.name, n=n, flag=memory_flag)
-    require_lag_controls(spec, lags, lags_flag)  # a check that no wrong theory could fail tests nothing
-    limit = theories_for(spec, lags)
+    if family_limit is None:
+        require_lag_controls(spec, lags, lags_flag)  # a check that no wrong theory could fail tests nothing
+        limit = theories_for(spec, lags)
+    else:
+        require_family_controls(spec, family_limit, lags, lags_flag)
+        limit = family_limit
     by_width = {n: exact_theories_for(spec, lags, n, limit) if exact else limit for n in pilot_widths}
     for n, t in by_width.items():  # the finite-width controls too: still before any draw
         if not (t.ntk_controls and t.nngp_controls):
@@ -1064,7 +1111,7 @@ def check_lag_ntk(
     th = by_width[top]
     rel_theories = {n: {"theory": t.ntk, **{f"ntk:{k}": v for k, v in t.ntk_controls.items()}}
                     for n, t in by_width.items()}
-    assert all(len(v) <= THEORIES for v in rel_theories.values())
+    assert all(len(v) <= n_theories for v in rel_theories.values())
     sweep = len(ws) > 1
     n_checks = 3 if sweep else 2
     a_check = alpha / n_checks * plan_design.alpha_share  # Bonferroni over the checks and over the looks
@@ -1086,7 +1133,7 @@ def check_lag_ntk(
             pilot_seconds = time.perf_counter() - tp
             # the cost of one replica of the main stage (the pilot also ran n // 4, whose cost is removed)
             per_rep = pilot_seconds / pilot * sum(work[n] for n in run_widths) / sum(work[n] for n in pilot_widths)
-            p_err = precision_error(pest, th, be.dtype_name, spec)
+            p_err = precision_error(pest, th, be.dtype_name, spec if family_limit is None else None)
             with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
                 pchecks, pcontrols, _, _, _ = _tests(pest, ws, top, companion, th, a_check)
             if p_err is None:
@@ -1118,7 +1165,7 @@ def check_lag_ntk(
                             work={n: work[n] * k for n in run_widths}, share=share)
 
         def look(est: dict[int, WidthEstimate], stage: int) -> dsg.Look:
-            err = precision_error(est, th, be.dtype_name, spec)
+            err = precision_error(est, th, be.dtype_name, spec if family_limit is None else None)
             with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
                 got = _tests(est, ws, top, companion, th, a_check)
             looked[stage] = (err, *got)
@@ -1159,6 +1206,9 @@ def check_lag_ntk(
         "alpha": alpha, "pilot": pilot, "max_replicas": max_replicas, "budget_seconds": budget_seconds,
         "mean": mean,
     }
+    extra = {k: v for k, v in spec.as_dict().items() if k not in config}  # a family's own fields (the shift)
+    if extra:
+        config.update({"family": spec.family, **extra})
     sizes = [r["replicas"] for r in stages.record]
     if pilot:
         assert plan is not None

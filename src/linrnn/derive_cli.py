@@ -90,7 +90,7 @@ def register(groups: Any, name: str, help_text: str) -> None:
         help="write the derivation as a standalone LaTeX document",
         description="Write the model family's derivation as a standalone LaTeX document printed from its SymPy "
         "steps: for a dense family (gaussian, orthogonal) the model, gradients, wide-width expectations, sums, lag "
-        "weights, NNGP, consequences and regimes; for any other family (--family diagonal, lru) its own derivation "
+        "weights, NNGP, consequences and regimes; for any other family (--family diagonal, lru, shifted) its own derivation "
         "and its derived kernels' diagonals at the given parameters.",
     )
     add_model_flags(x)
@@ -285,19 +285,21 @@ def _family_finite_width(spec: Any, args: argparse.Namespace) -> int:
 
 
 def _run_latex(args: argparse.Namespace) -> int:
-    """``derive latex``: the dense families' full document (with their model's own derivation steps), or for
-    any other family the document of its model's derivation (:func:`linrnn.derive.latex.derivation_document`)."""
+    """``derive latex``: the lag-weight families' full document (with their model's own derivation steps), or for
+    any other family (its model's derivation is no lag-weight derivation) the document of its model's derivation (:func:`linrnn.derive.latex.derivation_document`)."""
     from linrnn.core.spec import ModelSpec
+    from linrnn.derive.lag_weights import LagWeightsDerivation
     from linrnn.derive.latex import write_document, write_tex
     from linrnn.families import model_of
 
     spec = spec_from_args(args)
     if not args.output.endswith(".tex"):
         raise UsageError(f"the output file must end in .tex, got {args.output!r}")
-    if isinstance(spec, ModelSpec):
-        model = model_of(spec)
+    model = model_of(spec)
+    derivation = model.derivation()
+    if isinstance(spec, ModelSpec) and isinstance(derivation, LagWeightsDerivation):  # lag weights: the full document
         paths = write_document(spec, args.output, pdf=args.pdf, eps=args.eps, force=args.force,
-                               steps=model.derivation().steps, sections=model.latex_sections())
+                               steps=derivation.steps, sections=model.latex_sections())
     else:
         paths = write_tex(args.output, lambda: family_document(spec), pdf=args.pdf, force=args.force)
     for path in paths:

@@ -57,14 +57,22 @@ FIELD_RULES: dict[str, tuple[str, str, str]] = {
 
 
 #: The rules a field of a family's specification may name (:func:`check_field`).
-RULES = ("positive", "nonnegative", "size", "unit", "angle")
+RULES = ("positive", "nonnegative", "size", "unit", "angle", "real")
 
 
 def check_field(rule: str, name: str, value: Any) -> Any:
     """``value`` checked by ``rule`` (one of :data:`RULES`; ``name`` in the sentence): one :class:`UsageError`.
 
-    ``unit``: a number in [0, 1]; ``angle``: a number in [0, 2 pi] (radians).
+    ``unit``: a number in [0, 1]; ``angle``: a number in [0, 2 pi] (radians); ``real``: any finite number.
     """
+    if rule == "real":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{name} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise UsageError(f"{name} must be a finite number, got {value!r}")
+        return number
     if rule == "positive":
         return check_positive(name, value)
     if rule == "nonnegative":
@@ -223,6 +231,16 @@ class ModelSpec(FamilySpec):
         raise UsageError(f"this specification ({type(self).__name__}) has no exact finite-width means; the "
                          f"{self.family} family's own (linrnn.families.spec_class({self.family!r})) gives them where "
                          "they are derived")
+
+    def limit_theories(self, lags: int) -> Any:
+        """A family's own wide-limit theories for ``verify ntk`` (None: the lag weights of :meth:`derivation_law`).
+
+        A family whose limit kernel is not diagonal in the lags returns
+        :class:`linrnn.verify.check_ntk.Theories` (the lag NTK and NNGP as full kernel arrays
+        and its negative controls, each with a one-sentence statement), importing its own
+        derivation when called; the engines call this hook and never ask for the family.
+        """
+        return None
 
     # ---------------------------------------------------------------- the parameterization
 

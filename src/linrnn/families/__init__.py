@@ -47,6 +47,7 @@ from linrnn.core.errors import UsageError
 FAMILIES: dict[str, str] = {
     "gaussian": "linrnn.families.gaussian",
     "orthogonal": "linrnn.families.orthogonal",
+    "shifted": "linrnn.families.shifted",
     "diagonal": "linrnn.families.diagonal",
     "lru": "linrnn.families.lru",
 }
