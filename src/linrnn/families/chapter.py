@@ -11,9 +11,12 @@ names a family:
   lags, :func:`linrnn.families.consequences.horizon_fraction`) against the radius r;
 * ``spectra``: the eigenvalues of the T x T kernel, divided by the largest, in decreasing
   order (how many directions of the impulse response gradient descent can move);
-* ``table``: per family at radius r, the consequences of :mod:`linrnn.families.consequences`
+* ``tables``: per family at radius r, the consequences of :mod:`linrnn.families.consequences`
   (horizons, effective rank, participation ratio, neighbour correlation) and the
-  normalised distance of its kernel from the first family's ("same spectrum, different bias").
+  normalised distance of its kernel from the first family's ("same spectrum, different bias");
+  and the teacher-recovery table of :func:`linrnn.families.teachers.teacher_recovery` (the
+  long-range LRU against the dense Gaussian RNN at the same radius: min-norm recovery from few
+  samples by the derived kernels, confirmed by trained networks).
 
 The chapter is data (JSON-ready figures of :mod:`linrnn.reports.figures` and one table);
 the report renders it.
@@ -38,6 +41,8 @@ class ChapterConfig:
     lags: int = 32
     horizon_lags: int = 256
     radii: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
+    teacher_width: int = 1024
+    teacher_seeds: int = 2
 
     def __post_init__(self) -> None:
         from linrnn.core.configure import set_fields
@@ -52,6 +57,11 @@ class ChapterConfig:
         if not 2 <= self.lags <= self.horizon_lags <= 4096:
             raise UsageError(f"families needs 2 <= lags <= horizon_lags <= 4096, got {self.lags} and "
                              f"{self.horizon_lags}")
+        for name in ("teacher_width", "teacher_seeds"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "teacher_width" else 0):
+                raise UsageError(f"families.{name} must be a {'positive' if name == 'teacher_width' else 'non-negative'} "
+                                 f"integer, got {v!r}")
 
 
 def models_at(radius: float) -> dict[str, Any]:
@@ -142,6 +152,26 @@ def families_chapter(config: ChapterConfig = ChapterConfig(), progress: Any = No
     }
     columns = ["family", "setting", "horizon_90", "horizon_eps", "effective_rank", "participation_ratio",
                "neighbour_correlation", f"distance_from_{first}"]
+    say(0.9, "teacher recovery")
+    from linrnn.families.teachers import teacher_recovery
+
+    rec = teacher_recovery(width=config.teacher_width, seeds=config.teacher_seeds)
+    t_columns = ["teacher", "family", "rel_error_kernel", "rel_error_kernel_steps", "rel_error_trained",
+                 "rel_error_trained_se", "diverged"]
+
+    def rounded(v: Any) -> Any:
+        return round(v, 4) if isinstance(v, float) else v
+
+    teacher_table = {
+        "columns": t_columns, "rows": [[rounded(row[c]) for c in t_columns] for row in rec.as_dicts()],
+        "caption": f"Teacher recovery from {rec.samples} sequences of {rec.lags} steps: relative error ||L - L*|| / "
+                   "||L*|| of the min-norm interpolant of the derived kernel (kernel), of kernel gradient descent "
+                   f"after the networks' {rec.rows[0].steps} steps (kernel, steps), and of trained centred networks "
+                   f"(width {config.teacher_width}, {config.teacher_seeds} seeds: mean and standard error; "
+                   "diverged: runs whose loss blew up). Models: "
+                   + "; ".join(", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                                         for k, v in m.items()) for m in rec.models) + ".",
+    }
     say(1.0, "done")
     return {
         "id": "families", "title": "Implicit bias across families",
@@ -150,9 +180,11 @@ def families_chapter(config: ChapterConfig = ChapterConfig(), progress: Any = No
                  f"Distance: ||A - B||_F / max(||A||_F, ||B||_F) of the trace-normalised kernels, against {first}: "
                  "families with the same eigenvalue law can still have different kernels (non-normal W)."],
         "figures": figures,
-        "table": {"columns": columns, "rows": [[row[c] for c in columns] for row in rows],
-                  "caption": f"Consequences of each family's lag kernel at r = {r:g} (horizons over {H} lags)."},
-        "config": {"radius": r, "lags": T, "horizon_lags": H, "radii": list(config.radii)},
+        "tables": [{"columns": columns, "rows": [[row[c] for c in columns] for row in rows],
+                    "caption": f"Consequences of each family's lag kernel at r = {r:g} (horizons over {H} lags)."},
+                   teacher_table],
+        "config": {"radius": r, "lags": T, "horizon_lags": H, "radii": list(config.radii),
+                   "teacher_width": config.teacher_width, "teacher_seeds": config.teacher_seeds},
     }
 
 
