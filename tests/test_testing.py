@@ -147,3 +147,11 @@ def test_every_family_field_has_a_strategy() -> None:
         assert set(field_strategies(cls)) == set(cls.fields())
     with pytest.raises(UsageError, match="unknown field nope of the gaussian family"):
         specs("gaussian", nope=1)
+
+
+def test_every_field_rule_has_a_strategy() -> None:
+    """A rule added to the core (e.g. ``real``, the shifted family's shift) needs its strategy, or specs() breaks."""
+    from linrnn.core.spec import RULES
+    from linrnn.testing.strategies import RULE_STRATEGIES
+
+    assert set(RULES) == set(RULE_STRATEGIES)

@@ -39,6 +39,7 @@ RULE_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "size": st.integers(min_value=1, max_value=3),
     "unit": st.floats(min_value=0.0, max_value=1.0, allow_nan=False),
     "angle": st.floats(min_value=0.0, max_value=2 * math.pi, allow_nan=False),
+    "real": st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_infinity=False),
 }
 
 
