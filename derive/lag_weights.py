@@ -487,7 +487,7 @@ def _derive_lag_weights(param: str, law: TransitionLaw | None = None) -> LagWeig
                    * Frob(sp.Symbol(rf"\partial_{{{part}_e}} L_{{i}}[a,b]"), sp.Symbol(rf"\partial_{{{part}_e}} L_{{j}}[a',b']"))
                    for part in PARTS], evaluate=False),
           rf"Gradient descent on the raw parameters with prefactor $s = {sp.latex(par.ntk_prefactor)}$ "
-          r"(\texttt{docs/conventions.md}); $\langle x y^{T}, x' y'^{T}\rangle_F = \langle x, x'\rangle\langle y, y'\rangle$.",
+          r"(the lag NTK's scale: $s = 1$ in the \texttt{ntk} parameterization, $1/n$ in \texttt{standard}); $\langle x y^{T}, x' y^{\prime T}\rangle_F = \langle x, x'\rangle\langle y, y'\rangle$.",
           section=sec)
     exact_parts: dict[str, sp.Expr] = {}
     for part in PARTS:

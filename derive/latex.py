@@ -25,13 +25,18 @@ from linrnn.core.files import (atomic_file, check_new_file, sign_bytes, sign_pdf
 from linrnn.derive.printer import RELATIONS, DerivationPrinter, latex  # noqa: F401  (re-exported)
 
 
+def display(body: str, label: str | None = None, *, number: bool = True) -> str:
+    """A displayed equation that breaks across lines where it is wider than the text (breqn's ``dmath``), never
+    shrunk: at a relation or a binary operator, inside ``\\left( ... \\right)`` too; its number stays on its line."""
+    env = "dmath" if number else "dmath*"
+    tag = rf"\label{{eq:{label}}}" if number and label else ""
+    return rf"\begin{{{env}}}{tag}" + "\n" + body + "\n" + rf"\end{{{env}}}"
+
+
 def render_step(step: Step, *, number: bool = True) -> str:
     """One step as an equation with its note (exact-string tested)."""
     rel = RELATIONS[step.relation]
-    body = rf"{latex(step.lhs)} {rel} {latex(step.rhs)}"
-    env = "equation" if number else "equation*"
-    label = rf"\label{{eq:{step.label}}}" if number else ""
-    out = rf"\begin{{{env}}}{label}" + "\n" + rf"\fitmath{{{body}}}" + "\n" + rf"\end{{{env}}}"
+    out = display(rf"{latex(step.lhs)} {rel} {latex(step.rhs)}", step.label, number=number)
     if step.note:
         out += "\n" + step.note + "\n"
     return out
@@ -51,12 +56,9 @@ PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage[T1]{fontenc}
 \usepackage{lmodern}
 \usepackage{amsmath,amssymb}
+\usepackage{breqn}% displayed equations break across lines at their natural size (dmath), never shrunk
 \usepackage{graphicx}
 \usepackage[margin=2.5cm]{geometry}
-\newsavebox{\fitbox}
-% display an equation at natural size, or shrunk to the line width if it is wider
-\newcommand{\fitmath}[1]{\sbox{\fitbox}{$\displaystyle #1$}%
-  \ifdim\wd\fitbox>\linewidth\resizebox{\linewidth}{!}{\usebox{\fitbox}}\else\usebox{\fitbox}\fi}
 \setlength{\parindent}{0pt}
 \setlength{\parskip}{0.5em}
 """
@@ -103,6 +105,8 @@ def build_document(spec: ModelSpec, eps: float = 1e-3, steps: Derivation | None 
     subs = substitutions(spec)
     specialised = der.weight.subs(subs)
 
+    result_weight = display(rf"\lambda_j = {latex(der.weight)},", number=False)
+    result_nngp = display(rf"\operatorname{{Var}} L_j(0)[a,b] = {latex(der.nngp)}.", number=False)
     intro = rf"""\title{{Implicit bias of wide linear RNNs:\\ the lag weights of the equivalent convolution}}
 \author{{\texttt{{linrnn-bias}} (derivation printed from SymPy)}}
 \date{{}}
@@ -120,8 +124,8 @@ printed from a SymPy object produced by the derivation; none is typed by hand.
 \end{{abstract}}
 
 \section*{{Result}}
-\begin{{equation*}}\fitmath{{\lambda_j = {latex(der.weight)}, \qquad
-\operatorname{{Var}} L_j(0)[a,b] = {latex(der.nngp)}.}}\end{{equation*}}
+{result_weight}
+{result_nngp}
 The limit lag NTK is $\lambda_i\,\delta_{{ij}}\,\delta_{{aa'}}\,\delta_{{bb'}}$: gradient descent acts on
 each lag independently. Notation: $q = \sigma_W^2$ is the transition variance, $n_x$ the input
 dimension and $\eta_C, \eta_F, \eta_W$ the per-parameter learning-rate multipliers.
@@ -145,16 +149,18 @@ dimension and $\eta_C, \eta_F, \eta_W$ the per-parameter learning-rate multiplie
         )
     else:
         horizon_text = "The weights do not decay ($q \\geq 1$): no memory horizon exists and their sum diverges."
+    specialised_display = display(rf"\lambda_j = {latex(specialised)}.", number=False)
     values = rf"""\section{{This configuration}}
 With $q = {spec.sigma_w2:g}$, $\sigma_C^2 = {spec.sigma_c2:g}$, $\sigma_F^2 = {spec.sigma_f2:g}$, $n_x = {spec.n_in}$,
 $(\eta_C, \eta_F, \eta_W) = ({spec.lr_c:g}, {spec.lr_f:g}, {spec.lr_w:g})$ (regime: {summary.regime}):
-\begin{{equation*}}\fitmath{{\lambda_j = {latex(specialised)}.}}\end{{equation*}}
+{specialised_display}
 {horizon_text}
 {_spec_table(spec)}
 """
+    other_display = display(rf"\lambda_j = {latex(other_der.weight)},", number=False)
     comparison = rf"""\section{{The other parameterization}}
 In the \texttt{{{other}}} parameterization the same derivation gives
-\begin{{equation*}}\fitmath{{\lambda_j = {latex(other_der.weight)},}}\end{{equation*}}
+{other_display}
 with the $C$, $F$, $W$ contributions of order $n^{{{other_der.orders['C']}}}$, $n^{{{other_der.orders['F']}}}$,
 $n^{{{other_der.orders['W']}}}$ before the limit; the NNGP is the same, ${latex(other_der.nngp)}$.
 """

@@ -4,7 +4,7 @@ Two paths, one set of expressions:
 
 * float64: the ``sympy.lambdify`` form for NumPy, vectorised over the lag ``j``. Where
   ``q^j`` leaves the float64 range the path raises :class:`NumericalRangeError`
-  (overflow) or reports the first lag that underflowed, and points to ``dps``.
+  (overflow, or underflow to 0 or a subnormal), naming the first such lag and ``dps``.
 * mpmath: the same expressions through their ``lambdify(modules="mpmath")`` form at
   ``dps`` significant digits, finite for any lag and any ``q``.
 
@@ -84,13 +84,21 @@ def _mp_params(spec: ModelSpec) -> list[mpmath.mpf]:
     return [mpmath.mpf(v.numerator) / v.denominator for v in exact_params(spec).values()]
 
 
-def evaluate(expr: Formula | Any, spec: ModelSpec, lags: int, dps: int | None = None) -> Any:
+def evaluate(expr: Formula | Any, spec: ModelSpec, lags: int, dps: int | None = None, *,
+             underflow: str = "raise") -> Any:
     """Evaluate ``expr`` (a :class:`Formula` or a SymPy expression in ``j`` and the model symbols) at ``j = 0 .. lags-1``.
 
     Returns a float64 ``numpy.ndarray``, or with ``dps`` a list of ``mpmath.mpf``
     computed at ``dps`` significant digits. The float path raises
-    :class:`NumericalRangeError` if a value overflows float64.
+    :class:`NumericalRangeError` if a value overflows float64, and likewise if one
+    underflows (0 or subnormal in float64 while its exact value, mpmath at 30 digits,
+    is not: ratios of such values are NaN or wrong); ``underflow="keep"`` returns the
+    underflowed values instead, for callers that report underflow themselves
+    (``linrnn derive weights`` notes it, ``linrnn verify ntk`` names it in its verdict).
+    The message names the Python argument (``dps=30``); the command line says ``--dps 30``.
     """
+    if underflow not in ("raise", "keep"):
+        raise UsageError(f"underflow must be 'raise' or 'keep', got {underflow!r}")
     lags = _check_lags(lags)
     dps = _check_dps(dps)
     form = as_formula(expr)
@@ -105,8 +113,14 @@ def evaluate(expr: Formula | Any, spec: ModelSpec, lags: int, dps: int | None = 
         if bad.size:
             raise NumericalRangeError(
                 f"float64 overflowed: the value at lag j = {int(bad[0])} exceeds the float64 range "
-                f"(q = {spec.sigma_w2:g}); rerun with --dps 30 (mpmath at 30 digits) for finite values."
-            )
+                f"(q = {spec.sigma_w2:g})", remedy=("dps", 30), advice="(mpmath at 30 digits) for finite values")
+        if underflow == "raise":
+            low = first_underflow(form, spec, values)
+            if low is not None:
+                raise NumericalRangeError(
+                    f"float64 underflowed: the value at lag j = {low} is below the normal float64 range "
+                    f"(q = {spec.sigma_w2:g}: float64 gives {values[low]:g})", remedy=("dps", 30),
+                    advice="(mpmath at 30 digits) for its exact magnitude")
         return values
     fn = form.mpmath_fn()
     with mpmath.workdps(dps):
@@ -144,29 +158,31 @@ def first_underflow(expr: Formula | Any, spec: ModelSpec, values: np.ndarray) ->
     return None
 
 
-def weights(spec: ModelSpec, lags: int, dps: int | None = None) -> Any:
+def weights(spec: ModelSpec, lags: int, dps: int | None = None, *, underflow: str = "raise") -> Any:
     r"""The lag weights ``lambda_j``, ``j = 0 .. lags-1`` (n -> infinity).
 
     ``lambda_j`` is the diagonal of the limit lag NTK derived in
     :func:`linrnn.derive.lag_weights.derive_lag_weights` for ``spec.param``
-    (its cached formula, :func:`linrnn.derive.formulas.lag_formulas`).
+    (its cached formula, :func:`linrnn.derive.formulas.lag_formulas`). In float64
+    (``dps`` None) a value that overflows or underflows raises :class:`NumericalRangeError`
+    (:func:`evaluate`; ``underflow="keep"`` keeps underflowed values).
     """
-    return evaluate(lag_formulas(spec.param, spec.derivation_law()).weight, spec, lags, dps)
+    return evaluate(lag_formulas(spec.param, spec.derivation_law()).weight, spec, lags, dps, underflow=underflow)
 
 
-def nngp_variance(spec: ModelSpec, lags: int, dps: int | None = None) -> Any:
-    r"""``Var L_j(0)[a,b]`` for ``j = 0 .. lags-1`` in the n -> infinity limit."""
-    return evaluate(lag_formulas(spec.param, spec.derivation_law()).nngp, spec, lags, dps)
+def nngp_variance(spec: ModelSpec, lags: int, dps: int | None = None, *, underflow: str = "raise") -> Any:
+    r"""``Var L_j(0)[a,b]`` for ``j = 0 .. lags-1`` in the n -> infinity limit (range errors as :func:`weights`)."""
+    return evaluate(lag_formulas(spec.param, spec.derivation_law()).nngp, spec, lags, dps, underflow=underflow)
 
 
-def limit_lag_ntk(spec: ModelSpec, lags: int) -> np.ndarray:
+def limit_lag_ntk(spec: ModelSpec, lags: int, *, underflow: str = "raise") -> np.ndarray:
     r"""The limit lag NTK, shape ``(lags, n_out, n_in, lags, n_out, n_in)`` (the spec's n_out and n_in).
 
     The derived kernel is ``lambda_i delta_ij delta_aa' delta_bb'``; this builds it
     from the derived weights and that derived structure (checked at derivation).
     """
     n_out_i = spec.n_out
-    lam = weights(spec, lags)
+    lam = weights(spec, lags, underflow=underflow)
     eye_lag = np.eye(lags)
     out = np.einsum("i,ij,ac,bd->iabjcd", lam, eye_lag, np.eye(n_out_i), np.eye(spec.n_in))
     return out

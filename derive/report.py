@@ -53,8 +53,8 @@ def weights_report(spec: ModelSpec, lags: int, *, dps: int | None = None, eps: f
     from linrnn.derive.numeric import evaluate, float64_range, summarize
 
     der = lag_formulas(spec.param, spec.derivation_law())
-    w = evaluate(der.weight, spec, lags, dps)
-    v = evaluate(der.nngp, spec, lags, dps)
+    w = evaluate(der.weight, spec, lags, dps, underflow="keep")  # underflow is noted below, not raised
+    v = evaluate(der.nngp, spec, lags, dps, underflow="keep")
     notices: list[str] = []
     if dps is None:
         tiny = float(np.finfo(np.float64).tiny)

@@ -85,9 +85,10 @@ def _generic() -> dict[str, sp.Expr]:
     (s0, cond0), (s1, cond1) = basis
     if cond0 != cond1:  # pragma: no cover
         raise AssertionError(f"basis sums converge on different sets: {cond0}, {cond1}")
-    out["gf"] = sp.factor(A_ * s0.subs(x, q * z) + B_ * s1.subs(x, q * z))
+    # over the common denominator, A and B kept apart: (A (1 - q z) + B q z) / (1 - q z)^2
+    out["gf"] = sp.together(A_ * s0.subs(x, q * z) + B_ * s1.subs(x, q * z))
     out["gf_cond"] = cond0.subs(x, q * z)
-    out["total"] = sp.factor(out["gf"].subs(z, 1))
+    out["total"] = out["gf"].subs(z, 1)
     out["total_cond"] = sp.simplify(out["gf_cond"].subs(z, 1))
     (out["peak_threshold"],) = sp.solve(sp.Eq(w.subs(j, j + 1), w), j, check=False)
     (out["peak_continuous"],) = sp.solve(sp.Eq(sp.diff(sp.expand_log(sp.log(w), force=True), j), 0), j, check=False)
@@ -120,10 +121,11 @@ def _consequences(param: str) -> Consequences:
     lam = sp.IndexedBase(r"\lambda")
 
     sec = "Generating function and total weight"
-    gf, gf_cond = sp.factor(g["gf"].subs(spec)), g["gf_cond"]
+    # the parameterization's A and B substituted into the generic form, common factors pulled out, not expanded
+    gf, gf_cond = sp.factor_terms(g["gf"].subs(spec)), g["gf_cond"]
     d.add("gf", sp.Sum(lam[j] * z**j, (j, 0, sp.oo)), gf,
           f"Valid for ${sp.latex(gf_cond)}$.", section=sec)
-    total, total_cond = sp.factor(g["total"].subs(spec)), g["total_cond"]
+    total, total_cond = sp.factor_terms(g["total"].subs(spec)), g["total_cond"]
     if sp.simplify(total - gf.subs(z, 1)) != 0:  # pragma: no cover
         raise AssertionError("sum of the weights differs from the generating function at z = 1")
     d.add("total", sp.Sum(lam[j], (j, 0, sp.oo)), total,

@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -336,18 +337,30 @@ def draw(stem: str, data: Mapping[str, Any], where: str | None = None) -> Figure
     return FigureFiles(stem, png, svg, str(data.get("title", "")), str(data.get("caption", "")))
 
 
-#: LaTeX that mathtext lacks, replaced for display only (the source shown beside stays exact).
-MATHTEXT_SUBSTITUTIONS = ((r"\lVert", r"\|"), (r"\rVert", r"\|"), (r"\tfrac", r"\frac"), (r"\mathbb{E}", r"\mathrm{E}"),
-                          (r"\top", r"T"), (r"\ ", r"\quad "))
+#: LaTeX that mathtext lacks, replaced for display only (the image's alt text keeps the exact source): a
+#: regular expression and its replacement, applied in order.
+MATHTEXT_SUBSTITUTIONS = (
+    (r"\\lVert(?![A-Za-z])", r"\\|"), (r"\\rVert(?![A-Za-z])", r"\\|"), (r"\\tfrac(?![A-Za-z])", r"\\frac"),
+    (r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}"),  # \frac12
+    (r"\\mathbb\{E\}", r"\\mathrm{E}"), (r"\\top(?![A-Za-z])", r"T"), (r"\\ ", r"\\quad "),
+    (r"\\ge(?![A-Za-z])", r"\\geq"), (r"\\le(?![A-Za-z])", r"\\leq"),
+    (r"\\[Bb]ig{1,2}l?\s*([(\[])", r"\\left\1"), (r"\\[Bb]ig{1,2}r?\s*([)\]])", r"\\right\1"),  # \Big( .. \Big)
+    (r"\\[Bb]ig{1,2}[lrm]?(?![A-Za-z])\s*", ""),  # any other size: the delimiter at its natural size
+)
+
+
+def mathtext_source(latex: str) -> str:
+    """``latex`` with what mathtext lacks replaced (:data:`MATHTEXT_SUBSTITUTIONS`)."""
+    for pattern, repl in MATHTEXT_SUBSTITUTIONS:
+        latex = re.sub(pattern, repl, latex)
+    return latex
 
 
 def formula_png(latex: str, fontsize: float = 15.0) -> bytes | None:
     """The formula typeset by matplotlib's mathtext as a PNG, or None where mathtext cannot parse it."""
     png = _formula_png(latex, fontsize)
     if png is None:
-        for old, new in MATHTEXT_SUBSTITUTIONS:
-            latex = latex.replace(old, new)
-        png = _formula_png(latex, fontsize)
+        png = _formula_png(mathtext_source(latex), fontsize)
     return png
 
 

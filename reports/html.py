@@ -17,11 +17,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from linrnn.reports.figures import FigureFiles, formula_png
+from linrnn.reports.inline_math import prose_html
 from linrnn.reports.text import (
     OUTCOME_WORDS,
     controls_outcome,
     format_alpha,
-    format_number,
+    format_statistic,
     format_threshold,
     outcome_line,
     stated_sentences,
@@ -76,22 +77,39 @@ def _verdict_cell(verdict: str, *, control: bool = False) -> str:
 
 
 def formula_html(latex: str, label: str = "") -> str:
-    """The formula as a typeset image (mathtext) with its LaTeX source below; the source alone if it cannot be typeset."""
+    """The formula as a typeset image (mathtext), its LaTeX source the image's alt text (read aloud, copied, shown
+    where images are off); the source alone, marked as such, only if mathtext cannot typeset it (the tests keep
+    every formula of the registry and the derivation typeset)."""
     png = formula_png(latex)
-    src = f'<div class="latex"><code>{esc(latex)}</code></div>'
     if png is None:
-        return f'<div class="formula"><code>{esc(label)}{esc(latex)}</code></div>'
-    return f'<div class="formula"><img alt="{esc(latex)}" src="{data_uri(png)}"></div>{src}'
+        return f'<div class="formula latex"><code>{esc(label)}{esc(latex)}</code></div>'
+    return f'<div class="formula"><img alt="{esc(latex)}" title="{esc(latex)}" src="{data_uri(png)}"></div>'
+
+
+def prose(text: Any) -> str:
+    """Prose from the results: HTML-escaped, its ASCII math typeset as MathML (:mod:`linrnn.reports.inline_math`)."""
+    return prose_html(str(text))
+
+
+def _value_text(stat: Mapping[str, Any]) -> str:
+    """A statistic's value, or (``in_words``) the sentence that replaces a misleading number."""
+    return prose(format_statistic(stat)) if stat.get("in_words") else esc(format_statistic(stat))
+
+
+def _value_cell(stat: Mapping[str, Any]) -> str:
+    """The value's table cell: a right-aligned number, or a sentence in an ordinary cell."""
+    return f"<td>{_value_text(stat)}</td>" if stat.get("in_words") else f'<td class="num">{_value_text(stat)}</td>'
 
 
 def _figure(f: FigureFiles) -> str:
-    cap = f"<strong>{esc(f.title)}.</strong> {esc(f.caption)}" if f.title else esc(f.caption)
+    cap = f"<strong>{prose(f.title)}.</strong> {prose(f.caption)}" if f.title else prose(f.caption)
     return (f'<figure id="fig-{esc(f.stem)}"><img alt="{esc(f.title or f.stem)}" src="{data_uri(f.png)}">'
             f"<figcaption>{cap}</figcaption></figure>")
 
 
 def _kv_table(items: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><th>{esc(k)}</th><td><code>{esc(_compact(v))}</code></td></tr>" for k, v in items.items())
+    rows = "".join(f"<tr><th><code>{esc(k)}</code></th><td><code>{esc(_compact(v))}</code></td></tr>"
+                   for k, v in items.items())
     return f"<table>{rows}</table>"
 
 
@@ -107,23 +125,25 @@ def _summary(results: Mapping[str, Any]) -> tuple[str, str]:
         ctrls = [x for x in results["controls"] if x["claim"] == c["id"]]
         stat = statistic_outcome(c)
         rows.append(
-            f'<tr><td><a href="#claim-{esc(c["id"])}">{esc(c["title"])}</a></td><td>{esc(c["statement"])}</td>'
-            f'<td>{esc(c["statistic"]["name"])}</td><td class="num">{esc(format_number(c["statistic"]["value"]))}</td>'
-            f'<td>{esc(format_threshold(c["threshold"]))}</td><td class="num">{esc(format_alpha(c))}</td>'
+            f'<tr><td><a href="#claim-{esc(c["id"])}">{prose(c["title"])}</a><br><code>{esc(c["id"])}</code></td>'
+            f'<td>{prose(c["statement"])}</td>'
+            f'<td>{prose(c["statistic"]["name"])}</td>{_value_cell(c["statistic"])}'
+            f'<td>{prose(format_threshold(c["threshold"]))}</td><td class="num">{esc(format_alpha(c))}</td>'
             f'<td>{_verdict_cell(stat)}</td><td>{esc(controls_outcome(ctrls))}</td>'
             f'<td>{_verdict_cell(c["verdict"])}</td></tr>'
         )
     claims = ("<table><tr><th>claim</th><th>statement</th><th>statistic</th><th>value</th><th>threshold</th>"
-              "<th>alpha</th><th>statistic outcome</th><th>controls</th><th>verdict</th></tr>"
+              "<th>&#945;</th><th>statistic outcome</th><th>controls</th><th>verdict</th></tr>"
               + "".join(rows) + "</table>")
     crow = []
     for c in results["controls"]:
         crow.append(
-            f'<tr><td><a href="#claim-{esc(c["claim"])}">{esc(c["claim"])}</a></td><td>{esc(c["statement"])}</td>'
-            f'<td>{esc(c["statistic"]["name"])}</td><td class="num">{esc(format_number(c["statistic"]["value"]))}</td>'
-            f'<td>{esc(format_threshold(c["threshold"]))}</td><td>{_verdict_cell(c["verdict"], control=True)}</td></tr>'
+            f'<tr><td><a href="#claim-{esc(c["claim"])}"><code>{esc(c["claim"])}</code></a></td>'
+            f'<td><code>{esc(c["id"])}</code></td><td>{prose(c["statement"])}</td>'
+            f'<td>{prose(c["statistic"]["name"])}</td>{_value_cell(c["statistic"])}'
+            f'<td>{prose(format_threshold(c["threshold"]))}</td><td>{_verdict_cell(c["verdict"], control=True)}</td></tr>'
         )
-    controls = ("<table><tr><th>claim</th><th>wrong theory</th><th>statistic</th><th>value</th><th>threshold</th>"
+    controls = ("<table><tr><th>claim</th><th>control</th><th>wrong theory</th><th>statistic</th><th>value</th><th>threshold</th>"
                 "<th>outcome</th></tr>" + "".join(crow) + "</table>") if crow else "<p>No negative controls.</p>"
     return claims, controls
 
@@ -169,39 +189,39 @@ def render_html(results: Mapping[str, Any], figures: Mapping[str, Sequence[Figur
     for f in der["formulas"]:
         parts.append(f"<h3>{esc(f['label'])}</h3>")
         if f.get("description"):
-            parts.append(f"<p>{esc(f['description'])}</p>")
+            parts.append(f"<p>{prose(f['description'])}</p>")
         parts.append(formula_html(f["latex"]))
     parts += [_figure(f) for f in figures.get("derivation", ())]
-    parts += [f"<p>{esc(n)}</p>" for n in der["notes"]]
+    parts += [f"<p>{prose(n)}</p>" for n in der["notes"]]
     def ctrls_of(c: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         return [x for x in results["controls"] if x["claim"] == c["id"]]
 
     for c in results["claims"]:
         parts += [
-            f'<h2 id="claim-{esc(c["id"])}">{esc(c["title"])} {_verdict_cell(c["verdict"])}</h2>',
-            f"<p>{esc(c['statement'])}</p>",
+            f'<h2 id="claim-{esc(c["id"])}">{prose(c["title"])} {_verdict_cell(c["verdict"])}</h2>',
+            f'<p class="muted">claim <code>{esc(c["id"])}</code></p>',
+            f"<p>{prose(c['statement'])}</p>",
             formula_html(c["formula"]),
             "<table>",
-            f"<tr><th>statistic</th><td>{esc(c['statistic']['name'])}</td>"
-            f"<td class=\"num\">{esc(format_number(c['statistic']['value']))}</td></tr>",
-            f"<tr><th>threshold</th><td colspan=\"2\">{esc(format_threshold(c['threshold']))}</td></tr>",
-            f"<tr><th>stated alpha</th><td colspan=\"2\">{esc(format_alpha(c))}</td></tr>",
-            f"<tr><th>outcome</th><td colspan=\"2\">{esc(outcome_line(c, ctrls_of(c)))}</td></tr>",
+            f"<tr><th>statistic</th><td>{prose(c['statistic']['name'])}</td>{_value_cell(c['statistic'])}</tr>",
+            f"<tr><th>threshold</th><td colspan=\"2\">{prose(format_threshold(c['threshold']))}</td></tr>",
+            f"<tr><th>stated &#945;</th><td colspan=\"2\">{esc(format_alpha(c))}</td></tr>",
+            f"<tr><th>outcome</th><td colspan=\"2\">{prose(outcome_line(c, ctrls_of(c)))}</td></tr>",
             f"<tr><th>verdict</th><td colspan=\"2\">{_verdict_cell(c['verdict'])}</td></tr>",
             "</table>",
         ]
-        parts += [f"<p><strong>{esc(t)}</strong></p>" if c["verdict"] != "pass" else f'<p class="muted">{esc(t)}</p>'
+        parts += [f"<p><strong>{prose(t)}</strong></p>" if c["verdict"] != "pass" else f'<p class="muted">{prose(t)}</p>'
                   for t in stated_sentences(c)]
         ctrls = [x for x in results["controls"] if x["claim"] == c["id"]]
         if ctrls:
             parts.append("<p><strong>Negative controls</strong> (each should be rejected):</p><ul>")
             for x in ctrls:
-                parts.append(f"<li>{esc(x['statement'].rstrip('.'))}: {esc(x['statistic']['name'])} = "
-                             f"{esc(format_number(x['statistic']['value']))} "
-                             f"({esc(format_threshold(x['threshold']))}) {_verdict_cell(x['verdict'], control=True)}</li>")
+                parts.append(f"<li><code>{esc(x['id'])}</code>: {prose(x['statement'].rstrip('.'))}: "
+                             f"{prose(x['statistic']['name'])} = {_value_text(x['statistic'])} "
+                             f"({prose(format_threshold(x['threshold']))}) {_verdict_cell(x['verdict'], control=True)}</li>")
             parts.append("</ul>")
         parts += [_figure(f) for f in figures.get(c["id"], ())]
-        parts += [f"<p class=\"muted\">{esc(n)}</p>" for n in c.get("notes", [])]
+        parts += [f"<p class=\"muted\">{prose(n)}</p>" for n in c.get("notes", [])]
         if c.get("config"):
             parts.append(f"<details><summary>configuration of this experiment</summary>{_kv_table(c['config'])}"
                          "</details>")

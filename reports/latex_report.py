@@ -11,10 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from linrnn.reports.figures import FigureFiles
+from linrnn.reports.inline_math import prose_latex
 from linrnn.reports.text import (
     controls_outcome,
     format_alpha,
     format_number,
+    format_statistic,
     format_threshold,
     outcome_line,
     stated_sentences,
@@ -30,7 +32,16 @@ _TEX_SPECIALS = {
 
 def tex(text: Any) -> str:
     """Escape text for LaTeX (every special character, including the backslash)."""
-    return "".join(_TEX_SPECIALS.get(ch, ch) for ch in str(text)).strip()
+    return _escape(str(text)).strip()
+
+
+def _escape(text: str) -> str:
+    return "".join(_TEX_SPECIALS.get(ch, ch) for ch in text)
+
+
+def prose(text: Any) -> str:
+    """Prose from the results for LaTeX: escaped, its ASCII math as inline math (:mod:`linrnn.reports.inline_math`)."""
+    return prose_latex(str(text), _escape).strip()
 
 
 def _verdict(v: str, control: bool = False) -> str:
@@ -42,7 +53,7 @@ def _verdict(v: str, control: bool = False) -> str:
 def _figure(f: FigureFiles) -> str:
     return (r"\begin{figure}[htbp]\centering" "\n"
             rf"\includegraphics[width=0.9\linewidth]{{figures/{f.stem}.png}}" "\n"
-            rf"\caption{{\textbf{{{tex(f.title)}.}} {tex(f.caption)}}}" "\n"
+            rf"\caption{{\textbf{{{prose(f.title)}.}} {prose(f.caption)}}}" "\n"
             r"\end{figure}")
 
 
@@ -51,13 +62,14 @@ def render_latex(results: Mapping[str, Any], figures: Mapping[str, Sequence[Figu
         return [x for x in results["controls"] if x["claim"] == c["id"]]
 
     rows = "\n".join(
-        rf"{tex(c['title'])} & {tex(c['statistic']['name'])} & {tex(format_number(c['statistic']['value']))} & "
+        rf"{prose(c['title'])} & {prose(c['statistic']['name'])} & {prose(format_statistic(c['statistic']))} & "
         rf"{tex(format_alpha(c))} & {_verdict(statistic_outcome(c))} & {tex(controls_outcome(ctrls_of(c)))} & "
         rf"{_verdict(c['verdict'])} \\"
         for c in results["claims"]
     )
     crow = "\n".join(
-        rf"{tex(x['claim'])} & {tex(x['statement'])} & {tex(format_number(x['statistic']['value']))} & "
+        rf"\texttt{{{tex(x['claim'])}}} & \texttt{{{tex(x['id'])}}} & {prose(x['statement'])} & "
+        rf"{prose(format_statistic(x['statistic']))} & "
         rf"{_verdict(x['verdict'], True)} \\"
         for x in results["controls"]
     )
@@ -77,27 +89,28 @@ def render_latex(results: Mapping[str, Any], figures: Mapping[str, Sequence[Figu
         r"claim & statistic & value & alpha & statistic & controls & verdict \\ \hline", rows, r"\end{tabular}",
     ]
     if crow:
-        out += [r"\subsection*{Negative controls}", r"\begin{tabular}{l>{\raggedright}p{7cm}rl}",
-                r"claim & wrong theory & value & outcome \\ \hline", crow, r"\end{tabular}"]
+        out += [r"\subsection*{Negative controls}",
+                r"\begin{tabular}{>{\raggedright}p{2.6cm}>{\raggedright}p{3.4cm}>{\raggedright}p{5.6cm}rl}",
+                r"claim & control & wrong theory & value & outcome \\ \hline", crow, r"\end{tabular}"]
     der = results["derivation"]
     out.append(r"\section{Derived formulas}")
     for f in der["formulas"]:
-        out += [rf"\textbf{{{tex(f['label'])}}}" + (f": {tex(f['description'])}" if f.get("description") else ""),
+        out += [rf"\textbf{{{tex(f['label'])}}}" + (f": {prose(f['description'])}" if f.get("description") else ""),
                 r"\begin{equation*}" + f["latex"] + r"\end{equation*}"]
     out += [_figure(f) for f in figures.get("derivation", ())]
-    out += [tex(n) for n in der["notes"]]
+    out += [prose(n) for n in der["notes"]]
     for c in results["claims"]:
-        out += [rf"\section{{{tex(c['title'])}: {_verdict(c['verdict'])}}}", tex(c["statement"]),
+        out += [rf"\section{{{prose(c['title'])}: {_verdict(c['verdict'])}}}", prose(c["statement"]),
                 r"\begin{equation*}" + c["formula"] + r"\end{equation*}",
-                rf"Statistic: {tex(c['statistic']['name'])} $=$ {tex(format_number(c['statistic']['value']))}; "
-                rf"threshold: {tex(format_threshold(c['threshold']))}; stated alpha: {tex(format_alpha(c))}.",
-                rf"Outcome: {tex(outcome_line(c, ctrls_of(c)))}."]
-        out += [rf"\textbf{{{tex(t)}}}" if c["verdict"] != "pass" else tex(t) for t in stated_sentences(c)]
+                rf"Statistic: {prose(c['statistic']['name'])} $=$ {prose(format_statistic(c['statistic']))}; "
+                rf"threshold: {prose(format_threshold(c['threshold']))}; stated alpha: {tex(format_alpha(c))}.",
+                rf"Outcome: {prose(outcome_line(c, ctrls_of(c)))}."]
+        out += [rf"\textbf{{{prose(t)}}}" if c["verdict"] != "pass" else prose(t) for t in stated_sentences(c)]
         for x in (x for x in results["controls"] if x["claim"] == c["id"]):
-            out.append(rf"Control: {tex(x['statement'])}: {tex(format_number(x['statistic']['value']))}, "
+            out.append(rf"Control \texttt{{{tex(x['id'])}}}: {prose(x['statement'])}: {prose(format_statistic(x['statistic']))}, "
                        rf"{_verdict(x['verdict'], True)}.")
         out += [_figure(f) for f in figures.get(c["id"], ())]
-        out += [tex(n) for n in c.get("notes", [])]
+        out += [prose(n) for n in c.get("notes", [])]
         out.append(r"\clearpage")
     out += [r"\section*{Provenance}", r"\begin{itemize}"]
     for k, v in results["provenance"].items():

@@ -15,6 +15,7 @@ from linrnn.reports.text import (
     controls_outcome,
     format_alpha,
     format_number,
+    format_statistic,
     format_threshold,
     outcome_line,
     stated_sentences,
@@ -70,14 +71,14 @@ def render_markdown(results: Mapping[str, Any], figures: Mapping[str, Sequence[F
     ]
     for c in results["claims"]:
         out.append(f"| [{md(c['title'])}](#{c['id'].replace('_', '-')}) | {md(c['statistic']['name'])} | "
-                   f"{md(format_number(c['statistic']['value']))} | {md(format_threshold(c['threshold']))} | "
+                   f"{md(format_statistic(c['statistic']))} | {md(format_threshold(c['threshold']))} | "
                    f"{md(format_alpha(c))} | {_verdict(statistic_outcome(c))} | {md(controls_outcome(ctrls_of(c)))} | "
                    f"{_verdict(c['verdict'])} |")
     if results["controls"]:
         out += ["", "| claim | wrong theory | statistic | value | outcome |", "|---|---|---|---:|---|"]
         for x in results["controls"]:
             out.append(f"| {md(x['claim'])} | {md(x['statement'])} | {md(x['statistic']['name'])} | "
-                       f"{md(format_number(x['statistic']['value']))} | {_verdict(x['verdict'], True)} |")
+                       f"{md(format_statistic(x['statistic']))} | {_verdict(x['verdict'], True)} |")
     der = results["derivation"]
     out += ["", "## Derived formulas", "", f"Parameterization `{der['param']}`, printed from the SymPy derivation "
             "(`derivation.tex`).", ""]
@@ -90,7 +91,7 @@ def render_markdown(results: Mapping[str, Any], figures: Mapping[str, Sequence[F
     for c in results["claims"]:
         out += [f'<a id="{c["id"].replace("_", "-")}"></a>', "", f"## {md(c['title'])}: {_verdict(c['verdict'])}", "",
                 md(c["statement"]), "", "$$", c["formula"], "$$", "",
-                f"- statistic: {md(c['statistic']['name'])} = {md(format_number(c['statistic']['value']))}",
+                f"- statistic: {md(c['statistic']['name'])} = {md(format_statistic(c['statistic']))}",
                 f"- threshold: {md(format_threshold(c['threshold']))}",
                 f"- stated alpha: {md(format_alpha(c))}",
                 f"- outcome: {md(outcome_line(c, ctrls_of(c)))}"]
@@ -98,7 +99,7 @@ def render_markdown(results: Mapping[str, Any], figures: Mapping[str, Sequence[F
         out.append("")
         for x in (x for x in results["controls"] if x["claim"] == c["id"]):
             out.append(f"- control: {md(x['statement'].rstrip('.'))}: {md(x['statistic']['name'])} = "
-                       f"{md(format_number(x['statistic']['value']))}, {_verdict(x['verdict'], True)}")
+                       f"{md(format_statistic(x['statistic']))}, {_verdict(x['verdict'], True)}")
         out.append("")
         for f in figures.get(c["id"], ()):
             out += _fig(f)

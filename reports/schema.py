@@ -13,7 +13,8 @@ One data model, written by :mod:`linrnn.suite` and read by every renderer in
 * ``derivation``: ``param``, ``formulas`` (label, LaTeX, description), ``figures``,
   ``notes`` and ``tex`` (the LaTeX appendix as text, or null);
 * ``claims``: one object per claim of ``docs/claims.md`` (``id``, ``title``,
-  ``statement``, ``formula``, ``statistic`` {name, value: a number or null}, ``threshold``
+  ``statement``, ``formula``, ``statistic`` {name, value: a number or null, optionally ``in_words``: a
+  sentence shown instead of a value that would mislead as a number}, ``threshold``
   {description, value: a number, null, or numbers in arrays or objects such as an interval}, ``verdict``
   "pass"/"fail"/"inconclusive"/"error" (:mod:`linrnn.core.outcome`), ``figures``, ``config``,
   ``notes``, ``experiment``, ``data``, ``statistic_verdict`` (the claim's own test:
@@ -168,6 +169,8 @@ def _check_statistic(stat: Mapping[str, Any], where: str) -> None:
     if "value" not in stat:
         raise SchemaError(f"{where}.statistic needs a 'value' (a number or null)")
     _check_number(stat["value"], f"{where}.statistic.value")
+    if "in_words" in stat and not isinstance(stat["in_words"], str):
+        raise SchemaError(f"{where}.statistic.in_words must be a string")
 
 
 def _check_threshold(thr: Mapping[str, Any], where: str) -> None:

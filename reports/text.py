@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,19 +23,41 @@ def format_number(x: Any, digits: int = 4) -> str:
             return "n/a"
         return f"{x:.{digits}g}"
     if isinstance(x, Mapping):
-        return ", ".join(f"{k} {format_number(v, digits)}" for k, v in x.items())
+        return ", ".join(f"{k}: {format_number(v, digits)}" for k, v in x.items())
     if isinstance(x, (list, tuple)):
         return "[" + ", ".join(format_number(v, digits) for v in x) + "]"
     return str(x)
 
 
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def states_value(text: str, value: float, digits: int = 4) -> bool:
+    """Whether ``text`` already states ``value`` (some number in it equals ``value`` to the digits it was printed to)."""
+    for lit in _NUMBER.findall(text):
+        mantissa = lit.split("e")[0].split("E")[0].lstrip("+-")
+        shown = len(mantissa.replace(".", "").lstrip("0")) or 1
+        if math.isclose(float(lit), value, rel_tol=0.51 * 10.0 ** (1 - min(shown, digits)), abs_tol=0.0):
+            return True
+    return False
+
+
 def format_threshold(threshold: Mapping[str, Any]) -> str:
-    """'description (value)' or the description alone when there is no value."""
+    """'description (value)', or the description alone when there is no value or the description states it."""
     desc = str(threshold.get("description", ""))
     value = threshold.get("value")
     if value is None:
         return desc
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+            and states_value(desc, float(value)):
+        return desc
     return f"{desc} ({format_number(value)})"
+
+
+def format_statistic(stat: Mapping[str, Any]) -> str:
+    """A statistic's value, or the sentence that says it in words (``in_words``: a value that would mislead)."""
+    words = stat.get("in_words")
+    return str(words) if words else format_number(stat.get("value"))
 
 
 def verdict_word(verdict: str, *, control: bool = False) -> tuple[str, bool]:
@@ -104,7 +127,7 @@ def format_alpha(claim: Mapping[str, Any]) -> str:
 
 
 def format_design(design: Mapping[str, Any] | None) -> str:
-    """The design's sizes in one line ('pilot 16, replicas 256, capped by max_replicas; needed: a 4096, b n/a')."""
+    """The design's sizes in one line ('pilot 16; replicas 256; capped by max_replicas; needed: a 4096, b unbounded')."""
     if not design:
         return ""
     parts, needed = [], ""
@@ -114,8 +137,12 @@ def format_design(design: Mapping[str, Any] | None) -> str:
             continue
         if v is None:
             continue
-        parts.append(f"{k.replace('_', ' ')} {format_number(v) if not isinstance(v, str) else v}")
-    return "; ".join(p for p in (", ".join(parts), f"needed: {needed}" if needed else "") if p)
+        key = k.replace("_", " ")
+        if isinstance(v, str) and key in v.lower():  # 'allowance': 'no bias allowance: ...' says it once
+            parts.append(v)
+        else:
+            parts.append(f"{key} {format_number(v) if not isinstance(v, str) else v}")
+    return "; ".join(p for p in (*parts, f"needed: {needed}" if needed else "") if p)
 
 
 def stated_sentences(claim: Mapping[str, Any]) -> list[str]:

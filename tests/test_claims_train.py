@@ -85,7 +85,7 @@ def test_dynamics_equivalence_passes_and_rejects_controls(dynamics: dict) -> Non
     assert dynamics["statistic_verdict"] == "pass"
     lo, hi = dynamics["threshold"]["value"]["ci"]
     assert lo <= -0.5 <= hi
-    assert {c["id"] for c in dynamics["controls"]} == {"lag_weights:no_linear_term", "lag_weights:q_times_1.1", "rate:-1"}
+    assert {c["id"] for c in dynamics["controls"]} == {"lag_weights:no_linear_term", "lag_weights:q_times_1.1", "rate:minus_1"}
     verdicts = {c["id"]: c["verdict"] for c in dynamics["controls"]}
     assert verdicts["lag_weights:no_linear_term"] == "rejected", verdicts  # the others may need more than 32 here
     d = dynamics["figures"]["distance_vs_width"]["distance_mean"]

@@ -122,7 +122,7 @@ def small_claim() -> dict:
 def test_claim_contract_design_and_controls(small_claim: dict) -> None:
     res = small_claim
     json.dumps(res, allow_nan=False)
-    assert res["id"] == "co2_memory" and res["statistic_verdict"] == "pass" and res["verdict"] == "pass"
+    assert res["id"] == "co2" and res["statistic_verdict"] == "pass" and res["verdict"] == "pass"
     assert res["alpha"] == 1e-3 and res["error"] is None
     d = res["design"]
     assert d["pilot"] == 6 and 8 <= d["replicas"] <= 16 and d["power"] == 0.999

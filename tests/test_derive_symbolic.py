@@ -156,10 +156,10 @@ def test_latex_of_nngp() -> None:
 def test_latex_of_w_gradient_step() -> None:
     step = derive_lag_weights("ntk").steps["grad-W"]
     assert render_step(step).splitlines()[:3] == [
-        r"\begin{equation}\label{eq:grad-W}",
-        r"\fitmath{\frac{\partial L_{j}[a,b]}{\partial W_{e}} = \sum_{k=0}^{j - 1} "
-        r"\left(W_{e}^{T}\right)^{k} c_{a} f_{b}^{T} \left(W_{e}^{T}\right)^{j - k - 1}}",
-        r"\end{equation}",
+        r"\begin{dmath}\label{eq:grad-W}",
+        r"\frac{\partial L_{j}[a,b]}{\partial W_{e}} = \sum_{k=0}^{j - 1} "
+        r"\left(W_{e}^{T}\right)^{k} c_{a} f_{b}^{T} \left(W_{e}^{T}\right)^{j - k - 1}",
+        r"\end{dmath}",
     ]
 
 

@@ -210,7 +210,7 @@ def test_outcomes_render_distinctly_in_every_format(results: dict, tmp_path: Pat
     mdown = (tmp_path / "report.md").read_text(encoding="utf-8")
     latex = (tmp_path / "report.tex").read_text(encoding="utf-8")
     assert 'class="verdict banner bad v-error"' in html and "v-inconclusive" in html
-    line = "statistic: pass; controls: 1 of 2 rejected -&gt; inconclusive"
+    line = "statistic: pass; controls: 1 of 2 rejected \u2192 inconclusive"
     assert line in html
     assert "statistic: pass; controls: 1 of 2 rejected -\\> inconclusive" in mdown
     assert "needed: ntk:q\\_times\\_1.1 9000, ntk:no\\_linear\\_term unbounded" in mdown

@@ -167,8 +167,8 @@ def theories_for(spec: ModelSpec, lags: int) -> Theories:
 
     der = lag_formulas(spec.param, spec.derivation_law())  # the derivation's formulas as data: no SymPy once cached
     n_out = spec.n_out
-    ntk = limit_lag_ntk(spec, lags)
-    nngp = kernel_from_diagonal(nngp_variance(spec, lags), n_out, spec.n_in)
+    ntk = limit_lag_ntk(spec, lags, underflow="keep")  # underflow: named in the verdict (precision_error)
+    nngp = kernel_from_diagonal(nngp_variance(spec, lags, underflow="keep"), n_out, spec.n_in)
     exprs = {f"ntk:{k}": e.text for k, e in der.controls.items()}
     exprs.update({f"nngp:{k}": e.text for k, e in der.nngp_controls.items()})
     skipped: list[str] = []
@@ -176,7 +176,7 @@ def theories_for(spec: ModelSpec, lags: int) -> Theories:
     def wrong_ones(prefix: str, forms: dict[str, Any], truth: np.ndarray) -> dict[str, np.ndarray]:
         out = {}
         for k, e in forms.items():
-            arr = kernel_from_diagonal(evaluate(e, spec, lags), n_out, spec.n_in)
+            arr = kernel_from_diagonal(evaluate(e, spec, lags, underflow="keep"), n_out, spec.n_in)
             if np.allclose(arr, truth, rtol=1e-12, atol=0.0):  # e.g. no_linear_term when eta_W = 0
                 skipped.append(f"{prefix}:{k}")
             else:
@@ -223,10 +223,12 @@ def differing_controls(spec: ModelSpec, lags: int) -> tuple[list[str], list[str]
 
     der = lag_formulas(spec.param, spec.derivation_law())
     out: list[list[str]] = []
-    for forms, truth in ((der.controls, weights(spec, lags)), (der.nngp_controls, nngp_variance(spec, lags))):
+    for forms, truth in ((der.controls, weights(spec, lags, underflow="keep")),
+                         (der.nngp_controls, nngp_variance(spec, lags, underflow="keep"))):
         t = np.asarray(truth, dtype=np.float64)
         out.append([k for k, e in forms.items()
-                    if not np.allclose(np.asarray(evaluate(e, spec, lags), dtype=np.float64), t, rtol=1e-12, atol=0.0)])
+                    if not np.allclose(np.asarray(evaluate(e, spec, lags, underflow="keep"), dtype=np.float64), t,
+                                       rtol=1e-12, atol=0.0)])
     return out[0], out[1]
 
 
@@ -713,8 +715,14 @@ class NTKCheck:
             out = self.control_outcome(name)
             status = {"rejected": "rejected", "not_rejected": "NOT rejected", "error": "ERROR"}[out]
             pw = self.power.get(name)
-            tail = f"  (predicted power {pw:.4f})" if pw is not None else ""
+            shown = "n/a" if pw is None else ("> 0.9999" if pw > 0.99995 else f"{pw:.4f}")
+            tail = f"  (predicted power {shown})" if pw is not None and out != "not_rejected" else ""
             lines.append(f"  {name:<24} {status:<13} {_check_line(worst, None).strip()}{tail}")
+            if out == "not_rejected" and pw is not None:
+                lines.append(f"    {name}: the pilot predicted power {shown} at this size, but the control was not "
+                             f"rejected: the pilot's {self.design.pilot} draws overestimated its effect (a prediction "
+                             f"from a small sample, not a guarantee); the verdict line says how many replicas would "
+                             f"decide it")
         for name in self.theories.skipped_controls:
             lines.append(f"  {name:<24} skipped: equals the derived theory for this configuration")
         d = self.design

@@ -15,14 +15,16 @@ import argparse
 import sys
 from typing import Any
 
-from linrnn.report_cli import _positive, _seed
+from linrnn.report_cli import _claims, _positive, _seed
 
 
-def _claims(text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected claim ids separated by commas")
-    return names
+def _num(x: Any) -> str:
+    return f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
+def _ci(ci: Any) -> str:
+    """' [95% CI a, b]' for a Clopper-Pearson interval, '' without one."""
+    return f" [95% CI {ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
 
 
 def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -99,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
         ff = c["false_failure"]
         print(f"{c['id']:<24} seeds {c['seeds']:>4}  pass {c['pass']:>4}  fail {c['fail']:>3}  "
               f"inconclusive {c['inconclusive']:>3}  error {c['error']:>3}  false-failure "
-              f"{ff['failures']}/{c['seeds']} (alpha {ff['stated']})")
+              f"{ff['failures']}/{c['seeds']}{_ci(ff.get('ci95'))} (alpha {_num(ff['stated'])})")
         for x in c["controls"]:
-            print(f"  control {x['id']:<22} power {x['rejected']}/{x['runs']}")
+            print(f"  control {x['id']:<22} power {x['rejected']}/{x['runs']}{_ci(x.get('power_ci'))}")
     print(f"verdict: {s['verdict'].upper()}" + (f" ({s['verdict_reason']})" if s.get("verdict_reason") else ""))
     print(f"calibration: {result.output / 'calibration.html'}")
     return result.exit_status

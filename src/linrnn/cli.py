@@ -75,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DiskFullError as exc:
         print(f"linrnn: error: {_sentence(exc.strerror or exc)}", file=sys.stderr)
         return 1
-    except (NumericalRangeError, ExternalToolError) as exc:
+    except NumericalRangeError as exc:
+        print(f"linrnn: {exc.cli_message(vars(args))}", file=sys.stderr)
+        return 1
+    except ExternalToolError as exc:
         print(f"linrnn: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -35,6 +35,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _claims(text: str) -> list[str]:
+    """Claim ids separated by commas (``--claims`` of report and calibrate); checked against the registry later."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected claim ids separated by commas")
+    return names
+
+
 def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     """Add the ``report`` group to the top-level subparsers ``groups``."""
     parser = groups.add_parser(
@@ -57,6 +65,9 @@ def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE.toml",
                         help="TOML file overriding profile fields, e.g. [model] sigma_w2 = 0.8 or "
                              "[ntk] widths = [128, 256, 512]")
+    parser.add_argument("--claims", type=_claims, default=None, metavar="ID,...",
+                        help="run only these claims (and the derivation), each at alpha = family_alpha / m over "
+                             "the m claims run (default: every claim of the registry)")
     parser.add_argument("--backend", choices=("auto", "numpy", "cupy"), default=None,
                         help="array backend (default: numpy for quick, auto for full)")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
@@ -103,6 +114,8 @@ def run_report(args: argparse.Namespace) -> int:
     argv = ["-o", args.output, "--profile", args.profile]
     if args.config:
         argv += ["--config", args.config]
+    if args.claims:
+        argv += ["--claims", ",".join(args.claims)]
     if args.backend:
         argv += ["--backend", args.backend]
     argv += ["--seed", str(args.seed)] + (["--force"] if args.force else []) + (["--no-cache"] if args.no_cache else [])
@@ -117,7 +130,7 @@ def run_report(args: argparse.Namespace) -> int:
     try:
         result = run(args.output, profile=args.profile, config=config, backend=args.backend, seed=args.seed,
                      force=args.force, use_cache=not args.no_cache, log=_log(args), argv=argv, workers=args.workers,
-                     max_memory=args.max_memory)
+                     max_memory=args.max_memory, claims=args.claims)
     except KeyboardInterrupt:
         print(f"linrnn: interrupted; no report was written; finished experiments are kept in "
               f"{args.output}/.cache and a re-run resumes from them.", file=sys.stderr)

@@ -544,7 +544,7 @@ def _run_experiments(exps: Mapping[str, Callable[[Context], dict[str, Any]]], co
             futures = {pool.submit(run_experiments, g, {n: contexts[n] for n in g}): g for g in remote}
         for g in local:
             for name in g:
-                say(f"[{list(exps).index(name) + 1}/{len(exps)}] {name} ...")
+                say(f"{name} ...")
                 t0 = time.perf_counter()
                 payload = _clean(exps[name](contexts[name]))
                 finished(name, payload, time.perf_counter() - t0)
@@ -773,12 +773,14 @@ def run_report(
     only: Sequence[str] | None = None,
     workers: int | None = None,
     max_memory: str | int = DEFAULT_MAX_MEMORY,
+    claims: Sequence[str] | None = None,
 ) -> SuiteRun:
     """Run the claim suite and write the report directory ``output``.
 
     ``config``: a TOML path or a mapping of overrides (tables by section, as in a
     profile). ``backend``: numpy, cupy or auto (default: the profile's). ``only``: run a
-    subset of the experiments, by name (``derivation`` and the registry's claims).
+    subset of the experiments, by name (``derivation`` and the registry's claims). ``claims``: run only
+    these registry claims and the derivation (``linrnn report --claims``; an unknown id is refused).
     ``workers``: processes running the experiments (default :func:`linrnn.core.machine.default_workers`;
     1 runs them in this process); the results do not depend on it. Each claim's
     ``alpha`` is ``family_alpha`` split over the claims run (:func:`with_family_alpha`).
@@ -812,6 +814,15 @@ def run_report(
     check_target(output, force)
     workers = default_workers() if workers is None else check_workers(workers)
     exps = experiments()
+    if claims is not None:
+        from linrnn.families import claims as _all_claims
+
+        known = list(_all_claims())
+        unknown = [n for n in dict.fromkeys(claims) if n not in known]
+        if unknown:
+            raise UsageError(f"unknown claim{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                             f"choose from {', '.join(known)}")
+        only = ["derivation", *[n for n in claims if only is None or n in only]]
     chosen = only if only is not None else (cfg.experiments or default_experiments())
     unknown = sorted(set(chosen) - set(exps))
     if unknown:
@@ -854,20 +865,19 @@ def _run_locked(out: Path, output: str | os.PathLike[str], exps: Mapping[str, An
     cached: list[str] = []
     keys = {name: cache_key(name, contexts[name]) for name in exps}
     paths = {name: cache_dir / f"{name}-{keys[name]}.json" for name in exps}
-    index = {name: i for i, name in enumerate(exps, 1)}
     todo: list[str] = []
     for name in exps:
         entry = _cache_read(paths[name], keys[name], name) if use_cache else None
         if entry is not None:
             payloads[name], wall[name] = entry["payload"], float(entry["seconds"])
             cached.append(name)
-            say(f"[{index[name]}/{len(exps)}] {name}: reused from {paths[name]} ({wall[name]:.1f} s when computed)")
+            say(f"[{len(payloads)}/{len(exps)}] {name}: reused from {paths[name]} ({wall[name]:.1f} s when computed)")
         else:
             todo.append(name)
 
-    def finished(name: str, payload: dict[str, Any], seconds: float) -> None:
+    def finished(name: str, payload: dict[str, Any], seconds: float) -> None:  # [k/N]: the k-th to finish
         payloads[name], wall[name] = payload, seconds
-        say(f"[{index[name]}/{len(exps)}] {name}: {seconds:.1f} s")
+        say(f"[{len(payloads)}/{len(exps)}] {name}: {seconds:.1f} s")
         if use_cache:
             _cache_write(paths[name], {"key": keys[name], "experiment": name, "seconds": seconds, "payload": payload})
 
@@ -949,21 +959,29 @@ def main_summary(results: Mapping[str, Any]) -> str:
     """Plain-text verdict table printed by the command: each claim's own test, its controls, its verdict."""
     from linrnn.reports.text import controls_outcome, format_alpha, stated_sentences, statistic_outcome
 
-    def num(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    def num(stat: Mapping[str, Any]) -> str:
+        v = stat["value"]
+        return "see below" if stat.get("in_words") else (f"{v:.4g}" if isinstance(v, float) else str(v))
 
-    lines = [f"{'claim':<22} {'statistic':>11} {'alpha':>9}  {'own test':<9} {'controls':<18} verdict"]
+    w = max([len("claim")] + [len(c["id"]) for c in results["claims"]])
+    lines = [f"{'claim':<{w}} {'statistic':>11} {'alpha':>9}  {'own test':<9} {'controls':<18} verdict"]
     notes = []
     for c in results["claims"]:
         ctrls = [x for x in results["controls"] if x["claim"] == c["id"]]
-        lines.append(f"{c['id']:<22} {num(c['statistic']['value']):>11} {format_alpha(c):>9}  "
+        lines.append(f"{c['id']:<{w}} {num(c['statistic']):>11} {format_alpha(c):>9}  "
                      f"{statistic_outcome(c):<9} {controls_outcome(ctrls):<18} {c['verdict'].upper() if c['verdict'] != 'pass' else 'pass'}")
         notes += [f"  {c['id']}: {t}" for t in stated_sentences(c) if c["verdict"] != "pass"]
     lines += notes
     lines.append("")
-    lines.append(f"{'negative control':<24} {'statistic':>12}  outcome")
+    wc = max([len("claim")] + [len(x["claim"]) for x in results["controls"]])
+    wx = max([len("negative control")] + [len(x["id"]) for x in results["controls"]])
+    lines.append(f"{'claim':<{wc}}  {'negative control':<{wx}} {'statistic':>11}  outcome")
+    words = []
     for x in results["controls"]:
-        lines.append(f"{x['id']:<24} {num(x['statistic']['value']):>12}  {x['verdict'].replace('_', ' ')}")
+        lines.append(f"{x['claim']:<{wc}}  {x['id']:<{wx}} {num(x['statistic']):>11}  {x['verdict'].replace('_', ' ')}")
+        if x["statistic"].get("in_words"):
+            words.append(f"  {x['claim']} {x['id']}: {x['statistic']['in_words']}")
+    lines += words
     lines.append("")
     lines.append(f"verdict: {results['verdict'].upper()}")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from linrnn.core.errors import UsageError
 def register(groups: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     """Add the ``linrnn.verify`` group with its subcommands to the top-level subparsers ``groups``."""
     parser = groups.add_parser(name, help=help_text, description=help_text)
-    sub = parser.add_subparsers(dest="command", metavar="{ntk,...}", parser_class=type(parser))
+    sub = parser.add_subparsers(dest="command", metavar="{ntk,train}", parser_class=type(parser))
     sub.required = True
     _register_ntk(sub)
     _register_train(sub)
@@ -53,8 +53,9 @@ def _register_ntk(sub: Any) -> None:
         help="Monte Carlo lag NTK and NNGP of wide linear RNNs against the derived lag weights",
         description=(
             "Estimate the empirical lag NTK and the NNGP of the initial impulse response over independent "
-            "draws of a linear RNN, and test them entrywise (bias-corrected z-scores, Holm correction) "
-            "against the formulas of `derive`, with negative controls; with --widths, also the rate at "
+            "draws of a linear RNN, and test them entrywise (Holm correction) against the formulas of `derive`, "
+            "with negative controls: the Monte Carlo mean against the exact finite-width mean where it is derived "
+            "(lags <= 16), else the two-point bias-corrected estimate against the wide limit (--mean); with --widths, also the rate at "
             "which the per-draw relative error falls with the width. The size is designed: a pilot of fresh "
             "draws estimates each negative control's effect, and the main stage draws as many new replicas "
             "as power 0.999 against every control needs (at least --replicas, at most --max-replicas and "

@@ -1,4 +1,4 @@
-"""Claim ``co2`` (result id ``co2_memory``): on weekly Mauna Loa CO2, the kernel theory predicts the RNN's test error.
+"""Claim ``co2``: on weekly Mauna Loa CO2, the kernel theory predicts the RNN's test error.
 
 Task and data: :mod:`linrnn.verify.co2` (next-week CO2 difference from the last T
 weekly differences, loss ``last``, chronological split). For every q = sigma_W^2 of the
@@ -383,7 +383,7 @@ def _error_result(config: Config, model: Any, seed: int, backend: Any, sentence:
                   design: dict[str, Any]) -> ClaimResult:
     thr = {"description": "Holm over the grid at alpha", "value": None}
     return ClaimResult(
-        id="co2_memory", title=TITLE, statement=STATEMENT, formula=FORMULA,
+        id="co2", title=TITLE, statement=STATEMENT, formula=FORMULA,
         statistic={"name": STAT_NAME, "value": None}, threshold=thr, verdict="error", figures={},
         controls=[{"id": f"lag_weights:{k}", "statement": f"The SCNN with the wrong lag weights {k} predicts the "
                    "RNN's test error.", "statistic": {"name": STAT_NAME, "value": None}, "threshold": thr,
@@ -556,6 +556,12 @@ def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "nump
             "verdict": verdict, "power": power, "alpha": alpha,
             "needed_replicas": None if math.isinf(pl.needed[k]) else int(pl.needed[k]), "sized_at_q": best_q[k],
         }
+        worst = int(np.nanargmax(np.abs(zc))) if finite.size else None
+        if worst is not None and setup.control_mu_lr[k][worst] >= 2.0:  # an absurd z, said in words
+            entry["statistic"]["in_words"] = (
+                f"beyond the stability limit: at q = {qs[worst]:g} the wrong weights give lr mu_max = "
+                f"{setup.control_mu_lr[k][worst]:.3g} >= 2 and predict a test error that grows without bound, "
+                f"while the RNNs stay finite")
         if verdict == "not_rejected":
             more = need_at(dec, k, design.power)
             entry["decide_with"] = None if math.isinf(more) else int(more)
@@ -610,7 +616,7 @@ def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "nump
                          f"{(stages.record[0].get('next') or {}).get('capped_by') or 'nothing'}); a larger "
                          "max_replicas would decide it.")
     claim = ClaimResult(
-        id="co2_memory", title=TITLE, statement=STATEMENT, formula=FORMULA,
+        id="co2", title=TITLE, statement=STATEMENT, formula=FORMULA,
         statistic={"name": STAT_NAME, "value": finite_or_none(stat), "z": [finite_or_none(float(v)) for v in z],
                    "stage": n_stages},
         threshold=thr,

@@ -11,7 +11,7 @@ trained, every candidate theory evaluated on the same trajectories):
 
 * **rate**: the replica's least-squares slope s of log d(n) on log n. If sqrt(n) d(n)
   has an n-independent law, E log d(n) = c - 1/2 log n exactly, so E s = -1/2: a
-  two-sided t-test of mean s = -1/2 (level alpha/2). Control ``rate:-1``: the same test
+  two-sided t-test of mean s = -1/2 (level alpha/2). Control ``rate:minus_1``: the same test
   of mean s = -1.
 * **closeness** to each wrong candidate c (lag weights lambda', SCNN L'(k), Delta_c =
   L' - L_scnn): u_c = (d_c^2 - d^2) / ||Delta_c||^2 = 1 - 2 <delta, Delta_c> / ||Delta_c||^2
@@ -140,7 +140,7 @@ def tests(config: Config, wrong: list[str]) -> tuple[dict[str, Any], dict[str, A
     alpha, m = float(config.alpha), max(len(wrong), 1)
     own = {"rate": TTest("slope", -0.5, "two", alpha / 2),
            **{f"closer:{k}": TTest(f"u:{k}", 0.0, "less", alpha / (2 * m)) for k in wrong}}
-    ctrl = {"rate:-1": TTest("slope", -1.0, "two", alpha / 2),
+    ctrl = {"rate:minus_1": TTest("slope", -1.0, "two", alpha / 2),
             **{f"lag_weights:{k}": TTest(f"u:{k}", 0.0, "greater", alpha / (2 * m)) for k in wrong}}
     return own, ctrl
 
@@ -188,10 +188,10 @@ def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "nump
     cause = ("the RMS distance between the RNN and the SCNN is zero or not finite for some replica "
              "(a log of zero, or an RNN draw that diverged at the step used), so the statistics are not finite")
     statistic_verdict = "error" if not finite else ("fail" if any(s["rejected"] for s in own_s.values()) else "pass")
-    statements = {"rate:-1": "The distance to the SCNN with the derived weights falls at rate n^-1.",
+    statements = {"rate:minus_1": "The distance to the SCNN with the derived weights falls at rate n^-1.",
                   **{f"lag_weights:{k}": f"The SCNN with the wrong lag weights {k} follows the RNN (it is closer "
                                          "than the SCNN with the derived weights)." for k in st["wrong"]}}
-    names = {"rate:-1": "t of the mean per-replica slope of log d(n) on log n against -1",
+    names = {"rate:minus_1": "t of the mean per-replica slope of log d(n) on log n against -1",
              **{f"lag_weights:{k}": f"t of the mean of u = (d_{k}^2 - d^2) / ||L_{k} - L_scnn||^2 at n = "
                                     f"{widths[-1]} against 0" for k in st["wrong"]}}
     controls = [control_entry(cid, statements[cid], t, staged.values_for(cid)[t.key], design, names[cid], cause)

@@ -11,12 +11,14 @@ exception                    exit    meaning
 :class:`BusyError`           2       another run holds the output's lock
 :class:`DiskFullError`       1       the disk filled while writing (not a claim
                                      failure: the message names the path)
-:class:`NumericalRangeError` 1       a float64 evaluation overflowed
+:class:`NumericalRangeError` 1       a float64 value over- or underflowed
 :class:`ExternalToolError`   1       a LaTeX engine or a browser failed
 ===========================  ======  ==============================================
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 
 class UsageError(ValueError):
@@ -40,7 +42,27 @@ class DiskFullError(OSError):
 
 
 class NumericalRangeError(ArithmeticError):
-    """A float64 evaluation overflowed; the message says how to get finite values."""
+    """A float64 evaluation overflowed or underflowed; the message says how to get exact values.
+
+    ``remedy``: the Python argument that helps, as (name, value), and ``advice`` what it gives;
+    the message names the argument as a Python call takes it (``pass dps=30 ...``), and
+    :meth:`cli_message` as the command's flag (``rerun with --dps 30 ...``), or leaves the
+    advice out for a command without that flag.
+    """
+
+    def __init__(self, message: str, remedy: tuple[str, object] | None = None, advice: str = "") -> None:
+        self.base, self.remedy, self.advice = message, remedy, advice
+        super().__init__(self._text(None if remedy is None else f"pass {remedy[0]}={remedy[1]}"))
+
+    def _text(self, how: str | None) -> str:
+        return self.base + (f"; {how} {self.advice}".rstrip() if how else "") + "."
+
+    def cli_message(self, flags: Iterable[str] = ()) -> str:
+        """The message for a command whose argparse destinations are ``flags``: the remedy as its flag, if it has it."""
+        if self.remedy is None or self.remedy[0] not in set(flags):
+            return self._text(None)
+        name, value = self.remedy
+        return self._text(f"rerun with --{name.replace('_', '-')} {value}")
 
 
 class ExternalToolError(RuntimeError):
