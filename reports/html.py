@@ -22,6 +22,7 @@ from linrnn.reports.text import (
     OUTCOME_WORDS,
     controls_outcome,
     format_alpha,
+    format_number,
     format_statistic,
     format_threshold,
     outcome_line,
@@ -105,6 +106,11 @@ def _figure(f: FigureFiles) -> str:
     cap = f"<strong>{prose(f.title)}.</strong> {prose(f.caption)}" if f.title else prose(f.caption)
     return (f'<figure id="fig-{esc(f.stem)}"><img alt="{esc(f.title or f.stem)}" src="{data_uri(f.png)}">'
             f"<figcaption>{cap}</figcaption></figure>")
+
+
+def _cell(v: Any) -> str:
+    """A chapter table's cell: a number in 4 significant figures, text as it is, None as n/a."""
+    return v if isinstance(v, str) else format_number(v)
 
 
 def _kv_table(items: Mapping[str, Any]) -> str:
@@ -225,6 +231,14 @@ def render_html(results: Mapping[str, Any], figures: Mapping[str, Sequence[Figur
         if c.get("config"):
             parts.append(f"<details><summary>configuration of this experiment</summary>{_kv_table(c['config'])}"
                          "</details>")
+    for ch in results.get("chapters", []):
+        parts += [f'<h2 id="chapter-{esc(ch["id"])}">{prose(ch["title"])}</h2>']
+        parts += [f"<p>{prose(t)}</p>" for t in ch["text"]]
+        parts += [_figure(f) for f in figures.get(f"chapter-{ch['id']}", ())]
+        for table in ch["tables"]:
+            head = "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in table["columns"])
+            body = "".join("<tr>" + "".join(f"<td>{esc(_cell(v))}</td>" for v in row) + "</tr>" for row in table["rows"])
+            parts += [f"<table><caption>{prose(table['caption'])}</caption><tr>{head}</tr>{body}</table>"]
     prov = dict(results["provenance"])
     parts += ["<h2 id=\"provenance\">Provenance</h2>", _kv_table(prov),
               "<details><summary>full configuration</summary>", _kv_table(results["config"]), "</details>",

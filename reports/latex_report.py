@@ -112,6 +112,19 @@ def render_latex(results: Mapping[str, Any], figures: Mapping[str, Sequence[Figu
         out += [_figure(f) for f in figures.get(c["id"], ())]
         out += [prose(n) for n in c.get("notes", [])]
         out.append(r"\clearpage")
+    for ch in results.get("chapters", []):
+        out += [rf"\section{{{prose(ch['title'])}}}", *[prose(t) for t in ch["text"]]]
+        out += [_figure(f) for f in figures.get(f"chapter-{ch['id']}", ())]
+        for table in ch["tables"]:
+            cols = table["columns"]
+            out += [r"\begin{table}[htbp]\centering\footnotesize" "\n"
+                    rf"\caption{{{prose(table['caption'])}}}" "\n"
+                    r"\begin{tabular}{" + "l" * len(cols) + "}\n"
+                    + " & ".join(tex(c.replace("_", " ")) for c in cols) + r" \\ \hline" "\n"
+                    + "\n".join(" & ".join(tex(v if isinstance(v, str) else format_number(v)) for v in row) + r" \\"
+                                for row in table["rows"])
+                    + "\n" r"\end{tabular}" "\n" r"\end{table}"]
+        out.append(r"\clearpage")
     out += [r"\section*{Provenance}", r"\begin{itemize}"]
     for k, v in results["provenance"].items():
         out.append(rf"\item {tex(k)}: \texttt{{{tex(format_number(v) if not isinstance(v, (dict, list)) else v)}}}")

@@ -14,6 +14,15 @@ from linrnn.reports.figures import can_draw
 from linrnn.reports.text import slug
 
 
+def figure_owners(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(owner, figures) of everything that carries figures: the derivation, each claim (by id), each chapter
+    (``chapter-<id>``), in report order."""
+    owners: list[tuple[str, Mapping[str, Any]]] = [("derivation", results["derivation"]["figures"])]
+    owners += [(c["id"], c["figures"]) for c in results["claims"]]
+    owners += [(f"chapter-{ch['id']}", ch["figures"]) for ch in results.get("chapters", [])]
+    return owners
+
+
 def report_names(results: Mapping[str, Any]) -> frozenset[str]:
     """Every file name (POSIX, relative) that a report of ``results`` can hold besides ``report.json``.
 
@@ -22,9 +31,7 @@ def report_names(results: Mapping[str, Any]) -> frozenset[str]:
     ``derivation.pdf`` or ``derivation.log`` that compiling it leaves.
     """
     names = {"report.html", "report.md", "report.tex"}
-    owners: list[tuple[str, Mapping[str, Any]]] = [("derivation", results["derivation"]["figures"])]
-    owners += [(c["id"], c["figures"]) for c in results["claims"]]
-    for owner, figs in owners:
+    for owner, figs in figure_owners(results):
         for name, data in figs.items():
             if can_draw(data):
                 stem = slug(f"{owner}-{name}")

@@ -104,6 +104,17 @@ def render_markdown(results: Mapping[str, Any], figures: Mapping[str, Sequence[F
         for f in figures.get(c["id"], ()):
             out += _fig(f)
         out += [md(n) + "\n" for n in c.get("notes", [])]
+    for ch in results.get("chapters", []):
+        out += [f"## {md(ch['title'])}", ""]
+        out += [md(t) + "\n" for t in ch["text"]]
+        for f in figures.get(f"chapter-{ch['id']}", ()):
+            out += _fig(f)
+        for table in ch["tables"]:
+            out += [md(table["caption"]), "", "| " + " | ".join(md(c.replace("_", " ")) for c in table["columns"]) + " |",
+                    "|" + "---|" * len(table["columns"])]
+            out += ["| " + " | ".join(md(v if isinstance(v, str) else format_number(v)) for v in row) + " |"
+                    for row in table["rows"]]
+            out.append("")
     prov = results["provenance"]
     out += ["## Provenance", "", "| key | value |", "|---|---|"]
     for k, v in prov.items():

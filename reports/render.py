@@ -29,6 +29,7 @@ from linrnn.reports import schema
 from linrnn.reports.figures import FigureError, FigureFiles, can_draw, draw
 from linrnn.reports.html import render_html
 from linrnn.reports.latex_report import render_latex
+from linrnn.reports.manifest import figure_owners
 from linrnn.reports.markdown import render_markdown
 from linrnn.reports.output import atomic_dir
 from linrnn.reports.text import slug
@@ -36,13 +37,12 @@ from linrnn.reports.text import slug
 
 def draw_figures(results: Mapping[str, Any], *, skip_undrawable: bool = False
                  ) -> tuple[dict[str, list[FigureFiles]], list[str]]:
-    """Every drawable figure, grouped by owner ("derivation" or a claim id), and notes on those skipped.
+    """Every drawable figure, grouped by owner ("derivation", a claim id, ``chapter-<id>``), and notes on those skipped.
 
     A figure whose data cannot be drawn (:class:`linrnn.reports.figures.FigureError`)
     is refused in one sentence, or with ``skip_undrawable`` left out with a note.
     """
-    owners: list[tuple[str, Mapping[str, Any]]] = [("derivation", results["derivation"]["figures"])]
-    owners += [(c["id"], c["figures"]) for c in results["claims"]]
+    owners = figure_owners(results)
     out: dict[str, list[FigureFiles]] = {}
     skipped: list[str] = []
     for owner, figs in owners:

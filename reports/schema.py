@@ -61,7 +61,7 @@ _TOP = {
     "schema_version": int, "tool": dict, "title": str, "created": str, "profile": str, "config": dict,
     "provenance": dict, "derivation": dict, "claims": list, "controls": list, "verdict": str,
 }
-_TOP_OPTIONAL = {"files": dict}
+_TOP_OPTIONAL = {"files": dict, "chapters": list}
 _CLAIM_REQUIRED = {
     "id": str, "title": str, "statement": str, "formula": str, "statistic": dict, "threshold": dict,
     "verdict": str, "figures": dict,
@@ -78,6 +78,33 @@ MAX_INT_DIGITS = 309
 _CONTROL_REQUIRED = {"claim": str, "id": str, "statement": str, "statistic": dict, "threshold": dict, "verdict": str}
 _CONTROL_OPTIONAL = {"formula": (str, type(None))}
 _DERIVATION = {"param": str, "formulas": list, "figures": dict, "notes": list, "tex": (str, type(None))}
+#: A chapter: data a reader compares (figures, tables), no verdict (e.g. the families chapter).
+_CHAPTER = {"id": str, "title": str, "text": list, "figures": dict, "tables": list}
+_CHAPTER_OPTIONAL = {"config": dict}
+_TABLE = {"columns": list, "rows": list, "caption": str}
+
+
+def _check_chapter(chapter: Any, where: str) -> None:
+    if not isinstance(chapter, Mapping):
+        raise SchemaError(f"{where} must be an object, got {_kind(chapter)}")
+    _check_keys(chapter, _CHAPTER, _CHAPTER_OPTIONAL, where)
+    for i, t in enumerate(chapter["text"]):
+        if not isinstance(t, str):
+            raise SchemaError(f"{where}.text[{i}] must be a string, got {_kind(t)}")
+    _check_figures(chapter["figures"], where)
+    for i, table in enumerate(chapter["tables"]):
+        at = f"{where}.tables[{i}]"
+        if not isinstance(table, Mapping):
+            raise SchemaError(f"{at} must be an object, got {_kind(table)}")
+        _check_keys(table, _TABLE, {}, at)
+        if not all(isinstance(c, str) for c in table["columns"]):
+            raise SchemaError(f"{at}.columns must be strings")
+        for j, row in enumerate(table["rows"]):
+            if not isinstance(row, list) or len(row) != len(table["columns"]):
+                raise SchemaError(f"{at}.rows[{j}] must be a list of {len(table['columns'])} cells")
+            for k, cell in enumerate(row):
+                if not (cell is None or isinstance(cell, str) or is_number(cell)):
+                    raise SchemaError(f"{at}.rows[{j}][{k}] must be a number, a string or null, got {_kind(cell)}")
 
 
 class SchemaError(UsageError):
@@ -309,6 +336,12 @@ def validate(results: Mapping[str, Any]) -> dict[str, Any]:
     for i, f in enumerate(results["derivation"]["formulas"]):
         _check_keys(f, {"label": str, "latex": str}, {"description": str}, f"derivation.formulas[{i}]")
     _check_figures(results["derivation"]["figures"], "derivation")
+    chapter_ids: set[str] = set()
+    for i, chapter in enumerate(results.get("chapters", [])):
+        _check_chapter(chapter, f"chapters[{i}]")
+        if chapter["id"] in chapter_ids:
+            raise SchemaError(f"chapter id {chapter['id']!r} appears twice")
+        chapter_ids.add(chapter["id"])
     ids: set[str] = set()
     claim_stats: dict[str, str | None] = {}
     for i, claim in enumerate(results["claims"]):

@@ -27,7 +27,7 @@ TINY_DYNAMICS = {"widths": [16, 32], "seq_len": 6, "n_seq": 4, "steps": 5, "pilo
 TINY_NTK = {"lags": 4, "widths": [8, 16], "replicas": 8}
 
 
-def test_registry_lists_the_seven_claims_in_report_order() -> None:
+def test_registry_lists_the_engines_claims_in_report_order() -> None:
     assert list(REGISTRY) == REPORT_ORDER
     for name, claim in REGISTRY.items():
         assert isinstance(claim, Claim) and claim.name == name
@@ -35,8 +35,10 @@ def test_registry_lists_the_seven_claims_in_report_order() -> None:
         assert callable(claim.run) and callable(claim.check)
     assert {REGISTRY[n].section for n in ("ntk_limit", "nngp", "width_rate")} == {"ntk"}
     assert {REGISTRY[n].experiment for n in ("ntk_limit", "nngp", "width_rate")} == {"ntk"}
-    # the report runs the engines' claims, then the families' own (linrnn.families.claims)
-    assert list(suite.experiments()) == ["derivation", *REPORT_ORDER, *FAMILY_CLAIMS]
+    # the report runs the engines' claims, then the families' own (linrnn.families.claims); the chapters come
+    # last and run only where a profile names them
+    assert list(suite.experiments()) == ["derivation", *REPORT_ORDER, *FAMILY_CLAIMS, *suite.chapters()]
+    assert suite.default_experiments() == ["derivation", *REPORT_ORDER, *FAMILY_CLAIMS]
 
 
 def test_importing_the_registry_loads_neither_numpy_nor_sympy() -> None:
@@ -49,7 +51,7 @@ def test_importing_the_registry_loads_neither_numpy_nor_sympy() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("profile", ["quick", "full"])
+@pytest.mark.parametrize("profile", ["quick", "full", "families"])
 def test_profiles_parse_with_one_model_table(profile: str) -> None:
     assert profile in suite.profile_names()
     tables = suite.load_profile(profile)
@@ -57,7 +59,8 @@ def test_profiles_parse_with_one_model_table(profile: str) -> None:
     cfg = suite.resolve_config(profile)
     assert cfg.model == GaussianSpec.from_mapping(tables["model"]) and cfg.model.q == 0.9  # q set once
     assert set(cfg.sections) == {"derivation", "ntk", "finite_width", "dynamics_equivalence", "min_norm", "short_memory",
-                                 "co2", *(c.section for c in all_claims().values() if c.family is not None)}
+                                 "co2", *(c.section for c in all_claims().values() if c.family is not None),
+                                 *suite.chapters()}
     for name, claim in REGISTRY.items():
         assert isinstance(cfg[claim.section], claim.config_type), name
         claim.check(cfg[claim.section], cfg.model)

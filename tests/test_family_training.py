@@ -166,7 +166,7 @@ def test_the_claim_passes_and_rejects_its_controls() -> None:
     spec = linrnn.family("diagonal", r_min=0.2, r_max=0.9, theta_max=1.0).spec
     res = CLAIM.run(_small_config(), spec, seed=2)
     assert res.statistic_verdict == "pass" and res.verdict == "pass", res.controls
-    assert [c["id"] for c in res.controls] == ["rate:-1", "kernel:forced_diagonal", "kernel:radius",
+    assert [c["id"] for c in res.controls] == ["rate:minus_1", "kernel:forced_diagonal", "kernel:radius",
                                                "kernel:gaussian_twin"]
     assert all(c["verdict"] == "rejected" for c in res.controls)
     assert -0.9 < res.statistic["value"] < -0.2

@@ -16,7 +16,7 @@ t-tests on independent replicas (a fresh draw at every width, trained; every can
 kernel evaluated on the same trajectories):
 
 * **rate**: the replica's least-squares slope of log d(n) on log n has mean -1/2 (two-sided,
-  level a/2); control ``rate:-1``: the same test of mean -1;
+  level a/2); control ``rate:minus_1``: the same test of mean -1;
 * **closeness** to each wrong kernel c (its kernel trajectory L_c, Delta_c = L_c - L_kr):
   u_c = 1 - 2 <delta, Delta_c> / ||Delta_c||^2 at the largest width tends to +1 if the
   derived kernel holds and to -1 if c does: refuted if mean u_c is significantly below 0
@@ -198,7 +198,7 @@ def tests(config: Config, wrong: list[str]) -> tuple[dict[str, Any], dict[str, A
     alpha, m = float(config.alpha), max(len(wrong), 1)
     own = {"rate": TTest("slope", -0.5, "two", alpha / 2),
            **{f"closer:{k}": TTest(f"u:{k}", 0.0, "less", alpha / (2 * m)) for k in wrong}}
-    ctrl = {"rate:-1": TTest("slope", -1.0, "two", alpha / 2),
+    ctrl = {"rate:minus_1": TTest("slope", -1.0, "two", alpha / 2),
             **{f"kernel:{k}": TTest(f"u:{k}", 0.0, "greater", alpha / (2 * m)) for k in wrong}}
     return own, ctrl
 
@@ -267,10 +267,10 @@ def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "nump
     cause = ("the RMS distance between the trained network and kernel regression is zero or not finite for some "
              "replica (a diverged run), so the statistics are not finite")
     statistic_verdict = "error" if not finite else ("fail" if any(s["rejected"] for s in own_s.values()) else "pass")
-    statements = {"rate:-1": "The distance to kernel regression with the derived kernel falls at rate n^-1.",
+    statements = {"rate:minus_1": "The distance to kernel regression with the derived kernel falls at rate n^-1.",
                   **{f"kernel:{k}": f"The trained network follows {_STATEMENTS[k]} (closer than the derived kernel)."
                      for k in st["wrong"]}}
-    names = {"rate:-1": "t of the mean per-replica slope of log d(n) on log n against -1",
+    names = {"rate:minus_1": "t of the mean per-replica slope of log d(n) on log n against -1",
              **{f"kernel:{k}": f"t of the mean of u = (d_{k}^2 - d^2) / ||L_{k} - L_kr||^2 at n = {widths[-1]} "
                                "against 0" for k in st["wrong"]}}
     controls = [control_entry(cid, statements[cid], t, staged.values_for(cid)[t.key], design, names[cid], cause)

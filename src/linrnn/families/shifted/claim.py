@@ -151,7 +151,7 @@ def run(config: Config, model: Any, *, seed: int = 0, backend: Any = "numpy", dt
                   "wide-limit kernels, which are not diagonal in the lags.",
         formula=r"\Theta_\infty(j,k) = \frac{\sigma_C^2\sigma_F^2}{n_x}\Big[(\eta_C+\eta_F)\,g(j,k) + \eta_W q"
                 r"\sum_{s<j}\sum_{t<k} g(s,t)\,g(j-1-s,k-1-t)\Big],\quad g(p,r) = \sum_{m} \binom{p}{m}"
-                r"\binom{r}{m} a^{p+r-2m} q^{m}\ (\texttt{ntk})",
+                r"\binom{r}{m} a^{p+r-2m} q^{m}\ (\mathrm{ntk})",
         statistic=stat, threshold=thr, verdict=fields["statistic_verdict"],
         figures={
             "heatmap": {
