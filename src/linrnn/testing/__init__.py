@@ -36,9 +36,11 @@ section). Every size keeps the claims' designs: a pilot sizes the main stage for
 Calibration of ``tiny``: ``python benchmarks/calibrate_tiny.py --seeds 200`` runs each
 supported claim over 200 seeds and writes its false-failure rate and each control's
 power, with Clopper-Pearson intervals, to ``linrnn/testing/calibration_tiny.json``; the
-plugin's summary quotes it. Not yet run at the time of writing (a 3-seed run of one
-claim checked the script): until it is committed, the rates are the designs' (alpha
-stated, power 0.999 targeted), not measured.
+plugin's summary quotes it. Measured (seeds 0-199, stated alpha 1e-3): every control
+rejected at every seed (power 200/200 for each, 95% CI [0.982, 1]); false failures 0/200
+for nngp, ntk_limit, orthogonal_nngp, diagonal_kernel and lru_kernel (rate below 0.0183
+at 95%), and 1/200 for finite_width (seed 186, statistic 1.005), which over 1000 further
+seeds had none: 1/1200, 95% CI [2.1e-5, 4.6e-3]. The README gives the table.
 
 Seeds and alpha. ``seed=None`` derives a seed from the claim's configuration section,
 the model and the size (SHA-256), so a test gives the same verdict run after run and the
