@@ -83,6 +83,17 @@ def _setting(model: Any) -> str:
                      for k, v in model.spec.as_dict().items() if v != default[k])
 
 
+def _described(model: dict[str, Any]) -> str:
+    """``family (the fields that differ from its defaults)`` of a specification written as a dict."""
+    from linrnn.families import spec_class
+
+    fields = {k: v for k, v in model.items() if k != "family"}
+    default = spec_class(model["family"])().as_dict()
+    changed = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                        for k, v in fields.items() if default.get(k) != v)
+    return f"{model['family']} ({changed})" if changed else model["family"]
+
+
 def families_chapter(config: ChapterConfig = ChapterConfig(), progress: Any = None) -> dict[str, Any]:
     """The chapter's data (module docstring); ``progress(fraction, label)`` where given."""
     from linrnn.families.consequences import (
@@ -117,7 +128,7 @@ def families_chapter(config: ChapterConfig = ChapterConfig(), progress: Any = No
                      "horizon_eps": c.horizon_eps, "effective_rank": c.effective_rank,
                      "participation_ratio": round(c.participation_ratio, 3),
                      "neighbour_correlation": None if c.neighbour_correlation is None
-                     else round(c.neighbour_correlation, 3),
+                     else round(c.neighbour_correlation, 3) + 0.0,  # + 0.0: no "-0" for a rounded tiny negative
                      f"distance_from_{first}": round(normalised_distance(theta, kernels[first]), 4)})
     horizon_series = []
     for k, name in enumerate(names):
@@ -169,8 +180,7 @@ def families_chapter(config: ChapterConfig = ChapterConfig(), progress: Any = No
                    f"after the networks' {rec.rows[0].steps} steps (kernel, steps), and of trained centred networks "
                    f"(width {config.teacher_width}, {config.teacher_seeds} seeds: mean and standard error; "
                    "diverged: runs whose loss blew up). Models: "
-                   + "; ".join(", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
-                                         for k, v in m.items()) for m in rec.models) + ".",
+                   + "; ".join(_described(m) for m in rec.models) + ".",
     }
     say(1.0, "done")
     return {
