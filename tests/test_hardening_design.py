@@ -87,9 +87,10 @@ FW_WIDTHS = (8, 16)
 def test_finite_width_an_undecided_control_gets_a_further_stage_that_decides_it(monkeypatch) -> None:
     from linrnn.families.gaussian import GaussianSpec
     from linrnn.families.gaussian import claim as fw
+    from linrnn.verify import small_widths
     from linrnn.verify.montecarlo import stream_seed
 
-    real = fw._draw_moments
+    real = small_widths._draw_moments
     calls: list[tuple[int | None, int, int]] = []
 
     def drawn(be, spec, n, lags, replicas, max_memory, *rest):  # type: ignore[no-untyped-def]
@@ -99,7 +100,7 @@ def test_finite_width_an_undecided_control_gets_a_further_stage_that_decides_it(
             mom = {**mom, "sd": mom["sd"] * 1e3}
         return mom
 
-    monkeypatch.setattr(fw, "_draw_moments", drawn)
+    monkeypatch.setattr(small_widths, "_draw_moments", drawn)
     cfg = fw.Config(widths=FW_WIDTHS, lags=4, pilot=64, min_replicas=512, max_replicas=8192, alpha=1e-3)
     res = fw.run(cfg, GaussianSpec(sigma_w2=0.9), seed=4)
     d, ctrl = res.design, res.controls[0]

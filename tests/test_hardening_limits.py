@@ -323,6 +323,9 @@ def test_a_bad_scheduler_timeout_is_refused(timeout: str, tmp_path: Path, monkey
 VALID: dict[tuple[str, str], set[Any]] = {
     ("ntk", "pilot"): {0},  # no design: exactly `replicas` draws
     ("ntk", "budget_seconds"): {0.0},  # no time budget
+    ("shifted", "pilot"): {0},  # the shifted family's check is the NTK sweep's (verify ntk): the same meanings
+    ("shifted", "budget_seconds"): {0.0},
+    ("families", "teacher_seeds"): {0},  # the teacher table's kernel columns only
     ("co2", "budget_seconds"): {0.0},
     ("derivation", "collapse_lags"): {0},  # 0 leaves the collapse figure out
     ("derivation", "collapse_ntk_lags"): {0},
@@ -338,10 +341,11 @@ VALID: dict[tuple[str, str], set[Any]] = {
 #: no memory per draw (the NTK sweep streams its moments; a design caps its main stage), verify train's replica
 #: count (the claims do not read it), the spike teacher's delay (read only with teacher = "spike", which bounds
 #: it by seq_len), and the collapse figure's widths (exact rational arithmetic: any width costs the same).
-HUGE_OK = {*STREAMED, ("derivation", "collapse_widths"),
-           *((s, k) for s in ("dynamics_equivalence", "min_norm", "short_memory") for k in ("seeds", "delay"))}
+HUGE_OK = {*STREAMED, ("derivation", "collapse_widths"), ("shifted", "pilot"), ("shifted", "max_replicas"),
+           *((s, k) for s in ("dynamics_equivalence", "min_norm", "short_memory", "diagonal_training")
+             for k in ("seeds", "delay"))}
 #: Float fields whose whole finite range (or some negative values) is meaningful.
-ANY_SIGN = {"phi", "rho", "omega", "r"}
+ANY_SIGN = {"phi", "rho", "omega", "r", "shift"}
 ZERO_OK = {"phi", "noise", "rho", "omega", "r"}
 
 

@@ -48,7 +48,8 @@ def test_a_claim_without_a_valid_control_is_never_a_pass() -> None:
 
 
 def _claims() -> Any:
-    from linrnn.verify.claims import co2, finite_width, min_norm, ntk_sweep, short_memory
+    from linrnn.families.gaussian import claim as finite_width
+    from linrnn.verify.claims import co2, min_norm, ntk_sweep, short_memory
 
     return ntk_sweep, finite_width, short_memory, co2, min_norm
 

@@ -187,18 +187,18 @@ def default_sections() -> dict[str, Any]:
     out: dict[str, Any] = {"derivation": DerivationConfig()}
     for claim in REGISTRY.values():
         out.setdefault(claim.section, claim.default_config())
-    for name, (config_type, _) in chapters().items():
+    for name, (config_type, *_) in chapters().items():
         out[name] = config_type()
     return out
 
 
-def chapters() -> dict[str, tuple[type, Callable[..., dict[str, Any]]]]:
+def chapters() -> dict[str, tuple[type, Callable[..., dict[str, Any]], Callable[[Any], int]]]:
     """The report's chapters (not claims: data a reader compares, no verdict), by name: (configuration type,
-    the function of a configuration and a progress callback that computes the chapter). A profile runs a chapter
-    when its ``experiments`` key names it."""
-    from linrnn.families.chapter import ChapterConfig, families_chapter
+    the function of a configuration that computes the chapter, its peak memory in bytes). A profile runs a
+    chapter when its ``experiments`` key names it."""
+    from linrnn.families.chapter import ChapterConfig, families_chapter, memory
 
-    return {"families": (ChapterConfig, families_chapter)}
+    return {"families": (ChapterConfig, families_chapter, memory)}
 
 
 def _family_alpha(value: Any) -> float:
@@ -606,6 +606,7 @@ def _chapter_experiment(name: str) -> Callable[[Context], dict[str, Any]]:
         return {"chapter": chapters()[name][1](ctx.config)}
 
     run.section = name  # type: ignore[attr-defined]
+    run.memory = lambda ctx: chapters()[name][2](ctx.config)  # type: ignore[attr-defined]
     return run
 
 

@@ -32,6 +32,12 @@ import numpy as np
 from linrnn.core.errors import UsageError
 
 
+#: The widest trained network of the teacher table (its draws and their gradients, a few MB per 10^5 units) and
+#: the most seeds (a chapter, not a calibration: `linrnn calibrate` runs claims over many seeds).
+MAX_TEACHER_WIDTH = 2**20
+MAX_TEACHER_SEEDS = 64
+
+
 @dataclass(frozen=True)
 class ChapterConfig:
     """The chapter's sizes: the common radius, the lags of the heatmaps and spectra and of the horizons, the radii of
@@ -57,11 +63,20 @@ class ChapterConfig:
         if not 2 <= self.lags <= self.horizon_lags <= 4096:
             raise UsageError(f"families needs 2 <= lags <= horizon_lags <= 4096, got {self.lags} and "
                              f"{self.horizon_lags}")
-        for name in ("teacher_width", "teacher_seeds"):
+        for name, least, most in (("teacher_width", 1, MAX_TEACHER_WIDTH), ("teacher_seeds", 0, MAX_TEACHER_SEEDS)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "teacher_width" else 0):
-                raise UsageError(f"families.{name} must be a {'positive' if name == 'teacher_width' else 'non-negative'} "
-                                 f"integer, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not least <= v <= most:
+                raise UsageError(f"families.{name} must be an integer in {least}..{most}, got {v!r}")
+
+
+def memory(config: ChapterConfig) -> int:
+    """Peak bytes: every family's kernels over ``horizon_lags`` lags (NTK and NNGP, float64, a few working copies)
+    and a trained network of the teacher table (complex parameters and their powers over the teachers' 32 lags)."""
+    from linrnn.families import FAMILIES
+
+    kernels = len(FAMILIES) * 2 * 8 * config.horizon_lags**2 * 4
+    teacher = 16 * config.teacher_width * 32 * 8 if config.teacher_seeds else 0
+    return kernels + teacher
 
 
 def models_at(radius: float) -> dict[str, Any]:
@@ -198,4 +213,4 @@ def families_chapter(config: ChapterConfig = ChapterConfig(), progress: Any = No
     }
 
 
-__all__ = ["ChapterConfig", "families_chapter", "models_at"]
+__all__ = ["ChapterConfig", "families_chapter", "memory", "models_at"]
