@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from linrnn.derive.model import ModelSpec, substitutions
+from linrnn.core.spec import PARAMS
 from linrnn.derive.steps import Derivation, Step
 from linrnn.core.errors import ExternalToolError, UsageError
 from linrnn.core.files import (atomic_file, check_new_file, sign_bytes, sign_pdf, sign_text, write_text_atomic,
@@ -99,8 +100,7 @@ def build_document(spec: ModelSpec, eps: float = 1e-3, steps: Derivation | None 
 
     der = derive_lag_weights(spec.param, spec.derivation_law())
     con = consequences(spec.param)
-    other = "standard" if spec.param == "ntk" else "ntk"
-    other_der = derive_lag_weights(other, spec.derivation_law())
+    others = {p: derive_lag_weights(p, spec.derivation_law()) for p in PARAMS if p != spec.param}
     summary = summarize(spec, eps=eps)
     subs = substitutions(spec)
     specialised = der.weight.subs(subs)
@@ -157,13 +157,17 @@ $(\eta_C, \eta_F, \eta_W) = ({spec.lr_c:g}, {spec.lr_f:g}, {spec.lr_w:g})$ (regi
 {horizon_text}
 {_spec_table(spec)}
 """
-    other_display = display(rf"\lambda_j = {latex(other_der.weight)},", number=False)
-    comparison = rf"""\section{{The other parameterization}}
-In the \texttt{{{other}}} parameterization the same derivation gives
-{other_display}
+
+    def compared(other: str, other_der: Any) -> str:
+        weight = display(rf"\lambda_j = {latex(other_der.weight)},", number=False)
+        return rf"""In the \texttt{{{other}}} parameterization the same derivation gives
+{weight}
 with the $C$, $F$, $W$ contributions of order $n^{{{other_der.orders['C']}}}$, $n^{{{other_der.orders['F']}}}$,
 $n^{{{other_der.orders['W']}}}$ before the limit; the NNGP is the same, ${latex(other_der.nngp)}$.
 """
+
+    heading = "The other parameterizations" if len(others) > 1 else "The other parameterization"
+    comparison = rf"\section{{{heading}}}" + "\n" + "".join(compared(p, d) for p, d in others.items())
     checks = r"""\section{Checks}
 The gradients were checked entrywise against \texttt{sympy.diff}. The test suite checks the
 lag weights and the NNGP against an independent route: exact Gaussian moments of the squared

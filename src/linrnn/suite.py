@@ -413,14 +413,14 @@ def experiment_derivation(ctx: Context) -> dict[str, Any]:
 
     from linrnn.derive import derive_lag_weights, weights
     from linrnn.derive.latex import build_document, latex
+    from linrnn.core.spec import PARAMS
     from linrnn.derive.numeric import regime_of, summarize
     from linrnn.families import model_of
 
     cfg = ctx.config
     spec = ctx.model
     der = derive_lag_weights(spec.param, spec.derivation_law())
-    other_name = "standard" if spec.param == "ntk" else "ntk"
-    other = derive_lag_weights(other_name, spec.derivation_law())
+    others = {p: derive_lag_weights(p, spec.derivation_law()) for p in PARAMS if p != spec.param}
     lags = int(cfg.figure_lags)
     series = []
     for q in cfg.figure_q:
@@ -440,9 +440,9 @@ def experiment_derivation(ctx: Context) -> dict[str, Any]:
         {"label": "Limit lag NTK",
          "latex": r"\Theta_\infty[(i,a,b),(j,a',b')] = \lambda_i\,\delta_{ij}\,\delta_{aa'}\,\delta_{bb'}",
          "description": "gradient descent acts on each lag independently, lag j at rate lambda_j"},
-        {"label": f"Lag weights in the {other_name} parameterization",
-         "latex": r"\lambda_j = " + latex(other.weight),
-         "description": "for comparison (the F-gradient contribution differs)"},
+        *({"label": f"Lag weights in the {other_name} parameterization",
+           "latex": r"\lambda_j = " + latex(other.weight),
+           "description": "for comparison (the F-gradient contribution differs)"} for other_name, other in others.items()),
     ]
     notes = [
         f"Configuration of the derivation: q = sigma_W^2 = {spec.sigma_w2:g}, sigma_C^2 = {spec.sigma_c2:g}, "
