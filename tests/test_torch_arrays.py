@@ -1,9 +1,10 @@
 """PyTorch tensors and JAX arrays through the families' core paths (``init``, ``impulse``, ``empirical_ntk``,
 ``kernel_fn``) and the predictions, by array-api-compat.
 
-Marked ``torch`` (and ``jax``) and skipped where the library is missing: the suite does not install
-them (PyPI's ``torch`` on x86_64 is a CUDA build of several GB). To run these tests, install the CPU
-wheel first (``pip install torch==2.13.0`` takes the CPU build on this project's machines, about
+Marked ``torch`` (and ``jax``) and skipped where the library is missing: the test extra does not install
+them (PyPI's ``torch`` on x86_64 is a CUDA build of several GB); CI (``.ci/run``) installs the torch CPU
+wheel before the test command, so the torch tests run there (JAX's are skipped). To run them here, install
+the CPU wheel first (``pip install torch==2.13.0`` takes the CPU build on this project's machines, about
 75 s and 0.9 GB; ``pip install jax`` about 45 s and 0.6 GB), then ``python -m pytest -m "torch or jax"``.
 A draw of the ``torch``/``jax`` backends comes from NumPy's generator of the same seed and is
 transferred, so it equals the NumPy draw; the results are compared with NumPy's to rounding.
