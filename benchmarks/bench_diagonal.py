@@ -9,7 +9,10 @@ sizes; the issue's target is that the empirical NTK costs within 2x of it
 Cases ``diagonal_ntk`` and ``lru_ntk``: n = 4096, L = 256 (quick: n = 512, L = 64), best of
 several runs after a warm-up, in one process, the subject and the baseline one after the
 other; ``detail.one_blas_thread``: the same pair with one BLAS thread (the NTK's elementwise
-work runs on one core either way). Run: ``python benchmarks/bench_diagonal.py [--quick]``; the harness
+work runs on one core either way). Cases ``diagonal_step`` and ``lru_step``: one training step
+(``model.loss_and_grad`` on the lagged correlations of 16 white sequences of L steps, then
+``model.step``: the structured gradient, O(n L) lag sums) against the same product; the
+issue's target for the step is the same (within 2x of the product). Run: ``python benchmarks/bench_diagonal.py [--quick]``; the harness
 (``benchmarks/run.py``) calls :func:`cases`.
 """
 
@@ -54,6 +57,30 @@ def cases(quick: bool = False) -> list[dict[str, Any]]:
                                 baseline="one complex (L x n) @ (n x L) product", seconds={"subject": t, "baseline": base},
                                 target=0.5, command=f"python benchmarks/bench_diagonal.py{' --quick' if quick else ''}",
                                 detail=detail))
+    from linrnn.verify.teachers import white_inputs
+    from linrnn.verify.backend import get_backend
+    from linrnn.verify.train import lagged_correlations
+
+    be = get_backend("numpy", seed=2)
+    x = white_inputs(16, L, 1, be)
+    y = np.cumsum(np.asarray(x), axis=1) * 0.1  # any target: the step's cost does not depend on it
+    corr = lagged_correlations(x, y, L, "all", be)
+    for name in ("diagonal", "lru"):
+        model = linrnn.family(name)
+        params = model.init(width=n, seed=1)
+
+        def one_step() -> Any:
+            _, _, grads = model.loss_and_grad(params, corr)
+            return model.step(params, grads, 1e-3)
+
+        t, _ = harness.best_time(one_step, repeats)
+        with blas_threads(1):
+            t1, _ = harness.best_time(one_step, repeats)
+        out.append(harness.case(f"{name}_step", subject=f"{name} training step (loss, structured gradient, update)",
+                                baseline="one complex (L x n) @ (n x L) product", seconds={"subject": t, "baseline": base},
+                                target=0.5, command=f"python benchmarks/bench_diagonal.py{' --quick' if quick else ''}",
+                                detail={"n": n, "lags": L, "sequences": 16,
+                                        "one_blas_thread": {"subject": t1, "baseline": base1, "ratio": base1 / t1}}))
     return out
 
 
