@@ -30,8 +30,10 @@ def specs(draw: st.DrawFn, q: st.SearchStrategy[float] = st.floats(min_value=0.0
 @given(specs(), st.floats(min_value=0.05, max_value=3.0))
 def test_weights_increase_with_q(spec: ModelSpec, q2: float) -> None:
     lo, hi = sorted([spec.sigma_w2, q2])
-    w_lo = weights(GaussianSpec(**{**spec.as_dict(), "sigma_w2": lo}), 24)
-    w_hi = weights(GaussianSpec(**{**spec.as_dict(), "sigma_w2": hi}), 24)
+    # underflow="keep": a tiny multiplier (Hypothesis finds lr_c = 2e-313) gives subnormal weights, which the
+    # default refuses as lost precision; their order in q is still the property tested here
+    w_lo = weights(GaussianSpec(**{**spec.as_dict(), "sigma_w2": lo}), 24, underflow="keep")
+    w_hi = weights(GaussianSpec(**{**spec.as_dict(), "sigma_w2": hi}), 24, underflow="keep")
     assert np.all(w_hi >= w_lo * (1 - 1e-12))
 
 
@@ -119,3 +121,12 @@ def test_evaluate_rejects_unbound_symbols() -> None:
 
     with pytest.raises(ValueError):
         evaluate(sp.Symbol("mystery") * 2, GaussianSpec(), 3)
+
+
+def test_a_subnormal_multiplier_is_refused_as_underflow_and_kept_on_request() -> None:
+    """The corner Hypothesis found (lr_c = 2.2e-313, lr_f = 0, q = 1): lambda_0 is subnormal in float64."""
+    spec = GaussianSpec(sigma_w2=1.0, lr_c=2.2250738585e-313, lr_f=0.0, lr_w=1.0)
+    with pytest.raises(NumericalRangeError, match="underflow"):
+        weights(spec, 4)
+    kept = weights(spec, 4, underflow="keep")
+    assert kept[0] > 0 and np.all(np.diff(kept) > 0)
