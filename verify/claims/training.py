@@ -644,6 +644,95 @@ class DesignLine:
 
 
 @dataclass(frozen=True)
+class DistanceSweep:
+    """What a width-sweep distance claim (``dynamics_equivalence``, a family's training claim) reads off its design:
+    the deciding stage's per-replica values ``main`` and ``design`` record, its replicas ``R``, the claim's own tests'
+    summaries ``own`` (``rate`` and ``closer:<k>``), ``statistic_verdict``, the ``controls``' records, the distances
+    ``dist`` (width x replica) with their ``mean`` and ``se``, the rate's ``slope_se`` and interval ``ci``, the
+    ``distance_vs_width`` figure, the ``closer`` summaries, the ``threshold`` sentence, and what the replicas
+    ``keep`` (an example trajectory)."""
+
+    main: dict[str, np.ndarray]
+    design: dict[str, Any]
+    R: int
+    own: dict[str, Any]
+    statistic_verdict: str
+    controls: list[dict[str, Any]]
+    dist: np.ndarray
+    mean: np.ndarray
+    se: np.ndarray
+    slope_se: float
+    ci: list[float]
+    figure: dict[str, Any]
+    closer: dict[str, Any]
+    threshold: str
+    keep: dict[str, Any]
+
+    @property
+    def rate(self) -> dict[str, Any]:
+        return self.own["rate"]
+
+    def table(self, claim: Any, widths: Sequence[int]) -> "DistanceTable":
+        """The :class:`DistanceTable` of ``claim`` (the result built from this sweep)."""
+        return DistanceTable(claim, tuple(widths), tuple(self.mean.tolist()), tuple(self.se.tolist()),
+                             self.rate["mean"], tuple(self.ci), self.threshold, DesignLine.of(claim.design),
+                             tuple(ControlLine.of(c) for c in claim.controls))
+
+
+def distance_sweep(config: Any, values: Callable[[int, dict[str, Any] | None], dict[str, float]],
+                   tests: tuple[dict[str, Any], dict[str, Any]], *, wrong: Sequence[str], cost: float,
+                   progress: Progress | None, cause: str, statements: Mapping[str, str], names: Mapping[str, str],
+                   unstable: Sequence[dict[str, Any]] = ()) -> DistanceSweep:
+    """Run a width-sweep distance claim's group-sequential design and read its tests off it.
+
+    ``values(index, keep)``: one replica's values (``keep``: where the first replicas store an example, None for
+    the others); ``tests``: (the claim's own tests, the controls' tests) as ``TTest`` by name (``rate``,
+    ``closer:<k>``; ``rate:minus_1`` and one per wrong candidate in ``wrong``); ``cost``: the progress units of one
+    replica; ``cause``: why the statistics would not be finite; ``statements``, ``names``: each control's
+    statement and statistic name; ``unstable``: control records decided without draws (a wrong theory that
+    diverges at the step used). The replicas run with one BLAS thread (matrix-vector products: a thread pool
+    only spins).
+    """
+    from linrnn.verify.threads import blas_threads
+
+    own, ctrl = tests
+    keep: dict[str, Any] = {}
+
+    def replica(index: int) -> dict[str, float]:
+        v = values(index, keep if index < 1_000_000 else None)
+        tick(progress, cost, f"replica {index % 1_000_000}")
+        return v
+
+    with blas_threads(1):
+        staged = run_design(replica, ctrl, config, progress, own=own)
+    main, design, own, ctrl = staged.values, staged.record, staged.own, staged.controls  # tests at alpha / looks
+    R = design["replicas"]
+    own_s = {k: t_summary(t, main[t.key], design["power_target"]) for k, t in own.items()}
+    finite = all(s["finite"] for s in own_s.values())
+    statistic_verdict = "error" if not finite else ("fail" if any(s["rejected"] for s in own_s.values()) else "pass")
+    controls = [control_entry(cid, statements[cid], t, staged.values_for(cid)[t.key], design, names[cid], cause)
+                for cid, t in ctrl.items()]
+    controls += list(unstable)
+    widths = list(config.widths)
+    dist = np.stack([main[f"d{n}"] for n in widths])
+    mean, se = dist.mean(axis=1), dist.std(axis=1, ddof=1) / math.sqrt(R)
+    rate = own_s["rate"]
+    slope_se = rate["sd"] / math.sqrt(R)
+    ci = [rate["mean"] - rate["crit"] * slope_se, rate["mean"] + rate["crit"] * slope_se]
+    figure = distance_figure({"widths": widths, "distance_mean": mean.tolist(), "distance_se": se.tolist(),
+                              "distance_per_replica": dist.tolist(), "fit": {"slope": rate["mean"], "ci": ci}})
+    closer = {k: {"mean": s["mean"], "t": s["t"] if math.isfinite(s["t"]) else None, "crit": s["crit"],
+                  "rejected": s["rejected"]} for k, s in own_s.items() if k != "rate"}
+    a_look, m = design["alpha_per_look"], max(len(wrong), 1)
+    threshold = (f"slope: two-sided t-test of -1/2 at level a/2 ({R - 1} dof, |t| <= "
+                 f"{rate['crit']:.3g}); closeness: mean u not significantly below 0, one-sided at "
+                 f"a/(2 m) = {a_look / (2 * m):.3g} each; a = alpha / {design['looks']} = "
+                 f"{a_look:.3g} per look (alpha = {float(config.alpha):g})")
+    return DistanceSweep(main, design, R, own_s, statistic_verdict, controls, dist, mean, se, slope_se, ci, figure,
+                         closer, threshold, keep)
+
+
+@dataclass(frozen=True)
 class DistanceTable:
     """Dynamics equivalence: the mean distance d(n) to the SCNN per width, with its standard error, and the mean
     per-replica slope of log d(n) on log n with its interval (``threshold``: the test's description)."""

@@ -238,69 +238,38 @@ def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "nump
     (:class:`linrnn.verify.claims.training.DistanceTable`, its result as ``claim``)."""
     import numpy as np
 
-    from linrnn.verify.claims.training import (
-        ControlLine, DesignLine, DistanceTable, control_entry, distance_figure, resolve_backend, run_design, t_summary,
-        tick,
-    )
-    from linrnn.verify.threads import blas_threads
+    from linrnn.verify.claims.training import distance_sweep, resolve_backend
 
     check(config, model)
     backend = resolve_backend(backend, seed, dtype)
     st = setup(config, model, seed, backend)
     widths = list(config.widths)
-    own, ctrl = tests(config, list(st["wrong"]))
-    keep: dict[str, Any] = {}
-    cost = float(sum(widths))
-
-    def replica(index: int) -> dict[str, float]:
-        v = replica_values(config, seed, backend, st, index, keep if index < 1_000_000 else None)
-        tick(progress, cost, f"replica {index % 1_000_000}")
-        return v
-
-    with blas_threads(1):  # products of an (L x n) array with a vector: a BLAS thread pool only spins
-        staged = run_design(replica, ctrl, config, progress, own=own)
-    main, design, own, ctrl = staged.values, staged.record, staged.own, staged.controls
-    R = design["replicas"]
     alpha = float(config.alpha)
-    own_s = {k: t_summary(t, main[t.key], design["power_target"]) for k, t in own.items()}
-    finite = all(s["finite"] for s in own_s.values())
     cause = ("the RMS distance between the trained network and kernel regression is zero or not finite for some "
              "replica (a diverged run), so the statistics are not finite")
-    statistic_verdict = "error" if not finite else ("fail" if any(s["rejected"] for s in own_s.values()) else "pass")
     statements = {"rate:minus_1": "The distance to kernel regression with the derived kernel falls at rate n^-1.",
                   **{f"kernel:{k}": f"The trained network follows {_STATEMENTS[k]} (closer than the derived kernel)."
                      for k in st["wrong"]}}
     names = {"rate:minus_1": "t of the mean per-replica slope of log d(n) on log n against -1",
              **{f"kernel:{k}": f"t of the mean of u = (d_{k}^2 - d^2) / ||L_{k} - L_kr||^2 at n = {widths[-1]} "
                                "against 0" for k in st["wrong"]}}
-    controls = [control_entry(cid, statements[cid], t, staged.values_for(cid)[t.key], design, names[cid], cause)
-                for cid, t in ctrl.items()]
-    for k in st["unstable"]:
-        controls.append({
-            "id": f"kernel:{k}", "statement": f"The trained network follows {_STATEMENTS[k]}.",
-            "statistic": {"name": "eta mu_max of the wrong kernel (its kernel regression diverges at this step)",
-                          "value": None},
-            "threshold": {"description": "eta mu_max < 2 (else it diverges while the network does not)", "value": 2.0},
-            "verdict": "rejected", "power": 1.0,
-        })
-    dist = np.stack([main[f"d{n}"] for n in widths])
+    unstable = [{
+        "id": f"kernel:{k}", "statement": f"The trained network follows {_STATEMENTS[k]}.",
+        "statistic": {"name": "eta mu_max of the wrong kernel (its kernel regression diverges at this step)",
+                      "value": None},
+        "threshold": {"description": "eta mu_max < 2 (else it diverges while the network does not)", "value": 2.0},
+        "verdict": "rejected", "power": 1.0,
+    } for k in st["unstable"]]
+    # products of an (L x n) array with a vector in each replica
+    sw = distance_sweep(config, lambda index, keep: replica_values(config, seed, backend, st, index, keep),
+                        tests(config, list(st["wrong"])), wrong=st["wrong"], cost=float(sum(widths)),
+                        progress=progress, cause=cause, statements=statements, names=names, unstable=unstable)
+    main, R, design, rate, statistic_verdict = sw.main, sw.R, sw.design, sw.rate, sw.statistic_verdict
     modulus = [float(np.max(main[f"m{n}"])) for n in widths]
     diverged = [float(np.mean(main[f"x{n}"])) for n in widths]
-    mean, se = dist.mean(axis=1), dist.std(axis=1, ddof=1) / math.sqrt(R)
-    rate = own_s["rate"]
-    slope_se = rate["sd"] / math.sqrt(R)
-    ci = [rate["mean"] - rate["crit"] * slope_se, rate["mean"] + rate["crit"] * slope_se]
-    figures = {"distance_vs_width": distance_figure({
-        "widths": widths, "distance_mean": mean.tolist(), "distance_se": se.tolist(),
-        "distance_per_replica": dist.tolist(), "fit": {"slope": rate["mean"], "ci": ci}})}
-    if "example" in keep:
-        figures = {"trajectories": trajectory_figure(keep["example"]), **figures}
-    closer = {k: {"mean": s["mean"], "t": s["t"] if math.isfinite(s["t"]) else None, "crit": s["crit"],
-                  "rejected": s["rejected"]} for k, s in own_s.items() if k != "rate"}
-    a_look, m = design["alpha_per_look"], max(len(st["wrong"]), 1)
-    threshold = (f"slope: two-sided t-test of -1/2 at level a/2 ({R - 1} dof, |t| <= {rate['crit']:.3g}); "
-                 f"closeness: mean u not significantly below 0, one-sided at a/(2 m) = {a_look / (2 * m):.3g} each; "
-                 f"a = alpha / {design['looks']} = {a_look:.3g} per look (alpha = {alpha:g})")
+    figures = {"distance_vs_width": sw.figure}
+    if "example" in sw.keep:
+        figures = {"trajectories": trajectory_figure(sw.keep["example"]), **figures}
     claim = ClaimResult(
         id="diagonal_training",
         title="Diagonal units: training follows the derived kernel",
@@ -312,17 +281,17 @@ def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "nump
                  r"\eta\,\Theta_\infty \nabla_L \mathcal{L}"),
         statistic={"name": "mean per-replica slope of log d(n) on log n (t against -1/2); per wrong kernel, mean "
                            "u = (d_c^2 - d^2)/||L_c - L_kr||^2 at the largest width (t against 0)",
-                   "value": rate["mean"], "stderr": slope_se, "t": rate["t"] if math.isfinite(rate["t"]) else None,
-                   "closer": closer, "max_modulus": dict(zip(map(str, widths), modulus)),
+                   "value": rate["mean"], "stderr": sw.slope_se, "t": rate["t"] if math.isfinite(rate["t"]) else None,
+                   "closer": sw.closer, "max_modulus": dict(zip(map(str, widths), modulus)),
                    "diverged_fraction": dict(zip(map(str, widths), diverged))},
-        threshold={"description": threshold, "value": {"ci": ci, "t_crit": rate["crit"]}},
+        threshold={"description": sw.threshold, "value": {"ci": sw.ci, "t_crit": rate["crit"]}},
         verdict=statistic_verdict,
         statistic_verdict=statistic_verdict,
         error=cause if statistic_verdict == "error" else None,
         alpha=alpha,
         design=design,
         figures=figures,
-        controls=controls,
+        controls=sw.controls,
         config=result_config(model, config, seed=seed, backend=backend.describe(), lr_used=st["lr"]),
         notes=[
             f"{R} replicas in the deciding stage (pilot {design['pilot']}, stages "
@@ -338,8 +307,7 @@ def run_table(config: Config, model: Any, *, seed: int = 0, backend: Any = "nump
         ],
         backend=backend.describe(),
     )
-    return DistanceTable(claim, tuple(widths), tuple(mean.tolist()), tuple(se.tolist()), rate["mean"], tuple(ci),
-                         threshold, DesignLine.of(claim.design), tuple(ControlLine.of(c) for c in claim.controls))
+    return sw.table(claim, widths)
 
 
 CLAIM = Claim(name="diagonal_training", section="diagonal_training", experiment="diagonal_training",

@@ -6,15 +6,14 @@ Imports the standard library and the core only (the command-line flags read it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from linrnn.core.errors import UsageError
-from linrnn.core.spec import FamilySpec
-from linrnn.families.diagonal.spec import CHANNEL_RULES, RING_RULES, check_ring
+from linrnn.families.diagonal.spec import RingSpec
 
 
 @dataclass(frozen=True)
-class LRUSpec(FamilySpec):
+class LRUSpec(RingSpec):
     """The linear recurrent unit's parameterization (``docs/conventions.md``, "Model families").
 
     y_j = Re(sum_i c_i gamma_i lambda_i^j b_i) / sqrt(n) with lambda = exp(-exp(nu_log) +
@@ -27,43 +26,25 @@ class LRUSpec(FamilySpec):
     """
 
     family: str = field(init=False, default="lru")
-    r_min: float = 0.0
-    r_max: float = 0.9
-    theta_max: float = 1.0
-    n_in: int = 1
-    n_out: int = 1
-    lr_c: float = 1.0
-    lr_f: float = 1.0
     lr_gamma: float = 1.0
     lr_nu: float = 1.0
     lr_theta: float = 1.0
 
     FIELD_RULES: ClassVar[dict[str, tuple[str, str, str]]] = {
-        **RING_RULES, **CHANNEL_RULES,
-        "lr_c": ("nonnegative", "learning-rate multiplier eta_C", "ETA"),
-        "lr_f": ("nonnegative", "learning-rate multiplier eta_F (the input vector b of a diagonal family)", "ETA"),
+        **RingSpec.RING_FIELD_RULES,
         "lr_gamma": ("nonnegative", "learning-rate multiplier of the LRU's gamma_log", "ETA"),
         "lr_nu": ("nonnegative", "learning-rate multiplier of the LRU's nu_log", "ETA"),
         "lr_theta": ("nonnegative", "learning-rate multiplier of the LRU's theta_log", "ETA"),
     }
     MULTIPLIERS: ClassVar[tuple[str, ...]] = ("lr_c", "lr_f", "lr_gamma", "lr_nu", "lr_theta")
-    #: iid units: the mean of the empirical kernels is the derived kernel at every width
-    exact_at_every_width: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        check_ring(self, self.MULTIPLIERS)
+        super().__post_init__()
         if self.theta_max == 0:
             raise UsageError("the lru family needs theta_max > 0 (its parameter theta_log is log arg lambda)")
         if self.r_min == 1:
             raise UsageError("the lru family needs r_min < 1 (its input gain gamma = sqrt(1 - |lambda|^2) vanishes "
                              "on the unit circle)")
-
-    def at_radius(self, radius: float) -> Any:
-        """|lambda| <= radius, filling the disc: r_min = 0, r_max = radius, theta_max = 2 pi (the law of the dense
-        Gaussian family's eigenvalues at q = radius^2)."""
-        import math
-
-        return self.replace(r_min=0.0, r_max=float(radius), theta_max=2 * math.pi)
 
 
 SPEC = LRUSpec
