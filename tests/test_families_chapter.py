@@ -29,7 +29,6 @@ def test_every_family_with_a_radius_setting_is_in_the_chapter(chapter: dict) -> 
 
 def test_the_radius_settings_have_that_largest_eigenvalue_modulus() -> None:
     """The largest |eigenvalue| of wide draws at each family's radius setting is the radius (within a few per cent)."""
-    rng = np.random.default_rng(0)
     for name, model in models_at(0.8).items():
         params = model.init(width=400, seed=1)
         if hasattr(model, "eigenvalues"):  # a diagonal family: its eigenvalues are drawn
@@ -38,7 +37,6 @@ def test_the_radius_settings_have_that_largest_eigenvalue_modulus() -> None:
             W = np.asarray(params.W) * model.spec.scales(400)[2]
             lam = np.linalg.eigvals(W)
         assert abs(np.max(np.abs(lam)) - 0.8) < 0.06, name
-    del rng
 
 
 def test_the_horizons_are_those_of_the_lag_weights_for_the_gaussian_family(chapter: dict) -> None:
